@@ -1,0 +1,1 @@
+"""Thin AWS Lambda entry modules: parse the event, call the library, return."""
