@@ -1,0 +1,71 @@
+"""Per-object catalogs: schema, Parquet and CSV round trips, nullable z_true, errors."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from cosmicai.catalog import SCHEMA, CatalogError, catalog_to_bytes, read_catalog, write_catalog
+
+IDS = np.array([10, 11, 12], dtype=np.int64)
+PRED = np.array([0.1, 0.25, 0.3333], dtype=np.float32)
+TRUE = np.array([0.12, np.nan, 0.3], dtype=np.float32)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_round_trip(tmp_path, fmt):
+    path = tmp_path / f"cat.{fmt}"
+    nbytes = write_catalog(path, IDS, PRED, TRUE, fmt=fmt)
+    assert nbytes == path.stat().st_size > 0
+    table = read_catalog(path)
+    assert table.schema.equals(SCHEMA, check_metadata=False)
+    assert table.column("object_id").to_pylist() == [10, 11, 12]
+    np.testing.assert_array_equal(table.column("z_pred").to_numpy(), PRED)
+    assert table.column("z_true").to_pylist()[1] is None  # NaN means unknown -> null
+    assert table.column("z_true").null_count == 1
+    assert table.column("z_true").to_pylist()[0] == pytest.approx(0.12, abs=1e-7)
+
+
+def test_parquet_is_real_parquet_with_types(tmp_path):
+    path = tmp_path / "c.parquet"
+    write_catalog(path, IDS, PRED)
+    t = pq.read_table(path)
+    assert t.schema.field("object_id").type == pa.int64()
+    assert t.schema.field("z_pred").type == pa.float32()
+    assert t.column("z_true").null_count == 3
+
+
+def test_csv_text_and_detection_by_content(tmp_path):
+    data = catalog_to_bytes(IDS, PRED, None, fmt="csv")
+    assert data.decode().splitlines()[0].replace('"', "") == "object_id,z_pred,z_true"
+    path = tmp_path / "misnamed.parquet"
+    path.write_bytes(data)
+    assert read_catalog(path).num_rows == 3
+    assert read_catalog(catalog_to_bytes(IDS, PRED)).num_rows == 3
+
+
+def test_write_to_file_object():
+    buf = io.BytesIO()
+    n = write_catalog(buf, IDS, PRED, TRUE)
+    assert n == len(buf.getvalue()) and read_catalog(buf.getvalue()).num_rows == 3
+
+
+def test_errors(tmp_path):
+    with pytest.raises(CatalogError, match="3 object ids but 2 predictions"):
+        write_catalog(tmp_path / "x", IDS, PRED[:2])
+    with pytest.raises(CatalogError, match="true redshifts"):
+        write_catalog(tmp_path / "x", IDS, PRED, TRUE[:1])
+    with pytest.raises(CatalogError, match="unknown catalog format 'json'"):
+        write_catalog(tmp_path / "x", IDS, PRED, fmt="json")
+    with pytest.raises(CatalogError, match="integer"):
+        write_catalog(tmp_path / "x", IDS.astype(float), PRED)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(CatalogError, match="bad.csv"):
+        read_catalog(bad)
+    with pytest.raises(CatalogError, match="cannot read"):
+        read_catalog(tmp_path / "missing.parquet")
