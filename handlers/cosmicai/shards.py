@@ -267,13 +267,17 @@ def _read_pt(data: bytes, name: str) -> dict[str, np.ndarray]:
             obj = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[-1][:300]
+        if "global" not in str(exc).lower():
+            raise ShardUnreadableError(name, f"corrupt pickle in torch file ({first})") from exc
         raise UnknownShardFormatError(
             name,
             "torch file holds objects outside the allow-list (only TensorDataset and "
             f"tensors are accepted; nothing was executed): {first}",
         ) from exc
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise ShardUnreadableError(name, f"corrupt or truncated torch file ({exc})") from exc
+    except Exception as exc:  # torch raises many types on corrupt bytes; all mean "unreadable"
+        raise ShardUnreadableError(
+            name, f"corrupt or truncated torch file ({type(exc).__name__}: {exc})"
+        ) from exc
     return _pt_arrays(obj, name)
 
 

@@ -345,3 +345,26 @@ def test_error_codes_are_distinct():
     ]
     assert all(issubclass(c, S.ShardError) for c in classes)
 
+
+
+def test_garbage_pickle_bytes_are_unreadable(tmp_path):
+    bad = tmp_path / "garbage.pt"
+    bad.write_bytes(b"\x80\x02" + bytes(range(256)) * 4)
+    _expect(S.ShardUnreadableError, bad, "unreadable")
+
+
+def test_cli_inspect_reports_valid_and_invalid(make_shard, tmp_path, capsys):
+    from cosmicai.cli import main
+
+    good = make_shard(5, seed=1, id_start=40, size=64)
+    unlabelled = make_shard(3, with_redshift=False, fmt="pt")
+    bad = _npz(tmp_path / "dup.npz", **(_good_arrays() | {"object_id": np.array([1, 1, 2, 3])}))
+    assert main(["inspect", str(good), str(unlabelled)]) == 0
+    out = capsys.readouterr().out
+    assert f"{good}: safetensors, 5 objects" in out and "40..44" in out
+    assert "(5, 5, 32, 32)" in out and "redshift   float32 range" in out
+    assert f"{unlabelled}: pt, 3 objects" in out and "none (unlabelled)" in out
+    assert main(["inspect", "--json", str(good), str(bad)]) == 1
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines[0]["valid"] and lines[0]["count"] == 5 and lines[0]["has_redshift"]
+    assert lines[1] == lines[1] | {"valid": False, "error": "duplicate_ids", "format": "npz"}

@@ -1,0 +1,1 @@
+"""Test-only: timm.models."""
