@@ -180,15 +180,14 @@ def load_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
 
 
-def _expected() -> dict[str, tuple[torch.Size, torch.dtype]]:
-    with torch.device("meta"):
-        model = AstroMAE()
-    return {k: (v.shape, v.dtype) for k, v in model.state_dict().items()}
-
-
-def check_state_dict(state: dict[str, torch.Tensor], source: str) -> None:
+def check_state_dict(
+    state: dict[str, torch.Tensor], source: str, model: AstroMAE | None = None
+) -> None:
     """Raise InvalidCheckpointError listing missing, unexpected and mis-shaped entries."""
-    expected = _expected()
+    # A plain CPU model (about 60 ms): the meta device would cost over a second on
+    # first use because its random init goes through torch's Python decompositions.
+    reference = model if model is not None else AstroMAE()
+    expected = {k: (v.shape, v.dtype) for k, v in reference.state_dict().items()}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     shapes = [
@@ -215,14 +214,10 @@ def load_model(path: Path | str | None = None) -> AstroMAE:
     """AstroMAE in eval mode, fp32, from a safetensors file (None: `default_weights_path()`)."""
     path = default_weights_path() if path is None else Path(path)
     state = load_state_dict(path)
-    check_state_dict(state, str(path))
-    # Build on the meta device and adopt the loaded tensors: skips random init.
-    with torch.device("meta"):
-        model = AstroMAE()
-    model.load_state_dict(state, strict=True, assign=True)
-    # Re-tie the shared conv (assign=True replaced its parameters per name).
-    model.inception_model.vis_inception[0] = model.inception_model.conv2d_init
-    model.pos_embed.requires_grad_(False)
+    model = AstroMAE()
+    check_state_dict(state, str(path), model)
+    # Copy (not assign) keeps the shared conv shared and every tensor fp32 contiguous.
+    model.load_state_dict(state, strict=True)
     return model.eval()
 
 
