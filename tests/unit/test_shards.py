@@ -368,3 +368,19 @@ def test_cli_inspect_reports_valid_and_invalid(make_shard, tmp_path, capsys):
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert lines[0]["valid"] and lines[0]["count"] == 5 and lines[0]["has_redshift"]
     assert lines[1] == lines[1] | {"valid": False, "error": "duplicate_ids", "format": "npz"}
+
+
+def test_orchestration_path_needs_no_torch(make_shard):
+    # Init/Summarize run in an image without torch: shards, metrics and catalog must not import it.
+    import subprocess
+    import sys
+
+    path = make_shard(3)
+    code = (
+        "import sys, cosmicai.shards as S, cosmicai.metrics, cosmicai.catalog\n"
+        f"d = open({str(path)!r}, 'rb').read()\n"
+        "assert S.read_shard_header(d[:S.HEADER_PROBE_BYTES]).count == 3\n"
+        "assert S.read_shard(d).n == 3\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
