@@ -15,6 +15,7 @@ import os
 import pickle
 import struct
 import types
+import warnings
 from collections import OrderedDict
 from importlib import resources
 from pathlib import Path
@@ -313,9 +314,13 @@ def _module_state(obj: _Placeholder, prefix: str, out: dict[str, torch.Tensor], 
 
 def _load_trusted_pickle(data: bytes, source: str) -> dict[str, torch.Tensor]:
     try:
-        obj = torch.load(
-            io.BytesIO(data), map_location="cpu", weights_only=False, pickle_module=_RESTRICTED_PICKLE
-        )
+        with warnings.catch_warnings():
+            # Legacy (pre-zip) files make torch compare each module class's source
+            # with the saved one; our placeholders have none, which is expected.
+            warnings.filterwarnings("ignore", message="Couldn't retrieve source code for container")
+            obj = torch.load(
+                io.BytesIO(data), map_location="cpu", weights_only=False, pickle_module=_RESTRICTED_PICKLE
+            )
     except UnsafePickleError as exc:
         raise UnsafePickleError(f"{source}: {exc}") from None
     return _extract_state(obj, source)

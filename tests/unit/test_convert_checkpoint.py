@@ -69,8 +69,11 @@ def reference(tmp_path_factory):
             "whole": folder / "astromae_whole.pt",
             "plain": folder / "state_plain.pt",
             "prefixed": folder / "state_module.pt",
+            "whole_legacy": folder / "astromae_whole_legacy.pt",
         }
         torch.save(dp, paths["whole"])
+        # torch < 1.6 wrote this non-zip layout; old checkpoints may still use it.
+        torch.save(dp, paths["whole_legacy"], _use_new_zipfile_serialization=False)
         torch.save(ref.state_dict(), paths["plain"])
         torch.save(dp.state_dict(), paths["prefixed"])
         state = {k: v.clone() for k, v in ref.state_dict().items()}
@@ -115,9 +118,10 @@ def test_whole_pickle_cannot_be_loaded_normally_without_the_reference_code(refer
         torch.load(reference["paths"]["whole"], weights_only=False)
 
 
-def test_whole_pickle_converts_to_identical_outputs(reference, tmp_path):
+@pytest.mark.parametrize("form", ["whole", "whole_legacy"])
+def test_whole_pickle_converts_to_identical_outputs(reference, tmp_path, form):
     dst = tmp_path / "w.safetensors"
-    summary = W.convert_checkpoint(reference["paths"]["whole"], dst, trust_pickle=True)
+    summary = W.convert_checkpoint(reference["paths"][form], dst, trust_pickle=True)
     assert summary["source_form"] == "pickled_model" and summary["entries"] == 388
     assert "timm" not in sys.modules and "blocks" not in sys.modules
     got = _outputs(dst, reference["images"], reference["mags"])
