@@ -1,0 +1,28 @@
+"""Lambda `init`: validate the payload, plan the run, write plan.json and run.json."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from cosmicai.jsonlog import get_logger, log
+from cosmicai.payload import RunPayload
+from cosmicai.plan import prepare_run
+from cosmicai.runstore import s3_client
+
+_LOG = get_logger("cosmicai.init")
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Event = the run payload; returns run_id, plan location and counts (small data only).
+
+    Raises PayloadError (the execution fails with that error name) before any worker starts.
+    """
+    started = time.time()
+    payload = RunPayload.parse(event).with_run_id()
+    log(_LOG, logging.INFO, "planning run", run_id=payload.run_id, input=payload.input, output=payload.output)
+    result = prepare_run(s3_client(), payload, started)
+    log(_LOG, logging.INFO, "plan written", run_id=payload.run_id, items=result["items"],
+        shards=result["shards"], objects=result["objects"], seconds=round(time.time() - started, 3))
+    return result

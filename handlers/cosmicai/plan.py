@@ -1,0 +1,262 @@
+"""Planning a run: find the shards under the input prefix and group them into work items.
+
+The plan is a JSON array written to `<output>/plan.json`; the Distributed Map reads it
+with its ItemReader, one child execution per item. Counts come from the partition
+manifest (`manifest.json` in the input prefix, see CONTRACTS.md) when present, else
+from each shard's safetensors header read with one ranged GET.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from cosmicai.payload import PayloadError, RunPayload
+from cosmicai.runstore import list_objects
+
+SHARD_SUFFIXES = (".safetensors", ".npz", ".pt", ".pth")
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "cosmicai.manifest"
+# A Step Functions state (one item) holds at most 256 KiB; stay well below.
+MAX_ITEM_BYTES = 128 * 1024
+PROBE_THREADS = 16
+
+
+class PlanError(ValueError):
+    """The input cannot be planned (bad manifest, item too large)."""
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """One input shard: S3 key, output name, size, object count (None = unknown until read)."""
+
+    key: str
+    name: str
+    bytes: int
+    count: int | None
+    header_error: str | None = None
+
+
+def shard_name(key: str, prefix: str) -> str:
+    """Output stem of a shard: its key below the prefix, without the suffix, '/' -> '__'."""
+    rel = key[len(prefix):] if key.startswith(prefix) else key
+    stem, _ = posixpath.splitext(rel)
+    return stem.replace("/", "__")
+
+
+def list_shards(s3: Any, bucket: str, prefix: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Shard objects under the prefix in key order, and the keys of other objects ignored."""
+    shards, other = [], []
+    for obj in list_objects(s3, bucket, prefix):
+        key = obj["Key"]
+        if key.endswith("/"):
+            continue
+        if key.lower().endswith(SHARD_SUFFIXES):
+            shards.append({"key": key, "bytes": int(obj["Size"])})
+        elif posixpath.basename(key) != MANIFEST_NAME:
+            other.append(key)
+    shards.sort(key=lambda s: s["key"])
+    return shards, other
+
+
+def unique_names(keys: Sequence[str], prefix: str) -> list[str]:
+    """Output names for the keys; on a stem clash (a.pt and a.npz) the suffix is kept."""
+    stems = [shard_name(k, prefix) for k in keys]
+    seen: dict[str, int] = {}
+    for s in stems:
+        seen[s] = seen.get(s, 0) + 1
+    return [
+        s if seen[s] == 1 else (k[len(prefix):] if k.startswith(prefix) else k).replace("/", "__")
+        for s, k in zip(stems, keys)
+    ]
+
+
+def read_manifest(s3: Any, bucket: str, prefix: str) -> dict[str, dict[str, Any]] | None:
+    """Entries of `<prefix>manifest.json` by full key, or None if there is no manifest."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=prefix + MANIFEST_NAME)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+    where = f"s3://{bucket}/{prefix}{MANIFEST_NAME}"
+    try:
+        doc = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise PlanError(f"{where}: not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT or not isinstance(doc.get("shards"), list):
+        raise PlanError(f"{where}: expected {{'format': '{MANIFEST_FORMAT}', 'shards': [...]}}")
+    entries: dict[str, dict[str, Any]] = {}
+    for i, e in enumerate(doc["shards"]):
+        if not isinstance(e, dict) or not isinstance(e.get("key"), str) or not isinstance(e.get("count"), int):
+            raise PlanError(f"{where}: shards[{i}] needs a string key and an integer count")
+        entries[prefix + e["key"]] = e
+    return entries
+
+
+def probe_count(s3: Any, bucket: str, key: str) -> tuple[int | None, str | None]:
+    """Object count from the shard's header (ranged GET); (None, error code) if unreadable."""
+    from cosmicai.shards import HEADER_PROBE_BYTES, ShardError, ShardHeaderIncompleteError, read_shard_header
+
+    want = HEADER_PROBE_BYTES
+    for _ in range(2):
+        data = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{want - 1}")["Body"].read()
+        try:
+            return read_shard_header(data, key).count, None
+        except ShardHeaderIncompleteError as exc:
+            want = exc.needed
+        except ShardError as exc:
+            # Planned anyway: its worker fails it with the full named error.
+            return None, exc.code
+    return None, "unreadable"
+
+
+def collect_shards(s3: Any, bucket: str, prefix: str, max_shards: int | None = None) -> tuple[list[ShardInfo], list[str]]:
+    """Shards to process with counts, plus warnings (ignored objects, manifest mismatches)."""
+    listed, other = list_shards(s3, bucket, prefix)
+    warnings = []
+    if other:
+        warnings.append(f"{len(other)} non-shard object(s) under the input ignored, e.g. {other[0]}")
+    if max_shards is not None and len(listed) > max_shards:
+        warnings.append(f"max_shards={max_shards}: using the first {max_shards} of {len(listed)} shards")
+        listed = listed[:max_shards]
+    names = unique_names([s["key"] for s in listed], prefix)
+    manifest = read_manifest(s3, bucket, prefix)
+    counts: list[tuple[int | None, str | None]]
+    if manifest is not None:
+        counts = [(manifest[s["key"]]["count"], None) if s["key"] in manifest else (None, None) for s in listed]
+        missing = [s["key"] for s in listed if s["key"] not in manifest]
+        if missing:
+            warnings.append(f"{len(missing)} shard(s) not in {MANIFEST_NAME}, counted by their workers, e.g. {missing[0]}")
+    else:
+        with ThreadPoolExecutor(PROBE_THREADS) as pool:
+            counts = list(pool.map(lambda s: probe_count(s3, bucket, s["key"]), listed))
+    shards = [
+        ShardInfo(key=s["key"], name=n, bytes=s["bytes"], count=c, header_error=err)
+        for s, n, (c, err) in zip(listed, names, counts)
+    ]
+    return shards, warnings
+
+
+def group_sizes(n_shards: int, shards_per_worker: int = 1, workers: int | None = None) -> list[int]:
+    """Shards per work item: the reference rule ceil(left / workers_left) when `workers` is set."""
+    if n_shards <= 0:
+        return []
+    if workers is None:
+        full, rest = divmod(n_shards, shards_per_worker)
+        return [shards_per_worker] * full + ([rest] if rest else [])
+    sizes, left = [], n_shards
+    for w in range(min(workers, n_shards), 0, -1):
+        take = math.ceil(left / w)
+        sizes.append(take)
+        left -= take
+    return sizes
+
+
+def plan_work_items(payload: RunPayload, shards: Sequence[ShardInfo]) -> list[dict[str, Any]]:
+    """The work items of a run (JSON-ready dicts); raises PlanError if one is too large for a state."""
+    bucket, _ = payload.input_location
+    sizes = group_sizes(len(shards), payload.shards_per_worker, payload.workers)
+    items, start = [], 0
+    width = max(5, len(str(len(sizes))))
+    for i, size in enumerate(sizes):
+        group = shards[start:start + size]
+        start += size
+        counts = [s.count for s in group]
+        item = {
+            "item_id": f"item-{i:0{width}d}",
+            "run_id": payload.run_id,
+            "input_bucket": bucket,
+            "output": payload.output,
+            "batch_size": payload.batch_size,
+            "precision": payload.precision,
+            "objects": None if None in counts else sum(c for c in counts if c is not None),
+            "shards": [{"key": s.key, "name": s.name, "bytes": s.bytes, "count": s.count} for s in group],
+        }
+        if len(json.dumps(item)) > MAX_ITEM_BYTES:
+            raise PlanError(
+                f"work item {item['item_id']} lists {size} shards ({len(json.dumps(item))} bytes), over the "
+                f"{MAX_ITEM_BYTES}-byte state limit: use more workers or fewer shards_per_worker"
+            )
+        items.append(item)
+    return items
+
+
+def check_locations(payload: RunPayload) -> None:
+    """Refuse an output inside the input (its results would become inputs of the next run)."""
+    ib, ip = payload.input_location
+    ob, op = payload.output_location
+    if ib == ob and (op.startswith(ip) or ip.startswith(op)):
+        raise PayloadError("output", f"{payload.output} overlaps the input {payload.input}; use a separate prefix")
+
+
+def shard_info_dict(s: ShardInfo) -> dict[str, Any]:
+    """JSON-ready form of a ShardInfo."""
+    return asdict(s)
+
+
+def _require_bucket(s3: Any, bucket: str, field: str) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "?")
+        raise PayloadError(field, f"bucket {bucket!r} does not exist or is not accessible ({code})") from None
+
+
+def prepare_run(s3: Any, payload: RunPayload, started_at: float) -> dict[str, Any]:
+    """Validate the locations on S3, plan, write plan.json and run.json; return small data.
+
+    Raises PayloadError for missing buckets, an empty input or overlapping locations.
+    """
+    from cosmicai.runstore import PLAN_FILE, RUN_FILE, RunLocation, get_json, put_json
+
+    payload = payload.with_run_id()
+    check_locations(payload)
+    ib, ip = payload.input_location
+    ob, op = payload.output_location
+    _require_bucket(s3, ib, "input")
+    _require_bucket(s3, ob, "output")
+    shards, warnings = collect_shards(s3, ib, ip, payload.max_shards)
+    if not shards:
+        raise PayloadError("input", f"no shards ({', '.join(SHARD_SUFFIXES)}) under {payload.input}")
+    warnings = list(payload.warnings) + warnings
+    loc = RunLocation(ob, op)
+    try:
+        previous = get_json(s3, ob, loc.key(RUN_FILE)).get("run_id")
+    except s3.exceptions.NoSuchKey:
+        previous = None
+    if previous and previous != payload.run_id:
+        warnings.append(f"output already held run {previous}; files of the same names are overwritten")
+    bad_headers = [s for s in shards if s.header_error]
+    if bad_headers:
+        warnings.append(f"{len(bad_headers)} shard(s) with unreadable headers planned anyway, e.g. {bad_headers[0].key}")
+    items = plan_work_items(payload, shards)
+    put_json(s3, ob, loc.key(PLAN_FILE), items)
+    known = [s.count for s in shards if s.count is not None]
+    run_doc = {
+        "run_id": payload.run_id,
+        "started_at": started_at,
+        "payload": payload.model_dump(mode="json", exclude={"warnings"}),
+        "warnings": warnings,
+        "items": len(items),
+        "shards": len(shards),
+        "objects_planned": sum(known),
+        "shards_without_count": len(shards) - len(known),
+    }
+    put_json(s3, ob, loc.key(RUN_FILE), run_doc)
+    return {
+        "run_id": payload.run_id,
+        "output": payload.output,
+        "plan": {"bucket": ob, "key": loc.key(PLAN_FILE)},
+        "results_prefix": loc.key("sfn-results/"),
+        "items": len(items),
+        "shards": len(shards),
+        "objects": sum(known),
+        "max_concurrency": payload.max_concurrency,
+        "warnings": len(warnings),
+    }

@@ -1,0 +1,91 @@
+"""Where a run's files live in S3 and small helpers to read and write them.
+
+Layout under the payload's output prefix (see README "The fan-out"):
+`run.json`, `plan.json`, `workers/<item_id>.json`, `predictions/<shard name>.parquet`,
+`summary.json`, `sfn-results/` (Step Functions ResultWriter). Keys are deterministic,
+so re-running a run overwrites its files instead of adding new ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+RUN_FILE = "run.json"
+PLAN_FILE = "plan.json"
+SUMMARY_FILE = "summary.json"
+WORKERS_DIR = "workers/"
+PREDICTIONS_DIR = "predictions/"
+SFN_RESULTS_DIR = "sfn-results/"
+PREDICTION_SUFFIX = ".parquet"
+
+
+class RunStoreError(RuntimeError):
+    """An S3 object of the run is missing or not what it should be."""
+
+
+def s3_client(**overrides: Any) -> Any:
+    """An S3 client with standard retries; honours AWS_ENDPOINT_URL (path-style there)."""
+    try:  # the local-cloud helper, when present, knows the LocalStack quirks
+        from cosmicai.aws import client as _client  # type: ignore[attr-defined]
+
+        return _client("s3", **overrides)
+    except ImportError:
+        pass
+    import boto3
+    from botocore.config import Config
+
+    style = "path" if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3") else "auto"
+    cfg = Config(retries={"mode": "standard", "max_attempts": 8}, s3={"addressing_style": style})
+    return boto3.client("s3", config=cfg, **overrides)
+
+
+@dataclass(frozen=True)
+class RunLocation:
+    """The output bucket and prefix (ends with "/" or is empty) of one run."""
+
+    bucket: str
+    prefix: str
+
+    def key(self, name: str) -> str:
+        """Full key of `name` under the run prefix."""
+        return self.prefix + name
+
+    def worker_key(self, item_id: str) -> str:
+        """Key of one work item's report."""
+        return self.key(f"{WORKERS_DIR}{item_id}.json")
+
+    def prediction_key(self, shard_name: str) -> str:
+        """Key of one shard's prediction catalog."""
+        return self.key(f"{PREDICTIONS_DIR}{shard_name}{PREDICTION_SUFFIX}")
+
+    @property
+    def uri(self) -> str:
+        """s3://bucket/prefix/"""
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+def put_json(s3: Any, bucket: str, key: str, obj: Any) -> int:
+    """Write `obj` as JSON; returns the byte count."""
+    body = json.dumps(obj, indent=None, separators=(",", ":"), allow_nan=False).encode()
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    return len(body)
+
+
+def get_json(s3: Any, bucket: str, key: str) -> Any:
+    """Read and parse one JSON object; RunStoreError names the object if it is not JSON."""
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise RunStoreError(f"s3://{bucket}/{key}: not valid JSON ({exc})") from exc
+
+
+def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+    """Every object under `prefix` (paginated: any number of keys), as ListObjectsV2 entries."""
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        yield from page.get("Contents", [])
