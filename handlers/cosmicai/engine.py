@@ -1,0 +1,510 @@
+"""Fast batched CPU inference for AstroMAE.
+
+`Engine` runs a *folded* copy of the model built from its weights (the model itself
+is left untouched): BatchNorm folded into the convolutions, the 1x1 convolutions that
+share an input merged into one, the first conv moved behind its average pool (both
+are linear), patch embedding as one matmul, channels-last convolutions, GELU fused
+into its Linear where oneDNN offers it, and micro-batches small enough to stay in
+cache. Opt-in precisions: `bf16` (weights and activations in bfloat16 for the
+matmuls, residual stream in fp32) and `int8` (dynamically quantized Linear layers).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import queue
+import resource
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from cosmicai.model import (
+    BRANCH_DIM,
+    EMBED_DIM,
+    IMAGE_BANDS,
+    IMAGE_SIZE,
+    NUM_HEADS,
+    PATCH_SIZE,
+    AstroMAE,
+    ConvBlock,
+    InceptionBlock,
+)
+
+PRECISIONS = ("fp32", "bf16", "int8")
+DEFAULT_MICRO_BATCH = 128  # measured: 128 objects keep a block's activations in cache
+
+
+class EngineError(ValueError):
+    """Bad engine configuration or input arrays (message says which and why)."""
+
+
+# --------------------------------------------------------------- resources
+
+
+def _cgroup_cpu_limit() -> float | None:
+    """CPU quota of this process's cgroup (v2 `cpu.max` or v1 cfs files), None if unlimited."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            return int(quota) / int(period)
+        return None
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        if quota_us > 0 and period_us > 0:
+            return quota_us / period_us
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def available_cpus() -> int:
+    """CPUs this process may really use: affinity mask capped by the cgroup quota (>= 1)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    limit = _cgroup_cpu_limit()
+    if limit is not None:
+        # A 1.5-CPU quota cannot keep two busy threads fed; round down, never below 1.
+        n = min(n, max(1, int(limit)))
+    return max(1, n)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _keep_freed_memory() -> None:
+    """Ask glibc to keep freed blocks instead of returning (and re-faulting) them per batch."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 256 * 1024 * 1024)
+    libc.mallopt(m_trim_threshold, 512 * 1024 * 1024)
+
+
+# --------------------------------------------------------------- folded layers
+
+
+class _Linear(nn.Module):
+    """y = x W^T + b in the engine's precision, with an optional fused activation."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, precision: str, act: str = "none") -> None:
+        super().__init__()
+        self.precision = precision
+        self.act = act
+        weight = weight.detach().float().contiguous()
+        bias = bias.detach().float().contiguous()
+        if precision == "int8":
+            scale = float(weight.abs().max().clamp_min(1e-12)) / 127.0
+            qweight = torch.quantize_per_tensor(weight, scale, 0, torch.qint8)
+            self.packed = torch.ops.quantized.linear_prepack(qweight, bias)
+            self.weight = None
+            self.bias = None
+        else:
+            dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+            self.weight = weight.to(dtype)
+            self.bias = bias.to(dtype)
+            self.packed = None
+        self.fused = act == "gelu" and precision != "int8" and _has_linear_pointwise()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.packed is not None:
+            y = torch.ops.quantized.linear_dynamic(x.float(), self.packed)
+        else:
+            x = x.to(self.weight.dtype)
+            if self.fused:
+                return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "gelu", [], "none")
+            y = F.linear(x, self.weight, self.bias)
+        if self.act == "gelu":
+            return F.gelu(y)
+        if self.act == "relu":
+            return F.relu(y)
+        return y
+
+
+_POINTWISE_OK: bool | None = None
+
+
+def _has_linear_pointwise() -> bool:
+    """Whether oneDNN's fused Linear+activation op exists and matches F.gelu(F.linear(...))."""
+    global _POINTWISE_OK
+    if _POINTWISE_OK is None:
+        try:
+            x, w, b = torch.randn(4, 8), torch.randn(6, 8), torch.randn(6)
+            fused = torch.ops.mkldnn._linear_pointwise(x, w, b, "gelu", [], "none")
+            _POINTWISE_OK = bool(torch.allclose(fused, F.gelu(F.linear(x, w, b)), atol=1e-5))
+        except (RuntimeError, AttributeError):
+            _POINTWISE_OK = False
+    return _POINTWISE_OK
+
+
+def _fold_bn(block: ConvBlock) -> tuple[torch.Tensor, torch.Tensor]:
+    """Conv weight and bias with the eval-mode BatchNorm folded in."""
+    conv, bn = block.conv, block.bn
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    weight = conv.weight * scale[:, None, None, None]
+    bias = (conv.bias - bn.running_mean) * scale + bn.bias
+    return weight.detach().float(), bias.detach().float()
+
+
+class _Conv(nn.Module):
+    """Conv2d (+ReLU) with folded BatchNorm, channels-last weights."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, padding: int, relu: bool, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.weight = weight.to(dtype).contiguous(memory_format=torch.channels_last)
+        self.bias = bias.to(dtype)
+        self.padding = padding
+        self.relu = relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.conv2d(x, self.weight, self.bias, padding=self.padding)
+        return F.relu_(y) if self.relu else y
+
+
+class _Inception(nn.Module):
+    """Inception block with its shared-input 1x1 convs merged into one conv."""
+
+    def __init__(self, block: InceptionBlock, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.use_5x5 = block.use_5x5
+        firsts = [block.branch1, block.branch2[0]] + ([block.branch3[0]] if block.use_5x5 else [])
+        folded = [_fold_bn(b) for b in firsts]
+        self.width = folded[0][0].shape[0]
+        self.merged = _Conv(torch.cat([w for w, _ in folded]), torch.cat([b for _, b in folded]), 0, True, dtype)
+        self.conv3 = _Conv(*_fold_bn(block.branch2[1]), padding=1, relu=True, dtype=dtype)
+        self.conv5 = _Conv(*_fold_bn(block.branch3[1]), padding=2, relu=True, dtype=dtype) if self.use_5x5 else None
+        self.pool_conv = _Conv(*_fold_bn(block.branch4[1]), padding=0, relu=True, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first = self.merged(x)
+        w = self.width
+        out = [first[:, :w], self.conv3(first[:, w : 2 * w])]
+        if self.conv5 is not None:
+            out.append(self.conv5(first[:, 2 * w : 3 * w]))
+        out.append(self.pool_conv(F.max_pool2d(x, 3, stride=1, padding=1)))
+        return torch.cat(out, dim=1)
+
+
+class _Block(nn.Module):
+    """Pre-norm transformer block on a flat (B*T, C) residual stream."""
+
+    def __init__(self, block: nn.Module, precision: str) -> None:
+        super().__init__()
+        self.ln1 = (block.norm1.weight.detach().float(), block.norm1.bias.detach().float())
+        self.ln2 = (block.norm2.weight.detach().float(), block.norm2.bias.detach().float())
+        self.qkv = _Linear(block.attn.qkv.weight, block.attn.qkv.bias, precision)
+        self.proj = _Linear(block.attn.proj.weight, block.attn.proj.bias, precision)
+        self.fc1 = _Linear(block.mlp.fc1.weight, block.mlp.fc1.bias, precision, act="gelu")
+        self.fc2 = _Linear(block.mlp.fc2.weight, block.mlp.fc2.bias, precision)
+        self.heads = NUM_HEADS
+
+    def forward(self, x: torch.Tensor, batch: int, tokens: int) -> torch.Tensor:
+        c = x.shape[1]
+        h = F.layer_norm(x, (c,), *self.ln1, eps=1e-6)
+        qkv = self.qkv(h).reshape(batch, tokens, 3, self.heads, c // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        a = F.scaled_dot_product_attention(q, k, v)
+        a = a.transpose(1, 2).reshape(batch * tokens, c)
+        x = x + self.proj(a).float()
+        h = F.layer_norm(x, (c,), *self.ln2, eps=1e-6)
+        return x + self.fc2(self.fc1(h)).float()
+
+
+class FoldedAstroMAE(nn.Module):
+    """AstroMAE rebuilt from a model's weights for fast inference (same function, fewer passes)."""
+
+    def __init__(self, model: AstroMAE, precision: str = "fp32") -> None:
+        super().__init__()
+        if precision not in PRECISIONS:
+            raise EngineError(f"precision {precision!r} unknown; choose one of {', '.join(PRECISIONS)}")
+        self.precision = precision
+        conv_dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        self.conv_dtype = conv_dtype
+        with torch.no_grad():
+            proj = model.patch_embed.proj
+            self.grid = IMAGE_SIZE // PATCH_SIZE
+            # Conv 8x8/8 == matmul over flattened patches; position embedding folds into the bias.
+            patch_w = proj.weight.reshape(EMBED_DIM, -1)
+            self.patch = _Linear(patch_w, torch.zeros(EMBED_DIM), precision)
+            self.token_bias = (proj.bias[None, :] + model.pos_embed[0, 1:, :]).detach().float()
+            self.cls_row = (model.cls_token[0, 0] + model.pos_embed[0, 0]).detach().float()
+            self.blocks = nn.ModuleList(_Block(b, precision) for b in model.blocks)
+            self.fc_norm = (model.fc_norm.weight.detach().float(), model.fc_norm.bias.detach().float())
+            self.head = _Linear(model.head.weight, model.head.bias, precision)
+            vb = model.vit_block
+            self.vit1 = _Linear(vb[0].weight, vb[0].bias, precision, act="relu")
+            self.vit2 = _Linear(vb[2].weight, vb[2].bias, precision)
+
+            inc = model.inception_model.vis_inception
+            init = model.inception_model.conv2d_init
+            self.init = _Conv(init.weight.detach().float(), init.bias.detach().float(), 0, False, conv_dtype)
+            self.inception = nn.ModuleList(_Inception(inc[i], conv_dtype) for i in (2, 3, 5, 6, 8))
+            lin = inc[10]
+            c_last = 12
+            side = lin.in_features // c_last
+            side = int(round(side**0.5))
+            # Channels-last flatten order is (h, w, c); permute the Linear's columns to match.
+            w_nhwc = lin.weight.reshape(lin.out_features, c_last, side, side).permute(0, 2, 3, 1)
+            self.cnn1 = _Linear(w_nhwc.reshape(lin.out_features, -1), lin.bias, precision, act="relu")
+            self.cnn2 = _Linear(inc[12].weight, inc[12].bias, precision)
+
+            mb = model.magnitude_block
+            self.mag = nn.ModuleList(
+                _Linear(mb[i].weight, mb[i].bias, precision, act="relu" if i < 8 else "none") for i in (0, 2, 4, 6, 8)
+            )
+            cb = model.concat_block
+            self.cat1 = _Linear(cb[0].weight, cb[0].bias, precision, act="relu")
+            self.cat2 = _Linear(cb[2].weight, cb[2].bias, "fp32" if precision == "int8" else precision)
+
+    def vit(self, images: torch.Tensor) -> torch.Tensor:
+        b = images.shape[0]
+        g, p = self.grid, PATCH_SIZE
+        patches = images.reshape(b, IMAGE_BANDS, g, p, g, p).permute(0, 2, 4, 1, 3, 5).reshape(b * g * g, -1)
+        tok = (self.patch(patches).float().reshape(b, g * g, EMBED_DIM) + self.token_bias)
+        x = torch.cat((self.cls_row.expand(b, 1, EMBED_DIM), tok), dim=1)
+        t = g * g + 1
+        x = x.reshape(b * t, EMBED_DIM)
+        for block in self.blocks:
+            x = block(x, b, t)
+        pooled = x.reshape(b, t, EMBED_DIM)[:, 1:, :].mean(dim=1)
+        h = self.head(F.layer_norm(pooled, (EMBED_DIM,), *self.fc_norm, eps=1e-6))
+        return self.vit2(self.vit1(h))
+
+    def cnn(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.to(self.conv_dtype).contiguous(memory_format=torch.channels_last)
+        # conv1x1 and avg-pool are both linear, so pooling first is the same map at 1/4 the cost.
+        x = self.init(F.avg_pool2d(x, 2))
+        inc = self.inception
+        x = inc[1](inc[0](x))
+        x = F.avg_pool2d(x, 2)
+        x = inc[3](inc[2](x))
+        x = F.avg_pool2d(x, 2)
+        x = inc[4](x)
+        flat = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+        return self.cnn2(self.cnn1(flat))
+
+    def forward(self, images: torch.Tensor, magnitudes: torch.Tensor) -> torch.Tensor:
+        m = magnitudes.float()
+        for layer in self.mag:
+            m = layer(m)
+        feats = torch.cat((self.vit(images).float(), self.cnn(images).float(), m.float()), dim=1)
+        return self.cat2(self.cat1(feats)).float()
+
+
+# --------------------------------------------------------------- engine
+
+
+@dataclass
+class BatchTiming:
+    """One batch: objects, wall seconds, objects per second."""
+
+    n: int
+    seconds: float
+
+    @property
+    def objects_per_s(self) -> float:
+        return self.n / self.seconds if self.seconds > 0 else float("inf")
+
+
+@dataclass
+class Timings:
+    """Per-batch and total timings of one `predict` call, plus peak RSS after it."""
+
+    batches: list[BatchTiming] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
+
+    @property
+    def n(self) -> int:
+        return sum(b.n for b in self.batches)
+
+    @property
+    def seconds(self) -> float:
+        return sum(b.seconds for b in self.batches)
+
+    @property
+    def objects_per_s(self) -> float:
+        return self.n / self.seconds if self.seconds > 0 else float("inf")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            "n": self.n,
+            "seconds": round(self.seconds, 6),
+            "objects_per_s": round(self.objects_per_s, 2),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "batches": [{"n": b.n, "seconds": round(b.seconds, 6), "objects_per_s": round(b.objects_per_s, 2)} for b in self.batches],
+        }
+
+
+class Engine:
+    """Batched AstroMAE inference on CPU: `Engine(model).predict(images, magnitudes)`."""
+
+    def __init__(
+        self,
+        model: AstroMAE,
+        precision: str = "fp32",
+        threads: int | None = None,
+        batch_size: int = 512,
+        micro_batch: int = DEFAULT_MICRO_BATCH,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise EngineError(f"precision {precision!r} unknown; choose one of {', '.join(PRECISIONS)}")
+        if batch_size < 1 or micro_batch < 1:
+            raise EngineError(f"batch_size ({batch_size}) and micro_batch ({micro_batch}) must be >= 1")
+        if threads is not None and threads < 1:
+            raise EngineError(f"threads must be >= 1, got {threads}")
+        self.precision = precision
+        self.threads = threads or available_cpus()
+        self.batch_size = batch_size
+        self.micro_batch = micro_batch
+        torch.set_num_threads(self.threads)
+        _keep_freed_memory()
+        model = model.eval()
+        self.folded = FoldedAstroMAE(model, precision).eval()
+        self.last_timings = Timings()
+
+    @classmethod
+    def from_weights(cls, path: Path | str | None = None, **kwargs: Any) -> Engine:
+        """Engine over `weights.load_model(path)` (None: the default weights)."""
+        from cosmicai.weights import load_model
+
+        return cls(load_model(path), **kwargs)
+
+    def _check(self, images: np.ndarray, magnitudes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        images = np.asarray(images)
+        magnitudes = np.asarray(magnitudes)
+        want = (IMAGE_BANDS, IMAGE_SIZE, IMAGE_SIZE)
+        if images.ndim != 4 or images.shape[1:] != want:
+            raise EngineError(f"images must have shape (N, {', '.join(map(str, want))}), got {images.shape}")
+        if magnitudes.shape != (images.shape[0], IMAGE_BANDS):
+            raise EngineError(f"magnitudes must have shape ({images.shape[0]}, {IMAGE_BANDS}), got {magnitudes.shape}")
+        return (
+            np.ascontiguousarray(images, dtype=np.float32),
+            np.ascontiguousarray(magnitudes, dtype=np.float32),
+        )
+
+    def _run(self, images: torch.Tensor, magnitudes: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for s in range(0, images.shape[0], self.micro_batch):
+            e = s + self.micro_batch
+            outs.append(self.folded(images[s:e], magnitudes[s:e]))
+        return torch.cat(outs)[:, 0]
+
+    def predict(
+        self,
+        images: np.ndarray,
+        magnitudes: np.ndarray,
+        on_batch: Callable[[BatchTiming], None] | None = None,
+    ) -> np.ndarray:
+        """Redshifts float32 (N,) for images (N,5,32,32) and magnitudes (N,5); timings in `last_timings`."""
+        images, magnitudes = self._check(images, magnitudes)
+        n = images.shape[0]
+        out = np.empty(n, dtype=np.float32)
+        timings = Timings()
+        torch.set_num_threads(self.threads)
+        with torch.inference_mode():
+            x_all, m_all = torch.from_numpy(images), torch.from_numpy(magnitudes)
+            for s in range(0, n, self.batch_size):
+                e = min(n, s + self.batch_size)
+                t0 = time.perf_counter()
+                out[s:e] = self._run(x_all[s:e], m_all[s:e]).numpy()
+                bt = BatchTiming(e - s, time.perf_counter() - t0)
+                timings.batches.append(bt)
+                if on_batch is not None:
+                    on_batch(bt)
+        timings.peak_rss_mb = peak_rss_mb()
+        self.last_timings = timings
+        return out
+
+
+# --------------------------------------------------------------- prefetch
+
+
+_DONE = object()
+
+
+def prefetch(sources: Iterable[Any], reader: Callable[[Any], Any], depth: int = 1) -> Iterator[tuple[Any, Any, BaseException | None]]:
+    """Yield (source, reader(source), None) in order while a background thread reads ahead.
+
+    A reader failure is yielded as (source, None, exc) so one bad input never stops the
+    rest. `depth` bounds how many results wait in memory (1: read the next one while
+    the caller computes on this one).
+    """
+    if depth < 1:
+        raise EngineError(f"prefetch depth must be >= 1, got {depth}")
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        for src in sources:
+            if stop.is_set():
+                return
+            try:
+                item = (src, reader(src), None)
+            except Exception as exc:  # handed to the consumer, which reports it by name
+                item = (src, None, exc)
+            q.put(item)
+        q.put(_DONE)
+
+    thread = threading.Thread(target=work, name="cosmicai-prefetch", daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not _DONE:
+            yield item
+    finally:
+        stop.set()
+        # Drain so a blocked reader can finish its put and exit.
+        while thread.is_alive():
+            try:
+                q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
+
+
+def plain_eager_predict(model: AstroMAE, images: np.ndarray, magnitudes: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """The baseline: the unmodified model, eager, in `inference_mode`, batch by batch."""
+    model = model.eval()
+    outs = []
+    with torch.inference_mode():
+        for s in range(0, images.shape[0], batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(images[s : s + batch_size], dtype=np.float32))
+            m = torch.from_numpy(np.ascontiguousarray(magnitudes[s : s + batch_size], dtype=np.float32))
+            outs.append(model(x, m)[:, 0].numpy())
+    return np.concatenate(outs) if outs else np.empty(0, np.float32)
+
+
+__all__ = [
+    "PRECISIONS",
+    "BatchTiming",
+    "Engine",
+    "EngineError",
+    "FoldedAstroMAE",
+    "Timings",
+    "available_cpus",
+    "peak_rss_mb",
+    "plain_eager_predict",
+    "prefetch",
+]
