@@ -1,0 +1,64 @@
+# Deploy: Terraform for the local cloud (default) or AWS, images, invoke, logs.
+# State per target lives in $(STATE_DIR)/terraform/<target>/ (ignored).
+
+TARGET ?= local
+AWS_REGION ?= us-east-1
+LOCALSTACK_HOST ?= 127.0.0.1
+LOCALSTACK_PORT ?= 4566
+TF_PLUGIN_MIRROR ?= /opt/tf-plugins
+TERRAFORM ?= terraform
+TFVARS ?=
+PAYLOAD ?=
+LOGS_SINCE ?= 10m
+LOGS_FUNCTION ?= all
+TOOLS_VENV ?= .venv-tools
+
+# The mirror is opt-in: used only when the folder exists (the registry otherwise).
+TF_MIRROR_ARG := $(if $(wildcard $(TF_PLUGIN_MIRROR)),--plugin-mirror $(TF_PLUGIN_MIRROR),)
+DEPLOY := PYTHONPATH=scripts $(PY) -m deploy.stack --target $(TARGET) --region $(AWS_REGION) \
+  --endpoint=$(if $(filter local,$(TARGET)),http://$(LOCALSTACK_HOST):$(LOCALSTACK_PORT),) \
+  --state-dir $(STATE_DIR) --terraform $(TERRAFORM) --make $(MAKE) $(TF_MIRROR_ARG) \
+  $(if $(TFVARS),--var-file $(TFVARS),)
+# terraform run directly (checks, tests): its own CLI config, never a dangling one.
+TF_CHECK_DIR := $(abspath $(STATE_DIR))/terraform/check
+TF_CHECK_ENV := TF_DATA_DIR=$(TF_CHECK_DIR)/.terraform TF_IN_AUTOMATION=1 \
+  $(if $(wildcard $(TF_PLUGIN_MIRROR)),TF_CLI_CONFIG_FILE=$(abspath $(STATE_DIR))/terraform/cli.tfrc,-u TF_CLI_CONFIG_FILE)
+
+.PHONY: deploy plan destroy invoke outputs logs tf-config tf-check scan
+
+deploy: setup $(if $(filter local,$(TARGET)),localstack-up) ## Deploy the stack (TARGET=local|aws): ECR, images, functions, state machine
+	$(DEPLOY) deploy
+
+plan: setup ## Show what `make deploy` would change (TARGET=local|aws)
+	$(DEPLOY) plan
+
+destroy: setup ## Remove everything `make deploy` created for TARGET
+	$(DEPLOY) destroy
+
+outputs: setup ## Print the Terraform outputs of TARGET as JSON
+	$(DEPLOY) output
+
+invoke: setup ## Run the pipeline: make invoke PAYLOAD=<file.json or inline JSON>
+	@test -n '$(PAYLOAD)' || { echo "invoke: set PAYLOAD=<path to a JSON file or inline JSON>"; exit 2; }
+	$(DEPLOY) exec -- sh -c 'exec "$$0" -m cosmicai.cli invoke --state-machine-arn "$$COSMICAI_TF_STATE_MACHINE_ARN" --payload "$$1"' $(PY) '$(PAYLOAD)'
+
+logs: setup ## Tail recent function logs (LOGS_SINCE=10m, LOGS_FUNCTION=all|init|infer|summarize|state_machine)
+	$(DEPLOY) exec -- $(PY) scripts/deploy/logs.py --since $(LOGS_SINCE) --function $(LOGS_FUNCTION)
+
+tf-config: ## Write the Terraform CLI config naming the provider mirror (when it exists)
+	@mkdir -p $(TF_CHECK_DIR)
+	@PYTHONPATH=scripts $(PY) -c 'import sys; from pathlib import Path; from deploy.terraform_cli import write_mirror_config as w; p = Path(sys.argv[1]); p.is_dir() and w(Path(sys.argv[2]), p)' $(TF_PLUGIN_MIRROR) $(STATE_DIR)/terraform/cli.tfrc
+
+tf-check: setup tf-config ## terraform fmt -check, init, validate and test (mock provider, offline with the mirror)
+	env $(TF_CHECK_ENV) $(TERRAFORM) -chdir=terraform fmt -check -recursive -diff
+	env $(TF_CHECK_ENV) $(TERRAFORM) -chdir=terraform init -input=false -backend=false -no-color >/dev/null
+	env $(TF_CHECK_ENV) $(TERRAFORM) -chdir=terraform validate -no-color
+	env $(TF_CHECK_ENV) $(TERRAFORM) -chdir=terraform test -no-color
+
+$(TOOLS_VENV)/.installed: requirements/tools.txt
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements/tools.txt
+	touch $@
+
+scan: $(TOOLS_VENV)/.installed ## Checkov over terraform/ (offline, zero failed checks required)
+	$(TOOLS_VENV)/bin/checkov -d terraform --framework terraform --skip-download --quiet --compact

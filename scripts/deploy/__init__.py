@@ -1,0 +1,1 @@
+"""Deploy tooling: Terraform per target (local LocalStack or AWS), images, logs."""

@@ -1,0 +1,73 @@
+"""Image tags for the functions: built-image digests, or a source digest locally."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+from .errors import DeployError
+
+IMAGE_NAMES = ("inference", "orchestration")
+# What goes into the code the functions run; caches and build litter do not.
+_SKIP_DIRS = {"__pycache__", ".pytest_cache", "build", "dist"}
+_SKIP_SUFFIXES = (".pyc", ".pyo")
+
+
+def source_digest(root: Path) -> str:
+    """A stable digest of handlers/ (the code the process-mode executor runs)."""
+    src = root / "handlers"
+    if not src.is_dir():
+        raise DeployError(f"no handlers/ directory under {root}")
+    h = hashlib.sha256()
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        rel = path.relative_to(src)
+        if any(part in _SKIP_DIRS or part.endswith(".egg-info") for part in rel.parts[:-1]):
+            continue
+        if path.suffix in _SKIP_SUFFIXES:
+            continue
+        h.update(str(rel).encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def source_tags(root: Path) -> dict[str, str]:
+    """Tags for the process-mode executor, which runs the tree, not an image."""
+    tag = "src-" + source_digest(root)[:20]
+    return {name: tag for name in IMAGE_NAMES}
+
+
+def read_built_tags(manifest: Path) -> dict[str, str]:
+    """Tags of the images `make images` built, from build/images.json."""
+    try:
+        data = json.loads(manifest.read_text())
+    except FileNotFoundError as exc:
+        raise DeployError(f"{manifest} is missing: run `make images` first") from exc
+    except json.JSONDecodeError as exc:
+        raise DeployError(f"{manifest} is not valid JSON ({exc}); rebuild with `make images`") from exc
+    tags = {}
+    for name in IMAGE_NAMES:
+        entry = data.get(name)
+        if not isinstance(entry, dict) or not entry.get("tag"):
+            raise DeployError(f"{manifest} has no tag for image {name!r}; rebuild with `make images`")
+        tags[name] = str(entry["tag"])
+    return tags
+
+
+def build_images(make: str, root: Path) -> None:
+    """Build both images with the project's own target (`make images`)."""
+    proc = subprocess.run([make, "-C", str(root), "images"])
+    if proc.returncode != 0:
+        raise DeployError(f"`make images` failed (exit {proc.returncode}); see its output above")
+
+
+def push_images(python: str, root: Path, repository_urls: dict[str, str], env: dict[str, str]) -> None:
+    """Push the built images to their ECR repositories (tags are the build's digests)."""
+    registries = {url.split("/", 1)[0] for url in repository_urls.values()}
+    if len(registries) != 1:
+        raise DeployError(f"expected one ECR registry, got {sorted(registries)}")
+    cmd = [python, str(root / "scripts/images/build.py"), "--push", registries.pop()]
+    proc = subprocess.run(cmd, cwd=root, env=env)
+    if proc.returncode != 0:
+        raise DeployError(f"pushing images failed (exit {proc.returncode}); see its output above")

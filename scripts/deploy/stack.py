@@ -1,0 +1,191 @@
+"""`python -m deploy.stack`: deploy, plan, destroy and query the cosmic-ai stack per target.
+
+Order of a deploy: ECR repositories, then images (built and pushed on AWS or when the
+local executor runs containers), then everything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import DeployError
+from .images import build_images, push_images, read_built_tags, source_tags
+from .targets import TARGETS, Target
+from .terraform_cli import TerraformWorkspace
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _workspace(args: argparse.Namespace) -> TerraformWorkspace:
+    mirror = Path(args.plugin_mirror) if args.plugin_mirror else None
+    state_root = Path(args.state_dir).resolve() / "terraform"
+    return TerraformWorkspace(
+        module_dir=ROOT / "terraform",
+        state_dir=state_root / args.target,
+        plugin_mirror=mirror,
+        binary=args.terraform,
+    )
+
+
+def _target(args: argparse.Namespace) -> Target:
+    return Target.from_settings(args.target, args.region, args.endpoint)
+
+
+def _uses_real_images(target: Target) -> bool:
+    """Images are needed on AWS, and locally only when the executor runs containers."""
+    return not target.is_local or os.environ.get("COSMICAI_EXECUTOR_MODE", "process") == "docker"
+
+
+def _var_args(args: argparse.Namespace, target: Target, tags: dict[str, str]) -> list[str]:
+    out: list[str] = []
+    tfvars = Path(args.var_file) if args.var_file else ROOT / "terraform/examples" / f"{target.name}.tfvars"
+    if tfvars.is_file():
+        out.append(f"-var-file={tfvars.resolve()}")
+    out += [
+        f"-var=aws_region={target.region}",
+        f"-var=localstack_endpoint={target.endpoint}",
+        f"-var=inference_image_tag={tags['inference']}",
+        f"-var=orchestration_image_tag={tags['orchestration']}",
+    ]
+    return out
+
+
+def _tags(args: argparse.Namespace, target: Target, *, build: bool) -> dict[str, str]:
+    if not _uses_real_images(target):
+        return source_tags(ROOT)
+    if build:
+        build_images(args.make, ROOT)
+    return read_built_tags(ROOT / "build/images.json")
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """Apply the stack in dependency order; a second run with no change changes nothing."""
+    target = _target(args)
+    print(f"deploy: target {target.name}: {target.check_reachable()}", flush=True)
+    ws = _workspace(args)
+    tags = _tags(args, target, build=True)
+    ws.init()
+    var_args = _var_args(args, target, tags)
+    if _uses_real_images(target):
+        # Repositories must exist before images can be pushed into them.
+        ws.run("apply", "-input=false", "-auto-approve", "-compact-warnings", "-target=module.ecr", *var_args)
+        if not target.is_local:
+            urls = ws.outputs().get("ecr_repository_urls") or _ecr_urls_from_state(ws)
+            push_images(args.python, ROOT, urls, target.client_environment())
+    ws.run("apply", "-input=false", "-auto-approve", "-compact-warnings", *var_args)
+    outputs = ws.outputs()
+    print(json.dumps({k: outputs.get(k) for k in ("state_machine_arn", "data_uri", "results_uri")}, indent=2))
+    return 0
+
+
+def _ecr_urls_from_state(ws: TerraformWorkspace) -> dict[str, str]:
+    """Repository URLs after a targeted apply (root outputs may not be written yet)."""
+    proc = ws.run("show", "-json", "-no-color", capture=True)
+    urls: dict[str, str] = {}
+    modules = json.loads(proc.stdout).get("values", {}).get("root_module", {}).get("child_modules", [])
+    for module in modules:
+        for res in module.get("resources", []):
+            if res.get("type") == "aws_ecr_repository":
+                urls[res["index"]] = res["values"]["repository_url"]
+    if not urls:
+        raise DeployError("no ECR repositories in the state after the targeted apply")
+    return urls
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Show what a deploy would change; with --detailed-exitcode 0 = none, 2 = changes."""
+    target = _target(args)
+    target.check_reachable()
+    ws = _workspace(args)
+    ws.init()
+    extra = ["-detailed-exitcode"] if args.detailed_exitcode else []
+    proc = ws.run("plan", "-input=false", "-compact-warnings", *extra, *_var_args(args, target, _tags(args, target, build=False)), check=False)
+    if proc.returncode not in (0, 2) or (proc.returncode == 2 and not args.detailed_exitcode):
+        raise DeployError(f"terraform plan failed (exit {proc.returncode}); see its output above")
+    return proc.returncode
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    """Destroy everything the target's state holds."""
+    target = _target(args)
+    ws = _workspace(args)
+    if not ws.state_file.exists():
+        print(f"destroy: nothing deployed for target {target.name} ({ws.state_file} absent)")
+        return 0
+    print(f"destroy: target {target.name}: {target.check_reachable()}", flush=True)
+    ws.init()
+    # Image tags do not matter for destroy; any valid value will do.
+    tags = {"inference": "destroy", "orchestration": "destroy"}
+    ws.run("destroy", "-input=false", "-auto-approve", "-compact-warnings", *_var_args(args, target, tags))
+    return 0
+
+
+def cmd_output(args: argparse.Namespace) -> int:
+    """Print one output (plain string or JSON) or all outputs as JSON."""
+    outputs = _workspace(args).outputs()
+    if not outputs:
+        raise DeployError(f"nothing is deployed for target {args.target}: run `make deploy TARGET={args.target}`")
+    if args.name is None:
+        print(json.dumps(outputs, indent=2))
+        return 0
+    if args.name not in outputs:
+        raise DeployError(f"no output {args.name!r}; known: {', '.join(sorted(outputs))}")
+    value = outputs[args.name]
+    print(value if isinstance(value, str) else json.dumps(value))
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    """Run a command with AWS client settings for the target and the outputs as env vars."""
+    if not args.command:
+        raise DeployError("exec needs a command after --")
+    target = _target(args)
+    env = target.client_environment()
+    for name, value in _workspace(args).outputs().items():
+        env[f"COSMICAI_TF_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    command = args.command[1:] if args.command[0] == "--" else args.command
+    return subprocess.run(command, env=env).returncode
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deploy.stack", description=__doc__)
+    parser.add_argument("--target", choices=TARGETS, default="local")
+    parser.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    parser.add_argument("--endpoint", default="", help="LocalStack URL for --target local")
+    parser.add_argument("--state-dir", default=".state", help="project state folder (terraform state goes to <it>/terraform/<target>)")
+    parser.add_argument("--plugin-mirror", default="", help="provider filesystem mirror, used when it exists")
+    parser.add_argument("--var-file", default="", help="tfvars file (default terraform/examples/<target>.tfvars)")
+    parser.add_argument("--terraform", default="terraform")
+    parser.add_argument("--make", default="make")
+    parser.add_argument("--python", default=sys.executable)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("deploy", help=cmd_deploy.__doc__).set_defaults(run=cmd_deploy)
+    p = sub.add_parser("plan", help=cmd_plan.__doc__)
+    p.add_argument("--detailed-exitcode", action="store_true")
+    p.set_defaults(run=cmd_plan)
+    sub.add_parser("destroy", help=cmd_destroy.__doc__).set_defaults(run=cmd_destroy)
+    p = sub.add_parser("output", help=cmd_output.__doc__)
+    p.add_argument("name", nargs="?")
+    p.set_defaults(run=cmd_output)
+    p = sub.add_parser("exec", help=cmd_exec.__doc__)
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.set_defaults(run=cmd_exec)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except DeployError as exc:
+        print(f"{args.cmd}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+# The storage module alone against a mocked AWS provider: private, encrypted, TLS-only.
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = {
+      account_id = "123456789012"
+    }
+  }
+  mock_data "aws_region" {
+    defaults = {
+      name = "us-east-1"
+    }
+  }
+  mock_data "aws_partition" {
+    defaults = {
+      partition = "aws"
+    }
+  }
+  mock_resource "aws_s3_bucket" {
+    defaults = {
+      arn = "arn:aws:s3:::mock-bucket"
+    }
+  }
+  mock_resource "aws_lambda_function" {
+    defaults = {
+      arn = "arn:aws:lambda:us-east-1:123456789012:function:mock"
+    }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = {
+      arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock"
+    }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = {
+      arn = "arn:aws:iam::123456789012:role/mock"
+    }
+  }
+  mock_resource "aws_sfn_state_machine" {
+    defaults = {
+      arn = "arn:aws:states:us-east-1:123456789012:stateMachine:mock"
+    }
+  }
+  mock_resource "aws_ecr_repository" {
+    defaults = {
+      repository_url = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mock"
+    }
+  }
+}
+
+run "storage_is_private_encrypted_and_tls_only" {
+  command = apply
+
+  module {
+    source = "./modules/storage"
+  }
+
+  variables {
+    data_bucket_name        = "cosmicai-data-test"
+    results_bucket_name     = "cosmicai-results-test"
+    results_prefix          = "runs/"
+    run_expiration_days     = 30
+    noncurrent_version_days = 7
+    force_destroy           = false
+  }
+
+  assert {
+    condition = alltrue([for b in aws_s3_bucket_public_access_block.this :
+    b.block_public_acls && b.block_public_policy && b.ignore_public_acls && b.restrict_public_buckets])
+    error_message = "every bucket must block all public access"
+  }
+
+  assert {
+    condition = alltrue([for c in aws_s3_bucket_server_side_encryption_configuration.this :
+    one(one(c.rule).apply_server_side_encryption_by_default).sse_algorithm == "AES256"])
+    error_message = "every bucket must have default server-side encryption"
+  }
+
+  assert {
+    condition     = one(aws_s3_bucket_versioning.this["results"].versioning_configuration).status == "Enabled"
+    error_message = "the results bucket must be versioned"
+  }
+
+  assert {
+    condition = length(aws_s3_bucket_policy.tls_only) == 2 && alltrue([for p in aws_s3_bucket_policy.tls_only :
+      jsondecode(p.policy).Statement[0].Effect == "Deny" &&
+      jsondecode(p.policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false"
+    ])
+    error_message = "every bucket policy must deny non-TLS requests"
+  }
+
+  assert {
+    condition = alltrue([for o in aws_s3_bucket_ownership_controls.this :
+    one(o.rule).object_ownership == "BucketOwnerEnforced"])
+    error_message = "ACLs must be disabled (BucketOwnerEnforced)"
+  }
+
+  assert {
+    condition = anytrue([for r in aws_s3_bucket_lifecycle_configuration.results.rule :
+    r.status == "Enabled" && one(r.filter).prefix == "runs/" && one(r.expiration).days == 30])
+    error_message = "old runs under runs/ must expire after run_expiration_days"
+  }
+}

@@ -1,0 +1,14 @@
+terraform {
+  required_version = ">= 1.6.0"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.60.0, < 6.0.0"
+    }
+  }
+
+  # State lives outside the tree, one file per target: the Makefile passes
+  # -backend-config=path=.state/terraform/<target>/terraform.tfstate.
+  backend "local" {}
+}
