@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
 # Distributed Map runs at most 10,000 children at once.
 MAX_CONCURRENCY_LIMIT = 10_000
 MAX_BATCH_SIZE = 8192
@@ -36,7 +36,7 @@ REFERENCE_KEYS = (
     *IGNORED_REFERENCE_KEYS,
 )
 
-_S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(.*)$")
+_S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,79}$")
 
 
@@ -56,7 +56,7 @@ def split_s3_uri(uri: str, field: str = "uri") -> tuple[str, str]:
     m = _S3_URI.match(uri)
     if not m:
         raise PayloadError(field, f"{uri!r} is not an S3 URI of the form s3://bucket/prefix/")
-    bucket, prefix = m.group(1), m.group(2)
+    bucket, prefix = m.group(1), m.group(2) or ""
     if ".." in bucket or "//" in prefix:
         raise PayloadError(field, f"{uri!r} has an invalid bucket name or an empty path segment")
     if prefix and not prefix.endswith("/"):
@@ -81,7 +81,7 @@ class RunPayload(BaseModel):
     workers: int | None = Field(None, ge=1, le=MAX_WORKERS, description="split into this many work items (reference world_size)")
     max_shards: int | None = Field(None, ge=1, description="use only the first N shards in key order (reference file_limit)")
     max_concurrency: int = Field(100, ge=1, le=MAX_CONCURRENCY_LIMIT)
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["fp32", "bf16", "int8"] = "fp32"
     run_id: str | None = None
     warnings: tuple[str, ...] = ()
 

@@ -1,0 +1,58 @@
+"""Lambda `summarize`: two actions of the orchestration image.
+
+`record_failure` (from the Map's Catch): write `workers/<item>.json` marking every
+shard of a crashed or timed-out item failed with the caught error.
+`summarize`: account for every planned shard and write `<output>/summary.json`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from cosmicai.jsonlog import get_logger, log
+from cosmicai.payload import split_s3_uri
+from cosmicai.runstore import SUMMARY_FILE, RunLocation, put_json, s3_client
+from cosmicai.summary import parse_cause, summarize_run
+from cosmicai.worker import failure_report
+
+_LOG = get_logger("cosmicai.summarize")
+
+
+class SummarizeEventError(ValueError):
+    """The event is not one of the two accepted shapes; the message says what is missing."""
+
+
+def _record_failure(event: dict[str, Any]) -> dict[str, Any]:
+    item = event.get("item")
+    if not isinstance(item, dict) or not isinstance(item.get("item_id"), str) or not isinstance(item.get("output"), str):
+        raise SummarizeEventError("record_failure needs item {item_id, output, shards, error}")
+    name, message = parse_cause(item.get("error"))
+    loc = RunLocation(*split_s3_uri(item["output"], "item.output"))
+    report = failure_report(item, name, message)
+    put_json(s3_client(), loc.bucket, loc.worker_key(item["item_id"]), report)
+    log(_LOG, logging.WARNING, "item failed", run_id=item.get("run_id"), item=item["item_id"], error=name, detail=message)
+    return {"item_id": item["item_id"], "status": "failed"}
+
+
+def _summarize(event: dict[str, Any]) -> dict[str, Any]:
+    init = event.get("init")
+    if not isinstance(init, dict) or not isinstance(init.get("output"), str):
+        raise SummarizeEventError("summarize needs init {run_id, output} (the Init state's result)")
+    loc = RunLocation(*split_s3_uri(init["output"], "init.output"))
+    state = event.get("state") or {}
+    summary = summarize_run(s3_client(), loc, init.get("run_id"), map_error=state.get("map_error"))
+    log(_LOG, logging.INFO, "run summarized", run_id=summary["run_id"], status=summary["status"],
+        objects=summary["objects"], shards_failed=summary["shards"]["failed"])
+    return {"run_id": summary["run_id"], "status": summary["status"],
+            "summary": {"bucket": loc.bucket, "key": loc.key(SUMMARY_FILE)}}
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Dispatch on event["action"]: "record_failure" or "summarize"."""
+    action = event.get("action") if isinstance(event, dict) else None
+    if action == "record_failure":
+        return _record_failure(event)
+    if action == "summarize":
+        return _summarize(event)
+    raise SummarizeEventError(f"event.action must be 'record_failure' or 'summarize', got {action!r}")

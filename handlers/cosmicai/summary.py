@@ -1,0 +1,285 @@
+"""Summarize a run: check every planned shard against the results, exact metrics, summary.json.
+
+Worker reports (`workers/<item>.json`) are the authority on which shards succeeded;
+a shard counts as predicted only if its report says so *and* its catalog exists. A
+planned shard with neither is failed with reason `missing_result`. Metrics are
+computed exactly from the prediction catalogs (not averaged from workers).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from cosmicai.runstore import (
+    PLAN_FILE,
+    PREDICTIONS_DIR,
+    RUN_FILE,
+    SUMMARY_FILE,
+    WORKERS_DIR,
+    RunLocation,
+    RunStoreError,
+    get_json,
+    list_objects,
+    put_json,
+)
+
+READ_THREADS = 16
+MISSING = "missing_result"
+
+
+class SummaryError(RuntimeError):
+    """The run cannot be summarized (no plan, plan of another run)."""
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile (linear), None for no values."""
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else None
+
+
+def parse_cause(error: dict[str, Any] | None) -> tuple[str, str]:
+    """(error name, message) from a Step Functions Catch output {Error, Cause}."""
+    if not error:
+        return "unknown", "no error details"
+    name = str(error.get("Error") or "unknown")
+    cause = error.get("Cause") or ""
+    try:  # Lambda errors carry a JSON cause with errorType / errorMessage
+        doc = json.loads(cause)
+        if isinstance(doc, dict):
+            name = str(doc.get("errorType") or name)
+            cause = str(doc.get("errorMessage") or cause)
+    except (TypeError, ValueError):
+        pass
+    return name, str(cause)[:2000]
+
+
+def account(plan: list[dict[str, Any]], reports: dict[str, dict[str, Any]], catalogs: set[str], loc: RunLocation) -> list[dict[str, Any]]:
+    """One outcome per planned shard: {item_id, key, name, status, objects, error, message}.
+
+    `reports` maps item_id to its worker report (this run only); `catalogs` is the set
+    of prediction keys present in S3.
+    """
+    outcomes = []
+    for item in plan:
+        report = reports.get(item["item_id"])
+        by_key = {s.get("key"): s for s in (report or {}).get("shards", [])}
+        for planned in item["shards"]:
+            got = by_key.get(planned["key"])
+            base = {"item_id": item["item_id"], "key": planned["key"], "name": planned["name"]}
+            pred_key = loc.prediction_key(planned["name"])
+            if got is None:
+                why = "no worker report for this item" if report is None else "the worker report does not list this shard"
+                outcomes.append(base | {"status": "failed", "objects": planned.get("count") or 0, "error": MISSING, "message": why})
+            elif got.get("status") == "succeeded" and pred_key in catalogs:
+                outcomes.append(base | {"status": "succeeded", "objects": int(got["objects"]), "prediction_key": pred_key})
+            elif got.get("status") == "succeeded":
+                outcomes.append(base | {"status": "failed", "objects": int(got["objects"]), "error": MISSING,
+                                        "message": f"worker reported success but {pred_key} is absent"})
+            else:
+                count = got.get("objects") or planned.get("count") or 0
+                outcomes.append(base | {"status": "failed", "objects": int(count), "error": str(got.get("error") or "unknown"),
+                                        "message": str(got.get("message") or "")})
+    return outcomes
+
+
+def _read_reports(s3: Any, loc: RunLocation, run_id: str, warnings: list[str]) -> dict[str, dict[str, Any]]:
+    keys = [o["Key"] for o in list_objects(s3, loc.bucket, loc.key(WORKERS_DIR)) if o["Key"].endswith(".json")]
+
+    def read(key: str) -> dict[str, Any] | None:
+        try:
+            doc = get_json(s3, loc.bucket, key)
+        except RunStoreError as exc:
+            warnings.append(str(exc))
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        docs = list(pool.map(read, keys))
+    reports, stale = {}, 0
+    for doc in docs:
+        if doc is None:
+            continue
+        if doc.get("run_id") != run_id:
+            stale += 1
+            continue
+        reports[str(doc.get("item_id"))] = doc
+    if stale:
+        warnings.append(f"{stale} worker report(s) of other runs under {loc.key(WORKERS_DIR)} ignored")
+    return reports
+
+
+def _read_catalogs(s3: Any, loc: RunLocation, outcomes: list[dict[str, Any]], warnings: list[str]) -> tuple[Any, int]:
+    """Exact MetricState over every succeeded catalog; fixes `objects` to the rows read."""
+    from cosmicai.catalog import read_catalog
+    from cosmicai.metrics import MetricState
+
+    ok = [o for o in outcomes if o["status"] == "succeeded"]
+
+    def read(o: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        table = read_catalog(s3.get_object(Bucket=loc.bucket, Key=o["prediction_key"])["Body"].read())
+        return table.column("z_true").to_numpy(zero_copy_only=False), table.column("z_pred").to_numpy(zero_copy_only=False)
+
+    state = MetricState()
+    labelled = 0
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        for o, (z_true, z_pred) in zip(ok, pool.map(read, ok)):
+            if len(z_pred) != o["objects"]:
+                warnings.append(f"{o['prediction_key']}: {len(z_pred)} rows but the worker reported {o['objects']}")
+                o["objects"] = int(len(z_pred))
+            known = ~np.isnan(z_true.astype(np.float64))
+            if known.any():
+                state.update(z_true[known], z_pred[known])
+                labelled += int(known.sum())
+    return state, labelled
+
+
+def _performance(reports: dict[str, dict[str, Any]], wall: float | None, predicted: int) -> dict[str, Any]:
+    live = [r for r in reports.values() if not r.get("crashed")]
+    secs = [float(r.get("wall_seconds") or 0.0) for r in live]
+    workers = [
+        {
+            "item_id": r["item_id"],
+            "objects": r.get("objects", 0),
+            "seconds": r.get("wall_seconds"),
+            "objects_per_second": r.get("objects_per_second"),
+            "compute_objects_per_second": r.get("compute_objects_per_second"),
+            "cold_start": r.get("cold_start"),
+            "init_seconds": r.get("init_seconds"),
+            "download_seconds": r.get("download_seconds"),
+            "compute_seconds": r.get("compute_seconds"),
+            "upload_seconds": r.get("upload_seconds"),
+            "started_at": r.get("started_at"),
+            "finished_at": r.get("finished_at"),
+            "peak_rss_mb": r.get("peak_rss_mb"),
+            "cpus": r.get("cpus"),
+            "memory_mb": (r.get("function") or {}).get("memory_mb"),
+        }
+        for r in sorted(live, key=lambda r: r["item_id"])
+    ]
+    rates = [w["objects_per_second"] for w in workers if w["objects_per_second"]]
+    return {
+        "wall_seconds": round(wall, 3) if wall is not None else None,
+        "objects_per_second": round(predicted / wall, 2) if wall else None,
+        "workers": len(workers),
+        "worker_seconds_p50": percentile(secs, 50),
+        "worker_seconds_p95": percentile(secs, 95),
+        "worker_seconds_total": round(sum(secs), 3),
+        "worker_objects_per_second_p50": percentile(rates, 50),
+        "cold_starts": sum(1 for w in workers if w["cold_start"]),
+        "per_worker": workers,
+    }
+
+
+# State transitions of the run: Init, Map, Summarize, Choice, end; per item: start + Infer.
+RUN_TRANSITIONS = 5
+ITEM_TRANSITIONS = 2
+
+
+def _cost(perf: dict[str, Any], items: int, shards: int, predicted: int, arch: str = "x86_64") -> dict[str, Any]:
+    """Projected USD of this run and per million objects (costs.py), from the worker reports."""
+    from cosmicai.costs import DEFAULT_PRICES, CostError, CostInputs, cost_per_million, lambda_compute_usd
+
+    workers = perf["per_worker"]
+    memories = {w["memory_mb"] for w in workers if w.get("memory_mb")}
+    if not workers or not memories:
+        return {"usd": None, "usd_per_million_objects": None,
+                "reason": "no worker reported its Lambda memory size (functions not run on Lambda?)"}
+    memory = max(memories)
+    billed = [float(w.get("init_seconds") or 0) + float(w.get("seconds") or 0) for w in workers]
+    p = DEFAULT_PRICES
+    compute = sum(lambda_compute_usd(w.get("memory_mb") or memory, b, arch, p) for w, b in zip(workers, billed))
+    # Requests: every item plus init, summarize; S3: shard GETs + plan/run reads, catalog and report PUTs.
+    requests = p.lambda_per_request * (items + 2)
+    sfn = p.sfn_per_transition * (RUN_TRANSITIONS + ITEM_TRANSITIONS * items)
+    s3 = p.s3_get * (2 * shards + 2 + items) + p.s3_put * (shards + items + 3)
+    run_usd = compute + requests + sfn + s3
+    out: dict[str, Any] = {
+        "usd": run_usd,
+        "components": {"lambda_compute": compute, "lambda_requests": requests, "step_functions": sfn, "s3": s3},
+        "inputs": {"memory_mb": memory, "arch": arch, "billed_seconds_total": sum(billed), "items": items,
+                   "shards": shards, "objects": predicted},
+    }
+    busy = sum(float(w.get("seconds") or 0) for w in workers)
+    if predicted and busy > 0:
+        cold = [float(w.get("init_seconds") or 0) for w in workers if w.get("cold_start")]
+        try:
+            out["per_million"] = cost_per_million(CostInputs(
+                memory_mb=memory,
+                objects_per_s=predicted / busy,
+                objects_per_invocation=max(1, round(predicted / len(workers))),
+                init_s=sum(cold) / len(workers),
+                arch=arch,
+                sfn_transitions_per_invocation=ITEM_TRANSITIONS,
+                s3_gets_per_invocation=2 * shards / items + 1,
+                s3_puts_per_invocation=shards / items + 1,
+                fixed_sfn_transitions=RUN_TRANSITIONS,
+                run_objects=predicted,
+            ), p)
+            out["usd_per_million_objects"] = out["per_million"]["usd_per_million_objects"]
+        except CostError as exc:
+            out["usd_per_million_objects"] = None
+            out["reason"] = str(exc)
+    else:
+        out["usd_per_million_objects"] = None
+    return out
+
+
+def summarize_run(s3: Any, loc: RunLocation, run_id: str | None = None, map_error: dict[str, Any] | None = None,
+                  now: float | None = None) -> dict[str, Any]:
+    """Build and write `<output>/summary.json`; returns the summary document."""
+    try:
+        run = get_json(s3, loc.bucket, loc.key(RUN_FILE))
+        plan = get_json(s3, loc.bucket, loc.key(PLAN_FILE))
+    except s3.exceptions.NoSuchKey as exc:
+        raise SummaryError(f"{loc.uri}: no {RUN_FILE}/{PLAN_FILE}; did Init run?") from exc
+    if run_id is not None and run.get("run_id") != run_id:
+        raise SummaryError(f"{loc.uri}{RUN_FILE} belongs to run {run.get('run_id')}, not {run_id}")
+    run_id = run["run_id"]
+    warnings: list[str] = list(run.get("warnings", []))
+    reports = _read_reports(s3, loc, run_id, warnings)
+    catalogs = {o["Key"] for o in list_objects(s3, loc.bucket, loc.key(PREDICTIONS_DIR))}
+    outcomes = account(plan, reports, catalogs, loc)
+    planned_names = {loc.prediction_key(s["name"]) for item in plan for s in item["shards"]}
+    extra = catalogs - planned_names
+    if extra:
+        warnings.append(f"{len(extra)} catalog(s) under {loc.key(PREDICTIONS_DIR)} not in this run's plan ignored")
+    if map_error:
+        name, msg = parse_cause(map_error)
+        warnings.append(f"the Map state failed: {name}: {msg}")
+    state, labelled = _read_catalogs(s3, loc, outcomes, warnings)
+    ok = [o for o in outcomes if o["status"] == "succeeded"]
+    bad = [o for o in outcomes if o["status"] != "succeeded"]
+    predicted = sum(o["objects"] for o in ok)
+    failed = sum(o["objects"] for o in bad)
+    status = "SUCCEEDED" if not bad else ("FAILED" if not ok else "PARTIAL")
+    finished = now if now is not None else time.time()
+    wall = finished - float(run["started_at"]) if run.get("started_at") else None
+    perf = _performance(reports, wall, predicted)
+    summary = {
+        "run_id": run_id,
+        "status": status,
+        "input": run.get("payload", {}).get("input"),
+        "output": loc.uri,
+        "started_at": run.get("started_at"),
+        "finished_at": finished,
+        "objects": {"total": predicted + failed, "predicted": predicted, "failed": failed, "labelled": labelled},
+        "shards": {
+            "total": len(outcomes),
+            "succeeded": len(ok),
+            "failed": len(bad),
+            "failures": [{"shard": o["key"], "item_id": o["item_id"], "error": o["error"], "message": o["message"],
+                          "objects": o["objects"]} for o in bad],
+        },
+        "items": {"total": len(plan), "reported": sum(1 for i in plan if i["item_id"] in reports),
+                  "crashed": sum(1 for r in reports.values() if r.get("crashed"))},
+        "metrics": state.compute() if state.n else None,
+        "performance": perf,
+        "cost": _cost(perf, len(plan), len(outcomes), predicted),
+        "warnings": warnings,
+    }
+    put_json(s3, loc.bucket, loc.key(SUMMARY_FILE), summary)
+    return summary

@@ -1,0 +1,230 @@
+"""One work item: stream its shards from S3, predict, write catalogs and a worker report.
+
+The next shard downloads in a background thread while the current one computes. A
+bad shard fails alone (with its `ShardError.code`); the item's other shards still
+complete. Keys are deterministic (`predictions/<shard name>.parquet`,
+`workers/<item_id>.json`), so a rerun overwrites.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cosmicai.jsonlog import get_logger, log
+from cosmicai.runstore import RunLocation, put_json
+
+_LOG = get_logger("cosmicai.worker")
+
+
+class WorkItemError(ValueError):
+    """The event is not a valid work item; the message names the field."""
+
+
+class TransientStorageError(RuntimeError):
+    """S3 failed after the client's own retries; the state machine retries the item."""
+
+
+class PlannedShard(BaseModel):
+    """One shard of a work item, as written by the planner."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(min_length=1)
+    name: str = Field(min_length=1, pattern=r"^[^/]+$")
+    bytes: int = Field(ge=0)
+    count: int | None = Field(None, ge=0)
+
+
+class WorkItem(BaseModel):
+    """A work item of the plan (see plan.plan_work_items)."""
+
+    model_config = ConfigDict(extra="forbid")
+    item_id: str = Field(pattern=r"^[A-Za-z0-9._\-]{1,100}$")
+    run_id: str = Field(min_length=1)
+    input_bucket: str = Field(min_length=3)
+    output: str = Field(pattern=r"^s3://")
+    batch_size: int = Field(ge=1, le=8192)
+    precision: Literal["fp32", "bf16", "int8"]
+    objects: int | None = None
+    shards: list[PlannedShard] = Field(min_length=1)
+
+    @classmethod
+    def parse(cls, raw: Any) -> WorkItem:
+        """Validate an event; raise WorkItemError naming the field."""
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+            raise WorkItemError(f"work item field {loc}: {err['msg']}") from None
+
+    @property
+    def location(self) -> RunLocation:
+        """Output bucket and prefix."""
+        from cosmicai.payload import split_s3_uri
+
+        return RunLocation(*split_s3_uri(self.output, "output"))
+
+
+class Predictor(Protocol):
+    """What the worker needs of the engine."""
+
+    def predict(self, images: np.ndarray, magnitudes: np.ndarray) -> np.ndarray: ...
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def cpus_seen() -> int:
+    """CPUs this process may really use (affinity and cgroup quota, via the engine when present)."""
+    try:
+        from cosmicai.engine import available_cpus
+
+        return available_cpus()
+    except ImportError:  # orchestration image: no torch
+        try:
+            return len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            return os.cpu_count() or 1
+
+
+def _download(s3: Any, bucket: str, key: str) -> tuple[bytes | None, float, str | None]:
+    """(bytes, seconds, error message); errors are returned so one shard fails alone."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    t0 = time.perf_counter()
+    try:
+        data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return data, time.perf_counter() - t0, None
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "?")
+        if code in ("NoSuchKey", "404", "AccessDenied", "403"):
+            return None, time.perf_counter() - t0, f"s3://{bucket}/{key}: {code}"
+        raise TransientStorageError(f"s3://{bucket}/{key}: {code} after retries") from exc
+    except BotoCoreError as exc:
+        raise TransientStorageError(f"s3://{bucket}/{key}: {exc}") from exc
+
+
+def run_item(
+    item: WorkItem,
+    s3: Any,
+    predictor: Callable[[], Predictor],
+    *,
+    cold_start: bool,
+    init_seconds: float,
+    context: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Process every shard of the item, write its report, return the report."""
+    from cosmicai.catalog import catalog_to_bytes
+    from cosmicai.shards import ShardError, read_shard
+
+    started_at = time.time()
+    t_start = time.perf_counter()
+    loc = item.location
+    ctx = {"run_id": item.run_id, "item": item.item_id}
+    t0 = time.perf_counter()
+    engine = predictor()  # built (or taken from the warm cache) before the first shard
+    engine_seconds = time.perf_counter() - t0
+    totals = {"download": 0.0, "compute": 0.0, "upload": 0.0}
+    results: list[dict[str, Any]] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        nxt: Future | None = pool.submit(_download, s3, item.input_bucket, item.shards[0].key)
+        for i, planned in enumerate(item.shards):
+            data, dl_s, dl_err = nxt.result()
+            nxt = pool.submit(_download, s3, item.input_bucket, item.shards[i + 1].key) if i + 1 < len(item.shards) else None
+            totals["download"] += dl_s
+            entry: dict[str, Any] = {"key": planned.key, "name": planned.name, "download_s": round(dl_s, 4)}
+            if data is None:
+                entry |= {"status": "failed", "error": "unreadable", "message": dl_err, "objects": planned.count or 0}
+                results.append(entry)
+                log(_LOG, logging.WARNING, "shard download failed", shard=planned.key, error=dl_err, **ctx)
+                continue
+            try:
+                shard = read_shard(data, name=f"s3://{item.input_bucket}/{planned.key}")
+            except ShardError as exc:
+                entry |= {"status": "failed", "error": exc.code, "message": str(exc), "objects": planned.count or 0}
+                results.append(entry)
+                log(_LOG, logging.WARNING, "shard rejected", shard=planned.key, error=exc.code, detail=str(exc), **ctx)
+                continue
+            del data
+            t1 = time.perf_counter()
+            z_pred = np.asarray(engine.predict(shard.images, shard.magnitudes), dtype=np.float32).reshape(-1)
+            compute_s = time.perf_counter() - t1
+            t2 = time.perf_counter()
+            body = catalog_to_bytes(shard.object_ids, z_pred, shard.redshift)
+            key = loc.prediction_key(planned.name)
+            s3.put_object(Bucket=loc.bucket, Key=key, Body=body, ContentType="application/vnd.apache.parquet")
+            upload_s = time.perf_counter() - t2
+            totals["compute"] += compute_s
+            totals["upload"] += upload_s
+            entry |= {
+                "status": "succeeded",
+                "objects": shard.n,
+                "labelled": shard.has_redshift,
+                "prediction_key": key,
+                "compute_s": round(compute_s, 4),
+                "upload_s": round(upload_s, 4),
+                "objects_per_second": round(shard.n / compute_s, 2) if compute_s > 0 else None,
+            }
+            results.append(entry)
+            log(_LOG, logging.INFO, "shard done", shard=planned.key, objects=shard.n, compute_s=round(compute_s, 3), **ctx)
+    wall = time.perf_counter() - t_start
+    ok = [r for r in results if r["status"] == "succeeded"]
+    predicted = sum(r["objects"] for r in ok)
+    status = "succeeded" if len(ok) == len(results) else ("failed" if not ok else "partial")
+    report = {
+        "run_id": item.run_id,
+        "item_id": item.item_id,
+        "status": status,
+        "cold_start": cold_start,
+        "init_seconds": round(init_seconds, 4),
+        "engine_seconds": round(engine_seconds, 4),
+        "download_seconds": round(totals["download"], 4),
+        "compute_seconds": round(totals["compute"], 4),
+        "upload_seconds": round(totals["upload"], 4),
+        "wall_seconds": round(wall, 4),
+        "objects": predicted,
+        "objects_per_second": round(predicted / wall, 2) if wall > 0 else None,
+        "compute_objects_per_second": round(predicted / totals["compute"], 2) if totals["compute"] > 0 else None,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "cpus": cpus_seen(),
+        "batch_size": item.batch_size,
+        "precision": item.precision,
+        "started_at": started_at,
+        "finished_at": time.time(),
+        "function": context or {},
+        "shards": results,
+        "errors": [{"shard": r["key"], "error": r["error"], "message": r["message"]} for r in results if r["status"] == "failed"],
+    }
+    put_json(s3, loc.bucket, loc.worker_key(item.item_id), report)
+    log(_LOG, logging.INFO, "item done", status=status, objects=predicted, wall_s=round(wall, 3), **ctx)
+    return report
+
+
+def failure_report(item: dict[str, Any], error: str, message: str) -> dict[str, Any]:
+    """Report of an item whose worker crashed or timed out: every shard failed with the caught error."""
+    shards = item.get("shards") or []
+    return {
+        "run_id": item.get("run_id"),
+        "item_id": item.get("item_id"),
+        "status": "failed",
+        "crashed": True,
+        "objects": 0,
+        "finished_at": time.time(),
+        "shards": [
+            {"key": s.get("key"), "name": s.get("name"), "status": "failed", "error": error,
+             "message": message, "objects": s.get("count") or 0}
+            for s in shards
+        ],
+        "errors": [{"shard": s.get("key"), "error": error, "message": message} for s in shards],
+    }
