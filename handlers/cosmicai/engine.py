@@ -18,6 +18,7 @@ import resource
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,7 +118,10 @@ class _Linear(nn.Module):
         bias = bias.detach().float().contiguous()
         if precision == "int8":
             scale = float(weight.abs().max().clamp_min(1e-12)) / 127.0
-            qweight = torch.quantize_per_tensor(weight, scale, 0, torch.qint8)
+            with warnings.catch_warnings():
+                # The quantized-tensor API still works in this torch; its deprecation notice is noise here.
+                warnings.simplefilter("ignore", UserWarning)
+                qweight = torch.quantize_per_tensor(weight, scale, 0, torch.qint8)
             self.packed = torch.ops.quantized.linear_prepack(qweight, bias)
             self.weight = None
             self.bias = None
