@@ -1,0 +1,133 @@
+"""Summary accounting: every planned shard once, missing results, exact metrics from catalogs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from fanout_s3 import MemoryS3
+
+from cosmicai.catalog import read_catalog
+from cosmicai.metrics import compute_metrics
+from cosmicai.payload import RunPayload
+from cosmicai.plan import prepare_run
+from cosmicai.runstore import RunLocation
+from cosmicai.shards import shard_to_bytes
+from cosmicai.summary import MISSING, account, parse_cause, summarize_run
+from cosmicai.worker import WorkItem, failure_report, run_item
+from tests.conftest import build_shard
+
+LOC = RunLocation("out-bucket", "r/")
+
+
+def _plan() -> list[dict]:
+    return [
+        {"item_id": "item-0", "shards": [{"key": "in/a.safetensors", "name": "a", "count": 4},
+                                         {"key": "in/b.safetensors", "name": "b", "count": 5}]},
+        {"item_id": "item-1", "shards": [{"key": "in/c.safetensors", "name": "c", "count": 6}]},
+        {"item_id": "item-2", "shards": [{"key": "in/d.safetensors", "name": "d", "count": None}]},
+    ]
+
+
+def test_account_lists_every_planned_shard_once_with_missing_results() -> None:
+    reports = {
+        "item-0": {"shards": [
+            {"key": "in/a.safetensors", "status": "succeeded", "objects": 4},
+            {"key": "in/b.safetensors", "status": "failed", "error": "non_finite", "message": "b: NaN", "objects": 5},
+        ]},
+        "item-1": {"shards": [{"key": "in/c.safetensors", "status": "succeeded", "objects": 6}]},
+        # item-2 never reported
+    }
+    catalogs = {LOC.prediction_key("a")}  # c's catalog is missing although reported
+    out = account(_plan(), reports, catalogs, LOC)
+    assert [o["key"] for o in out] == [f"in/{x}.safetensors" for x in "abcd"]
+    by = {o["name"]: o for o in out}
+    assert by["a"]["status"] == "succeeded" and by["a"]["objects"] == 4
+    assert (by["b"]["error"], by["b"]["objects"]) == ("non_finite", 5)
+    assert by["c"]["error"] == MISSING and "absent" in by["c"]["message"]
+    assert by["d"]["error"] == MISSING and by["d"]["objects"] == 0 and "no worker report" in by["d"]["message"]
+
+
+def test_parse_cause_reads_lambda_error_json() -> None:
+    cause = json.dumps({"errorType": "WeightsNotFoundError", "errorMessage": "no weights at /x"})
+    assert parse_cause({"Error": "WeightsNotFoundError", "Cause": cause}) == ("WeightsNotFoundError", "no weights at /x")
+    assert parse_cause({"Error": "States.Timeout", "Cause": "Task timed out"}) == ("States.Timeout", "Task timed out")
+    assert parse_cause(None)[0] == "unknown"
+
+
+class _TinyEngine:
+    """A deterministic predictor (a fixed linear map of the magnitudes) so the test is fast."""
+
+    def predict(self, images: np.ndarray, magnitudes: np.ndarray) -> np.ndarray:
+        return (0.01 * magnitudes.sum(axis=1) - 0.5 + 0.001 * images.mean(axis=(1, 2, 3))).astype(np.float32)
+
+
+@pytest.fixture
+def run_store() -> MemoryS3:
+    s3 = MemoryS3("data-bucket", "out-bucket")
+    for i in range(7):
+        s3.buckets["data-bucket"][f"in/s{i}.safetensors"] = shard_to_bytes(build_shard(6 + i, seed=i, id_start=100 * i))
+    s3.buckets["data-bucket"]["in/s3.safetensors"] = s3.buckets["data-bucket"]["in/s3.safetensors"][:-500]  # truncated
+    return s3
+
+
+def test_full_run_through_worker_and_summary(run_store: MemoryS3) -> None:
+    s3 = run_store
+    payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "world_size": 3,
+                                "run_id": "run-a"})
+    prepare_run(s3, payload, started_at=1000.0)
+    plan = json.loads(s3.buckets["out-bucket"]["r/plan.json"])
+    assert [len(i["shards"]) for i in plan] == [3, 2, 2]
+    reports = [run_item(WorkItem.parse(item), s3, _TinyEngine, cold_start=i == 0, init_seconds=0.5,
+                        context={"memory_mb": 3008}) for i, item in enumerate(plan[:2])]
+    # The third worker "timed out": the Catch path records its failure.
+    crashed = plan[2] | {"error": {"Error": "Sandbox.Timedout", "Cause": json.dumps({"errorMessage": "Task timed out after 900 s"})}}
+    s3.put_object(Bucket="out-bucket", Key=LOC.worker_key("item-2"), Body=json.dumps(failure_report(crashed, "Sandbox.Timedout", "Task timed out after 900 s")).encode())
+    assert reports[1]["status"] == "partial" and reports[1]["errors"][0]["error"] == "unreadable"
+    assert reports[0]["status"] == "succeeded" and reports[0]["cold_start"] is True
+
+    summary = summarize_run(s3, LOC, "run-a", now=1010.0)
+    assert json.loads(s3.buckets["out-bucket"]["r/summary.json"]) == summary
+    assert summary["status"] == "PARTIAL"
+    objs = summary["objects"]
+    assert objs["total"] == objs["predicted"] + objs["failed"]
+    # s0..s2 predicted, s3 truncated (header still says 9 objects), s4 predicted, s5 s6 timed out
+    assert objs["predicted"] == 6 + 7 + 8 + 10
+    assert objs["failed"] == 9 + 11 + 12
+    failures = {f["shard"]: f for f in summary["shards"]["failures"]}
+    assert set(failures) == {"in/s3.safetensors", "in/s5.safetensors", "in/s6.safetensors"}
+    assert failures["in/s3.safetensors"]["error"] == "unreadable"
+    assert failures["in/s5.safetensors"]["error"] == "Sandbox.Timedout"
+    assert summary["shards"]["total"] == 7 and summary["shards"]["succeeded"] == 4
+
+    # metrics exactly equal those recomputed from the catalogs
+    tables = [read_catalog(v) for k, v in s3.buckets["out-bucket"].items() if k.startswith("r/predictions/")]
+    assert sum(t.num_rows for t in tables) == objs["predicted"]
+    z_true = np.concatenate([t.column("z_true").to_numpy() for t in tables])
+    z_pred = np.concatenate([t.column("z_pred").to_numpy() for t in tables])
+    assert summary["metrics"] == compute_metrics(z_true, z_pred)
+
+    perf = summary["performance"]
+    assert perf["wall_seconds"] == 10.0 and perf["workers"] == 2 and perf["cold_starts"] == 1
+    assert perf["worker_seconds_p50"] is not None
+    assert summary["cost"]["usd"] > 0 and summary["cost"]["inputs"]["memory_mb"] == 3008
+
+
+def test_rerun_overwrites_and_stale_reports_are_ignored(run_store: MemoryS3) -> None:
+    s3 = run_store
+    base = {"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "shards_per_worker": 7}
+    prepare_run(s3, RunPayload.parse(base | {"run_id": "old"}), started_at=0.0)
+    item = json.loads(s3.buckets["out-bucket"]["r/plan.json"])[0]
+    run_item(WorkItem.parse(item), s3, _TinyEngine, cold_start=True, init_seconds=0.0)
+    keys_before = set(s3.buckets["out-bucket"])
+    run_item(WorkItem.parse(item), s3, _TinyEngine, cold_start=False, init_seconds=0.0)
+    assert set(s3.buckets["out-bucket"]) == keys_before  # same keys, overwritten
+
+    prepare_run(s3, RunPayload.parse(base | {"run_id": "new"}), started_at=0.0)
+    summary = summarize_run(s3, LOC, "new", now=1.0)
+    # the old run's worker report does not count for the new run
+    assert summary["status"] == "FAILED" and summary["objects"]["predicted"] == 0
+    assert {f["error"] for f in summary["shards"]["failures"]} == {MISSING}
+    assert any("other runs" in w for w in summary["warnings"])
+    assert summary["metrics"] is None
