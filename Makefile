@@ -26,7 +26,8 @@ $(VENV)/.installed: requirements/lock.txt handlers/pyproject.toml
 	touch $@
 
 test: setup ## Run the whole suite (unit + integration): the CI command
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	@$(PY) -m pytest tests --durations=15 $(PYTEST_ARGS) \
+	  && echo "make test: PASSED" || { rc=$$?; echo "make test: FAILED (pytest exit $$rc)"; exit $$rc; }
 
 test-unit: setup ## Fast tests, no servers
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
