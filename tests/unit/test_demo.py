@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 _SPEC = importlib.util.spec_from_file_location("demo_run", Path(__file__).parents[2] / "scripts/demo/run.py")
 demo = importlib.util.module_from_spec(_SPEC)
+sys.modules[_SPEC.name] = demo  # dataclasses look their module up by name
 _SPEC.loader.exec_module(demo)
 
 
