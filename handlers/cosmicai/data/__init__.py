@@ -1,0 +1,1 @@
+"""Data preparation and training: synthetic SDSS-like galaxies, cleaning, re-sharding, fine-tuning."""
