@@ -137,13 +137,15 @@ def detect_format(data: bytes, name: str = "<bytes>") -> str:
         raise ShardUnreadableError(name, "file is empty (0 bytes)")
     if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return _zip_kind(data, name)
-    if data[:1] == b"\x80":
-        # Legacy (non-zip) torch.save output starts with a pickle protocol opcode.
-        return "pt"
+    # safetensors first: its 8-byte little-endian header length can itself start with
+    # 0x80 (e.g. a 384-byte header), which is also the pickle protocol opcode.
     if len(data) >= 9:
         (hlen,) = struct.unpack("<Q", data[:8])
         if 0 < hlen <= _MAX_SAFETENSORS_HEADER and data[8:9] == b"{":
             return "safetensors"
+    if data[:1] == b"\x80":
+        # Legacy (non-zip) torch.save output starts with a pickle protocol opcode.
+        return "pt"
     if len(data) < 9:
         raise ShardUnreadableError(name, f"only {len(data)} bytes: too short for any shard format")
     raise UnknownShardFormatError(
