@@ -88,13 +88,12 @@ def cosmicai(*args: str) -> list[str]:
 
 def make_sample_data(s: DemoSettings) -> None:
     """Generate the synthetic survey once per (objects, seed); reuse it afterwards."""
-    done = s.dataset_dir / ".complete"
-    if done.exists():
+    # make-dataset writes dataset.json last, so its presence means a complete dataset.
+    if (s.dataset_dir / "dataset.json").exists():
         print(f"\n==> Sample data: reusing {s.dataset_dir}", flush=True)
         return
     step(f"Generate {s.objects:,} SDSS-like galaxies (seed {s.seed})",
          cosmicai("make-dataset", "--n", str(s.objects), "--seed", str(s.seed), "--out", str(s.dataset_dir)))
-    done.touch()
 
 
 def upload_sample_data(s: DemoSettings) -> None:
