@@ -96,8 +96,20 @@ run "storage_is_private_encrypted_and_tls_only" {
   }
 
   assert {
-    condition = anytrue([for r in aws_s3_bucket_lifecycle_configuration.results.rule :
-    r.status == "Enabled" && one(r.filter).prefix == "runs/" && one(r.expiration).days == 30])
+    condition = anytrue([for r in aws_s3_bucket_lifecycle_configuration.this["results"].rule :
+    r.status == "Enabled" && try(one(r.filter).prefix, "") == "runs/" && try(one(r.expiration).days, 0) == 30])
     error_message = "old runs under runs/ must expire after run_expiration_days"
+  }
+
+  assert {
+    condition = alltrue([for b in aws_s3_bucket_lifecycle_configuration.this : anytrue([for r in b.rule :
+      r.status == "Enabled" && try(one(r.abort_incomplete_multipart_upload).days_after_initiation, 0) == 7 &&
+    try(one(r.noncurrent_version_expiration).noncurrent_days, 0) == 7])])
+    error_message = "every bucket must abort stale multipart uploads and expire noncurrent versions"
+  }
+
+  assert {
+    condition     = alltrue([for r in aws_s3_bucket_lifecycle_configuration.this["data"].rule : length(r.expiration) == 0])
+    error_message = "input shards must never expire"
   }
 }

@@ -13,7 +13,8 @@ variable "definition" {
   type        = string
 
   validation {
-    condition     = can(jsondecode(var.definition)) && !strcontains(var.definition, "$${")
+    # "[$][{]" rather than "$${": checkov's HCL parser cannot read the escaped form.
+    condition     = can(jsondecode(var.definition)) && length(regexall("[$][{]", var.definition)) == 0
     error_message = "definition must be valid JSON with no '$${...}' placeholder left."
   }
 }

@@ -1,6 +1,9 @@
-# Old runs expire; overwritten versions and abandoned multipart uploads are cleaned up.
-resource "aws_s3_bucket_lifecycle_configuration" "data" {
-  bucket = aws_s3_bucket.this["data"].id
+# Every bucket: abandoned multipart uploads and overwritten versions are cleaned up.
+# The results bucket also expires old runs below results_prefix.
+resource "aws_s3_bucket_lifecycle_configuration" "this" {
+  for_each = aws_s3_bucket.this
+
+  bucket = each.value.id
 
   rule {
     id     = "noncurrent-and-multipart-cleanup"
@@ -17,30 +20,19 @@ resource "aws_s3_bucket_lifecycle_configuration" "data" {
     }
   }
 
-  depends_on = [aws_s3_bucket_versioning.this]
-}
+  dynamic "rule" {
+    for_each = each.key == "results" ? [var.results_prefix] : []
+    content {
+      id     = "expire-old-runs"
+      status = "Enabled"
 
-resource "aws_s3_bucket_lifecycle_configuration" "results" {
-  bucket = aws_s3_bucket.this["results"].id
+      filter {
+        prefix = rule.value
+      }
 
-  rule {
-    id     = "expire-old-runs"
-    status = "Enabled"
-
-    filter {
-      prefix = var.results_prefix
-    }
-
-    expiration {
-      days = var.run_expiration_days
-    }
-
-    noncurrent_version_expiration {
-      noncurrent_days = var.noncurrent_version_days
-    }
-
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 7
+      expiration {
+        days = var.run_expiration_days
+      }
     }
   }
 
