@@ -11,6 +11,7 @@ TFVARS ?=
 PAYLOAD ?=
 LOGS_SINCE ?= 10m
 LOGS_FUNCTION ?= all
+LOGS_FOLLOW ?=
 TOOLS_VENV ?= .venv-tools
 
 # The mirror is opt-in: used only when the folder exists (the registry otherwise).
@@ -42,8 +43,8 @@ invoke: setup ## Run the pipeline: make invoke PAYLOAD=<file.json or inline JSON
 	@test -n '$(PAYLOAD)' || { echo "invoke: set PAYLOAD=<path to a JSON file or inline JSON>"; exit 2; }
 	$(DEPLOY) exec -- sh -c 'exec "$$0" -m cosmicai.cli invoke --state-machine-arn "$$COSMICAI_TF_STATE_MACHINE_ARN" --payload "$$1"' $(PY) '$(PAYLOAD)'
 
-logs: setup ## Tail recent function logs (LOGS_SINCE=10m, LOGS_FUNCTION=all|init|infer|summarize|state_machine)
-	$(DEPLOY) exec -- $(PY) scripts/deploy/logs.py --since $(LOGS_SINCE) --function $(LOGS_FUNCTION)
+logs: setup ## Print recent function logs (LOGS_SINCE=10m, LOGS_FUNCTION=all|init|infer|summarize|state_machine, LOGS_FOLLOW=1)
+	@$(DEPLOY) exec -- $(PY) -m deploy.logs --since $(LOGS_SINCE) --function $(LOGS_FUNCTION) $(if $(LOGS_FOLLOW),--follow)
 
 tf-config: ## Write the Terraform CLI config naming the provider mirror (when it exists)
 	@mkdir -p $(TF_CHECK_DIR)

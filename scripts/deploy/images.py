@@ -62,12 +62,20 @@ def build_images(make: str, root: Path) -> None:
         raise DeployError(f"`make images` failed (exit {proc.returncode}); see its output above")
 
 
-def push_images(python: str, root: Path, repository_urls: dict[str, str], env: dict[str, str]) -> None:
-    """Push the built images to their ECR repositories (tags are the build's digests)."""
-    registries = {url.split("/", 1)[0] for url in repository_urls.values()}
+def push_command(make: str, root: Path, repository_urls: dict[str, str]) -> list[str]:
+    """`make images` with the push settings of the images tooling, one repository per image."""
+    missing = [name for name in IMAGE_NAMES if name not in repository_urls]
+    if missing:
+        raise DeployError(f"no ECR repository for image(s) {missing}; got {sorted(repository_urls)}")
+    registries = {repository_urls[name].split("/", 1)[0] for name in IMAGE_NAMES}
     if len(registries) != 1:
         raise DeployError(f"expected one ECR registry, got {sorted(registries)}")
-    cmd = [python, str(root / "scripts/images/build.py"), "--push", registries.pop()]
-    proc = subprocess.run(cmd, cwd=root, env=env)
+    repos = " ".join(f"--repository {name}={repository_urls[name]}" for name in IMAGE_NAMES)
+    return [make, "-C", str(root), "images", f"IMAGES_PUSH={registries.pop()}", f"IMAGES_ARGS={repos}"]
+
+
+def push_images(make: str, root: Path, repository_urls: dict[str, str], env: dict[str, str]) -> None:
+    """Push the built images (already tagged with their content digests) to their ECR repositories."""
+    proc = subprocess.run(push_command(make, root, repository_urls), env=env)
     if proc.returncode != 0:
         raise DeployError(f"pushing images failed (exit {proc.returncode}); see its output above")

@@ -76,7 +76,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         ws.run("apply", "-input=false", "-auto-approve", "-compact-warnings", "-target=module.ecr", *var_args)
         if not target.is_local:
             urls = ws.outputs().get("ecr_repository_urls") or _ecr_urls_from_state(ws)
-            push_images(args.python, ROOT, urls, target.client_environment())
+            push_images(args.make, ROOT, urls, target.client_environment())
     ws.run("apply", "-input=false", "-auto-approve", "-compact-warnings", *var_args)
     outputs = ws.outputs()
     print(json.dumps({k: outputs.get(k) for k in ("state_machine_arn", "data_uri", "results_uri")}, indent=2))
@@ -162,7 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--var-file", default="", help="tfvars file (default terraform/examples/<target>.tfvars)")
     parser.add_argument("--terraform", default="terraform")
     parser.add_argument("--make", default="make")
-    parser.add_argument("--python", default=sys.executable)
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("deploy", help=cmd_deploy.__doc__).set_defaults(run=cmd_deploy)
     p = sub.add_parser("plan", help=cmd_plan.__doc__)
