@@ -6,7 +6,9 @@ list_objects_v2 paginator with 1,000-key pages, raising botocore ClientErrors li
 
 from __future__ import annotations
 
+import hashlib
 import io
+from datetime import datetime, timezone
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -32,6 +34,8 @@ class MemoryS3:
     def __init__(self, *buckets: str) -> None:
         self.buckets: dict[str, dict[str, bytes]] = {b: {} for b in buckets}
         self.calls: list[str] = []
+        self.clock = 1_000_000.0  # seconds; advanced by tests to age objects
+        self.modified: dict[tuple[str, str], float] = {}
 
     def _bucket(self, name: str, op: str) -> dict[str, bytes]:
         if name not in self.buckets:
@@ -45,7 +49,19 @@ class MemoryS3:
     def put_object(self, Bucket: str, Key: str, Body: bytes, **_: Any) -> dict[str, Any]:
         self.calls.append(f"put {Key}")
         self._bucket(Bucket, "PutObject")[Key] = bytes(Body)
+        self.modified[(Bucket, Key)] = self.clock
         return {}
+
+    def _meta(self, bucket: str, key: str) -> dict[str, Any]:
+        data = self.buckets[bucket][key]
+        when = datetime.fromtimestamp(self.modified.get((bucket, key), 0.0), timezone.utc)
+        return {"Key": key, "Size": len(data), "LastModified": when, "ETag": f'"{hashlib.md5(data).hexdigest()}"'}
+
+    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        self.calls.append(f"head {Key}")
+        if Key not in self._bucket(Bucket, "HeadObject"):
+            raise _error("404", "HeadObject")
+        return self._meta(Bucket, Key)
 
     def get_object(self, Bucket: str, Key: str, Range: str | None = None) -> dict[str, Any]:
         self.calls.append(f"get {Key}" + (f" {Range}" if Range else ""))
@@ -67,6 +83,6 @@ class MemoryS3:
                 for i in range(0, max(len(keys), 1), s3.PAGE):
                     s3.calls.append("list")
                     page = keys[i: i + s3.PAGE]
-                    yield {"Contents": [{"Key": k, "Size": len(s3.buckets[Bucket][k])} for k in page]} if page else {}
+                    yield {"Contents": [s3._meta(Bucket, k) for k in page]} if page else {}
 
         return _Paginator()
