@@ -38,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this wall time (keeps the best epoch)")
     p.add_argument("--max-train", type=int, default=None, help="use at most this many training objects")
+    p.add_argument("--probe-epochs", type=int, default=0, metavar="K", help="stage 1: first fit the Linear heads for K epochs on cached branch features (fast; BatchNorm statistics calibrated and frozen)")
+    p.add_argument("--probe-objects", type=int, default=20000, metavar="N", help="training objects whose features stage 1 caches (default 20000)")
     p.add_argument("--fp16", action="store_true", help="store weights as fp16 (half the size; loaded as fp32)")
     p.add_argument("--note", action="append", default=[], help="limitation or remark for the model card")
     p.set_defaults(run=run)
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
             freeze_vit=args.freeze_vit, noise=args.noise, augment=not args.no_augment, seed=args.seed,
             device=args.device, threads=args.threads, max_minutes=args.max_minutes, max_train=args.max_train,
+            probe_epochs=args.probe_epochs, probe_objects=args.probe_objects,
         )
         tr = load_split(args.train, limit=args.max_train)
         va = load_split(args.val)
@@ -80,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     def log(entry: dict) -> None:
         console.print(
-            f"epoch {entry['epoch']}: loss {entry['train_loss']:.5f} val MAE {entry['val_mae']:.4f} "
+            f"epoch {entry['epoch']}: loss {entry['train_loss']:.5f} val MAE {entry['val_mae']:.4f} "  # noqa: ISC001
             f"NMAD {entry['val_precision']:.4f} R2 {entry['val_r2']:.3f} ({entry['train_objects_per_s']} obj/s, {entry['seconds']} s)"
         )
 

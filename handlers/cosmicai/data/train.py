@@ -49,6 +49,8 @@ class TrainConfig:
     threads: int | None = None
     max_minutes: float | None = None
     max_train: int | None = None
+    probe_epochs: int = 0  # stage 1: train the linear heads on cached branch features first
+    probe_objects: int = 20000
 
     def __post_init__(self) -> None:
         checks = {
@@ -58,6 +60,7 @@ class TrainConfig:
             "patience": self.patience >= 1,
             "noise": self.noise >= 0,
             "max_minutes": self.max_minutes is None or self.max_minutes > 0,
+            "probe_epochs": self.probe_epochs >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -252,6 +255,96 @@ def _check_convs_unpadded(model: AstroMAE) -> None:
             raise RuntimeError("standardisation fold needs unpadded entry convolutions")
 
 
+# ---------------------------------------------------------------- stage 1: linear heads on cached features
+
+INCEPTION_TRUNK = 10  # vis_inception[:10] ends with Flatten (192 features); [10:] is the MLP head
+
+
+def calibrate_batchnorm(model: AstroMAE, data: Arrays, stt: dict[str, torch.Tensor], device: torch.device, n: int = 2048) -> None:
+    """Set BatchNorm running statistics from training images (cumulative average), then freeze them.
+
+    With a randomly initialised CNN the init statistics (0, 1) would leave it unnormalised;
+    frozen statistics make the cached stage-1 features equal to what stage 2 sees.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+    model.inception_model.train()
+    with torch.no_grad():
+        for s in range(0, min(n, data.n), 256):
+            x = (torch.from_numpy(data.images[s : s + 256]).to(device) - stt["img_mean"]) / stt["img_std"]
+            model.inception_model(x)
+    for bn in bns:
+        bn.momentum = 0.1
+    model.inception_model.eval()
+
+
+def branch_features(model: AstroMAE, data: Arrays, stt: dict[str, torch.Tensor], device: torch.device, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ViT encoder output, inception trunk output, standardised magnitudes) for the first n objects."""
+    model.eval()
+    n = data.n if n is None else min(n, data.n)
+    enc, trunk = [], []
+    with torch.inference_mode():
+        for s in range(0, n, 256):
+            e = min(n, s + 256)
+            x = (torch.from_numpy(data.images[s:e]).to(device) - stt["img_mean"]) / stt["img_std"]
+            enc.append(model.encode(x))
+            trunk.append(model.inception_model.vis_inception[:INCEPTION_TRUNK](x))
+    mags = (torch.from_numpy(data.magnitudes[:n]).to(device) - stt["mag_mean"]) / stt["mag_std"]
+    return torch.cat(enc).clone(), torch.cat(trunk).clone(), mags.clone()
+
+
+def heads_forward(model: AstroMAE, enc: torch.Tensor, trunk: torch.Tensor, mags: torch.Tensor) -> torch.Tensor:
+    """The model's output from cached branch features (every Linear layer, no convolutions)."""
+    vit = model.vit_block(enc)
+    cnn = model.inception_model.vis_inception[INCEPTION_TRUNK:](trunk)
+    return model.concat_block(torch.cat((vit, cnn, model.magnitude_block(mags)), dim=1)).squeeze(1)
+
+
+def probe_stage(
+    model: AstroMAE, train_data: Arrays, val_data: Arrays, st: Standardiser, stt: dict[str, torch.Tensor],
+    config: TrainConfig, device: torch.device, log: Callable[[dict[str, Any]], None] | None,
+) -> list[dict[str, Any]]:
+    """Stage 1: fit all Linear layers on cached (un-augmented) branch features; return history."""
+    t0 = time.perf_counter()
+    tr = branch_features(model, train_data, stt, device, config.probe_objects)
+    va = branch_features(model, val_data, stt, device)
+    heads = [model.vit_block, model.inception_model.vis_inception[INCEPTION_TRUNK:], model.magnitude_block, model.concat_block]
+    params = [p for h in heads for p in h.parameters()]
+    opt = torch.optim.AdamW(params, lr=2 * config.lr, weight_decay=config.weight_decay)
+    n = tr[0].shape[0]
+    steps = config.probe_epochs * (n // config.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2 * config.lr, total_steps=max(1, steps))
+    z_all = torch.from_numpy(train_data.redshift[:n]).to(device)
+    gen = torch.Generator().manual_seed(config.seed + 1)
+    history = []
+    for epoch in range(1, config.probe_epochs + 1):
+        for h in heads:
+            h.train()
+        order = torch.randperm(n, generator=gen).to(device)
+        losses = []
+        for b in range(n // config.batch_size):
+            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+            z = z_all[idx]
+            pred = st.z_mean + st.z_std * heads_forward(model, tr[0][idx], tr[1][idx], tr[2][idx])
+            loss = nn.functional.huber_loss((pred - z) / (1 + z), torch.zeros_like(z), delta=0.05)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+        model.eval()
+        with torch.inference_mode():
+            zp = st.z_mean + st.z_std * heads_forward(model, *va).cpu().numpy()
+        vm = compute_metrics(val_data.redshift, zp)
+        entry = {"epoch": f"probe {epoch}", "train_loss": float(np.mean(losses)), "seconds": round(time.perf_counter() - t0, 1), "train_objects_per_s": None, "lr": sched.get_last_lr()[0], **{f"val_{k}": v for k, v in vm.items()}}
+        history.append(entry)
+        if log:
+            log(entry)
+    return history
+
+
 # ---------------------------------------------------------------- loop
 
 
@@ -293,6 +386,9 @@ def train(
     stt = st.tensors(device)
     model = (copy.deepcopy(init) if init is not None else AstroMAE()).to(device)
     _check_convs_unpadded(model)
+    freeze_bn = config.probe_epochs > 0
+    if freeze_bn:
+        calibrate_batchnorm(model, train_data, stt, device)
     trainable = set_trainable(model, config.freeze_vit)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -312,12 +408,18 @@ def train(
     zt_all = torch.from_numpy(train_data.redshift)
 
     result = TrainResult(model=model, device=str(device), trainable_parameters=trainable)
+    if config.probe_epochs:
+        result.history += probe_stage(model, train_data, val_data, st, stt, config, device, log)
     best_score, best_state, bad_epochs = math.inf, None, 0
     deadline = None if config.max_minutes is None else t0 + 60 * config.max_minutes
     for epoch in range(1, config.epochs + 1):
         model.train()
         if config.freeze_vit:
             model.blocks.eval()
+        if freeze_bn:
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
         order = rng.permutation(train_data.n)
         losses = []
         t_epoch = time.perf_counter()
