@@ -136,6 +136,79 @@ def recommend_memory(objects_per_s_by_threads: dict[int, float], min_memory_mb: 
     return best[1], best[2]
 
 
+def throughput_at_memory(objects_per_s_by_threads: dict[int, float], memory_mb: float) -> float:
+    """Objects/s at a memory size, from rates measured at 1..k threads (one thread per vCPU share).
+
+    Between measured thread counts the rate is interpolated linearly; below one vCPU it
+    shrinks with the share; beyond the largest measured count the per-vCPU efficiency of
+    that count is assumed to hold (an assumption, stated in every projection).
+    """
+    rates = {int(t): float(r) for t, r in objects_per_s_by_threads.items()}
+    if 1 not in rates:
+        raise CostError(f"throughput needs a measurement at thread count 1; got thread counts {sorted(rates)}")
+    for t, r in rates.items():
+        if t < 1 or r <= 0:
+            raise CostError(f"objects_per_s={r} at {t} thread(s): thread counts must be >= 1 and rates > 0")
+    vcpus = vcpus_for_memory(memory_mb)
+    if vcpus <= 1:
+        return rates[1] * vcpus
+    counts = sorted(rates)
+    top = counts[-1]
+    if vcpus >= top:
+        efficiency = rates[top] / (top * rates[1])
+        return vcpus * rates[1] * efficiency
+    lo = max(t for t in counts if t <= vcpus)
+    hi = min(t for t in counts if t >= vcpus)
+    if lo == hi:
+        return rates[lo]
+    return rates[lo] + (rates[hi] - rates[lo]) * (vcpus - lo) / (hi - lo)
+
+
+def project_run(
+    *,
+    objects_per_s: float,
+    memory_mb: float,
+    shard_objects: int,
+    total_objects: int,
+    concurrency: int,
+    init_s: float = 0.0,
+    arch: str = "x86_64",
+    prices: Prices = DEFAULT_PRICES,
+    fixed_sfn_transitions: float = 4.0,
+) -> dict[str, Any]:
+    """Projected cost and wall time of a run: one invocation per shard, `concurrency` workers.
+
+    Cost charges init to every invocation (an upper bound: warm reuse bills less); wall time
+    assumes each worker pays init once and then takes shards in waves.
+    """
+    if shard_objects < 1 or total_objects < 1 or concurrency < 1:
+        raise CostError(f"shard_objects={shard_objects}, total_objects={total_objects}, concurrency={concurrency} must be >= 1")
+    inputs = CostInputs(
+        memory_mb=memory_mb,
+        objects_per_s=objects_per_s,
+        objects_per_invocation=shard_objects,
+        init_s=init_s,
+        arch=arch,
+        fixed_sfn_transitions=fixed_sfn_transitions,
+        run_objects=total_objects,
+    )
+    cost = cost_per_million(inputs, prices)
+    invocations = math.ceil(total_objects / shard_objects)
+    waves = math.ceil(invocations / concurrency)
+    compute_s = shard_objects / objects_per_s
+    return {
+        "kind": "projection",
+        "invocations": invocations,
+        "waves": waves,
+        "workers": min(invocations, concurrency),
+        "billed_s_per_invocation": cost["billed_s_per_invocation"],
+        "wall_s": init_s + waves * compute_s,
+        "run_usd": cost["usd_per_million_objects"] * total_objects / PER_MILLION,
+        "cost": cost,
+        "inputs": {"total_objects": total_objects, "concurrency": concurrency, "shard_objects": shard_objects},
+    }
+
+
 __all__ = [
     "DEFAULT_PRICES",
     "CostError",
@@ -144,6 +217,8 @@ __all__ = [
     "cost_per_million",
     "lambda_compute_usd",
     "memory_for_vcpus",
+    "project_run",
     "recommend_memory",
+    "throughput_at_memory",
     "vcpus_for_memory",
 ]

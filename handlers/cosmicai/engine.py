@@ -52,18 +52,19 @@ class EngineError(ValueError):
 # --------------------------------------------------------------- resources
 
 
-def _cgroup_cpu_limit() -> float | None:
-    """CPU quota of this process's cgroup (v2 `cpu.max` or v1 cfs files), None if unlimited."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> float | None:
+    """CPU quota of the cgroup at `root` (v2 `cpu.max` or v1 `cpu/cpu.cfs_*`), None if unlimited."""
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            return int(quota) / int(period)
-        return None
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
         pass
     try:
-        quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
-        period_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
         if quota_us > 0 and period_us > 0:
             return quota_us / period_us
     except (OSError, ValueError):
@@ -71,13 +72,13 @@ def _cgroup_cpu_limit() -> float | None:
     return None
 
 
-def available_cpus() -> int:
+def available_cpus(cgroup_root: Path = CGROUP_ROOT) -> int:
     """CPUs this process may really use: affinity mask capped by the cgroup quota (>= 1)."""
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         n = os.cpu_count() or 1
-    limit = _cgroup_cpu_limit()
+    limit = cgroup_cpu_limit(cgroup_root)
     if limit is not None:
         # A 1.5-CPU quota cannot keep two busy threads fed; round down, never below 1.
         n = min(n, max(1, int(limit)))
@@ -117,11 +118,13 @@ class _Linear(nn.Module):
         weight = weight.detach().float().contiguous()
         bias = bias.detach().float().contiguous()
         if precision == "int8":
-            scale = float(weight.abs().max().clamp_min(1e-12)) / 127.0
+            # Per-output-channel scales: rows of very different norms keep their precision.
+            scales = (weight.abs().amax(dim=1).clamp_min(1e-12) / 127.0).double()
+            zeros = torch.zeros(weight.shape[0], dtype=torch.long)
             with warnings.catch_warnings():
                 # The quantized-tensor API still works in this torch; its deprecation notice is noise here.
                 warnings.simplefilter("ignore", UserWarning)
-                qweight = torch.quantize_per_tensor(weight, scale, 0, torch.qint8)
+                qweight = torch.quantize_per_channel(weight, scales, zeros, 0, torch.qint8)
             self.packed = torch.ops.quantized.linear_prepack(qweight, bias)
             self.weight = None
             self.bias = None
@@ -508,6 +511,7 @@ __all__ = [
     "FoldedAstroMAE",
     "Timings",
     "available_cpus",
+    "cgroup_cpu_limit",
     "peak_rss_mb",
     "plain_eager_predict",
     "prefetch",

@@ -1,0 +1,194 @@
+"""`cosmicai costs --logs GROUP`: the real Lambda bill of a run, from its REPORT lines.
+
+Reads REPORT lines from CloudWatch Logs (AWS, or the local cloud through
+AWS_ENDPOINT_URL), sums billed GB-seconds and prices them (x86_64 or arm64, plus
+requests). With `--output s3://.../ --run-id RUN` only the invocations named in that
+run's worker reports count, and the bill is also quoted per million objects, to set
+beside the projection in bench/REPORT.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class CostsCommandError(ValueError):
+    """A bad argument of `cosmicai costs` (message names the option)."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the costs parser."""
+    p = subparsers.add_parser(
+        "costs",
+        help="bill of Lambda invocations from their CloudWatch REPORT lines",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--logs", action="append", required=True, metavar="GROUP",
+                   help="CloudWatch log group, e.g. /aws/lambda/cosmicai-infer (repeat for several functions)")
+    p.add_argument("--start", help="only lines at or after this time: ISO-8601, epoch seconds, or an age like 2h / 30m")
+    p.add_argument("--end", help="only lines before this time (same forms as --start)")
+    p.add_argument("--output", metavar="S3_URI", help="the run's output prefix (s3://bucket/prefix/), used with --run-id")
+    p.add_argument("--run-id", help="only invocations whose request ids appear in this run's worker reports")
+    p.add_argument("--arch", choices=("x86_64", "arm64"), help="price as this architecture (default: ask Lambda, else x86_64)")
+    p.add_argument("--objects", type=int, help="objects these invocations predicted (for USD per million objects)")
+    p.add_argument("--json", action="store_true", help="print the bill as JSON")
+    p.set_defaults(run=run)
+
+
+def parse_time_ms(value: str | None, option: str, now: float | None = None) -> int | None:
+    """Epoch milliseconds from ISO-8601, epoch seconds or an age ('90s', '30m', '2h', '1d')."""
+    if value is None:
+        return None
+    now = time.time() if now is None else now
+    text = value.strip()
+    if m := _RELATIVE.match(text):
+        return int((now - float(m.group(1)) * _UNIT_S[m.group(2)]) * 1000)
+    try:
+        return int(float(text) * 1000)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CostsCommandError(f"{option} {value!r}: not ISO-8601, epoch seconds or an age like 2h") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1000)
+
+
+def _client(service: str) -> Any:
+    """A boto3 client with standard retries (the local-cloud helper when installed)."""
+    try:
+        from cosmicai.aws import client  # type: ignore[attr-defined]
+
+        return client(service)
+    except ImportError:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(service, config=Config(retries={"mode": "standard", "max_attempts": 8}))
+
+
+def function_arch(lambda_client: Any, group: str) -> str | None:
+    """The architecture of the function behind `/aws/lambda/<name>`, None if unknown."""
+    if not group.startswith("/aws/lambda/"):
+        return None
+    try:
+        cfg = lambda_client.get_function_configuration(FunctionName=group.removeprefix("/aws/lambda/"))
+    except Exception:  # deleted function, no permission, no Lambda endpoint: the caller falls back
+        return None
+    archs = cfg.get("Architectures") or ["x86_64"]
+    return str(archs[0])
+
+
+def run_requests(s3: Any, output: str, run_id: str) -> tuple[set[str], int, float, float]:
+    """(request ids, objects, first start, last finish) from the run's worker reports."""
+    from cosmicai.payload import split_s3_uri
+    from cosmicai.runstore import WORKERS_DIR, get_json, list_objects
+
+    bucket, prefix = split_s3_uri(output, "--output")
+    ids: set[str] = set()
+    objects, starts, ends = 0, [], []
+    for obj in list_objects(s3, bucket, prefix + WORKERS_DIR):
+        report = get_json(s3, bucket, obj["Key"])
+        if report.get("run_id") != run_id:
+            continue
+        request_id = (report.get("function") or {}).get("request_id")
+        if request_id:
+            ids.add(request_id)
+        objects += int(report.get("objects") or 0)
+        if report.get("started_at"):
+            starts.append(float(report["started_at"]))
+        if report.get("finished_at"):
+            ends.append(float(report["finished_at"]))
+    if not ids:
+        raise CostsCommandError(f"--run-id {run_id}: no worker report under {output}{WORKERS_DIR} names a Lambda request id")
+    return ids, objects, min(starts, default=0.0), max(ends, default=time.time())
+
+
+def collect(args: argparse.Namespace) -> dict[str, Any]:
+    """The bill as a dict (see lambda_logs.bill), one entry per log group plus the total."""
+    from cosmicai.lambda_logs import bill, dedupe, fetch_report_lines
+
+    start_ms = parse_time_ms(args.start, "--start")
+    end_ms = parse_time_ms(args.end, "--end")
+    if bool(args.run_id) != bool(args.output):
+        raise CostsCommandError("--run-id and --output go together (the run's worker reports name its invocations)")
+    request_ids: set[str] | None = None
+    objects = args.objects
+    if args.run_id:
+        request_ids, run_objects, first, last = run_requests(_client("s3"), args.output, args.run_id)
+        objects = objects or run_objects
+        # REPORT lines follow the handler's return; a minute of slack each side catches them.
+        start_ms = start_ms if start_ms is not None else int((first - 60) * 1000)
+        end_ms = end_ms if end_ms is not None else int((last + 60) * 1000)
+    logs, lam = _client("logs"), _client("lambda")
+    groups, everything = [], []
+    for group in args.logs:
+        reports = dedupe(fetch_report_lines(logs, group, start_ms=start_ms, end_ms=end_ms))
+        if request_ids is not None:
+            reports = [r for r in reports if r.request_id in request_ids]
+        arch = args.arch or function_arch(lam, group) or "x86_64"
+        groups.append({"log_group": group} | bill(reports, arch))
+        everything.append((reports, arch))
+    total_usd = sum(g["usd"]["total"] for g in groups)
+    out: dict[str, Any] = {
+        "kind": "bill (from REPORT lines)",
+        "endpoint": os.environ.get("AWS_ENDPOINT_URL") or "AWS",
+        "window_ms": [start_ms, end_ms],
+        "run_id": args.run_id,
+        "groups": groups,
+        "invocations": sum(g["invocations"] for g in groups),
+        "billed_gb_seconds": sum(g["billed_gb_seconds"] for g in groups),
+        "usd_total": total_usd,
+    }
+    if objects:
+        out["objects"] = objects
+        out["usd_per_million_objects"] = total_usd * 1_000_000 / objects
+    return out
+
+
+def _print_table(bill_: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Lambda bill from REPORT lines ({bill_['endpoint']})")
+    for col in ("log group", "arch", "invocations", "cold", "memory MB", "billed s", "GB-s", "compute $", "requests $", "total $"):
+        table.add_column(col, justify="left" if col == "log group" else "right")
+    for g in bill_["groups"]:
+        table.add_row(
+            g["log_group"], g["arch"], str(g["invocations"]), str(g["cold_starts"]),
+            ",".join(map(str, g["memory_sizes_mb"])) or "-", f"{g['billed_seconds']:.3f}", f"{g['billed_gb_seconds']:.3f}",
+            f"{g['usd']['lambda_compute']:.6f}", f"{g['usd']['lambda_requests']:.6f}", f"{g['usd']['total']:.6f}",
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"total: {bill_['invocations']} invocations, {bill_['billed_gb_seconds']:.3f} GB-s, ${bill_['usd_total']:.6f}")
+    if "usd_per_million_objects" in bill_:
+        console.print(f"{bill_['objects']:,} objects -> ${bill_['usd_per_million_objects']:.4f} per million objects (Lambda only; "
+                      "Step Functions and S3 requests are in the projection, not in REPORT lines)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the bill; exit 2 on bad arguments, 1 if no REPORT line matched."""
+    try:
+        result = collect(args)
+    except CostsCommandError as exc:
+        print(f"cosmicai costs: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_table(result)
+    return 0 if result["invocations"] else 1
