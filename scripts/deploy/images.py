@@ -1,8 +1,7 @@
-"""Image tags for the functions: built-image digests, or a source digest locally."""
+"""Image tags for the functions: built-image digests, or a fixed local tag."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -10,32 +9,15 @@ from pathlib import Path
 from .errors import DeployError
 
 IMAGE_NAMES = ("inference", "orchestration")
-# What goes into the code the functions run; caches and build litter do not.
-_SKIP_DIRS = {"__pycache__", ".pytest_cache", "build", "dist"}
-_SKIP_SUFFIXES = (".pyc", ".pyo")
+# The process-mode executor runs the project tree, not an image, so the local URI is
+# a fixed `<repository_url>:local`: LocalStack only needs a non-empty ImageUri, and a
+# constant keeps `make deploy` a no-op while people edit handlers/ in the same tree.
+LOCAL_TAG = "local"
 
 
-def source_digest(root: Path) -> str:
-    """A stable digest of handlers/ (the code the process-mode executor runs)."""
-    src = root / "handlers"
-    if not src.is_dir():
-        raise DeployError(f"no handlers/ directory under {root}")
-    h = hashlib.sha256()
-    for path in sorted(p for p in src.rglob("*") if p.is_file()):
-        rel = path.relative_to(src)
-        if any(part in _SKIP_DIRS or part.endswith(".egg-info") for part in rel.parts[:-1]):
-            continue
-        if path.suffix in _SKIP_SUFFIXES:
-            continue
-        h.update(str(rel).encode() + b"\0")
-        h.update(hashlib.sha256(path.read_bytes()).digest())
-    return h.hexdigest()
-
-
-def source_tags(root: Path) -> dict[str, str]:
-    """Tags for the process-mode executor, which runs the tree, not an image."""
-    tag = "src-" + source_digest(root)[:20]
-    return {name: tag for name in IMAGE_NAMES}
+def local_tags() -> dict[str, str]:
+    """Tags for the process-mode executor (no image is built or pushed)."""
+    return {name: LOCAL_TAG for name in IMAGE_NAMES}
 
 
 def read_built_tags(manifest: Path) -> dict[str, str]:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .errors import DeployError
-from .images import build_images, push_images, read_built_tags, source_tags
+from .images import build_images, local_tags, push_images, read_built_tags
 from .targets import TARGETS, Target
 from .terraform_cli import TerraformWorkspace
 
@@ -57,7 +57,7 @@ def _var_args(args: argparse.Namespace, target: Target, tags: dict[str, str]) ->
 
 def _tags(args: argparse.Namespace, target: Target, *, build: bool) -> dict[str, str]:
     if not _uses_real_images(target):
-        return source_tags(ROOT)
+        return local_tags()
     if build:
         build_images(args.make, ROOT)
     return read_built_tags(ROOT / "build/images.json")

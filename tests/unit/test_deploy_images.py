@@ -1,9 +1,9 @@
-"""Image tags for deploy: a source digest locally, the build manifest otherwise."""
+"""Image tags for deploy: a fixed tag locally, the build manifest otherwise."""
 
 from __future__ import annotations
 
 import json
-import shutil
+import re
 import sys
 from pathlib import Path
 
@@ -12,51 +12,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 from deploy.errors import DeployError  # noqa: E402
-from deploy.images import push_command, read_built_tags, source_digest, source_tags  # noqa: E402
+from deploy.images import local_tags, push_command, read_built_tags  # noqa: E402
 
 
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    pkg = tmp_path / "handlers" / "cosmicai"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("VERSION = 1\n")
-    (pkg / "worker.py").write_text("def run():\n    return 1\n")
-    return tmp_path
-
-
-def test_source_digest_is_stable_and_follows_the_code(tree: Path) -> None:
-    first = source_digest(tree)
-    assert source_digest(tree) == first
-    (tree / "handlers/cosmicai/worker.py").write_text("def run():\n    return 2\n")
-    assert source_digest(tree) != first
-
-
-def test_source_digest_sees_renames(tree: Path) -> None:
-    first = source_digest(tree)
-    shutil.move(tree / "handlers/cosmicai/worker.py", tree / "handlers/cosmicai/work.py")
-    assert source_digest(tree) != first
-
-
-def test_source_digest_ignores_caches_and_build_litter(tree: Path) -> None:
-    first = source_digest(tree)
-    cache = tree / "handlers/cosmicai/__pycache__"
-    cache.mkdir()
-    (cache / "worker.cpython-311.pyc").write_bytes(b"\0\1")
-    egg = tree / "handlers/cosmicai.egg-info"
-    egg.mkdir()
-    (egg / "PKG-INFO").write_text("x")
-    assert source_digest(tree) == first
-
-
-def test_source_tags_are_valid_image_tags(tree: Path) -> None:
-    tags = source_tags(tree)
-    assert set(tags) == {"inference", "orchestration"}
-    assert all(t.startswith("src-") and len(t) == 24 for t in tags.values())
-
-
-def test_source_digest_needs_handlers(tmp_path: Path) -> None:
-    with pytest.raises(DeployError, match="no handlers/"):
-        source_digest(tmp_path)
+def test_local_tags_are_fixed_valid_image_tags() -> None:
+    tags = local_tags()
+    assert tags == {"inference": "local", "orchestration": "local"}
+    # The Terraform variables refuse "latest" (immutable repositories).
+    assert all(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", t) and t != "latest" for t in tags.values())
 
 
 def test_built_tags_come_from_the_images_manifest(tmp_path: Path) -> None:
