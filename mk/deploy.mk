@@ -16,7 +16,8 @@ TOOLS_VENV ?= .venv-tools
 
 # The mirror is opt-in: used only when the folder exists (the registry otherwise).
 TF_MIRROR_ARG := $(if $(wildcard $(TF_PLUGIN_MIRROR)),--plugin-mirror $(TF_PLUGIN_MIRROR),)
-DEPLOY := PYTHONPATH=scripts $(PY) -m deploy.stack --target $(TARGET) --region $(AWS_REGION) \
+# The executor mode decides whether a local deploy needs real images.
+DEPLOY := PYTHONPATH=scripts COSMICAI_EXECUTOR_MODE=$(or $(LOCALSTACK_EXECUTOR),process) $(PY) -m deploy.stack --target $(TARGET) --region $(AWS_REGION) \
   --endpoint=$(if $(filter local,$(TARGET)),http://$(LOCALSTACK_HOST):$(LOCALSTACK_PORT),) \
   --state-dir $(STATE_DIR) --terraform $(TERRAFORM) --make $(MAKE) $(TF_MIRROR_ARG) \
   $(if $(TFVARS),--var-file $(TFVARS),)
