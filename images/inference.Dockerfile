@@ -1,0 +1,37 @@
+# Inference image: Python 3.11, torch CPU, awslambdaric, cosmicai, AstroMAE weights
+# baked in (nothing is downloaded at run time). Built by scripts/images/build.py from
+# a staged context: wheels/, requirements.txt, install.sh, prune.sh, weights/.
+# Defaults build from the public Python base and the PyPI / PyTorch CPU indexes; the
+# offline build passes BASE_IMAGE=cosmicai-base:bookworm WHEEL_SOURCE=wheelhouse.
+ARG BASE_IMAGE=python:3.11-slim
+
+FROM ${BASE_IMAGE} AS builder
+ARG WHEEL_SOURCE=index
+ARG PIP_INDEX_URL=https://pypi.org/simple
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG PRECOMPILE=1
+COPY wheels/ /ctx/wheels/
+COPY requirements.txt install.sh prune.sh /ctx/
+RUN WHEEL_SOURCE="${WHEEL_SOURCE}" PIP_INDEX_URL="${PIP_INDEX_URL}" TORCH_INDEX_URL="${TORCH_INDEX_URL}" \
+    sh /ctx/install.sh /ctx \
+ && if [ "${PRECOMPILE}" = 1 ]; then \
+      /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib >/tmp/compileall.log \
+      || echo "compileall: $(grep -c '^\*\*\*' /tmp/compileall.log) files are not Python 3.11 (templates, other versions); kept as source"; \
+    fi \
+ && /opt/venv/bin/python -c "import cosmicai, torch, awslambdaric, pyarrow.parquet"
+
+FROM ${BASE_IMAGE}
+# Lambda runs images on a read-only filesystem as an arbitrary uid: no writes outside /tmp.
+RUN echo 'cosmicai:x:10001:10001:cosmicai:/tmp:/usr/sbin/nologin' >> /etc/passwd \
+ && echo 'cosmicai:x:10001:' >> /etc/group
+COPY --from=builder /opt/venv /opt/venv
+COPY weights/astromae.safetensors /opt/cosmicai/weights/astromae.safetensors
+ENV PATH=/opt/venv/bin:${PATH} \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    COSMICAI_WEIGHTS=/opt/cosmicai/weights/astromae.safetensors \
+    COSMICAI_IMAGE=inference
+USER 10001:10001
+WORKDIR /tmp
+ENTRYPOINT ["/opt/venv/bin/python", "-m", "awslambdaric"]
+CMD ["cosmicai.handlers.infer.handler"]

@@ -1,0 +1,33 @@
+# Orchestration image for Init and Summarize: cosmicai without torch or pyarrow
+# (boto3, numpy, safetensors, pydantic, rich, awslambdaric). Terraform's ImageConfig
+# picks the handler per function; the default CMD is Init's. Build args as in
+# inference.Dockerfile.
+ARG BASE_IMAGE=python:3.11-slim
+
+FROM ${BASE_IMAGE} AS builder
+ARG WHEEL_SOURCE=index
+ARG PIP_INDEX_URL=https://pypi.org/simple
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG PRECOMPILE=1
+COPY wheels/ /ctx/wheels/
+COPY requirements.txt install.sh prune.sh /ctx/
+RUN WHEEL_SOURCE="${WHEEL_SOURCE}" PIP_INDEX_URL="${PIP_INDEX_URL}" TORCH_INDEX_URL="${TORCH_INDEX_URL}" \
+    sh /ctx/install.sh /ctx \
+ && if [ "${PRECOMPILE}" = 1 ]; then \
+      /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib >/tmp/compileall.log \
+      || echo "compileall: $(grep -c '^\*\*\*' /tmp/compileall.log) files are not Python 3.11 (templates, other versions); kept as source"; \
+    fi \
+ && /opt/venv/bin/python -c "import cosmicai, boto3, awslambdaric"
+
+FROM ${BASE_IMAGE}
+RUN echo 'cosmicai:x:10001:10001:cosmicai:/tmp:/usr/sbin/nologin' >> /etc/passwd \
+ && echo 'cosmicai:x:10001:' >> /etc/group
+COPY --from=builder /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:${PATH} \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    COSMICAI_IMAGE=orchestration
+USER 10001:10001
+WORKDIR /tmp
+ENTRYPOINT ["/opt/venv/bin/python", "-m", "awslambdaric"]
+CMD ["cosmicai.handlers.init.handler"]

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Removes what a Lambda runtime never loads from a venv's site-packages: test suites,
+# C/C++ headers, static libraries, Cython sources, CMake files, torch's C++ test
+# binaries and test libraries, and pyarrow's Flight and S3 filesystem libraries (we
+# read and write through boto3). Every removal is checked by the image tests, which
+# import the packages and run the model inside the image.
+#   prune.sh <venv>
+set -eu
+sp="$(echo "$1"/lib/python3.*/site-packages)"
+[ -d "$sp" ] || { echo "prune.sh: no site-packages under $1" >&2; exit 1; }
+
+find "$sp" -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} +
+find "$sp" -depth -type d -name include -path '*/site-packages/*/include' -exec rm -rf {} +
+find "$sp" -type f \( -name '*.a' -o -name '*.h' -o -name '*.hpp' -o -name '*.cuh' \
+  -o -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.cc' -o -name '*.cpp' \) -delete
+
+if [ -d "$sp/torch" ]; then
+  rm -rf "$sp/torch/test" "$sp/torch/share/cmake" "$sp/torch/include"
+  # Only torch_shm_manager is used at run time (shared-memory tensors).
+  find "$sp/torch/bin" -mindepth 1 -maxdepth 1 ! -name torch_shm_manager -exec rm -rf {} +
+  rm -f "$sp"/torch/lib/libjitbackend_test.so "$sp"/torch/lib/libtorchbind_test.so \
+        "$sp"/torch/lib/libbackend_with_compiler.so "$sp"/torch/lib/libaoti_custom_ops.so
+fi
+if [ -d "$sp/pyarrow" ]; then
+  rm -f "$sp"/pyarrow/libarrow_flight.so* "$sp"/pyarrow/libarrow_python_flight.so* \
+        "$sp"/pyarrow/_flight.cpython-*.so "$sp"/pyarrow/flight.py \
+        "$sp"/pyarrow/libarrow_s3.so* "$sp"/pyarrow/_s3fs.cpython-*.so
+  rm -rf "$sp/pyarrow/src"
+fi

@@ -1,0 +1,27 @@
+# Docker engine and container images (scripts/docker, scripts/images, images/).
+DOCKER_STATE ?= $(STATE_DIR)/docker
+BASE_IMAGE ?= cosmicai-base:bookworm
+WHEEL_SOURCE ?= wheelhouse
+IMAGES ?= inference,orchestration
+IMAGES_PUSH ?=
+IMAGES_ARGS ?=
+# Our tools talk to the engine `docker-up` found or started (a user's DOCKER_HOST wins).
+DOCKER_ENV = $(if $(DOCKER_HOST),,$(if $(wildcard $(DOCKER_STATE)/env),export $$(cat $(DOCKER_STATE)/env);))
+
+.PHONY: docker-up docker-down docker-status images-base images
+
+docker-up: ## Start a private Docker engine under .state/docker (installs docker.io+debootstrap as root); reuses a running one
+	@DOCKER_STATE_DIR=$(DOCKER_STATE) scripts/docker/engine.sh up >/dev/null
+
+docker-down: ## Stop the Docker engine that docker-up started (never a user's own engine)
+	@DOCKER_STATE_DIR=$(DOCKER_STATE) scripts/docker/engine.sh down
+
+docker-status: ## Say whether a Docker engine answers, and whose it is
+	@DOCKER_STATE_DIR=$(DOCKER_STATE) scripts/docker/engine.sh status
+
+images-base: docker-up ## Build the offline base image (debootstrap bookworm + python3) when absent
+	@$(DOCKER_ENV) scripts/images/base.sh $(BASE_IMAGE)
+
+images: setup images-base ## Build the inference and orchestration images (digest tags, size budgets) -> build/images.json; IMAGES_PUSH=<ecr registry> pushes
+	@$(DOCKER_ENV) $(PY) scripts/images/build.py --images $(IMAGES) --base-image $(BASE_IMAGE) \
+	  --wheel-source $(WHEEL_SOURCE) $(if $(IMAGES_PUSH),--push $(IMAGES_PUSH)) $(IMAGES_ARGS)
