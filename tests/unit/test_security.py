@@ -218,19 +218,27 @@ def test_no_unreviewed_code_execution_in_the_package() -> None:
     assert unreviewed == []
 
 
-def _import_closure(start: list[str]) -> set[str]:
+def _module_file(mod: str) -> Path | None:
+    """The source file of an in-package module name, or None (a name imported from a module)."""
+    parts = mod.split(".")[1:]
+    if not parts:
+        return PACKAGE / "__init__.py"
+    for cand in (PACKAGE.joinpath(*parts).with_suffix(".py"), PACKAGE.joinpath(*parts, "__init__.py")):
+        if cand.exists():
+            return cand
+    return None
+
+
+def _import_closure(start: list[str]) -> dict[str, Path]:
     """The cosmicai modules transitively imported (anywhere in the file) by `start`."""
-    seen: set[str] = set()
+    seen: dict[str, Path] = {}
     todo = list(start)
     while todo:
         mod = todo.pop()
-        if mod in seen:
+        path = _module_file(mod)
+        if mod in seen or path is None:
             continue
-        rel = Path(*mod.split(".")[1:])
-        path = PACKAGE / rel.with_suffix(".py") if (PACKAGE / rel.with_suffix(".py")).exists() else PACKAGE / rel / "__init__.py"
-        if not path.exists():
-            continue
-        seen.add(mod)
+        seen[mod] = path
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cosmicai"):
                 todo.append(node.module)
@@ -243,10 +251,8 @@ def _import_closure(start: list[str]) -> set[str]:
 def test_lambda_handlers_reach_no_process_or_dynamic_import_calls() -> None:
     handlers = [f"cosmicai.handlers.{p.stem}" for p in (PACKAGE / "handlers").glob("*.py") if p.stem != "__init__"]
     closure = _import_closure(handlers)
-    assert {"cosmicai.handlers.init", "cosmicai.payload", "cosmicai.worker"} <= closure
-    files = [PACKAGE / Path(*m.split(".")[1:]).with_suffix(".py") for m in closure]
-    files = [f if f.exists() else f.with_suffix("") / "__init__.py" for f in files]
-    sites = {s[:3] for s in _exec_sites(files)}
+    assert {"cosmicai.handlers.init", "cosmicai.payload", "cosmicai.worker"} <= set(closure)
+    sites = {s[:3] for s in _exec_sites(list(closure.values()))}
     # Only the restricted unpickler's allow-listed __import__ may be reachable from a Lambda.
     assert sites <= {("weights.py", "find_class", "__import__")}, sites
 

@@ -12,7 +12,8 @@ _IMPORT_START = time.perf_counter()
 
 from typing import Any  # noqa: E402
 
-from cosmicai.runstore import s3_client
+from cosmicai import faults  # noqa: E402
+from cosmicai.runstore import s3_client  # noqa: E402
 from cosmicai.worker import Predictor, WorkItem, run_item  # noqa: E402
 
 # Import time of this module: the part of the cold start spent before the handler runs.
@@ -48,6 +49,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     cold = _STATE["invocations"] == 0
     _STATE["invocations"] += 1
     item = WorkItem.parse(event)
+    faults.inject(item.run_id, [s.name for s in item.shards], context)  # test deploys only; inert otherwise
     init_s = _IMPORT_SECONDS if cold else 0.0
     report = run_item(
         item,
