@@ -133,7 +133,7 @@ class _Linear(nn.Module):
             self.weight = weight.to(dtype)
             self.bias = bias.to(dtype)
             self.packed = None
-        self.fused = act == "gelu" and precision != "int8" and _has_linear_pointwise()
+        self.fused = act == "gelu" and self.weight is not None and _has_linear_pointwise(self.weight.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.packed is not None:
@@ -150,20 +150,23 @@ class _Linear(nn.Module):
         return y
 
 
-_POINTWISE_OK: bool | None = None
+_POINTWISE_OK: dict[torch.dtype, bool] = {}
 
 
-def _has_linear_pointwise() -> bool:
-    """Whether oneDNN's fused Linear+activation op exists and matches F.gelu(F.linear(...))."""
-    global _POINTWISE_OK
-    if _POINTWISE_OK is None:
+def _has_linear_pointwise(dtype: torch.dtype = torch.float32) -> bool:
+    """Whether oneDNN's fused Linear+GELU op runs in `dtype` on this CPU and matches F.gelu(F.linear(...)).
+
+    Checked per dtype: CPUs without AVX-512 run it in fp32 but have no bf16 primitive.
+    """
+    if dtype not in _POINTWISE_OK:
         try:
-            x, w, b = torch.randn(4, 8), torch.randn(6, 8), torch.randn(6)
+            x, w, b = (t.to(dtype) for t in (torch.randn(4, 8), torch.randn(6, 8), torch.randn(6)))
             fused = torch.ops.mkldnn._linear_pointwise(x, w, b, "gelu", [], "none")
-            _POINTWISE_OK = bool(torch.allclose(fused, F.gelu(F.linear(x, w, b)), atol=1e-5))
+            tol = 1e-5 if dtype == torch.float32 else 5e-2
+            _POINTWISE_OK[dtype] = bool(torch.allclose(fused.float(), F.gelu(F.linear(x, w, b)).float(), atol=tol))
         except (RuntimeError, AttributeError):
-            _POINTWISE_OK = False
-    return _POINTWISE_OK
+            _POINTWISE_OK[dtype] = False
+    return _POINTWISE_OK[dtype]
 
 
 def _fold_bn(block: ConvBlock) -> tuple[torch.Tensor, torch.Tensor]:
