@@ -12,7 +12,13 @@ from pathlib import Path
 
 MODES = ("process", "docker")
 # host variables a runtime process inherits; everything else comes from Lambda's own environment
-INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE")
+# (COSMICAI_LOCALSTACK_STATE marks our processes so `make localstack-down` finds and stops them)
+INHERITED = (
+    "PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE",
+    "COSMICAI_LOCALSTACK_STATE",
+)
+# docker label on our containers: the LocalStack state dir that started them (for clean-up by the launcher)
+STATE_LABEL = "cosmicai.localstack.state"
 # Lambda-container paths LocalStack sets; in process mode they point into the project tree instead
 CONTAINER_PATHS = ("LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR")
 
@@ -120,12 +126,15 @@ def docker_argv(
     entrypoint: list[str] | None = None,
     working_dir: str | None = None,
     docker: str = "docker",
+    state_dir: str | None = None,
 ) -> list[str]:
     """`docker run` for one environment: host network (Runtime API and LocalStack on 127.0.0.1), memory capped.
 
     Values are not on the command line: `-e NAME` makes docker copy them from its own environment.
     """
     argv = [docker, "run", "--rm", "--name", name, "--network", "host", "--memory", f"{int(memory_mb)}m"]
+    if state_dir:
+        argv += ["--label", f"{STATE_LABEL}={state_dir}"]
     for key in env_names:
         argv += ["-e", key]
     if working_dir:

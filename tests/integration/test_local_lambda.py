@@ -1,0 +1,151 @@
+"""The local Lambda executor through LocalStack's own Lambda API (process mode).
+
+Functions are created with boto3 exactly as Terraform declares them (package type Image,
+handler in ImageConfig.Command, code from the project tree), plus one Zip function; each
+test checks what a caller on AWS would see: result, FunctionError, timeouts, logs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+from botocore.config import Config
+
+FIXTURES = "tests.integration.lambda_fixtures"
+ROLE = "arn:aws:iam::000000000000:role/cosmicai-test-lambda"
+IMAGE_URI = "000000000000.dkr.ecr.us-east-1.localhost.localstack.cloud:4566/cosmicai-test:local"
+SUFFIX = uuid.uuid4().hex[:8]
+
+
+def _client(service: str):
+    # no retries: a timed-out or failed invoke must surface once, as it happened
+    return boto3.client(service, config=Config(retries={"max_attempts": 0}, read_timeout=120, connect_timeout=10))
+
+
+@pytest.fixture(scope="module")
+def lam(localstack):
+    return _client("lambda")
+
+
+@pytest.fixture(scope="module")
+def functions(lam):
+    """Create the fixture functions once; delete them (and so their environments) at the end."""
+    specs = {
+        "echo": (f"{FIXTURES}.echo.handler", 10, 512),
+        "fail": (f"{FIXTURES}.echo.fail", 10, 256),
+        "sleep": (f"{FIXTURES}.echo.sleep", 1, 256),
+        "crash": (f"{FIXTURES}.echo.crash", 10, 256),
+        "par": (f"{FIXTURES}.echo.sleep", 20, 256),
+        "broken": (f"{FIXTURES}.broken.handler", 10, 256),
+    }
+    names = {}
+    for key, (handler, timeout, memory) in specs.items():
+        name = f"cosmicai-it-{key}-{SUFFIX}"
+        lam.create_function(
+            FunctionName=name, Role=ROLE, PackageType="Image", Code={"ImageUri": IMAGE_URI},
+            ImageConfig={"Command": [handler]}, Timeout=timeout, MemorySize=memory,
+            Environment={"Variables": {"COSMICAI_LOG_LEVEL": "INFO"}},
+        )
+        names[key] = name
+    for name in names.values():
+        lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.5, "MaxAttempts": 60})
+    yield names
+    for name in names.values():
+        lam.delete_function(FunctionName=name)
+
+
+def invoke(lam, name: str, event: dict) -> tuple[dict, dict]:
+    resp = lam.invoke(FunctionName=name, Payload=json.dumps(event).encode())
+    return resp, json.loads(resp["Payload"].read() or b"null")
+
+
+def test_image_function_returns_its_result(lam, functions, localstack):
+    resp, body = invoke(lam, functions["echo"], {"hello": "world"})
+    assert resp["StatusCode"] == 200 and "FunctionError" not in resp, body
+    assert body["event"] == {"hello": "world"}
+    assert body["function_name"] == functions["echo"] and body["memory_size"] == "512"
+    assert body["endpoint"] == localstack.endpoint  # clients in the function reach this LocalStack
+    _, again = invoke(lam, functions["echo"], {"n": 2})
+    assert again["pid"] == body["pid"]  # the warm environment is reused
+
+
+def test_exception_is_function_error(lam, functions):
+    resp, body = invoke(lam, functions["fail"], {"why": "integration"})
+    assert resp["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "FixtureError" and "asked to fail: integration" in body["errorMessage"]
+
+
+def test_timeout_is_sandbox_timedout(lam, functions):
+    t0 = time.monotonic()
+    resp, body = invoke(lam, functions["sleep"], {"seconds": 30})
+    assert time.monotonic() - t0 < 15
+    assert resp["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Sandbox.Timedout" and "Task timed out after 1.00 seconds" in body["errorMessage"]
+    # the killed environment is replaced: the next invoke succeeds
+    resp, body = invoke(lam, functions["sleep"], {"seconds": 0})
+    assert "FunctionError" not in resp and body == {"slept": 0}
+
+
+def test_crash_and_init_error_are_named(lam, functions):
+    resp, body = invoke(lam, functions["crash"], {"code": 7})
+    assert resp["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.ExitError" and "exit status 7" in body["errorMessage"]
+    resp, body = invoke(lam, functions["broken"], {})
+    assert resp["FunctionError"] == "Unhandled" and "cannot be imported on purpose" in body["errorMessage"]
+
+
+def test_parallel_invokes_run_in_separate_environments(lam, functions):
+    name = functions["par"]
+    invoke(lam, name, {"seconds": 0})  # one warm environment; the other two start cold
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: invoke(lam, name, {"seconds": 2}), range(3)))
+    elapsed = time.monotonic() - t0
+    assert all("FunctionError" not in r and b == {"slept": 2} for r, b in results)
+    assert elapsed < 5.5, f"3 parallel 2 s invokes took {elapsed:.1f} s: not parallel"
+
+
+def test_report_lines_reach_cloudwatch(lam, functions):
+    name = functions["echo"]
+    invoke(lam, name, {"for": "logs"})
+    logs = _client("logs")
+    group = f"/aws/lambda/{name}"
+    deadline = time.monotonic() + 20
+    reports: list[str] = []
+    while time.monotonic() < deadline:
+        try:
+            events = logs.filter_log_events(logGroupName=group)["events"]
+        except logs.exceptions.ResourceNotFoundException:
+            events = []
+        reports = [e["message"] for e in events if e["message"].startswith("REPORT RequestId:")]
+        if len(reports) >= 2:
+            break
+        time.sleep(0.5)
+    assert len(reports) >= 2, reports
+    first = next(r for r in reports if "Init Duration:" in r)
+    for field in ("Duration:", "Billed Duration:", "Memory Size: 512 MB", "Max Memory Used:"):
+        assert field in first
+    assert any("Init Duration:" not in r for r in reports)  # warm invokes report no init
+    messages = [e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]]
+    assert any(m.startswith("START RequestId:") for m in messages) and any(m.startswith("END RequestId:") for m in messages)
+
+
+def test_zip_function_runs_in_process_mode(lam, localstack):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("app.py", "def handler(event, context):\n    return {'doubled': event['x'] * 2}\n")
+    name = f"cosmicai-it-zip-{SUFFIX}"
+    lam.create_function(FunctionName=name, Role=ROLE, Runtime="python3.12", Handler="app.handler", Code={"ZipFile": buf.getvalue()}, Timeout=10)
+    try:
+        lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.5, "MaxAttempts": 60})
+        resp, body = invoke(lam, name, {"x": 21})
+        assert "FunctionError" not in resp and body == {"doubled": 42}
+    finally:
+        lam.delete_function(FunctionName=name)
