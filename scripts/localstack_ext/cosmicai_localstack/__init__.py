@@ -1,0 +1,1 @@
+"""LocalStack extension for cosmic-ai: launcher, Lambda executor and ECR provider."""

@@ -1,0 +1,29 @@
+"""ECR for the free LocalStack build: every operation served by the moto backend it bundles.
+
+API only (repositories, policies, lifecycle, scanning settings, tokens); there is no registry to
+push image layers to, which the process executor does not need and the docker executor replaces
+with the local Docker engine's tags.
+"""
+
+from __future__ import annotations
+
+from localstack.services.plugins import Service, aws_provider
+
+
+class EcrMotoProvider:
+    """Marks the provider of the `ecr` API; requests go straight to moto."""
+
+    service = "ecr"
+
+
+@aws_provider(api="ecr")
+def ecr_provider() -> Service:
+    """Build the ECR service with a dispatch table forwarding each operation to moto."""
+    from localstack.aws.spec import load_service
+    from localstack.services.moto import call_moto
+
+    def forward(context, _request):
+        return call_moto(context)
+
+    table = {name: forward for name in load_service("ecr").operation_names}
+    return Service.for_provider(EcrMotoProvider(), dispatch_table_factory=lambda _provider: table)
