@@ -44,6 +44,7 @@ def functions(lam):
         "crash": (f"{FIXTURES}.echo.crash", 10, 256),
         "par": (f"{FIXTURES}.echo.sleep", 20, 256),
         "broken": (f"{FIXTURES}.broken.handler", 10, 256),
+        "pause": (f"{FIXTURES}.echo.pause", 20, 256),
     }
     names = {}
     for key, (handler, timeout, memory) in specs.items():
@@ -149,3 +150,32 @@ def test_zip_function_runs_in_process_mode(lam, localstack):
         assert "FunctionError" not in resp and body == {"doubled": 42}
     finally:
         lam.delete_function(FunctionName=name)
+
+
+def test_step_functions_map_reuses_at_most_max_concurrency_environments(lam, functions):
+    """An inline Map over 10 overlapping-if-allowed items with MaxConcurrency 2: 10 invokes, at most 2 environments."""
+    arn = lam.get_function(FunctionName=functions["pause"])["Configuration"]["FunctionArn"]
+    definition = {
+        "StartAt": "Each",
+        "States": {"Each": {
+            "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 2, "End": True,
+            "Iterator": {"StartAt": "Invoke", "States": {"Invoke": {
+                "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": arn, "Payload.$": "$"},
+                "ResultSelector": {"pid.$": "$.Payload.pid", "i.$": "$.Payload.event.i"}, "End": True,
+            }}},
+        }},
+    }
+    sfn = _client("stepfunctions")
+    machine = sfn.create_state_machine(name=f"cosmicai-it-map-{SUFFIX}", definition=json.dumps(definition), roleArn=ROLE)["stateMachineArn"]
+    try:
+        run = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"items": [{"i": i, "seconds": 0.3} for i in range(10)]}))
+        deadline = time.monotonic() + 60
+        while (desc := sfn.describe_execution(executionArn=run["executionArn"]))["status"] == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert desc["status"] == "SUCCEEDED", desc
+        out = json.loads(desc["output"])
+        assert sorted(o["i"] for o in out) == list(range(10))
+        assert 1 <= len({o["pid"] for o in out}) <= 2
+    finally:
+        sfn.delete_state_machine(stateMachineArn=machine)

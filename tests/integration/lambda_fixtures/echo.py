@@ -52,3 +52,9 @@ def allocate(event, context):
         block[i] = 1
     time.sleep(float(event.get("hold", 0.5)))
     return {"allocated_mb": len(block) // (1024 * 1024)}
+
+
+def pause(event, context):
+    """Sleep event['seconds'], then return the event and this environment's pid (concurrency checks)."""
+    time.sleep(float(event.get("seconds", 0.3)))
+    return {"event": event, "pid": os.getpid()}
