@@ -34,14 +34,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--logs", action="append", required=True, metavar="GROUP",
-                   help="CloudWatch log group, e.g. /aws/lambda/cosmicai-infer (repeat for several functions)")
-    p.add_argument("--start", help="only lines at or after this time: ISO-8601, epoch seconds, or an age like 2h / 30m")
+    p.add_argument("--logs", action="append", metavar="GROUP",
+                   help="CloudWatch log group, e.g. /aws/lambda/cosmicai-infer (repeat for several functions; default: "
+                   "the function log groups of the deployed stack, from COSMICAI_TF_LOG_GROUP_NAMES as `make costs` sets it)")
+    p.add_argument("--start", "--since", dest="start", help="only lines at or after this time: ISO-8601, epoch seconds, or an age like 2h / 30m")
     p.add_argument("--end", help="only lines before this time (same forms as --start)")
     p.add_argument("--output", metavar="S3_URI", help="the run's output prefix (s3://bucket/prefix/), used with --run-id")
     p.add_argument("--run-id", help="only invocations whose request ids appear in this run's worker reports")
     p.add_argument("--arch", choices=("x86_64", "arm64"), help="price as this architecture (default: ask Lambda, else x86_64)")
     p.add_argument("--objects", type=int, help="objects these invocations predicted (for USD per million objects)")
+    p.add_argument("--projection", default="bench/results.json", metavar="RESULTS",
+                   help="bench results whose projection is shown beside the bill (default bench/results.json, skipped if absent)")
     p.add_argument("--json", action="store_true", help="print the bill as JSON")
     p.set_defaults(run=run)
 
@@ -117,10 +120,38 @@ def run_requests(s3: Any, output: str, run_id: str) -> tuple[set[str], int, floa
     return ids, objects, min(starts, default=0.0), max(ends, default=time.time())
 
 
+def projection_for(results_path: str | None, arch: str, memory_mb: int, objects_per_invocation: float) -> dict[str, Any] | None:
+    """The bench projection row nearest to this bill (same arch, nearest memory, nearest shard size), if any."""
+    from pathlib import Path
+
+    if not results_path or not Path(results_path).is_file():
+        return None
+    rows = (json.loads(Path(results_path).read_text()).get("projection") or {}).get("rows") or []
+    rows = [r for r in rows if r["arch"] == arch]
+    if not rows:
+        return None
+    best = min(rows, key=lambda r: (abs(r["memory_mb"] - memory_mb), abs(r["shard_objects"] - objects_per_invocation)))
+    return {"source": results_path, "kind": "projection"} | {k: best[k] for k in (
+        "arch", "memory_mb", "shard_mb", "shard_objects", "usd_per_million_objects", "components_per_million", "billed_s_per_invocation")}
+
+
+def stack_defaults(args: argparse.Namespace, env: dict[str, str] | None = None) -> None:
+    """Fill --logs (the stack's function log groups) and --output (results URI + run id) from COSMICAI_TF_* outputs."""
+    env = dict(os.environ if env is None else env)
+    if not args.logs:
+        groups = json.loads(env.get("COSMICAI_TF_LOG_GROUP_NAMES") or "{}")
+        args.logs = [g for role, g in sorted(groups.items()) if role != "state_machine"]
+        if not args.logs:
+            raise CostsCommandError("--logs: no log group given and COSMICAI_TF_LOG_GROUP_NAMES is unset (deploy first, or name a group)")
+    if args.run_id and not args.output and env.get("COSMICAI_TF_RESULTS_URI"):
+        args.output = f"{env['COSMICAI_TF_RESULTS_URI'].rstrip('/')}/{args.run_id}/"
+
+
 def collect(args: argparse.Namespace) -> dict[str, Any]:
     """The bill as a dict (see lambda_logs.bill), one entry per log group plus the total."""
     from cosmicai.lambda_logs import bill, dedupe, fetch_report_lines
 
+    stack_defaults(args)
     start_ms = parse_time_ms(args.start, "--start")
     end_ms = parse_time_ms(args.end, "--end")
     if bool(args.run_id) != bool(args.output):
@@ -137,10 +168,13 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     groups, everything = [], []
     for group in args.logs:
         reports = dedupe(fetch_report_lines(logs, group, start_ms=start_ms, end_ms=end_ms))
-        if request_ids is not None:
+        filtered_by = "time window"
+        if request_ids is not None and any(r.request_id in request_ids for r in reports):
+            # Worker reports name infer invocations only; other functions keep the run's time window.
             reports = [r for r in reports if r.request_id in request_ids]
+            filtered_by = "run's request ids"
         arch = args.arch or function_arch(lam, group) or "x86_64"
-        groups.append({"log_group": group} | bill(reports, arch))
+        groups.append({"log_group": group, "filtered_by": filtered_by} | bill(reports, arch))
         everything.append((reports, arch))
     total_usd = sum(g["usd"]["total"] for g in groups)
     out: dict[str, Any] = {
@@ -156,6 +190,10 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     if objects:
         out["objects"] = objects
         out["usd_per_million_objects"] = total_usd * 1_000_000 / objects
+        infer = max(groups, key=lambda g: g["billed_gb_seconds"])
+        if infer["invocations"] and infer["memory_sizes_mb"]:
+            out["projection"] = projection_for(getattr(args, "projection", None), infer["arch"], infer["memory_sizes_mb"][-1],
+                                               objects / infer["invocations"])
     return out
 
 
@@ -178,6 +216,11 @@ def _print_table(bill_: dict[str, Any]) -> None:
     if "usd_per_million_objects" in bill_:
         console.print(f"{bill_['objects']:,} objects -> ${bill_['usd_per_million_objects']:.4f} per million objects (Lambda only; "
                       "Step Functions and S3 requests are in the projection, not in REPORT lines)")
+    proj = bill_.get("projection")
+    if proj:
+        lam = proj["components_per_million"]["lambda_compute"] + proj["components_per_million"]["lambda_requests"]
+        console.print(f"projection ({proj['source']}, {proj['arch']} {proj['memory_mb']} MB, {proj['shard_mb']} MB shards): "
+                      f"${lam:.4f} per million objects for Lambda, ${proj['usd_per_million_objects']:.4f} with all charges")
 
 
 def run(args: argparse.Namespace) -> int:

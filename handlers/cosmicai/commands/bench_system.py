@@ -1,0 +1,213 @@
+"""`cosmicai bench-system`: the system benchmark behind `make bench` (bench/results.json, REPORT.md, plots).
+
+Worker path on S3 (LocalStack through AWS_ENDPOINT_URL) vs the reference-style loop, per precision,
+batch size and thread count; cold start; end-to-end runs of a deployed state machine (when given);
+AWS projections and the recommended memory, batch size and shard size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the bench-system parser."""
+    p = subparsers.add_parser("bench-system", help="system benchmark: worker path, cold start, end-to-end, projections -> bench/",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("bench"), help="folder for results.json, REPORT.md and plots (default bench/)")
+    p.add_argument("--bucket", help="S3 bucket for the worker-path shards (created if missing); needs AWS_ENDPOINT_URL or AWS")
+    p.add_argument("--weights", type=Path, help="safetensors weights (default: COSMICAI_WEIGHTS / packaged demo weights, else random seed 0)")
+    p.add_argument("--objects", type=int, default=1024, help="objects per timed worker-path run (default 1024)")
+    p.add_argument("--batch-sizes", default="32,64,128,256,512,1024", help="batch sizes swept at one thread")
+    p.add_argument("--threads", default="1,2", help="thread counts (the first is swept over batch sizes)")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best of each runner is kept")
+    p.add_argument("--state-machine-arn", help="deployed state machine for the end-to-end runs (skipped without it)")
+    p.add_argument("--data-uri", help="s3://bucket/prefix/ where the end-to-end runs upload their shards")
+    p.add_argument("--results-uri", help="s3://bucket/prefix/ for the end-to-end runs' outputs")
+    p.add_argument("--infer-log-group", help="log group of the infer function (cold-start REPORT lines of the end-to-end runs)")
+    p.add_argument("--e2e-objects", type=int, default=8192, help="objects per end-to-end run (default 8192)")
+    p.add_argument("--e2e-shard-mb", default="10,25,50,100", help="shard sizes of the end-to-end sweep")
+    p.add_argument("--e2e-concurrency", default="2,4", help="two concurrency levels of the end-to-end sweep")
+    p.add_argument("--from-stack-env", action="store_true",
+                   help="take the state machine, data/results URIs and infer log group from COSMICAI_TF_* (make bench runs "
+                   "it under `deploy.stack exec`)")
+    p.add_argument("--report-only", action="store_true", help="re-render REPORT.md and plots from an existing results.json")
+    p.set_defaults(run=run)
+
+
+def _ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise SystemExit(f"bench-system: {option} must be comma-separated integers, got {text!r}") from None
+    if not vals or min(vals) < 1:
+        raise SystemExit(f"bench-system: {option} needs integers >= 1, got {text!r}")
+    return vals
+
+
+def _model_and_weights(arg: Path | None, tmp: Path) -> tuple[Any, Path, str]:
+    """(model, weights file, description): the given or packaged weights, else random weights (seed 0)."""
+    import torch
+
+    from cosmicai.model import AstroMAE
+    from cosmicai.weights import WeightsNotFoundError, default_weights_path, load_model, save_weights
+
+    try:
+        path = arg or default_weights_path()
+        if path.exists():
+            return load_model(path), path, str(path)
+    except WeightsNotFoundError:
+        pass
+    torch.manual_seed(0)
+    model = AstroMAE().eval()
+    path = tmp / "random-seed0.safetensors"
+    save_weights(model, path)
+    return model, path, "random weights (torch seed 0; no trained weights present)"
+
+
+def synthetic_shard(n: int, seed: int = 1) -> Any:
+    """N objects with SDSS-like value ranges (speed does not depend on pixel values)."""
+    import numpy as np
+
+    from cosmicai.shards import Shard
+
+    rng = np.random.default_rng(seed)
+    return Shard(
+        object_ids=np.arange(n, dtype=np.int64),
+        images=rng.normal(0.0, 0.05, (n, 5, 32, 32)).astype(np.float32),
+        magnitudes=rng.normal(18.0, 1.0, (n, 5)).astype(np.float32),
+        redshift=rng.uniform(0.02, 0.4, n).astype(np.float32),
+    )
+
+
+def _machine() -> dict[str, Any]:
+    import torch
+
+    from cosmicai.engine import available_cpus
+
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu_model": model, "cpus_available": available_cpus(), "platform": platform.platform(),
+            "torch": torch.__version__, "load_avg_start": round(os.getloadavg()[0], 2)}
+
+
+def _s3_bucket(bucket: str) -> Any:
+    from cosmicai.runstore import s3_client
+
+    s3 = s3_client()
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except Exception:  # absent (404) or not yet visible: create it; a real permission problem fails on create
+        s3.create_bucket(Bucket=bucket)
+    return s3
+
+
+def apply_stack_env(args: argparse.Namespace, env: dict[str, str] | None = None) -> None:
+    """Fill the end-to-end options from the deployed stack's outputs (COSMICAI_TF_* variables)."""
+    env = dict(os.environ if env is None else env)
+    missing = [k for k in ("COSMICAI_TF_STATE_MACHINE_ARN", "COSMICAI_TF_DATA_URI", "COSMICAI_TF_RESULTS_URI") if not env.get(k)]
+    if missing:
+        raise SystemExit(f"bench-system --from-stack-env: {', '.join(missing)} not set (run under `deploy.stack exec`, i.e. make bench)")
+    args.state_machine_arn = args.state_machine_arn or env["COSMICAI_TF_STATE_MACHINE_ARN"]
+    args.data_uri = args.data_uri or env["COSMICAI_TF_DATA_URI"]
+    args.results_uri = args.results_uri or env["COSMICAI_TF_RESULTS_URI"]
+    groups = json.loads(env.get("COSMICAI_TF_LOG_GROUP_NAMES") or "{}")
+    args.infer_log_group = args.infer_log_group or groups.get("infer")
+    if not args.bucket:
+        from cosmicai.payload import split_s3_uri
+
+        args.bucket = split_s3_uri(args.data_uri, "data_uri")[0]
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every part that can run here; a part that cannot says why in `not_measured`."""
+    from cosmicai.perf import coldstart, projection, report, worker_path
+
+    results: dict[str, Any] = {"kind": "cosmicai system benchmark", "created_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                               "machine": _machine(), "command": " ".join(sys.argv)}
+    tmp = Path(tempfile.mkdtemp(prefix="cosmicai-bench-"))
+    model, weights, wdesc = _model_and_weights(args.weights, tmp)
+    results["weights"] = wdesc
+    results["data"] = f"synthetic inputs ({args.objects} objects, SDSS-like ranges, seed 1)"
+    cfg = worker_path.WorkerBenchConfig(batch_sizes=_ints(args.batch_sizes, "--batch-sizes"), threads=_ints(args.threads, "--threads"),
+                                        rounds=args.rounds)
+    if not args.bucket:
+        results["worker_path"] = {"not_measured": "no --bucket given (make bench passes BENCH_BUCKET)"}
+    else:
+        s3 = _s3_bucket(args.bucket)
+        bench = worker_path.WorkerPathBench(s3, args.bucket, f"bench-{int(time.time())}/", model, synthetic_shard(args.objects))
+        wp = bench.measure(cfg, progress=lambda s: print(s, flush=True))
+        wp["endpoint"] = os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+        wp["thread_scaling"] = worker_path.thread_scaling(wp["rows"], cfg.scaling_batch)
+        results["worker_path"] = wp
+    rows = (results["worker_path"] or {}).get("rows") or []
+    best = report.best_accurate(rows)
+    mode, batch = (best["runner"], best["batch_size"]) if best else ("fp32", 512)
+    probes = []
+    for p in dict.fromkeys(["fp32", mode]):
+        print(f"cold-start probe {p} ...", flush=True)
+        probes.append(coldstart.probe_cold_start(weights, p, batch))
+    results["cold_start"] = {"probe": probes}
+    if args.state_machine_arn and args.data_uri and args.results_uri:
+        from cosmicai.perf import end_to_end
+
+        results["end_to_end"] = end_to_end.sweep(
+            args.state_machine_arn, args.data_uri, args.results_uri, total_objects=args.e2e_objects,
+            shard_mb=_ints(args.e2e_shard_mb, "--e2e-shard-mb"), concurrency=_ints(args.e2e_concurrency, "--e2e-concurrency"),
+            precision=mode, batch_size=batch, progress=lambda s: print(s, flush=True))
+        results["cold_start"] |= end_to_end.local_cold_start(results["end_to_end"], args.infer_log_group)
+    else:
+        results["end_to_end"] = {"not_measured": "no deployed state machine given (--state-machine-arn, --data-uri, --results-uri)"}
+        results["cold_start"]["local_cloud_not_measured"] = "needs the end-to-end runs"
+    init_s = next(p["first_prediction_s"] for p in probes if p["precision"] == mode)
+    if best:
+        rate1 = best["objects_per_s"]
+        eff = (results["worker_path"]["thread_scaling"].get(mode) or {}).get("efficiency_t2")
+        rates = {1: rate1} | ({2: 2 * rate1 * eff} if eff else {})
+        grid = projection.projection_grid(rates, init_s)
+        results["projection"] = {"inputs": projection.projection_inputs(rates, init_s, mode, batch), "rows": grid}
+        rss = max(p["peak_rss_mb"] for p in probes)
+        # Headroom: 25% over the measured peak plus three copies of a 100 MB shard (bytes, arrays, catalog).
+        min_mem = 1.25 * rss + 300
+        rec = projection.recommend(grid, "x86_64", min_memory_mb=min_mem)
+        results["recommendation"] = rec | {"batch_size": batch, "precision": mode, "threads": 1,
+                                           "min_memory_mb": round(min_mem), "peak_rss_mb": rss}
+    results["machine"]["load_avg_end"] = round(os.getloadavg()[0], 2)
+    results["targets"] = report.targets(results)
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure (or re-read results.json), write REPORT.md and plots, print the targets."""
+    from cosmicai.perf.report import targets, write_report
+
+    out: Path = args.out
+    path = out / "results.json"
+    if args.from_stack_env and not args.report_only:
+        apply_stack_env(args)
+    if args.report_only:
+        results = json.loads(path.read_text())
+        results["targets"] = targets(results)
+    else:
+        results = measure(args)
+        out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    report_path = write_report(results, out)
+    for name, t in results["targets"].items():
+        print(f"{name}: {t['value']} (target {t['target']}): {t['detail']}")
+    print(f"wrote {path} and {report_path}")
+    return 0

@@ -1,0 +1,233 @@
+"""bench/REPORT.md and bench/*.png from bench/results.json (the figures a user reads before spending money)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cosmicai.perf.worker_path import REFERENCE
+
+ACCURACY_LIMIT = 2e-3
+TARGET_RATIO = 2.5
+TARGET_OVERHEAD = 1.3
+TARGET_USD = 0.10
+
+
+def best_accurate(rows: list[dict[str, Any]], threads: int = 1) -> dict[str, Any] | None:
+    """The fastest worker-path row at `threads` whose catalog is within 2e-3 of fp32."""
+    ok = [r for r in rows if r["threads"] == threads and r["runner"] != REFERENCE
+          and r["max_abs_dz_vs_fp32"] is not None and r["max_abs_dz_vs_fp32"] < ACCURACY_LIMIT]
+    return max(ok, key=lambda r: r["objects_per_s"], default=None)
+
+
+def best_reference(rows: list[dict[str, Any]], threads: int = 1) -> dict[str, Any] | None:
+    """The reference-style loop at its best batch size."""
+    ref = [r for r in rows if r["threads"] == threads and r["runner"] == REFERENCE]
+    return max(ref, key=lambda r: r["objects_per_s"], default=None)
+
+
+def targets(results: dict[str, Any]) -> dict[str, Any]:
+    """Issue 8's three "done when" figures, each with its value, target and verdict (None: not measured)."""
+    out: dict[str, Any] = {}
+    rows = (results.get("worker_path") or {}).get("rows") or []
+    best, ref = best_accurate(rows), best_reference(rows)
+    if best and ref:
+        ratio = best["objects_per_s"] / ref["objects_per_s"]
+        out["per_core_ratio"] = {
+            "value": round(ratio, 3), "target": f">= {TARGET_RATIO}", "ok": ratio >= TARGET_RATIO,
+            "detail": f"{best['runner']} batch {best['batch_size']}: {best['objects_per_s']:.1f} objects/s vs reference-style "
+            f"at its best batch ({ref['batch_size']}): {ref['objects_per_s']:.1f}; max |dz| vs fp32 {best['max_abs_dz_vs_fp32']:.1e}",
+        }
+    else:
+        out["per_core_ratio"] = {"value": None, "target": f">= {TARGET_RATIO}", "ok": None, "detail": "not measured"}
+    e2e = (results.get("end_to_end") or {}).get("target_run")
+    if e2e and e2e.get("overhead") is not None:
+        out["overhead"] = {"value": e2e["overhead"], "target": f"< {TARGET_OVERHEAD}", "ok": e2e["overhead"] < TARGET_OVERHEAD,
+                           "detail": f"{e2e['shards']} shards x {e2e['shard_objects']} objects, concurrency {e2e['concurrency']}"}
+    else:
+        reason = (results.get("end_to_end") or {}).get("not_measured", "not measured")
+        out["overhead"] = {"value": None, "target": f"< {TARGET_OVERHEAD}", "ok": None, "detail": reason}
+    rec = (results.get("recommendation") or {}).get("row")
+    if rec:
+        usd = rec["usd_per_million_objects"]
+        out["cost"] = {"value": usd, "target": f"<= {TARGET_USD}", "ok": usd <= TARGET_USD,
+                       "detail": f"projection, {rec['arch']} {rec['memory_mb']} MB, {rec['shard_mb']} MB shards (reference: $1.78)"}
+    else:
+        out["cost"] = {"value": None, "target": f"<= {TARGET_USD}", "ok": None, "detail": "not projected"}
+    return out
+
+
+def _verdict(ok: bool | None) -> str:
+    return {True: "met", False: "NOT met", None: "not measured"}[ok]
+
+
+def _fmt(v: Any, spec: str = ".3g") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def plot(results: dict[str, Any], out_dir: Path) -> list[str]:
+    """Small PNGs: worker path by batch size, projected cost by memory, end-to-end wall by shard size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    rows = (results.get("worker_path") or {}).get("rows") or []
+    if rows:
+        fig, ax = plt.subplots(figsize=(6, 3.6), dpi=90)
+        for name in sorted({r["runner"] for r in rows}):
+            pts = sorted((r["batch_size"], r["objects_per_s"]) for r in rows if r["runner"] == name and r["threads"] == 1)
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=name, linestyle="--" if name == REFERENCE else "-")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("objects/s, 1 thread")
+        ax.set_title("Worker path (S3 -> predict -> catalog) vs reference-style loop")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out_dir / "worker_path.png")
+        plt.close(fig)
+        written.append("worker_path.png")
+    proj = (results.get("projection") or {}).get("rows") or []
+    rec = results.get("recommendation") or {}
+    if proj and rec:
+        fig, ax = plt.subplots(figsize=(6, 3.6), dpi=90)
+        for arch in sorted({r["arch"] for r in proj}):
+            pts = sorted((r["memory_mb"], r["usd_per_million_objects"]) for r in proj if r["arch"] == arch and r["shard_mb"] == rec["shard_mb"])
+            ax.plot(*zip(*pts), marker="o", label=arch)
+        ax.axhline(TARGET_USD, color="grey", linestyle=":", label=f"target ${TARGET_USD}")
+        ax.set_xlabel("Lambda memory (MB)")
+        ax.set_ylabel("USD per million objects")
+        ax.set_title(f"Projected cost, {rec['shard_mb']} MB shards (projection)")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out_dir / "projection.png")
+        plt.close(fig)
+        written.append("projection.png")
+    runs = (results.get("end_to_end") or {}).get("runs") or []
+    if runs:
+        fig, ax = plt.subplots(figsize=(6, 3.6), dpi=90)
+        for conc in sorted({r["concurrency"] for r in runs}):
+            pts = sorted((r["shard_mb"], r["wall_s"]) for r in runs if r["concurrency"] == conc and r.get("wall_s"))
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=f"concurrency {conc}")
+        ax.set_xlabel("shard size (MB)")
+        ax.set_ylabel("run wall time (s)")
+        ax.set_title("End-to-end local runs")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out_dir / "end_to_end.png")
+        plt.close(fig)
+        written.append("end_to_end.png")
+    return written
+
+
+def render(results: dict[str, Any], plots: list[str] | None = None) -> str:
+    """REPORT.md text."""
+    plots = plots or []
+    m = results.get("machine", {})
+    t = results.get("targets") or targets(results)
+    lines = [
+        "# cosmic-ai benchmark report",
+        "",
+        f"One run of `make bench` on {m.get('cpu_model', '?')} ({m.get('cpus_available', '?')} CPUs available, "
+        f"load average {m.get('load_avg_start', '?')} at start; a machine shared with other work, so runners are interleaved), "
+        f"{results.get('created_at', '?')}. Weights: {results.get('weights', '?')}. Inputs: {results.get('data', '?')}. "
+        "Raw figures: `results.json`.",
+        "",
+        "## Targets (issue 8)",
+        "",
+        "| figure | value | target | verdict | detail |",
+        "|---|---|---|---|---|",
+    ]
+    names = {"per_core_ratio": "worker objects/s per core vs reference-style", "overhead": "orchestration overhead (wall / ideal)",
+             "cost": "projected USD per million objects (all charges)"}
+    for key, label in names.items():
+        x = t[key]
+        lines.append(f"| {label} | {_fmt(x['value'])} | {x['target']} | {_verdict(x['ok'])} | {x['detail']} |")
+    rec = results.get("recommendation")
+    if rec:
+        lines += ["", "## Recommendation", "",
+                  f"- **Inference memory: {rec['memory_mb']} MB**, **batch size {rec['batch_size']}**, "
+                  f"**shard size {rec['shard_mb']} MB** (~{rec['row']['shard_objects']} objects), precision `{rec['precision']}`.",
+                  f"- Rule: {rec['rule']}. Batch size: the fastest at one thread for that precision in the worker path.",
+                  f"- Projected for 659,817 objects at 1,000 workers ({rec['row']['arch']}): ${rec['row']['usd_per_million_objects']:.4f} "
+                  f"per million objects, ${rec['row']['run_usd']:.3f} per run, {rec['row']['wall_s']:.0f} s wall (projection)."]
+    wp = results.get("worker_path") or {}
+    lines += ["", "## Worker path vs reference-style loop (per core)", ""]
+    if wp.get("rows"):
+        lines += [f"{wp['objects']} objects ({wp['shard_bytes'] / 1e6:.1f} MB shard) per timed run. Method: {wp['method']}.", "",
+                  "| runner | threads | batch | objects/s | per thread | x reference (same batch) | max abs dz vs fp32 | vs reference |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in sorted(wp["rows"], key=lambda r: (r["threads"], r["runner"] != REFERENCE, r["runner"], r["batch_size"])):
+            lines.append(f"| {r['runner']} | {r['threads']} | {r['batch_size']} | {r['objects_per_s']:.1f} | {r['objects_per_s_per_thread']:.1f} | "
+                         f"{r['ratio_vs_reference']:.2f} | {_fmt(r['max_abs_dz_vs_fp32'], '.1e')} | {r['max_abs_dz_vs_reference']:.1e} |")
+        if wp.get("thread_scaling"):
+            lines += ["", f"Thread scaling at batch {wp['config']['scaling_batch']} (efficiency = rate(2) / (2 x rate(1))):", "",
+                      "| runner | 1 thread | 2 threads | efficiency |", "|---|---|---|---|"]
+            for name, s in wp["thread_scaling"].items():
+                lines.append(f"| {name} | {_fmt(s.get('objects_per_s_t1'), '.1f')} | {_fmt(s.get('objects_per_s_t2'), '.1f')} | "
+                             f"{_fmt(s.get('efficiency_t2'), '.2f')} |")
+        if "worker_path.png" in plots:
+            lines += ["", "![worker path](worker_path.png)"]
+    else:
+        lines.append(f"Not measured: {wp.get('not_measured', 'no data')}.")
+    cs = results.get("cold_start") or {}
+    lines += ["", "## Cold start", ""]
+    for p in cs.get("probe", []):
+        lines.append(f"- Image-equivalent init ({p['precision']}, fresh interpreter: import handler, build engine, first prediction): "
+                     f"{p['first_prediction_s']:.2f} s (import {p['import_s']:.2f} s, engine {p['engine_s']:.2f} s; "
+                     f"{p['process_wall_s']:.2f} s with interpreter start), peak RSS {p['peak_rss_mb']:.0f} MiB.")
+    lc = cs.get("local_cloud")
+    if lc:
+        lines.append(f"- First invoke on the local cloud: {lc}")
+    else:
+        lines.append(f"- First invoke on the local cloud: {cs.get('local_cloud_not_measured', 'not measured')}.")
+    e2e = results.get("end_to_end") or {}
+    lines += ["", "## End-to-end local runs", ""]
+    if e2e.get("runs"):
+        lines += ["| shard MB | shards | objects | concurrency | wall s | worker s (sum) | ideal s | overhead | status |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in e2e["runs"]:
+            lines.append(f"| {r['shard_mb']} | {r['shards']} | {r['objects']} | {r['concurrency']} | {_fmt(r.get('wall_s'), '.1f')} | "
+                         f"{_fmt(r.get('worker_s'), '.1f')} | {_fmt(r.get('ideal_s'), '.1f')} | {_fmt(r.get('overhead'), '.2f')} | {r['status']} |")
+        lines += ["", e2e.get("method", "")]
+        if "end_to_end.png" in plots:
+            lines += ["", "![end to end](end_to_end.png)"]
+    else:
+        lines.append(f"Not measured: {e2e.get('not_measured', 'no data')}.")
+    proj = results.get("projection") or {}
+    if proj.get("rows"):
+        inp = proj["inputs"]
+        lines += ["", "## Projected AWS cost and wall time (projection, not a bill)", "",
+                  f"659,817 objects (the reference's 12.6 GB) at {inp['concurrency']:,} concurrent workers. Inputs: mode `{inp['mode']}`, "
+                  f"batch {inp['batch_size']}, measured objects/s by threads {inp['objects_per_s_by_threads']}, init {inp['init_s']:.2f} s. "
+                  "Assumptions:", ""]
+        lines += [f"- {a}" for a in inp["assumptions"]]
+        lines += ["", "| arch | memory MB | vCPU | shard MB | objects/s | invocations | billed s / inv. | USD / million | run USD | wall s |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        show = [r for r in proj["rows"] if r["shard_mb"] == (rec or {}).get("shard_mb", r["shard_mb"]) or r["memory_mb"] == (rec or {}).get("memory_mb")]
+        for r in show:
+            lines.append(f"| {r['arch']} | {r['memory_mb']} | {r['vcpus']:.2f} | {r['shard_mb']} | {r['objects_per_s']:.0f} | {r['invocations']} | "
+                         f"{r['billed_s_per_invocation']:.1f} | {r['usd_per_million_objects']:.4f} | {r['run_usd']:.3f} | {r['wall_s']:.0f} |")
+        lines += ["", f"The reference paid about ${inp['reference_usd_per_million']} per million objects (10,240 MB, 40.9 s per 3,835 objects). "
+                  "All rows: `results.json` `projection.rows`. Compare with the real bill of a run: `make costs`."]
+        if "projection.png" in plots:
+            lines += ["", "![projection](projection.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results: dict[str, Any], out_dir: Path) -> Path:
+    """Plots and REPORT.md into `out_dir`; returns the REPORT.md path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = plot(results, out_dir)
+    path = out_dir / "REPORT.md"
+    path.write_text(render(results, plots))
+    return path
+
+
+__all__ = ["best_accurate", "best_reference", "plot", "render", "targets", "write_report"]
