@@ -218,3 +218,57 @@ def test_handler_resolution_and_commands():
 def test_report_line_format():
     line = fmt.report_line("r1", 12.341, 3008, 411.2, 812.5)
     assert line == "REPORT RequestId: r1\tDuration: 12.34 ms\tBilled Duration: 13 ms\tMemory Size: 3008 MB\tMax Memory Used: 412 MB\tInit Duration: 812.50 ms\t"
+
+
+def _docker_env() -> dict[str, str] | None:
+    """Environment reaching a Docker engine (DOCKER_HOST, else scripts/docker/engine.sh's), None without one."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("docker"):
+        return None
+    env = dict(os.environ)
+    state_env = ROOT / ".state" / "docker" / "env"
+    if "DOCKER_HOST" not in env and state_env.exists():
+        for line in state_env.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key == "DOCKER_HOST":
+                env["DOCKER_HOST"] = value
+    ping = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], env=env, capture_output=True, timeout=20)
+    return env if ping.returncode == 0 else None
+
+
+DOCKER_IMAGE = os.environ.get("COSMICAI_TEST_LAMBDA_IMAGE", "cosmicai-orchestration:latest")
+
+
+@pytest.mark.docker
+def test_docker_mode_runs_the_image_and_removes_the_container():
+    import subprocess
+
+    from cosmicai_localstack.docker_mode import Container, docker_spec
+
+    env = _docker_env()
+    if env is None:
+        pytest.skip("no reachable Docker engine (bash scripts/docker/engine.sh up)")
+    if subprocess.run(["docker", "image", "inspect", DOCKER_IMAGE], env=env, capture_output=True).returncode != 0:
+        pytest.skip(f"image {DOCKER_IMAGE} not built (make images)")
+    name = f"cosmicai-lambda-test-{uuid.uuid4().hex[:8]}"
+    lambda_vars = {"AWS_LAMBDA_FUNCTION_NAME": "init", "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:1"}
+    box = Sandbox(docker_spec(Container(name, environ=env), DOCKER_IMAGE, lambda_vars, 512, 20, environ=env))
+    # one sleeper that never asks for an event: its invoke must time out and its container go away
+    sleeper = Sandbox(docker_spec(Container(name + "-s", environ=env), DOCKER_IMAGE, lambda_vars, 512, 2,
+                                  entrypoint=["python", "-c", "import time; time.sleep(120)"], environ=env))
+    try:
+        box.start(wait_s=60)
+        out = invoke(box, {"not": "a payload"})  # the image's Init handler rejects it: a function error from inside the container
+        assert out.is_error and json.loads(out.payload)["errorType"] == "PayloadError"
+        rep = report_of(out.logs)
+        assert rep["i"] is not None and 5 < int(rep["u"]) < 512  # memory measured from the container's processes
+        sleeper.start(wait_s=3)
+        late = invoke(sleeper, {})
+        assert json.loads(late.payload)["errorType"] == "Sandbox.Timedout"
+    finally:
+        box.stop()
+        sleeper.stop()
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"name={name}"], env=env, capture_output=True, text=True)
+    assert left.stdout.strip() == ""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import shutil
 import subprocess
 import threading
@@ -21,14 +20,13 @@ from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
 from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntimeException, RuntimeExecutor
 
 from . import process_env as penv
+from .docker_mode import Container, docker_spec
 from .sandbox import Sandbox, SandboxSpec
 
 LOG = logging.getLogger(__name__)
 LOCAL_HOST = "127.0.0.1"
 # leave LocalStack's startup timer (LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT) a margin; a slower init goes on inside invoke
 START_MARGIN_S = 3.0
-# variables the docker CLI itself needs (never forwarded into the container)
-DOCKER_CLIENT_VARS = ("DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_CONTEXT")
 
 _checked_pythons: set[str] = set()
 _image_cmds: dict[str, list[str] | None] = {}
@@ -69,8 +67,6 @@ class CosmicaiExecutor(RuntimeExecutor):
         super().__init__(id, function_version)
         self.mode = penv.executor_mode()
         self.sandbox: Sandbox | None = None
-        self._container: str | None = None
-        self._container_pid: int | None = None
 
     # lifecycle
 
@@ -103,44 +99,19 @@ class CosmicaiExecutor(RuntimeExecutor):
         if fv.config.image is None:
             raise LambdaRuntimeException(f"function {fv.id.function_name}: docker mode runs Image functions only")
         command, entrypoint, workdir = _image_config(fv)
-        lambda_vars = {k: str(v) for k, v in env_vars.items() if v is not None}
         with _names_lock:
-            self._container = f"cosmicai-lambda-{self.id[:12]}-{next(_names)}"
-        names = sorted(set(lambda_vars) | {"AWS_LAMBDA_RUNTIME_API"})
-        client_env = {k: os.environ[k] for k in penv.INHERITED + DOCKER_CLIENT_VARS if k in os.environ}
-        return SandboxSpec(
-            argv=penv.docker_argv(
-                self._container,
-                penv.local_image_tag(fv.config.image.image_uri),
-                names,
-                int(fv.config.memory_size),
-                command=command,
-                entrypoint=entrypoint,
-                working_dir=workdir,
-                state_dir=os.environ.get("COSMICAI_LOCALSTACK_STATE"),
-            ),
-            env={**client_env, **lambda_vars},
-            memory_mb=int(fv.config.memory_size),
-            timeout_s=float(fv.config.timeout),
+            container = Container(f"cosmicai-lambda-{self.id[:12]}-{next(_names)}")
+        return docker_spec(
+            container,
+            penv.local_image_tag(fv.config.image.image_uri),
+            env_vars,
+            int(fv.config.memory_size),
+            float(fv.config.timeout),
+            command=command,
+            entrypoint=entrypoint,
+            working_dir=workdir,
             version=fv.id.qualifier,
-            kill_hook=self._remove_container,
-            measure_root=self._container_root,
         )
-
-    def _remove_container(self) -> None:
-        if self._container:
-            subprocess.run(["docker", "rm", "-f", self._container], capture_output=True, timeout=60)
-        self._container_pid = None
-
-    def _container_root(self, proc: subprocess.Popen) -> int | None:
-        """Host pid of the container's first process (its tree is the function's memory), once it runs."""
-        if self._container_pid is None and self._container:
-            out = subprocess.run(
-                ["docker", "inspect", "--format", "{{.State.Pid}}", self._container], capture_output=True, text=True, timeout=30
-            )
-            pid = int(out.stdout.strip() or 0) if out.returncode == 0 and out.stdout.strip().isdigit() else 0
-            self._container_pid = pid or None
-        return self._container_pid
 
     def stop(self) -> None:
         """Kill the environment's process group (and container)."""
