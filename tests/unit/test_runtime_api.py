@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -272,3 +273,15 @@ def test_docker_mode_runs_the_image_and_removes_the_container():
         sleeper.stop()
     left = subprocess.run(["docker", "ps", "-aq", "--filter", f"name={name}"], env=env, capture_output=True, text=True)
     assert left.stdout.strip() == ""
+
+
+def test_stop_during_an_invoke_ends_it_at_once(sandboxes):
+    box = sandboxes(f"{FIXTURES}.echo.sleep", timeout_s=30)
+    box.start(wait_s=20)
+    timer = threading.Timer(1.0, box.stop)  # LocalStack stops environments from another thread
+    timer.start()
+    t0 = time.monotonic()
+    out = invoke(box, {"seconds": 25})
+    assert time.monotonic() - t0 < 5
+    assert out.is_error and json.loads(out.payload)["errorType"] == "Runtime.ExitError"
+    assert box.pid is None

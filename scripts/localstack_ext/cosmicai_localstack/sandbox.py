@@ -123,138 +123,149 @@ class OutputCollector:
                 pass
 
 
-class Sandbox:
-    """A restartable execution environment; one invoke at a time (LocalStack never overlaps them)."""
+class _Runtime:
+    """One runtime process with its Runtime API server and output; killed at most once."""
 
     def __init__(self, spec: SandboxSpec) -> None:
         self.spec = spec
-        self._proc: subprocess.Popen | None = None
-        self._server: RuntimeApiServer | None = None
-        self._out: OutputCollector | None = None
-        self._spawned_at = 0.0
+        self.server = RuntimeApiServer()
+        self.server.start()
+        env = dict(spec.env)
+        env["AWS_LAMBDA_RUNTIME_API"] = self.server.address
+        self.spawned_at = time.monotonic()
+        # a new session makes the runtime its own process group, so a kill reaches all its children
+        self.proc = subprocess.Popen(
+            spec.argv,
+            env=env,
+            cwd=spec.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.out = OutputCollector(self.proc.stdout)
+        self.init_measured = False  # only the first invoke of a process reports Init Duration
+        self.peak_mb = 0.0
+        self._kill_lock = threading.Lock()
+        self.killed = False
+
+    def state(self) -> str | None:
+        """'ready', 'init_error', 'exited' or None while still initialising."""
+        if self.server.first_next.is_set():
+            return "ready"
+        if self.server.init_error_event.is_set():
+            return "init_error"
+        if self.proc.poll() is not None:
+            return "exited"
+        return None
+
+    def sample_memory(self) -> float:
+        """Peak memory of the runtime's process tree so far (MiB)."""
+        if not self.killed:
+            root = self.spec.measure_root(self.proc) if self.spec.measure_root else self.proc.pid
+            if root:
+                self.peak_mb = max(self.peak_mb, tree_peak_rss_mb(root))
+        return self.peak_mb
+
+    def kill(self) -> str:
+        """Kill the process group (and container); returns output nobody has taken yet. Idempotent."""
+        with self._kill_lock:
+            if self.killed:
+                return ""
+            self.killed = True
+            if self.proc.poll() is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            if self.spec.kill_hook:
+                self.spec.kill_hook()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            rest = self.out.take()  # after the process died, so its last words are in the pipe
+            self.out.close()
+            self.server.stop()
+            return rest
+
+
+class Sandbox:
+    """A restartable execution environment; one invoke at a time (LocalStack never overlaps them).
+
+    `stop()` may come from another thread during an invoke: it kills the runtime, and the invoke
+    then ends with an error instead of waiting for its timeout.
+    """
+
+    def __init__(self, spec: SandboxSpec) -> None:
+        self.spec = spec
+        self._rt: _Runtime | None = None
         self._pending_init_ms: float | None = None  # reported on the next invoke's REPORT line
-        self._init_measured = False  # per process: only its first invoke reports Init Duration
-        self._peak_mb = 0.0
-        self._lock = threading.Lock()
-        self._history = ""
+        self._invoke_lock = threading.Lock()
+        self._state_lock = threading.Lock()  # guards _rt and _stopped
         self._stopped = False
 
     # lifecycle
 
     def start(self, wait_s: float) -> None:
         """Spawn the runtime and wait until it asks for its first event, fails its init, exits, or wait_s passes."""
-        with self._lock:
-            self._spawn()
-            self._wait_ready(time.monotonic() + wait_s)
+        with self._invoke_lock:
+            rt = self._runtime()
+            self._wait_ready(rt, time.monotonic() + wait_s)
 
     def stop(self) -> None:
-        """Kill the runtime's process group and stop its Runtime API server."""
-        with self._lock:
+        """Kill the runtime's process group and stop its Runtime API server (without waiting for an invoke)."""
+        with self._state_lock:
             self._stopped = True
-            self._kill()
+            rt = self._rt
+        if rt is not None:
+            rt.kill()
 
     def history(self) -> str:
         """Recent output of the runtime (current or last process)."""
-        return self._out.history() if self._out else self._history
+        rt = self._rt
+        return rt.out.history() if rt else ""
 
     @property
     def pid(self) -> int | None:
-        """Pid of the spawned runtime process (its process group id), None before start."""
-        return self._proc.pid if self._proc else None
+        """Pid of the live runtime process (its process group id), None when there is none."""
+        rt = self._rt
+        return rt.proc.pid if rt and not rt.killed else None
 
-    def _spawn(self) -> None:
-        self._server = RuntimeApiServer()
-        self._server.start()
-        env = dict(self.spec.env)
-        env["AWS_LAMBDA_RUNTIME_API"] = self._server.address
-        self._spawned_at = time.monotonic()
-        self._peak_mb = 0.0
-        self._init_measured = False
-        # a new session makes the runtime its own process group, so a kill reaches all its children
-        self._proc = subprocess.Popen(
-            self.spec.argv,
-            env=env,
-            cwd=self.spec.cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self._out = OutputCollector(self._proc.stdout)
+    def _runtime(self) -> _Runtime:
+        """The live runtime, spawning one (first use, or re-init after a timeout or crash, as Lambda does)."""
+        with self._state_lock:
+            if self._stopped:
+                raise RuntimeError("execution environment was stopped")
+            if self._rt is None or self._rt.killed:
+                self._rt = _Runtime(self.spec)
+            return self._rt
 
-    def _kill(self) -> str:
-        """Kill and clean up; returns the output the process wrote that nobody has taken yet."""
-        proc, server, out = self._proc, self._server, self._out
-        rest = ""
-        if proc is not None:
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            if self.spec.kill_hook:
-                self.spec.kill_hook()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if out is not None:
-            rest = out.take()  # after the process died, so its last words are in the pipe
-            self._history = out.history()
-            out.close()
-        if server is not None:
-            server.stop()
-        self._proc = self._server = self._out = None
-        return rest
-
-    def _ready_state(self) -> str | None:
-        """'ready', 'init_error', 'exited' or None while still initialising."""
-        assert self._server is not None and self._proc is not None
-        if self._server.first_next.is_set():
-            return "ready"
-        if self._server.init_error_event.is_set():
-            return "init_error"
-        if self._proc.poll() is not None:
-            return "exited"
-        return None
-
-    def _wait_ready(self, deadline: float) -> str | None:
-        assert self._server is not None
-        while (state := self._ready_state()) is None and time.monotonic() < deadline:
-            self._sample_memory()
-            self._server.first_next.wait(0.01)
-        if state == "ready" and not self._init_measured and self._server.first_next_at is not None:
-            self._init_measured = True
-            self._pending_init_ms = (self._server.first_next_at - self._spawned_at) * 1000.0
+    def _wait_ready(self, rt: _Runtime, deadline: float) -> str | None:
+        while (state := rt.state()) is None and time.monotonic() < deadline and not rt.killed:
+            rt.sample_memory()
+            rt.server.first_next.wait(0.01)
+        if state == "ready" and not rt.init_measured and rt.server.first_next_at is not None:
+            rt.init_measured = True
+            self._pending_init_ms = (rt.server.first_next_at - rt.spawned_at) * 1000.0
         return state
-
-    def _sample_memory(self) -> float:
-        if self._proc is None:
-            return self._peak_mb
-        root = self.spec.measure_root(self._proc) if self.spec.measure_root else self._proc.pid
-        if root:
-            self._peak_mb = max(self._peak_mb, tree_peak_rss_mb(root))
-        return self._peak_mb
-
-    def _over_memory(self) -> bool:
-        return self.spec.enforce_memory and self._sample_memory() > self.spec.memory_mb
 
     # invoke
 
     def invoke(self, request_id: str, payload: bytes, function_arn: str, trace_id: str = "") -> InvokeOutcome:
         """Run one event; timeouts, crashes, init failures and memory overruns come back as Lambda errors."""
-        with self._lock:
-            if self._stopped:
-                raise RuntimeError(f"execution environment for {function_arn} was stopped")
+        with self._invoke_lock:
+            try:
+                rt = self._runtime()
+            except RuntimeError as e:
+                raise RuntimeError(f"{e}: {function_arn}") from None
             t0 = time.monotonic()
             deadline = t0 + self.spec.timeout_s
-            if self._proc is None:
-                self._spawn()  # re-init after a timeout or crash, as Lambda does
-            state = self._wait_ready(deadline)
-            before = self._out.take() if self._out else ""
+            state = self._wait_ready(rt, deadline)
+            before = rt.out.take()
             init_ms, self._pending_init_ms = self._pending_init_ms, None
             if state != "ready":
-                return self._init_failure(request_id, state, before, t0)
+                return self._init_failure(rt, request_id, state, before, t0)
             inv = Invocation(
                 request_id=request_id,
                 payload=payload,
@@ -262,43 +273,43 @@ class Sandbox:
                 function_arn=function_arn,
                 trace_id=trace_id,
             )
-            assert self._server is not None and self._proc is not None
-            self._server.submit(inv)
+            rt.server.submit(inv)
             try:
-                failure = self._wait_done(inv, deadline)
+                failure = self._wait_done(rt, inv, deadline)
             finally:
-                self._server.forget(request_id)
-            return self._finish(inv, failure, before, init_ms, t0)
+                rt.server.forget(request_id)
+            return self._finish(rt, inv, failure, before, init_ms, t0)
 
-    def _wait_done(self, inv: Invocation, deadline: float) -> str | None:
+    def _wait_done(self, rt: _Runtime, inv: Invocation, deadline: float) -> str | None:
         """None when the runtime answered, else 'timeout', 'exit' or 'oom'."""
-        assert self._proc is not None
         next_memory_check = 0.0
         while not inv.done.wait(POLL_S):
             now = time.monotonic()
-            if self._proc.poll() is not None:
+            if rt.proc.poll() is not None or rt.killed:
                 return None if inv.done.is_set() else "exit"
             if now >= deadline:
                 return None if inv.done.is_set() else "timeout"
             if self.spec.enforce_memory and now >= next_memory_check:
                 next_memory_check = now + 2 * POLL_S
-                if self._over_memory():
+                if rt.sample_memory() > self.spec.memory_mb:
                     return "oom"
         return None
 
-    def _finish(self, inv: Invocation, failure: str | None, before: str, init_ms: float | None, t0: float) -> InvokeOutcome:
+    def _finish(self, rt: _Runtime, inv: Invocation, failure: str | None, before: str, init_ms: float | None, t0: float) -> InvokeOutcome:
         rid = inv.request_id
-        peak = self._sample_memory()
+        peak = rt.sample_memory()
         extra: list[str] = []
         status = None
         if failure is None:
             start = inv.started_at or t0
             duration_ms = ((inv.finished_at or time.monotonic()) - start) * 1000.0
             body, is_error = inv.result, inv.is_error
-            during = self._out.take() if self._out else ""
+            during = rt.out.take()
         else:
-            returncode = self._proc.poll() if self._proc else None
-            during = self._kill()
+            returncode = rt.proc.poll()
+            during = rt.kill()
+            if returncode is None:
+                returncode = rt.proc.returncode
             duration_ms = (time.monotonic() - t0) * 1000.0
             is_error = True
             if failure == "timeout":
@@ -316,20 +327,18 @@ class Sandbox:
         logs = self._assemble(rid, before, during, extra, duration_ms, peak, init_ms, status)
         return InvokeOutcome(rid, body, is_error, logs, duration_ms, init_ms, peak, status)
 
-    def _init_failure(self, rid: str, state: str | None, before: str, t0: float) -> InvokeOutcome:
+    def _init_failure(self, rt: _Runtime, rid: str, state: str | None, before: str, t0: float) -> InvokeOutcome:
         """The runtime failed (or ran out of time) before asking for the event."""
-        assert self._server is not None
-        init_ms = (time.monotonic() - self._spawned_at) * 1000.0
-        peak = self._sample_memory()
-        returncode = self._proc.poll() if self._proc else None
-        if state == "init_error" and self._server.init_error is not None:
-            body = self._server.init_error.body
-            status = "error"
-        elif state == "exited":
-            body, status = fmt.exit_error(rid, returncode), "error"
+        init_ms = (time.monotonic() - rt.spawned_at) * 1000.0
+        peak = rt.sample_memory()
+        returncode = rt.proc.poll()
+        if state == "init_error" and rt.server.init_error is not None:
+            body, status = rt.server.init_error.body, "error"
+        elif state == "exited" or rt.killed:
+            body, status = fmt.exit_error(rid, returncode if returncode is not None else -9), "error"
         else:
             body, status = fmt.timeout_error(rid, self.spec.timeout_s), "timeout"
-        during = self._kill()
+        during = rt.kill()
         duration_ms = (time.monotonic() - t0) * 1000.0
         logs = self._assemble(rid, before, during, [], duration_ms, peak, init_ms, status)
         return InvokeOutcome(rid, body, True, logs, duration_ms, init_ms, peak, status)
