@@ -285,3 +285,21 @@ def test_stop_during_an_invoke_ends_it_at_once(sandboxes):
     assert time.monotonic() - t0 < 5
     assert out.is_error and json.loads(out.payload)["errorType"] == "Runtime.ExitError"
     assert box.pid is None
+
+
+def test_process_tree_matches_a_full_scan():
+    import subprocess
+
+    from cosmicai_localstack import proc_stats
+
+    child = subprocess.Popen(["bash", "-c", "sleep 30 & sleep 30; wait"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 5
+        while len(proc_stats.process_tree(child.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        tree = proc_stats.process_tree(os.getpid())
+        assert sorted(tree) == sorted(proc_stats._process_tree_by_scan(os.getpid()))
+        assert {child.pid, os.getpid()} <= set(tree) and len(proc_stats.process_tree(child.pid)) == 3
+    finally:
+        os.killpg(child.pid, 9)  # its own process group: the shell and both sleeps
+        child.wait()

@@ -34,8 +34,41 @@ def _children_map() -> dict[int, list[int]]:
     return children
 
 
+def _children_of(pid: int) -> list[int] | None:
+    """Direct children from /proc/<pid>/task/*/children (cheap); None when the kernel lacks that file."""
+    kids: list[int] = []
+    try:
+        tids = os.listdir(f"{_PROC}/{pid}/task")
+    except OSError:
+        return kids
+    for tid in tids:
+        try:
+            with open(f"{_PROC}/{pid}/task/{tid}/children", encoding="ascii") as fh:
+                kids.extend(int(x) for x in fh.read().split())
+        except FileNotFoundError:
+            if not os.path.exists(f"{_PROC}/{pid}/task/{tid}"):
+                continue  # the thread just ended
+            return None
+        except (OSError, ValueError):
+            continue
+    return kids
+
+
 def process_tree(root: int) -> list[int]:
     """`root` and all its descendants that are alive now."""
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        kids = _children_of(pid)
+        if kids is None:
+            return _process_tree_by_scan(root)
+        found.append(pid)
+        todo.extend(kids)
+    return found
+
+
+def _process_tree_by_scan(root: int) -> list[int]:
+    """Fallback without /proc/<pid>/task/<tid>/children: scan every process's parent."""
     children = _children_map()
     found, todo = [], [root]
     while todo:
