@@ -17,8 +17,9 @@ from cosmicai.perf.worker_path import thread_scaling
 
 
 def _wp_row(runner: str, threads: int, batch: int, rate: float, dz: float | None) -> dict:
-    return {"runner": runner, "threads": threads, "batch_size": batch, "objects_per_s": rate, "objects_per_s_per_thread": rate / threads,
-            "rounds_objects_per_s": [rate], "ratio_vs_reference": 1.0, "max_abs_dz_vs_fp32": dz, "max_abs_dz_vs_reference": 0.0}
+    return {"runner": runner, "threads": threads, "batch_size": batch, "objects_per_s": rate / 2, "objects_per_cpu_s": rate,
+            "objects_per_s_per_thread": rate / threads, "rounds_objects_per_s": [rate], "ratio_vs_reference": 1.0,
+            "wall_ratio_vs_reference": 1.0, "max_abs_dz_vs_fp32": dz, "max_abs_dz_vs_reference": 0.0}
 
 
 def test_shard_objects_follow_the_reference_partition() -> None:
@@ -60,8 +61,9 @@ def test_overhead_packs_workers_on_slots() -> None:
 
 def test_thread_scaling_efficiency() -> None:
     rows = [_wp_row("fp32", 1, 512, 100.0, 0.0), _wp_row("fp32", 2, 512, 170.0, 0.0), _wp_row("fp32", 1, 64, 90.0, 0.0)]
-    assert thread_scaling(rows, 512) == {"fp32": {"objects_per_s_t1": 100.0, "efficiency_t1": 1.0,
-                                                  "objects_per_s_t2": 170.0, "efficiency_t2": 0.85}}
+    rows[1]["objects_per_cpu_s"] = 85.0  # 2 threads: 170 objects/s of wall on 2 CPU-seconds per second
+    assert thread_scaling(rows, 512) == {"fp32": {"objects_per_cpu_s_t1": 100.0, "objects_per_s_t1": 50.0, "efficiency_t1": 1.0,
+                                                  "objects_per_cpu_s_t2": 85.0, "objects_per_s_t2": 85.0, "efficiency_t2": 0.85}}
 
 
 def _results() -> dict:
