@@ -11,8 +11,13 @@ resource "aws_sfn_state_machine" "this" {
     level                  = var.log_level
   }
 
-  tracing_configuration {
-    enabled = var.tracing_enabled
+  # Only when enabled: LocalStack omits a disabled tracing configuration, which would
+  # make every apply re-send `enabled = false` (AWS treats absent as disabled).
+  dynamic "tracing_configuration" {
+    for_each = var.tracing_enabled ? [1] : []
+    content {
+      enabled = true
+    }
   }
 
   tags = var.tags

@@ -9,7 +9,11 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     id     = "noncurrent-and-multipart-cleanup"
     status = "Enabled"
 
-    filter {}
+    # The whole bucket, written as an empty prefix: LocalStack reads `filter {}` back
+    # as `Prefix = ""`, and the provider then waits a minute for them to agree.
+    filter {
+      prefix = ""
+    }
 
     noncurrent_version_expiration {
       noncurrent_days = var.noncurrent_version_days
