@@ -37,7 +37,7 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
             "value": round(ratio, 3), "target": f">= {TARGET_RATIO}", "ok": ratio >= TARGET_RATIO,
             "detail": f"{best['runner']} batch {best['batch_size']}: {best['objects_per_cpu_s']:.1f} objects per CPU-second vs "
             f"reference-style at its best batch ({ref['batch_size']}): {ref['objects_per_cpu_s']:.1f}; max abs dz vs fp32 "
-            f"{best['max_abs_dz_vs_fp32']:.1e}",
+            f"{best['max_abs_dz_vs_fp32']:.1e}; at the same batch size {best['ratio_vs_reference']:.2f}x",
         }
     else:
         out["per_core_ratio"] = {"value": None, "target": f">= {TARGET_RATIO}", "ok": None, "detail": "not measured"}
