@@ -226,15 +226,11 @@ def _docker_env() -> dict[str, str] | None:
     import shutil
     import subprocess
 
+    from cosmicai_localstack.docker_mode import docker_environ
+
     if not shutil.which("docker"):
         return None
-    env = dict(os.environ)
-    state_env = ROOT / ".state" / "docker" / "env"
-    if "DOCKER_HOST" not in env and state_env.exists():
-        for line in state_env.read_text().splitlines():
-            key, _, value = line.partition("=")
-            if key == "DOCKER_HOST":
-                env["DOCKER_HOST"] = value
+    env = docker_environ()
     ping = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], env=env, capture_output=True, timeout=20)
     return env if ping.returncode == 0 else None
 
@@ -276,13 +272,19 @@ def test_docker_mode_runs_the_image_and_removes_the_container():
 
 
 def test_stop_during_an_invoke_ends_it_at_once(sandboxes):
-    box = sandboxes(f"{FIXTURES}.echo.sleep", timeout_s=30)
+    box = sandboxes(f"{FIXTURES}.echo.sleep", timeout_s=60)
     box.start(wait_s=20)
-    timer = threading.Timer(1.0, box.stop)  # LocalStack stops environments from another thread
-    timer.start()
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(out=invoke(box, {"seconds": 50})))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while "echo fixture: sleeping" not in box.history() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the handler is running now
+    box.stop()  # LocalStack stops environments from another thread
     t0 = time.monotonic()
-    out = invoke(box, {"seconds": 25})
-    assert time.monotonic() - t0 < 5
+    worker.join(30)
+    assert time.monotonic() - t0 < 10, "the invoke waited for its timeout instead of ending with the stop"
+    out = outcome["out"]
     assert out.is_error and json.loads(out.payload)["errorType"] == "Runtime.ExitError"
     assert box.pid is None
 

@@ -15,13 +15,29 @@ from .sandbox import SandboxSpec
 DOCKER_CLIENT_VARS = ("DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_CONTEXT")
 
 
+def docker_environ(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment, plus DOCKER_HOST from scripts/docker/engine.sh's state when none is set."""
+    env = dict(environ if environ is not None else os.environ)
+    if "DOCKER_HOST" not in env:
+        state = env.get("DOCKER_STATE_DIR") or str(penv.project_root(env) / ".state" / "docker")
+        try:
+            with open(os.path.join(state, "env"), encoding="utf-8") as fh:
+                for line in fh:
+                    key, _, value = line.strip().partition("=")
+                    if key == "DOCKER_HOST" and value:
+                        env["DOCKER_HOST"] = value
+        except OSError:
+            pass  # no private engine: docker's default socket
+    return env
+
+
 class Container:
     """One named container: removal (the sandbox's kill hook) and its host pid (the measured tree's root)."""
 
     def __init__(self, name: str, docker: str = "docker", environ: dict[str, str] | None = None) -> None:
         self.name = name
         self.docker = docker
-        self.environ = environ  # the CLI's environment (DOCKER_HOST); None: this process's
+        self.environ = environ if environ is not None else docker_environ()  # the CLI's environment (DOCKER_HOST)
         self._pid: int | None = None
 
     def remove(self) -> None:
@@ -56,7 +72,7 @@ def docker_spec(
     environ: dict[str, str] | None = None,
 ) -> SandboxSpec:
     """A sandbox spec running `image` with Lambda's variables (passed by name, values in the CLI's environment)."""
-    host = environ if environ is not None else dict(os.environ)
+    host = environ if environ is not None else docker_environ()
     values = {k: str(v) for k, v in lambda_vars.items() if v is not None}
     names = sorted(set(values) | {"AWS_LAMBDA_RUNTIME_API"})
     client_env = {k: host[k] for k in penv.INHERITED + DOCKER_CLIENT_VARS if k in host}

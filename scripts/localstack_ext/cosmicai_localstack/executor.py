@@ -20,7 +20,7 @@ from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
 from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntimeException, RuntimeExecutor
 
 from . import process_env as penv
-from .docker_mode import Container, docker_spec
+from .docker_mode import Container, docker_environ, docker_spec
 from .sandbox import Sandbox, SandboxSpec
 
 LOG = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def _handler_for(fv: FunctionVersion) -> str:
     if not fv.config.handler and not command and fv.config.image:
         tag = penv.local_image_tag(fv.config.image.image_uri)
         if tag not in _image_cmds:
-            _image_cmds[tag] = penv.docker_image_cmd(tag)
+            _image_cmds[tag] = penv.docker_image_cmd(tag, environ=docker_environ())
         image_cmd = _image_cmds[tag]
     return penv.resolve_handler(fv.id.function_name, fv.config.handler, command, image_cmd)
 
@@ -181,7 +181,7 @@ class CosmicaiExecutor(RuntimeExecutor):
         if not shutil.which("docker"):
             raise penv.ExecutorConfigError("COSMICAI_EXECUTOR_MODE=docker but no docker CLI on PATH")
         tag = penv.local_image_tag(fv.config.image.image_uri)
-        probe = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, text=True, timeout=60)
+        probe = subprocess.run(["docker", "image", "inspect", tag], env=docker_environ(), capture_output=True, text=True, timeout=60)
         if probe.returncode != 0:
             raise penv.ExecutorConfigError(f"image {tag} (from {fv.config.image.image_uri}) is not in the local Docker engine; build it with `make images`")
 

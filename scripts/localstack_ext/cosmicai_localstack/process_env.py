@@ -69,11 +69,13 @@ def resolve_handler(function_name: str, handler: str | None, image_command: list
     )
 
 
-def docker_image_cmd(image: str, docker: str = "docker") -> list[str] | None:
+def docker_image_cmd(image: str, docker: str = "docker", environ: dict[str, str] | None = None) -> list[str] | None:
     """CMD of a local image via `docker image inspect`; None without docker or the image."""
     if not shutil.which(docker):
         return None
-    out = subprocess.run([docker, "image", "inspect", "--format", "{{json .Config.Cmd}}", image], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [docker, "image", "inspect", "--format", "{{json .Config.Cmd}}", image], env=environ, capture_output=True, text=True, timeout=30
+    )
     if out.returncode != 0:
         return None
     import json
