@@ -73,4 +73,4 @@ def _transient(run_id: str, name: str, failures: int) -> None:
     attempt = int(counter.read_text() or 0) + 1 if counter.exists() else 1
     counter.write_text(str(attempt))
     if attempt <= failures:
-        raise TransientStorageError(f"injected transient failure {attempt}/{failures} for shard {name}")
+        raise TransientStorageError(f"injected transient failure {attempt}/{failures} for shard {name} of run {run_id}")

@@ -24,7 +24,7 @@ def test_transient_fails_the_first_n_attempts_of_a_run(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     for attempt in (1, 2):
-        with pytest.raises(TransientStorageError, match=f"{attempt}/2 for shard fault-transient2-a"):
+        with pytest.raises(TransientStorageError, match=f"{attempt}/2 for shard fault-transient2-a of run run-x"):
             faults.inject("run-x", ["part-0", "fault-transient2-a"])
     faults.inject("run-x", ["part-0", "fault-transient2-a"])  # third attempt succeeds
     with pytest.raises(TransientStorageError, match="1/2"):
