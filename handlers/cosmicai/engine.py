@@ -72,13 +72,24 @@ def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> float | None:
     return None
 
 
-def available_cpus(cgroup_root: Path = CGROUP_ROOT) -> int:
-    """CPUs this process may really use: affinity mask capped by the cgroup quota (>= 1)."""
+LAMBDA_MEMORY_ENV = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
+LAMBDA_MB_PER_VCPU = 1769  # Lambda's CPU share: one vCPU per 1,769 MB
+
+
+def available_cpus(cgroup_root: Path = CGROUP_ROOT, env: dict[str, str] | None = None) -> int:
+    """CPUs this process may really use: affinity mask capped by the cgroup quota and, inside
+    Lambda, by the memory size's CPU share (>= 1)."""
+    env = os.environ if env is None else env
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         n = os.cpu_count() or 1
     limit = cgroup_cpu_limit(cgroup_root)
+    memory = env.get(LAMBDA_MEMORY_ENV, "")
+    if memory.isdigit():
+        # Lambda shows up to 6 CPUs at any memory size but gives memory / 1,769 MB of them.
+        share = int(memory) / LAMBDA_MB_PER_VCPU
+        limit = share if limit is None else min(limit, share)
     if limit is not None:
         # A 1.5-CPU quota cannot keep two busy threads fed; round down, never below 1.
         n = min(n, max(1, int(limit)))

@@ -36,7 +36,7 @@ def test_cgroup_cpu_limit_v2_v1_and_unlimited(tmp_path: Path) -> None:
     v2.mkdir()
     (v2 / "cpu.max").write_text("150000 100000\n")
     assert cgroup_cpu_limit(v2) == pytest.approx(1.5)
-    assert available_cpus(v2) == 1  # 1.5 CPUs cannot feed two busy threads
+    assert available_cpus(v2, env={}) == 1  # 1.5 CPUs cannot feed two busy threads
     (v2 / "cpu.max").write_text("max 100000\n")
     assert cgroup_cpu_limit(v2) is None
     v1 = tmp_path / "v1"
@@ -45,3 +45,13 @@ def test_cgroup_cpu_limit_v2_v1_and_unlimited(tmp_path: Path) -> None:
     (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000")
     assert cgroup_cpu_limit(v1) == pytest.approx(2.0)
     assert cgroup_cpu_limit(tmp_path / "missing") is None
+
+
+def test_lambda_memory_caps_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(6)))
+    none = tmp_path / "none"
+    assert available_cpus(none, env={}) == 6
+    assert available_cpus(none, env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3008"}) == 1  # 1.7 vCPU share
+    assert available_cpus(none, env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3538"}) == 2
+    assert available_cpus(none, env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "10240"}) == 5
+    assert available_cpus(none, env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128"}) == 1

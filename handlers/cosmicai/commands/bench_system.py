@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-uri", help="s3://bucket/prefix/ where the end-to-end runs upload their shards")
     p.add_argument("--results-uri", help="s3://bucket/prefix/ for the end-to-end runs' outputs")
     p.add_argument("--infer-log-group", help="log group of the infer function (cold-start REPORT lines of the end-to-end runs)")
-    p.add_argument("--e2e-objects", type=int, default=8192, help="objects per end-to-end run (default 8192)")
+    p.add_argument("--e2e-objects", type=int, default=2048,
+                   help="objects per end-to-end run, at least one shard (default 2048: minutes, not hours, on 2 shared cores)")
     p.add_argument("--e2e-shard-mb", default="10,25,50,100", help="shard sizes of the end-to-end sweep")
     p.add_argument("--e2e-concurrency", default="2,4", help="two concurrency levels of the end-to-end sweep")
     p.add_argument("--from-stack-env", action="store_true",

@@ -113,7 +113,8 @@ def sweep(
     target_row = None
     for kind, mb, n_shards, per_shard in [*cases, target]:
         uri = upload_set(s3, data_uri, kind, n_shards, per_shard)
-        levels = [max(concurrency)] if kind == target[0] else list(concurrency)
+        # With no more shards than the lowest level, every level runs the same schedule: run it once.
+        levels = [max(concurrency)] if kind == target[0] else [c for c in concurrency if c == min(concurrency) or n_shards > min(concurrency)]
         for conc in levels:
             run_id = f"bench-{stamp}-{kind}-c{conc}"
             payload = {"input": uri, "output": f"{results_uri}{run_id}/", "batch_size": batch_size, "precision": precision,

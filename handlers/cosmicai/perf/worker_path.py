@@ -35,7 +35,7 @@ class WorkerBenchConfig:
 
     batch_sizes: tuple[int, ...] = (32, 64, 128, 256, 512, 1024)
     sweep_precisions: tuple[str, ...] = ("fp32", "int8")
-    # bf16 is emulated on CPUs without AVX-512 BF16 (10x slower), so it is timed at one batch size only.
+    # bf16 is emulated on CPUs without AVX-512 BF16 (10x slower), so it is timed once: one thread, scaling_batch.
     other_precisions: tuple[str, ...] = ("bf16",)
     threads: tuple[int, ...] = (1, 2)
     scaling_batch: int = 512
@@ -109,7 +109,7 @@ class WorkerPathBench:
             for batch in batches:
                 out.append(_Runner(REFERENCE, threads, batch, lambda t=threads, b=batch: self._reference_run(t, b)))
                 precisions = list(cfg.sweep_precisions)
-                if batch == cfg.scaling_batch:
+                if batch == cfg.scaling_batch and threads == cfg.threads[0]:
                     precisions += list(cfg.other_precisions)
                 for p in precisions:
                     out.append(_Runner(p, threads, batch, lambda p=p, t=threads, b=batch: self._worker_run(p, t, b)))
