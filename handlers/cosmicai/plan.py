@@ -253,7 +253,6 @@ def prepare_run(s3: Any, payload: RunPayload, started_at: float) -> dict[str, An
         "run_id": payload.run_id,
         "output": payload.output,
         "plan": {"bucket": ob, "key": loc.key(PLAN_FILE)},
-        "results_prefix": loc.key("sfn-results/"),
         "items": len(items),
         "shards": len(shards),
         "objects": sum(known),

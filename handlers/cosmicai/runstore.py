@@ -2,7 +2,7 @@
 
 Layout under the payload's output prefix (see README "The fan-out"):
 `run.json`, `plan.json`, `workers/<item_id>.json`, `predictions/<shard name>.parquet`,
-`summary.json`, `sfn-results/` (Step Functions ResultWriter). Keys are deterministic,
+`summary.json`. Keys are deterministic,
 so re-running a run overwrites its files instead of adding new ones.
 """
 
@@ -19,7 +19,6 @@ PLAN_FILE = "plan.json"
 SUMMARY_FILE = "summary.json"
 WORKERS_DIR = "workers/"
 PREDICTIONS_DIR = "predictions/"
-SFN_RESULTS_DIR = "sfn-results/"
 PREDICTION_SUFFIX = ".parquet"
 
 

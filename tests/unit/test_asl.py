@@ -72,8 +72,9 @@ def test_shape_init_map_summarize() -> None:
     assert m["Next"] == "Summarize" and [c["Next"] for c in m["Catch"]] == ["Summarize"]
     assert isinstance(m["ToleratedFailurePercentage"], float)
     assert "MaxConcurrencyPath" in m or "MaxConcurrency" in m
-    # no per-item results kept in state: they go to S3 and only the writer details are kept
-    assert "ResultWriter" in m and m["ResultSelector"] == {"results.$": "$.ResultWriterDetails"}
+    # no per-item results kept in state: they live in S3; children output {} and the Map drops its result
+    assert m["ResultPath"] is None and "ResultWriter" not in m
+    assert all(s["OutputPath"] is None for s in m["ItemProcessor"]["States"].values())
     # LocalStack limits (PLATFORM.md)
     text = ASL.read_text()
     for unsupported in ("ItemBatcher", "JSONata", "EXPRESS", "QueryLanguage"):
