@@ -305,3 +305,15 @@ def test_process_tree_matches_a_full_scan():
     finally:
         os.killpg(child.pid, 9)  # its own process group: the shell and both sleeps
         child.wait()
+
+
+def test_children_left_by_a_crashed_runtime_are_killed(sandboxes):
+    box = sandboxes(f"{FIXTURES}.echo.orphan")
+    box.start(wait_s=20)
+    out = invoke(box, {})
+    assert json.loads(out.payload)["errorType"] == "Runtime.ExitError"
+    child = int(re.search(r"echo fixture: child (\d+)", out.logs).group(1))
+    deadline = time.monotonic() + 5
+    while not _is_zombie_or_gone(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _is_zombie_or_gone(child)

@@ -173,17 +173,18 @@ class _Runtime:
             if self.killed:
                 return ""
             self.killed = True
-            if self.proc.poll() is None:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            # the whole group even when the runtime itself already exited: children it left behind die too
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
             if self.spec.kill_hook:
                 self.spec.kill_hook()
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait(timeout=10)
             rest = self.out.take()  # after the process died, so its last words are in the pipe
             self.out.close()
             self.server.stop()

@@ -58,3 +58,12 @@ def pause(event, context):
     """Sleep event['seconds'], then return the event and this environment's pid (concurrency checks)."""
     time.sleep(float(event.get("seconds", 0.3)))
     return {"event": event, "pid": os.getpid()}
+
+
+def orphan(event, context):
+    """Start a long-lived child, then crash: the child must not outlive the environment."""
+    import subprocess
+
+    child = subprocess.Popen(["sleep", "300"])
+    print(f"echo fixture: child {child.pid}", flush=True)
+    os._exit(9)
