@@ -317,3 +317,10 @@ def test_children_left_by_a_crashed_runtime_are_killed(sandboxes):
     while not _is_zombie_or_gone(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _is_zombie_or_gone(child)
+
+
+def test_a_short_memory_spike_between_samples_is_still_out_of_memory(sandboxes):
+    box = sandboxes(f"{FIXTURES}.echo.allocate", memory_mb=128)
+    box.start(wait_s=20)
+    out = invoke(box, {"mb": 200, "hold": 0})  # allocate, touch, free and return well within one sampling period
+    assert out.is_error and json.loads(out.payload)["errorType"] == "Runtime.OutOfMemory"

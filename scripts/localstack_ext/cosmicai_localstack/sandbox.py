@@ -279,6 +279,8 @@ class Sandbox:
                 failure = self._wait_done(rt, inv, deadline)
             finally:
                 rt.server.forget(request_id)
+            if failure is None and self.spec.enforce_memory and rt.sample_memory() > self.spec.memory_mb:
+                failure = "oom"  # a spike between samples: VmHWM still saw it, and Lambda would have killed it
             return self._finish(rt, inv, failure, before, init_ms, t0)
 
     def _wait_done(self, rt: _Runtime, inv: Invocation, deadline: float) -> str | None:
