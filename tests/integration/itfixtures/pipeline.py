@@ -1,0 +1,160 @@
+"""Fixtures `run_pipeline` and `upload_shards`: real runs of the deployed state machine.
+
+`upload_shards(shards, prefix=None) -> input URI` writes real shards (a `Shard`, or raw
+bytes for fault cases) under a fresh prefix of the stack's data URI.
+`run_pipeline(payload, timeout_s=300) -> RunResult` fills in what the payload leaves out
+(`run_id`: a new one; `output`: `<results_uri><run_id>/`), starts the deployed state
+machine, waits for it, and reads `summary.json` of that run (None if the run never
+reached Summarize, e.g. a payload rejected by Init). Both build on `deployed_stack`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from cosmicai.catalog import read_catalog
+from cosmicai.payload import split_s3_uri
+from cosmicai.runstore import PREDICTIONS_DIR, SUMMARY_FILE, RunLocation, get_json, list_objects
+from cosmicai.shards import Shard, shard_to_bytes
+
+__all__ = ["PipelineClients", "RunResult", "pipeline_clients", "run_pipeline", "upload_shards"]
+
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+@dataclass(frozen=True)
+class PipelineClients:
+    """boto3 clients for the session's LocalStack, and the stack outputs they act on."""
+
+    s3: Any
+    sfn: Any
+    outputs: Mapping[str, Any]
+
+    @property
+    def state_machine_arn(self) -> str:
+        return str(self.outputs["state_machine_arn"])
+
+
+@dataclass
+class RunResult:
+    """One finished execution: its status, run id, summary.json and output prefix."""
+
+    status: str  # execution status: SUCCEEDED | FAILED | TIMED_OUT | ABORTED
+    run_id: str
+    summary: dict[str, Any] | None  # this run's summary.json, None if it was never written
+    output: str  # s3://bucket/prefix/ of the run (what the payload's `output` was)
+    execution_arn: str
+    error: str | None = None  # execution error/cause when it did not succeed
+    cause: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    _s3: Any = field(default=None, repr=False)
+
+    @property
+    def location(self) -> RunLocation:
+        return RunLocation(*split_s3_uri(self.output, "output"))
+
+    def keys(self, sub: str = "") -> list[str]:
+        """Every key under the run's output prefix (or `sub` below it)."""
+        loc = self.location
+        return sorted(o["Key"] for o in list_objects(self._s3, loc.bucket, loc.key(sub)))
+
+    def prediction_keys(self) -> list[str]:
+        """Keys of the run's prediction catalogs."""
+        return self.keys(PREDICTIONS_DIR)
+
+    def catalog(self, key: str) -> Any:
+        """One prediction catalog (pyarrow Table) by its key."""
+        return read_catalog(self._s3.get_object(Bucket=self.location.bucket, Key=key)["Body"].read())
+
+
+@pytest.fixture(scope="session")
+def pipeline_clients(deployed_stack: dict, localstack: Any) -> PipelineClients:
+    """S3 and Step Functions clients (standard retries) for the deployed stack."""
+    import boto3
+    from botocore.config import Config
+
+    cfg = Config(retries={"mode": "standard", "max_attempts": 8}, s3={"addressing_style": "path"})
+    kw = {"endpoint_url": localstack.endpoint, "region_name": "us-east-1",
+          "aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    return PipelineClients(boto3.client("s3", config=cfg, **kw), boto3.client("stepfunctions", config=cfg, **kw),
+                           deployed_stack)
+
+
+@pytest.fixture(scope="session")
+def upload_shards(pipeline_clients: PipelineClients) -> Callable[..., str]:
+    """Write shards under a fresh prefix of the data URI; returns that prefix as an s3:// URI.
+
+    `shards` maps file names (e.g. "part-00000.safetensors") to a `Shard` or raw bytes;
+    a list of Shards is named part-00000.safetensors, part-00001... in order.
+    """
+
+    def upload(shards: Mapping[str, Shard | bytes] | list[Shard], prefix: str | None = None) -> str:
+        bucket, base = split_s3_uri(str(pipeline_clients.outputs["data_uri"]), "data_uri")
+        if isinstance(shards, list):
+            shards = {f"part-{i:05d}.safetensors": s for i, s in enumerate(shards)}
+        prefix = base + (prefix or f"test-{uuid.uuid4().hex[:10]}").strip("/") + "/"
+        for name, shard in shards.items():
+            body = shard if isinstance(shard, bytes) else shard_to_bytes(shard)
+            pipeline_clients.s3.put_object(Bucket=bucket, Key=prefix + name, Body=body)
+        return f"s3://{bucket}/{prefix}"
+
+    return upload
+
+
+def new_test_run_id() -> str:
+    """A unique run id for a test run."""
+    return time.strftime("it-%Y%m%dT%H%M%S-", time.gmtime()) + uuid.uuid4().hex[:6]
+
+
+def _error(sfn: Any, arn: str, desc: dict[str, Any]) -> tuple[str | None, str | None]:
+    if desc.get("error") or desc.get("cause"):
+        return desc.get("error"), desc.get("cause")
+    page = sfn.get_execution_history(executionArn=arn, reverseOrder=True, maxResults=20)
+    for ev in page.get("events", []):
+        for key in ("executionFailedEventDetails", "executionTimedOutEventDetails", "executionAbortedEventDetails"):
+            if key in ev:
+                return ev[key].get("error"), ev[key].get("cause")
+    return None, None
+
+
+@pytest.fixture(scope="session")
+def run_pipeline(pipeline_clients: PipelineClients) -> Callable[..., RunResult]:
+    """Start the deployed state machine on a payload, wait, return a RunResult."""
+    sfn, s3 = pipeline_clients.sfn, pipeline_clients.s3
+
+    def run(payload: dict[str, Any], timeout_s: float = 300.0, poll_s: float = 0.5) -> RunResult:
+        body = dict(payload)
+        body.setdefault("run_id", new_test_run_id())
+        run_id = str(body["run_id"])
+        body.setdefault("output", f"{pipeline_clients.outputs['results_uri']}{run_id}/")
+        name = f"{run_id[:60]}-{uuid.uuid4().hex[:8]}"
+        arn = sfn.start_execution(stateMachineArn=pipeline_clients.state_machine_arn, name=name,
+                                  input=json.dumps(body))["executionArn"]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            desc = sfn.describe_execution(executionArn=arn)
+            if desc["status"] in TERMINAL:
+                break
+            if time.monotonic() > deadline:
+                sfn.stop_execution(executionArn=arn, error="TestTimeout", cause=f"still running after {timeout_s} s")
+                raise AssertionError(f"execution {arn} still {desc['status']} after {timeout_s} s")
+            time.sleep(poll_s)
+        error, cause = (None, None) if desc["status"] == "SUCCEEDED" else _error(sfn, arn, desc)
+        output = str(body["output"]) if isinstance(body["output"], str) else ""
+        summary = None
+        try:
+            loc = RunLocation(*split_s3_uri(output, "output"))
+            doc = get_json(s3, loc.bucket, loc.key(SUMMARY_FILE))
+            summary = doc if doc.get("run_id") == run_id else None
+        except Exception:  # noqa: BLE001 - no summary (invalid output, Init failed): the result says so
+            summary = None
+        return RunResult(desc["status"], run_id, summary, output, arn, error, cause, body, s3)
+
+    return run
