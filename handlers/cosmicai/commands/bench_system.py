@@ -36,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--e2e-objects", type=int, default=2048,
                    help="objects per end-to-end run, at least one shard (default 2048: minutes, not hours, on 2 shared cores)")
     p.add_argument("--e2e-shard-mb", default="10,25,50,100", help="shard sizes of the end-to-end sweep")
+    p.add_argument("--e2e-target", default="16x2048", metavar="SHARDSxOBJECTS",
+                   help="the overhead case, run at the highest concurrency (default 16x2048, issue 8)")
     p.add_argument("--e2e-concurrency", default="2,4", help="two concurrency levels of the end-to-end sweep")
     p.add_argument("--from-stack-env", action="store_true",
                    help="take the state machine, data/results URIs and infer log group from COSMICAI_TF_* (make bench runs "
@@ -173,7 +175,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         results["end_to_end"] = end_to_end.sweep(
             args.state_machine_arn, args.data_uri, args.results_uri, total_objects=args.e2e_objects,
             shard_mb=_ints(args.e2e_shard_mb, "--e2e-shard-mb"), concurrency=_ints(args.e2e_concurrency, "--e2e-concurrency"),
-            precision=mode, batch_size=batch, progress=lambda s: print(s, flush=True))
+            precision=mode, batch_size=batch, target=_ints(args.e2e_target.replace("x", ","), "--e2e-target")[:2],
+            progress=lambda s: print(s, flush=True))
         results["cold_start"] |= end_to_end.local_cold_start(results["end_to_end"], args.infer_log_group)
     else:
         results["end_to_end"] = {"not_measured": "no deployed state machine given (--state-machine-arn, --data-uri, --results-uri)"}

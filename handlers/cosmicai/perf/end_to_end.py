@@ -68,12 +68,13 @@ def run_once(sfn: Any, s3: Any, arn: str, payload: dict[str, Any], timeout_s: fl
             raise EndToEndError(f"run {payload['run_id']}: still {desc['status']} after {timeout_s} s (stopped)")
         time.sleep(1.0)
     wall = (desc["stopDate"] - desc["startDate"]).total_seconds()
+    window = (desc["startDate"].timestamp(), desc["stopDate"].timestamp())
     loc = RunLocation(*split_s3_uri(payload["output"], "output"))
     try:
         summary = get_json(s3, loc.bucket, loc.key("summary.json"))
     except Exception as exc:  # a run that never reached Summarize: report the status, not a crash
         summary = {"error": f"no summary.json: {exc}"}
-    return {"status": desc["status"], "wall_s": round(wall, 3), "summary": summary}
+    return {"status": desc["status"], "wall_s": round(wall, 3), "window": window, "summary": summary}
 
 
 def overhead(wall_s: float, worker_s: Sequence[float], slots: int) -> tuple[float, float]:
@@ -97,24 +98,33 @@ def _row(kind: str, mb: float, n_shards: int, per_shard: int, conc: int, res: di
     if busy:
         ideal, ratio = overhead(res["wall_s"], busy, min(conc, len(busy)))
         row |= {"worker_s": round(sum(busy), 2), "ideal_s": round(ideal, 2), "overhead": round(ratio, 3)}
+        starts = [float(w["started_at"]) - float(w.get("init_seconds") or 0) for w in workers if w.get("started_at")]
+        ends = [float(w["finished_at"]) for w in workers if w.get("finished_at")]
+        if starts and ends and res.get("window"):
+            # Where the rest of the wall went: before the first worker (Init, Map start, process start)
+            # and after the last one (Map close, Summarize).
+            row |= {"before_first_worker_s": round(min(starts) - res["window"][0], 2),
+                    "after_last_worker_s": round(res["window"][1] - max(ends), 2)}
     return row
 
 
 def sweep(
     arn: str, data_uri: str, results_uri: str, *, total_objects: int, shard_mb: Sequence[int], concurrency: Sequence[int],
-    precision: str, batch_size: int, progress: Callable[[str], None] = print,
+    precision: str, batch_size: int, target: tuple[int, int] = (TARGET_SHARDS, TARGET_SHARD_OBJECTS),
+    progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Runs over each shard size at each concurrency, then the 16 x 2,048 overhead case at the highest concurrency."""
+    """Runs over each shard size at each concurrency, then the overhead case (`target` = shards, objects per
+    shard; issue 8's 16 x 2,048) at the highest concurrency."""
     s3, sfn = s3_client(), _sfn()
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
     cases = [(f"{mb}mb", mb, math.ceil(total_objects / shard_objects(mb)), shard_objects(mb)) for mb in shard_mb]
-    target = ("target-16x2048", round(TARGET_SHARD_OBJECTS * 100 / 5113, 1), TARGET_SHARDS, TARGET_SHARD_OBJECTS)
+    target_case = (f"target-{target[0]}x{target[1]}", round(target[1] * 100 / 5113, 1), target[0], target[1])
     runs: list[dict[str, Any]] = []
     target_row = None
-    for kind, mb, n_shards, per_shard in [*cases, target]:
+    for kind, mb, n_shards, per_shard in [*cases, target_case]:
         uri = upload_set(s3, data_uri, kind, n_shards, per_shard)
         # With no more shards than the lowest level, every level runs the same schedule: run it once.
-        levels = [max(concurrency)] if kind == target[0] else [c for c in concurrency if c == min(concurrency) or n_shards > min(concurrency)]
+        levels = [max(concurrency)] if kind == target_case[0] else [c for c in concurrency if c == min(concurrency) or n_shards > min(concurrency)]
         for conc in levels:
             run_id = f"bench-{stamp}-{kind}-c{conc}"
             payload = {"input": uri, "output": f"{results_uri}{run_id}/", "batch_size": batch_size, "precision": precision,
@@ -122,7 +132,7 @@ def sweep(
             progress(f"end-to-end {kind}: {n_shards} shards x {per_shard} objects, concurrency {conc} ...")
             row = _row(kind, mb, n_shards, per_shard, conc, run_once(sfn, s3, arn, payload))
             progress(f"  {row['status']} in {row['wall_s']:.1f} s, overhead {row.get('overhead')}")
-            if kind == target[0]:
+            if kind == target_case[0]:
                 target_row = row
             else:
                 runs.append(row)

@@ -196,11 +196,14 @@ def render(results: dict[str, Any], plots: list[str] | None = None) -> str:
     e2e = results.get("end_to_end") or {}
     lines += ["", "## End-to-end local runs", ""]
     if e2e.get("runs"):
-        lines += ["| shard MB | shards | objects | concurrency | wall s | worker s (sum) | ideal s | overhead | status |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for r in e2e["runs"]:
+        lines += ["| shard MB | shards | objects | concurrency | wall s | worker s (sum) | ideal s | overhead | before 1st worker s "
+                  "| after last worker s | status |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in e2e["runs"] + ([e2e["target_run"]] if e2e.get("target_run") else []):
             lines.append(f"| {r['shard_mb']} | {r['shards']} | {r['objects']} | {r['concurrency']} | {_fmt(r.get('wall_s'), '.1f')} | "
-                         f"{_fmt(r.get('worker_s'), '.1f')} | {_fmt(r.get('ideal_s'), '.1f')} | {_fmt(r.get('overhead'), '.2f')} | {r['status']} |")
+                         f"{_fmt(r.get('worker_s'), '.1f')} | {_fmt(r.get('ideal_s'), '.1f')} | {_fmt(r.get('overhead'), '.2f')} | "
+                         f"{_fmt(r.get('before_first_worker_s'), '.1f')} | {_fmt(r.get('after_last_worker_s'), '.1f')} | {r['status']} |")
+        lines += ["", "The last row is issue 8's overhead case." if e2e.get("target_run") else ""]
         lines += ["", e2e.get("method", "")]
         if "end_to_end.png" in plots:
             lines += ["", "![end to end](end_to_end.png)"]
