@@ -11,6 +11,7 @@ includes billed init time (container images), so the bill is memory x billed tim
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -44,8 +45,16 @@ class ReportLine:
 
     @property
     def billed_seconds(self) -> float:
-        """Billed seconds of this invocation (SnapStart restore time included)."""
-        return (self.billed_duration_ms + (self.billed_restore_duration_ms or 0.0)) / 1000.0
+        """Billed seconds of this invocation, init and SnapStart restore time included.
+
+        AWS folds Init Duration into Billed Duration (container images; every runtime since
+        August 2025); a runtime that does not (our local executor) gets it added here, so a
+        cold start is billed alike on both clouds.
+        """
+        billed = self.billed_duration_ms
+        if self.init_duration_ms is not None and self.status is None:
+            billed = max(billed, float(math.ceil(self.duration_ms + self.init_duration_ms)))
+        return (billed + (self.billed_restore_duration_ms or 0.0)) / 1000.0
 
     @property
     def billed_gb_seconds(self) -> float:

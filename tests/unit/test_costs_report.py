@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import boto3
 import pytest
@@ -57,11 +58,10 @@ AWS_JSON = json.dumps({
         "status": "success",
     },
 })
-# Captured from the local cloud's process executor (same text layout as AWS).
-LOCAL_CLOUD = (
-    "REPORT RequestId: 4f8d9c1e-7a2b-4c3d-9e8f-0a1b2c3d4e5f\tDuration: 1834.27 ms\tBilled Duration: 4012 ms\t"
-    "Memory Size: 3538 MB\tMax Memory Used: 702 MB\tInit Duration: 2177.41 ms\t"
-)
+# Captured from the local cloud's process executor (LocalStack log groups of a deployed stack, one run):
+# same text layout as AWS, but its Billed Duration leaves the Init Duration out.
+LOCAL_LINES = (Path(__file__).parent / "data" / "report_lines_localstack.log").read_text().splitlines()
+LOCAL_CLOUD = next(line for line in LOCAL_LINES if line.startswith("REPORT") and "Init Duration" in line)
 
 
 def test_text_lines_with_and_without_init() -> None:
@@ -97,7 +97,24 @@ def test_snapstart_timeout_error_json_and_local() -> None:
         "6d68ca91-49c9-448d-89b8-7ca3e6dc66aa", 3551.0, 3538, 2100.2, None)
     assert parse_report_line(json.dumps({"type": "platform.start", "record": {}})) is None
     local = parse_report_line(LOCAL_CLOUD)
-    assert local.billed_gb_seconds == pytest.approx(3538 / 1024 * 4.012)
+    # 30,385.79 ms run + 1,047.31 ms init, billed as AWS bills an image's cold start: 31,434 ms.
+    assert (local.duration_ms, local.billed_duration_ms, local.init_duration_ms) == (30385.79, 30386.0, 1047.31)
+    assert local.billed_gb_seconds == pytest.approx(3008 / 1024 * 31.434)
+
+
+def test_real_local_cloud_lines() -> None:
+    reports = parse_report_lines(LOCAL_LINES, where="report_lines_localstack.log")
+    assert len(reports) == 9 and len(LOCAL_LINES) > 9  # START/END lines skipped
+    assert [r.memory_size_mb for r in reports] == [3008] * 3 + [512] * 3 + [1769] * 3  # infer, init, summarize
+    assert [r.cold for r in reports] == [True, True, False] * 3
+    warm = reports[2]
+    assert warm.billed_seconds == pytest.approx(0.018)  # warm: Billed Duration as reported
+    for r in reports:
+        assert r.billed_duration_ms == pytest.approx(-(-r.duration_ms // 1))  # local: duration rounded up to 1 ms
+    b = bill(reports[:3], "x86_64", objects=256)
+    gb_s = 3008 / 1024 * (31.434 + 32.276 + 0.018)  # ceil(31,097.38 + 1,178.07) = 32,276 ms
+    assert b["billed_gb_seconds"] == pytest.approx(gb_s, rel=1e-6)
+    assert b["cold_starts"] == 2 and b["max_memory_used_mb"] == 460
 
 
 def test_malformed_report_line_names_the_place() -> None:

@@ -210,7 +210,7 @@ def _print_table(bill_: dict[str, Any]) -> None:
             ",".join(map(str, g["memory_sizes_mb"])) or "-", f"{g['billed_seconds']:.3f}", f"{g['billed_gb_seconds']:.3f}",
             f"{g['usd']['lambda_compute']:.6f}", f"{g['usd']['lambda_requests']:.6f}", f"{g['usd']['total']:.6f}",
         )
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # piped: keep the log group names readable
     console.print(table)
     console.print(f"total: {bill_['invocations']} invocations, {bill_['billed_gb_seconds']:.3f} GB-s, ${bill_['usd_total']:.6f}")
     if "usd_per_million_objects" in bill_:
