@@ -137,7 +137,8 @@ def render(results: dict[str, Any], plots: list[str] | None = None) -> str:
         "",
         f"One run of `make bench` on {m.get('cpu_model', '?')} ({m.get('cpus_available', '?')} CPUs available, "
         f"load average {m.get('load_avg_start', '?')} at start; a machine shared with other work, so runners are interleaved), "
-        f"{results.get('created_at', '?')}. Weights: {results.get('weights', '?')}. Inputs: {results.get('data', '?')}. "
+        f"{results.get('created_at', '?')}. CPU instruction sets that matter here: {', '.join(m.get('cpu_isa') or ['?'])}. "
+        f"Weights: {results.get('weights', '?')}. Inputs: {results.get('data', '?')}. "
         "Raw figures: `results.json`.",
         "",
         "## Targets (issue 8)",
