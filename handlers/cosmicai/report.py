@@ -172,11 +172,13 @@ def _accuracy_plots(plt: Any, out: Path, z_true: np.ndarray, z_pred: np.ndarray,
 
 
 def _worker_plot(plt: Any, out: Path, workers: list[dict[str, Any]]) -> Path:
-    t0 = min(float(r["started_at"]) for r in workers)
+    # a cold worker's init (imports, weights) happened before its handler stamped started_at
+    begin = [float(r["started_at"]) - float(r.get("init_seconds") or 0.0) for r in workers]
+    t0 = min(begin)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, max(3, 0.25 * len(workers) + 1.5)))
     y = np.arange(len(workers))
     parts = (("init_seconds", "init"), ("download_seconds", "download"), ("compute_seconds", "compute"), ("upload_seconds", "upload"))
-    left = np.array([float(r["started_at"]) - t0 for r in workers])
+    left = np.array(begin) - t0
     for key, label in parts:
         width = np.array([float(r.get(key) or 0.0) for r in workers])
         ax1.barh(y, width, left=left, label=label)
