@@ -5,6 +5,7 @@
 #   install.sh <context dir>
 # WHEEL_SOURCE=wheelhouse: only <context>/wheels (offline). WHEEL_SOURCE=index:
 # PIP_INDEX_URL plus TORCH_INDEX_URL (the PyTorch CPU index) as an extra index.
+# STRIP=1 (default) strips the installed shared libraries (needs binutils' strip).
 set -eu
 ctx="$1"
 venv=/opt/venv
@@ -37,3 +38,9 @@ rm -rf "$venv"/lib/python3.*/site-packages/pip "$venv"/lib/python3.*/site-packag
        "$venv"/lib/python3.*/site-packages/_distutils_hack "$venv"/lib/python3.*/site-packages/distutils-precedence.pth \
        "$venv"/bin/pip "$venv"/bin/pip3*
 sh "$ctx/prune.sh" "$venv"
+if [ "${STRIP:-1}" = 1 ]; then
+  # Symbol tables and debug info only; the dynamic symbols that loading needs stay.
+  # Not the auditwheel-vendored libraries in <pkg>.libs/: patchelf moved their load
+  # segments, and strip leaves them unloadable ("not page-aligned").
+  find "$venv" -type f \( -name '*.so' -o -name '*.so.*' \) ! -path '*.libs/*' -exec strip --strip-unneeded {} +
+fi

@@ -1,25 +1,35 @@
-# Orchestration image for Init and Summarize: cosmicai without torch or pyarrow
-# (boto3, numpy, safetensors, pydantic, rich, awslambdaric). Terraform's ImageConfig
+# Orchestration image for Init and Summarize: cosmicai without torch (boto3, numpy,
+# pyarrow for Summarize's catalog reads, safetensors, pydantic, awslambdaric). Terraform's ImageConfig
 # picks the handler per function; the default CMD is Init's. Build args as in
 # inference.Dockerfile.
 ARG BASE_IMAGE=python:3.11-slim
+# The final stage's base: the same image by default; offline, a copy without apt, dpkg,
+# perl and iconv modules (scripts/images/base.sh), which a Lambda runtime never uses.
+ARG RUNTIME_IMAGE=${BASE_IMAGE}
 
 FROM ${BASE_IMAGE} AS builder
+ARG STRIP=1
+# binutils (strip) in the builder only: the shared libraries of torch, pyarrow and numpy
+# ship with their symbol tables (about 120 MB), which nothing at run time reads.
+RUN if [ "${STRIP}" = 1 ] && ! command -v strip >/dev/null; then \
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends binutils >/dev/null \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
 ARG WHEEL_SOURCE=index
 ARG PIP_INDEX_URL=https://pypi.org/simple
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG PRECOMPILE=1
 COPY wheels/ /ctx/wheels/
 COPY requirements.txt install.sh prune.sh /ctx/
-RUN WHEEL_SOURCE="${WHEEL_SOURCE}" PIP_INDEX_URL="${PIP_INDEX_URL}" TORCH_INDEX_URL="${TORCH_INDEX_URL}" \
+RUN STRIP="${STRIP}" WHEEL_SOURCE="${WHEEL_SOURCE}" PIP_INDEX_URL="${PIP_INDEX_URL}" TORCH_INDEX_URL="${TORCH_INDEX_URL}" \
     sh /ctx/install.sh /ctx \
  && if [ "${PRECOMPILE}" = 1 ]; then \
       /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib >/tmp/compileall.log \
       || echo "compileall: $(grep -c '^\*\*\*' /tmp/compileall.log) files are not Python 3.11 (templates, other versions); kept as source"; \
     fi \
- && /opt/venv/bin/python -c "import cosmicai, boto3, awslambdaric"
+ && /opt/venv/bin/python -c "import cosmicai.handlers.init, cosmicai.handlers.summarize, pyarrow.parquet, awslambdaric"
 
-FROM ${BASE_IMAGE}
+FROM ${RUNTIME_IMAGE}
 RUN echo 'cosmicai:x:10001:10001:cosmicai:/tmp:/usr/sbin/nologin' >> /etc/passwd \
  && echo 'cosmicai:x:10001:' >> /etc/group
 COPY --from=builder /opt/venv /opt/venv

@@ -1,9 +1,10 @@
 #!/bin/sh
 # Removes what a Lambda runtime never loads from a venv's site-packages: test suites,
 # C/C++ headers, static libraries, Cython sources, CMake files, torch's C++ test
-# binaries and test libraries, and pyarrow's Flight and S3 filesystem libraries (we
-# read and write through boto3). Every removal is checked by the image tests, which
-# import the packages and run the model inside the image.
+# binaries and test libraries, pyarrow's Flight, Substrait binding, ORC and remote filesystem
+# modules (we read and write through boto3), and botocore's models of AWS services
+# the handlers never call (26 MB). Every removal is checked by the image tests, which
+# import the packages, write and read a catalog and run a handler inside the image.
 #   prune.sh <venv>
 set -eu
 sp="$(echo "$1"/lib/python3.*/site-packages)"
@@ -24,6 +25,26 @@ fi
 if [ -d "$sp/pyarrow" ]; then
   rm -f "$sp"/pyarrow/libarrow_flight.so* "$sp"/pyarrow/libarrow_python_flight.so* \
         "$sp"/pyarrow/_flight.cpython-*.so "$sp"/pyarrow/flight.py \
-        "$sp"/pyarrow/libarrow_s3.so* "$sp"/pyarrow/_s3fs.cpython-*.so
+        "$sp"/pyarrow/libarrow_s3.so* "$sp"/pyarrow/_s3fs.cpython-*.so \
+        "$sp"/pyarrow/_substrait.cpython-*.so "$sp"/pyarrow/substrait.py \
+        "$sp"/pyarrow/_orc.cpython-*.so "$sp"/pyarrow/_dataset_orc.cpython-*.so \
+        "$sp"/pyarrow/_hdfs.cpython-*.so "$sp"/pyarrow/_gcsfs.cpython-*.so "$sp"/pyarrow/_azurefs.cpython-*.so \
+        "$sp"/pyarrow/_pyarrow_cpp_tests.cpython-*.so
   rm -rf "$sp/pyarrow/src"
+  # The wheel carries libarrow_python three times (wheels hold no symlinks): link them.
+  real="$(cd "$sp/pyarrow" && ls libarrow_python.so.*.*.* 2>/dev/null | head -n 1)"
+  if [ -n "$real" ]; then
+    for f in "$sp"/pyarrow/libarrow_python.so "$sp"/pyarrow/libarrow_python.so.[0-9]*; do
+      case "$(basename "$f")" in "$real") ;; *) ln -sf "$real" "$f" ;; esac
+    done
+  fi
+fi
+if [ -d "$sp/botocore/data" ]; then
+  # Handlers call S3 only; STS and SSO serve the credential chain; the rest is for
+  # tools that may run inside the image (logs, lambda, stepfunctions).
+  keep=" s3 sts sso sso-oidc logs lambda stepfunctions "
+  for d in "$sp"/botocore/data/*/; do
+    name="$(basename "$d")"
+    case "$keep" in *" $name "*) ;; *) rm -rf "$d" ;; esac
+  done
 fi

@@ -1,6 +1,8 @@
 # Docker engine and container images (scripts/docker, scripts/images, images/).
 DOCKER_STATE ?= $(STATE_DIR)/docker
 BASE_IMAGE ?= cosmicai-base:bookworm
+# Final stage's base; empty: $(BASE_IMAGE)-runtime for our base, else $(BASE_IMAGE).
+RUNTIME_IMAGE ?=
 WHEEL_SOURCE ?= wheelhouse
 IMAGES ?= inference,orchestration
 IMAGES_PUSH ?=
@@ -19,9 +21,10 @@ docker-down: ## Stop the Docker engine that docker-up started (never a user's ow
 docker-status: ## Say whether a Docker engine answers, and whose it is
 	@DOCKER_STATE_DIR=$(DOCKER_STATE) scripts/docker/engine.sh status
 
-images-base: docker-up ## Build the offline base image (debootstrap bookworm + python3) when absent
-	@$(DOCKER_ENV) scripts/images/base.sh $(BASE_IMAGE)
+images-base: docker-up ## Build the offline base images (debootstrap bookworm + python3, and its -runtime slim copy) when absent
+	@$(if $(filter cosmicai-base:%,$(BASE_IMAGE)),$(DOCKER_ENV) scripts/images/base.sh $(BASE_IMAGE),echo "images-base: using $(BASE_IMAGE) as is")
 
 images: setup images-base ## Build the inference and orchestration images (digest tags, size budgets) -> build/images.json; IMAGES_PUSH=<ecr registry> pushes
 	@$(DOCKER_ENV) $(PY) scripts/images/build.py --images $(IMAGES) --base-image $(BASE_IMAGE) \
+	  $(if $(RUNTIME_IMAGE),--runtime-image $(RUNTIME_IMAGE)) \
 	  --wheel-source $(WHEEL_SOURCE) $(if $(IMAGES_PUSH),--push $(IMAGES_PUSH)) $(IMAGES_ARGS)

@@ -56,8 +56,10 @@ install_packages() {
   fi
   log "installing ${missing[*]} via apt"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Exit 2 (= no engine can be had here) when apt cannot deliver them.
+  apt-get update -qq || { log "apt-get update failed: cannot install ${missing[*]}"; exit 2; }
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || { log "apt-get install ${missing[*]} failed"; exit 2; }
 }
 
 cmd_up() {

@@ -3,7 +3,7 @@ with the content digest of their inputs, enforce the size budgets, write
 build/images.json, and optionally push to ECR.
 
     python scripts/images/build.py [--images inference,orchestration]
-        [--base-image cosmicai-base:bookworm] [--wheel-source wheelhouse|index]
+        [--base-image cosmicai-base:bookworm] [--runtime-image IMAGE] [--wheel-source wheelhouse|index]
         [--push REGISTRY] [--repository NAME=URI ...] [--force]
 """
 
@@ -62,16 +62,23 @@ def base_identity(client: docker.DockerClient, base: str) -> str:
         return base
 
 
-def build_one(client: docker.DockerClient, spec: ImageSpec, base: str, wheel_source: str,
+def runtime_image_for(base: str, runtime: str | None) -> str:
+    """The final stage's base: as given, else base.sh's slim variant of our base, else the base itself."""
+    if runtime:
+        return runtime
+    return f"{base}-runtime" if base.startswith("cosmicai-base:") else base
+
+
+def build_one(client: docker.DockerClient, spec: ImageSpec, base: str, runtime: str, wheel_source: str,
               force: bool, log: Any) -> dict[str, Any]:
     """Build (or reuse) one image; returns its manifest entry."""
     pins = resolved_pins(spec)
     wheels = download(pins, WHEELHOUSE) if wheel_source == "wheelhouse" else []
     if wheel_source == "wheelhouse":
         wheels.append(pip_wheel(WHEELHOUSE))
-    buildargs = {"BASE_IMAGE": base, "WHEEL_SOURCE": wheel_source}
-    ctx, digest, facts = stage(spec, wheels, requirements_text(pins), base_identity(client, base),
-                               buildargs, BUILD_DIR / "images" / "context")
+    buildargs = {"BASE_IMAGE": base, "RUNTIME_IMAGE": runtime, "WHEEL_SOURCE": wheel_source}
+    bases = f"{base_identity(client, base)} {base_identity(client, runtime)}"
+    ctx, digest, facts = stage(spec, wheels, requirements_text(pins), bases, buildargs, BUILD_DIR / "images" / "context")
     tag = digest[:16]
     ref = f"{spec.repository}:{tag}"
     cached = False
@@ -82,7 +89,7 @@ def build_one(client: docker.DockerClient, spec: ImageSpec, base: str, wheel_sou
         pass
     started = time.monotonic()
     if not cached:
-        log(f"[{spec.name}] building {ref} from {ctx.relative_to(REPO_ROOT)} (base {base}, wheels from {wheel_source})")
+        log(f"[{spec.name}] building {ref} from {ctx.relative_to(REPO_ROOT)} (base {base}, runtime {runtime}, wheels from {wheel_source})")
         lines: list[str] = []
         try:
             for chunk in client.api.build(
@@ -143,6 +150,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", default="inference,orchestration", help="comma-separated subset of %s" % list(IMAGES))
     p.add_argument("--base-image", default=DEFAULT_BASE, help="BASE_IMAGE build arg (default %(default)s)")
+    p.add_argument("--runtime-image", help="RUNTIME_IMAGE build arg, the final stage's base "
+                   f"(default: {DEFAULT_BASE}-runtime for the default base, else the base image)")
     p.add_argument("--wheel-source", choices=("wheelhouse", "index"), default="wheelhouse",
                    help="wheelhouse: offline, from build/wheelhouse; index: PyPI + PyTorch CPU index inside the build")
     p.add_argument("--push", metavar="REGISTRY", help="ECR registry host to push to (e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com)")
@@ -166,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     manifest: dict[str, Any] = json.loads(args.manifest.read_text()) if args.manifest.is_file() else {}
     over = []
     for name in names:
-        entry = build_one(client, IMAGES[name], args.base_image, args.wheel_source, args.force, log)
+        runtime = runtime_image_for(args.base_image, args.runtime_image)
+        entry = build_one(client, IMAGES[name], args.base_image, runtime, args.wheel_source, args.force, log)
         manifest[name] = entry
         if entry["size_mb"] > entry["budget_mb"]:
             over.append(f"{name} {entry['size_mb']} MB > {entry['budget_mb']} MB")

@@ -8,8 +8,9 @@ from pathlib import Path
 from docker_engine import REPO_ROOT
 
 IMAGES_DIR = REPO_ROOT / "images"
-# cosmicai's core dependencies minus pyarrow (only the inference side writes catalogs).
-_ORCHESTRATION_ROOTS = ("numpy", "safetensors", "pydantic", "boto3", "rich", "awslambdaric")
+# cosmicai's core dependencies minus rich (only the CLI draws progress bars; the
+# handlers never import it). Summarize reads catalogs, so pyarrow is in both images.
+_ORCHESTRATION_ROOTS = ("numpy", "safetensors", "pydantic", "boto3", "pyarrow", "awslambdaric")
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ IMAGES: dict[str, ImageSpec] = {
     "inference": ImageSpec(
         name="inference",
         dockerfile=IMAGES_DIR / "inference.Dockerfile",
-        roots=(*_ORCHESTRATION_ROOTS, "pyarrow", "torch"),
+        roots=(*_ORCHESTRATION_ROOTS, "torch"),
         budget_mb=1000.0,
         bake_weights=True,
         # `import torch` loads none of these: they serve torch.compile / symbolic shapes
