@@ -128,3 +128,17 @@ def test_make_invoke_with_a_corrupt_shard_is_partial(upload_shards, deployed_sta
             assert (run_dir / name).is_file(), name
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_reference_payload_runs_with_warnings(run_pipeline, labelled_input: str, deployed_stack) -> None:
+    data_bucket, _, data_prefix = labelled_input.removeprefix("s3://").partition("/")
+    results = deployed_stack["results_uri"].removeprefix("s3://").partition("/")[2]
+    tag = new_test_run_id()
+    ref = {"data_bucket": data_bucket, "data_prefix": data_prefix, "bucket": deployed_stack["results_bucket"],
+           "result_path": f"{results}{tag}", "world_size": 3, "file_limit": 5, "batch_size": 64, "script": "s3://x/evil.py"}
+    result = run_pipeline(ref, fill=False)  # no run_id: Init makes one
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    s = result.summary
+    assert s is not None and s["run_id"] == result.run_id and result.run_id.startswith("run-")
+    assert s["shards"]["total"] == 5 and s["items"]["total"] == 3 and s["objects"]["predicted"] == sum(x.n for x in SHARDS[:5])
+    assert any("'script' ignored" in w for w in s["warnings"])

@@ -2,8 +2,8 @@
 
 `upload_shards(shards, prefix=None) -> input URI` writes real shards (a `Shard`, or raw
 bytes for fault cases) under a fresh prefix of the stack's data URI.
-`run_pipeline(payload, timeout_s=300) -> RunResult` fills in what the payload leaves out
-(`run_id`: a new one; `output`: `<results_uri><run_id>/`), starts the deployed state
+`run_pipeline(payload, timeout_s=300, fill=True) -> RunResult` fills in what a dict payload
+leaves out (`run_id`: a new one; `output`: `<results_uri><run_id>/`), starts the deployed state
 machine, waits for it, and reads `summary.json` of that run (None if the run never
 reached Summarize, e.g. a payload rejected by Init). Both build on `deployed_stack`.
 """
@@ -129,12 +129,17 @@ def run_pipeline(pipeline_clients: PipelineClients) -> Callable[..., RunResult]:
     """Start the deployed state machine on a payload, wait, return a RunResult."""
     sfn, s3 = pipeline_clients.sfn, pipeline_clients.s3
 
-    def run(payload: dict[str, Any], timeout_s: float = 300.0, poll_s: float = 0.5) -> RunResult:
-        body = dict(payload)
-        body.setdefault("run_id", new_test_run_id())
-        run_id = str(body["run_id"])
-        body.setdefault("output", f"{pipeline_clients.outputs['results_uri']}{run_id}/")
-        name = f"{run_id[:60]}-{uuid.uuid4().hex[:8]}"
+    def run(payload: Any, timeout_s: float = 300.0, poll_s: float = 0.5, fill: bool = True) -> RunResult:
+        """`payload` is sent as JSON; a dict gets `run_id`/`output` filled in unless `fill=False`
+        (for malformed-payload cases, any JSON value goes through untouched)."""
+        body = dict(payload) if isinstance(payload, dict) else payload
+        run_id = new_test_run_id()
+        if isinstance(body, dict):
+            if fill:
+                body.setdefault("run_id", run_id)
+                body.setdefault("output", f"{pipeline_clients.outputs['results_uri']}{body['run_id']}/")
+            run_id = str(body.get("run_id") or run_id)
+        name = f"{''.join(c for c in run_id if c.isalnum() or c in '-_')[:60]}-{uuid.uuid4().hex[:8]}"
         arn = sfn.start_execution(stateMachineArn=pipeline_clients.state_machine_arn, name=name,
                                   input=json.dumps(body))["executionArn"]
         deadline = time.monotonic() + timeout_s
@@ -147,7 +152,18 @@ def run_pipeline(pipeline_clients: PipelineClients) -> Callable[..., RunResult]:
                 raise AssertionError(f"execution {arn} still {desc['status']} after {timeout_s} s")
             time.sleep(poll_s)
         error, cause = (None, None) if desc["status"] == "SUCCEEDED" else _error(sfn, arn, desc)
-        output = str(body["output"]) if isinstance(body["output"], str) else ""
+        try:  # a run id Init generated itself is in the execution output ({run_id, status, summary})
+            run_id = str(json.loads(desc.get("output") or "{}").get("run_id") or run_id)
+        except (ValueError, AttributeError):
+            pass
+        output = ""
+        if isinstance(body, dict):
+            try:  # reference payloads name the output as bucket + result_path
+                from cosmicai.payload import RunPayload
+
+                output = RunPayload.parse(body).output
+            except ValueError:
+                output = body.get("output") if isinstance(body.get("output"), str) else ""
         summary = None
         try:
             loc = RunLocation(*split_s3_uri(output, "output"))
@@ -155,6 +171,7 @@ def run_pipeline(pipeline_clients: PipelineClients) -> Callable[..., RunResult]:
             summary = doc if doc.get("run_id") == run_id else None
         except Exception:  # noqa: BLE001 - no summary (invalid output, Init failed): the result says so
             summary = None
-        return RunResult(desc["status"], run_id, summary, output, arn, error, cause, body, s3)
+        return RunResult(desc["status"], run_id, summary, output, arn, error, cause,
+                         body if isinstance(body, dict) else {}, s3)
 
     return run
