@@ -1,6 +1,7 @@
 # Inference image: Python 3.11, torch CPU, awslambdaric, cosmicai, AstroMAE weights
 # baked in (nothing is downloaded at run time). Built by scripts/images/build.py from
-# a staged context: wheels/, requirements.txt, install.sh, prune.sh, weights/.
+# a staged context: wheels/ (dependencies), app/ (the cosmicai wheel), requirements.txt,
+# install.sh, prune.sh, weights/.
 # Defaults build from the public Python base and the PyPI / PyTorch CPU indexes; the
 # offline build passes BASE_IMAGE=cosmicai-base:bookworm WHEEL_SOURCE=wheelhouse.
 ARG BASE_IMAGE=python:3.11-slim
@@ -20,14 +21,13 @@ ARG WHEEL_SOURCE=index
 ARG PIP_INDEX_URL=https://pypi.org/simple
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG PRECOMPILE=1
+# Dependencies first: this layer stays cached while only cosmicai changes.
 COPY wheels/ /ctx/wheels/
 COPY requirements.txt install.sh prune.sh /ctx/
-RUN STRIP="${STRIP}" WHEEL_SOURCE="${WHEEL_SOURCE}" PIP_INDEX_URL="${PIP_INDEX_URL}" TORCH_INDEX_URL="${TORCH_INDEX_URL}" \
-    sh /ctx/install.sh /ctx \
- && if [ "${PRECOMPILE}" = 1 ]; then \
-      /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib >/tmp/compileall.log \
-      || echo "compileall: $(grep -c '^\*\*\*' /tmp/compileall.log) files are not Python 3.11 (templates, other versions); kept as source"; \
-    fi \
+RUN STRIP="${STRIP}" PRECOMPILE="${PRECOMPILE}" WHEEL_SOURCE="${WHEEL_SOURCE}" PIP_INDEX_URL="${PIP_INDEX_URL}" \
+    TORCH_INDEX_URL="${TORCH_INDEX_URL}" sh /ctx/install.sh deps /ctx
+COPY app/ /ctx/app/
+RUN PRECOMPILE="${PRECOMPILE}" sh /ctx/install.sh app /ctx \
  && /opt/venv/bin/python -c "import cosmicai.handlers.infer, torch, awslambdaric, pyarrow.parquet"
 
 FROM ${RUNTIME_IMAGE}
@@ -36,6 +36,7 @@ RUN echo 'cosmicai:x:10001:10001:cosmicai:/tmp:/usr/sbin/nologin' >> /etc/passwd
  && echo 'cosmicai:x:10001:' >> /etc/group
 COPY --from=builder /opt/venv /opt/venv
 COPY weights/astromae.safetensors /opt/cosmicai/weights/astromae.safetensors
+COPY --from=builder /opt/cosmicai/site /opt/cosmicai/site
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -19,20 +19,20 @@ ARG WHEEL_SOURCE=index
 ARG PIP_INDEX_URL=https://pypi.org/simple
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG PRECOMPILE=1
+# Dependencies first: this layer stays cached while only cosmicai changes.
 COPY wheels/ /ctx/wheels/
 COPY requirements.txt install.sh prune.sh /ctx/
-RUN STRIP="${STRIP}" WHEEL_SOURCE="${WHEEL_SOURCE}" PIP_INDEX_URL="${PIP_INDEX_URL}" TORCH_INDEX_URL="${TORCH_INDEX_URL}" \
-    sh /ctx/install.sh /ctx \
- && if [ "${PRECOMPILE}" = 1 ]; then \
-      /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib >/tmp/compileall.log \
-      || echo "compileall: $(grep -c '^\*\*\*' /tmp/compileall.log) files are not Python 3.11 (templates, other versions); kept as source"; \
-    fi \
+RUN STRIP="${STRIP}" PRECOMPILE="${PRECOMPILE}" WHEEL_SOURCE="${WHEEL_SOURCE}" PIP_INDEX_URL="${PIP_INDEX_URL}" \
+    TORCH_INDEX_URL="${TORCH_INDEX_URL}" sh /ctx/install.sh deps /ctx
+COPY app/ /ctx/app/
+RUN PRECOMPILE="${PRECOMPILE}" sh /ctx/install.sh app /ctx \
  && /opt/venv/bin/python -c "import cosmicai.handlers.init, cosmicai.handlers.summarize, pyarrow.parquet, awslambdaric"
 
 FROM ${RUNTIME_IMAGE}
 RUN echo 'cosmicai:x:10001:10001:cosmicai:/tmp:/usr/sbin/nologin' >> /etc/passwd \
  && echo 'cosmicai:x:10001:' >> /etc/group
 COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /opt/cosmicai/site /opt/cosmicai/site
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

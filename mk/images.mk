@@ -24,7 +24,11 @@ docker-status: ## Say whether a Docker engine answers, and whose it is
 images-base: docker-up ## Build the offline base images (debootstrap bookworm + python3, and its -runtime slim copy) when absent
 	@$(if $(filter cosmicai-base:%,$(BASE_IMAGE)),$(DOCKER_ENV) scripts/images/base.sh $(BASE_IMAGE),echo "images-base: using $(BASE_IMAGE) as is")
 
-images: setup images-base ## Build the inference and orchestration images (digest tags, size budgets) -> build/images.json; IMAGES_PUSH=<ecr registry> pushes
+# The base image (debootstrap) and the wheel downloads both wait on the network: run them side by side.
+images: setup docker-up ## Build the inference and orchestration images (digest tags, size budgets) -> build/images.json; IMAGES_PUSH=<ecr registry> pushes
+	@$(DOCKER_ENV) { $(MAKE) -s images-base & base=$$!; \
+	  $(PY) scripts/images/build.py --prefetch --images $(IMAGES) --wheel-source $(WHEEL_SOURCE); wheels=$$?; \
+	  wait $$base && test $$wheels = 0; }
 	@$(DOCKER_ENV) $(PY) scripts/images/build.py --images $(IMAGES) --base-image $(BASE_IMAGE) \
 	  $(if $(RUNTIME_IMAGE),--runtime-image $(RUNTIME_IMAGE)) \
 	  --wheel-source $(WHEEL_SOURCE) $(if $(IMAGES_PUSH),--push $(IMAGES_PUSH)) $(IMAGES_ARGS)

@@ -157,6 +157,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--push", metavar="REGISTRY", help="ECR registry host to push to (e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com)")
     p.add_argument("--repository", action="append", default=[], metavar="NAME=URI",
                    help="ECR repository URI for an image (default REGISTRY/cosmicai-NAME)")
+    p.add_argument("--prefetch", action="store_true",
+                   help="only resolve and download the wheels (runs beside the base image build)")
     p.add_argument("--force", action="store_true", help="rebuild even when an image with the tag exists")
     p.add_argument("--manifest", type=Path, default=MANIFEST, help="where to write the manifest (default %(default)s)")
     return p.parse_args(argv)
@@ -171,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     repositories = dict(r.split("=", 1) for r in args.repository)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if args.prefetch:
+        if args.wheel_source == "wheelhouse":
+            for name in names:
+                wheels = download(resolved_pins(IMAGES[name]), WHEELHOUSE)
+                log(f"[{name}] {len(wheels)} wheels in {WHEELHOUSE.relative_to(REPO_ROOT)}")
+            pip_wheel(WHEELHOUSE)
+        return 0
     client = docker_client()
     manifest: dict[str, Any] = json.loads(args.manifest.read_text()) if args.manifest.is_file() else {}
     over = []

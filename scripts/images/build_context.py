@@ -127,7 +127,8 @@ def stage(spec: ImageSpec, wheels: list[Path], requirements: str, base_id: str,
         feed(f"wheel:{wheel.name}", sha256_file(wheel))
     for path in source_files():
         feed(f"src:{path.relative_to(HANDLERS_DIR)}", path.read_bytes())
-    build_cosmicai_wheel(ctx / "wheels")
+    (ctx / "app").mkdir()
+    build_cosmicai_wheel(ctx / "app")  # its own folder: the wheels layer stays cached
     feed("base", base_id)
     feed("buildargs", json.dumps(buildargs, sort_keys=True))
     facts: dict[str, str] = {}

@@ -1,0 +1,208 @@
+"""Container images: build both (reused when their content-digest tag exists), check size
+budgets, user and contents, and invoke the inference image once through the local cloud's
+docker executor mode, exactly as Terraform declares the function (package type Image).
+
+Skipped only when no Docker engine can be started (dockerd missing and not installable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINE = ROOT / "scripts/docker/engine.sh"
+MANIFEST = ROOT / "build/images.json"
+LS_PYTHON = ROOT / ".venv-localstack/bin/python"
+# Not the session LocalStack's port: this one runs the docker executor mode.
+DOCKER_LS_PORT = int(os.environ.get("COSMICAI_IMAGES_TEST_PORT", "4598"))
+REGISTRY = "000000000000.dkr.ecr.us-east-1.localhost.localstack.cloud:4566"
+ROLE = "arn:aws:iam::000000000000:role/cosmicai-images-test"
+BUILD_TIMEOUT_S = 540
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def docker_env() -> dict[str, str]:
+    """Environment reaching a running engine (ours under .state/docker, or the user's)."""
+    proc = subprocess.run([str(ENGINE), "up"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if proc.returncode == 2:
+        pytest.skip(f"no Docker engine can be started here: {proc.stderr.strip()[-400:]}")
+    assert proc.returncode == 0, f"engine.sh up failed:\n{proc.stderr[-2000:]}"
+    return {**os.environ, "DOCKER_HOST": proc.stdout.strip().splitlines()[-1]}
+
+
+@pytest.fixture(scope="module")
+def images(docker_env: dict[str, str]) -> dict[str, dict]:
+    """`make images` (base, wheelhouse, both builds; cached steps are no-ops) -> build/images.json."""
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        ["make", "-s", "images"], cwd=ROOT, env=docker_env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S
+    )
+    assert proc.returncode == 0, f"make images failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    manifest = json.loads(MANIFEST.read_text())
+    print(f"make images: {time.monotonic() - t0:.0f} s; " + ", ".join(f"{k} {v['size_mb']} MB" for k, v in manifest.items()))
+    return manifest
+
+
+def docker(env: dict[str, str], *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the docker CLI against the test's engine."""
+    proc = subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, f"docker {' '.join(args)} failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
+    return proc
+
+
+def run_python(env: dict[str, str], ref: str, code: str, check: bool = True) -> subprocess.CompletedProcess:
+    """python -c CODE in `ref` as Lambda runs it: read-only root, writable /tmp only, no network."""
+    return docker(
+        env, "run", "--rm", "--read-only", "--tmpfs", "/tmp", "--network", "none",
+        "--entrypoint", "/opt/venv/bin/python", ref, "-c", code, check=check,
+    )
+
+
+def test_sizes_within_budget(images, docker_env):
+    for name, budget in (("inference", 1000.0), ("orchestration", 250.0)):
+        entry = images[name]
+        size = int(docker(docker_env, "image", "inspect", "-f", "{{.Size}}", entry["local_ref"]).stdout) / 1e6
+        assert entry["budget_mb"] == budget
+        assert size <= budget, f"{name}: {size:.1f} MB > {budget} MB"
+
+
+def test_tags_are_content_digests_and_rebuild_is_cached(images, docker_env):
+    for name, entry in images.items():
+        labels = json.loads(docker(docker_env, "image", "inspect", "-f", "{{json .Config.Labels}}", entry["local_ref"]).stdout)
+        assert labels["org.cosmicai.image"] == name
+        assert entry["local_ref"] == f"cosmicai-{name}:{labels['org.cosmicai.digest'][:16]}"
+    again = subprocess.run(
+        [str(ROOT / ".venv/bin/python"), "scripts/images/build.py", "--manifest", str(MANIFEST.with_name("images-rerun.json"))],
+        cwd=ROOT, env=docker_env, capture_output=True, text=True, timeout=300,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    rerun = json.loads(MANIFEST.with_name("images-rerun.json").read_text())
+    for name, entry in images.items():
+        assert rerun[name]["local_ref"] == entry["local_ref"] and rerun[name]["cached"] is True
+
+
+@pytest.mark.parametrize("name", ["inference", "orchestration"])
+def test_non_root_without_build_tools(images, docker_env, name):
+    ref = images[name]["local_ref"]
+    assert docker(docker_env, "image", "inspect", "-f", "{{.Config.User}}", ref).stdout.strip() == "10001:10001"
+    probe = docker(
+        docker_env, "run", "--rm", "--entrypoint", "sh", ref, "-c",
+        "id -u; for t in gcc cc c++ g++ make ld as pip pip3; do command -v $t; done; "
+        "/opt/venv/bin/python -c 'import importlib.util as u; print(\"pip:\", u.find_spec(\"pip\"))'",
+    ).stdout.split()
+    assert probe[0] == "10001"
+    assert probe[1:] == ["pip:", "None"], f"build tools left in {ref}: {probe[1:]}"
+
+
+def test_inference_image_loads_baked_weights(images, docker_env):
+    code = (
+        "import os, cosmicai, torch, awslambdaric, pyarrow.parquet, cosmicai.handlers.infer\n"
+        "from cosmicai.weights import default_weights_path, load_model\n"
+        "m = load_model()\n"
+        "x = torch.zeros(2, 5, 32, 32); mags = torch.zeros(2, 5)\n"
+        "print(default_weights_path(), tuple(m(x, mags).shape))\n"
+    )
+    out = run_python(docker_env, images["inference"]["local_ref"], code).stdout.split()
+    assert out[0] == "/opt/cosmicai/weights/astromae.safetensors"
+    assert out[1:] in (["(2,)"], ["(2,", "1)"]), out
+
+
+def test_orchestration_has_handlers_and_catalogs_but_no_torch(images, docker_env):
+    code = (
+        "import importlib.util as u, numpy as np\n"
+        "import cosmicai.handlers.init, cosmicai.handlers.summarize, awslambdaric\n"
+        "from cosmicai.catalog import catalog_to_bytes, read_catalog\n"
+        "t = read_catalog(catalog_to_bytes(np.arange(3), np.ones(3, np.float32), np.zeros(3, np.float32)))\n"
+        "print(t.num_rows, u.find_spec('torch'))\n"
+    )
+    assert run_python(docker_env, images["orchestration"]["local_ref"], code).stdout.split() == ["3", "None"]
+
+
+@pytest.fixture(scope="module")
+def docker_localstack(images, docker_env) -> Iterator[dict[str, str]]:
+    """A LocalStack whose Lambda executor runs functions' images from the test's engine."""
+    if not LS_PYTHON.exists():
+        subprocess.run(["make", "-s", "localstack-install"], cwd=ROOT, check=True)
+    state = ROOT / f".state/test-localstack-docker-{DOCKER_LS_PORT}"
+    where = ["--port", str(DOCKER_LS_PORT), "--state-dir", str(state)]
+    launcher = [str(LS_PYTHON), "-m", "cosmicai_localstack.launcher"]
+    up = subprocess.run(
+        [*launcher, "up", *where, "--mode", "docker", "--project-root", str(ROOT),
+         "--function-python", str(ROOT / ".venv/bin/python")],
+        cwd=ROOT, env=docker_env, capture_output=True, text=True, timeout=180,
+    )
+    assert up.returncode == 0, f"LocalStack (docker mode) did not start:\n{up.stdout}\n{up.stderr}"
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{DOCKER_LS_PORT}", "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1", "STATE": str(state),
+    }
+    try:
+        yield env
+    finally:
+        subprocess.run([*launcher, "down", *where], cwd=ROOT, env=docker_env, capture_output=True, timeout=120)
+
+
+def test_inference_image_invoke_in_docker_mode(images, docker_env, docker_localstack):
+    from cosmicai.shards import Shard, shard_to_bytes
+
+    ls = docker_localstack
+    kw = {"endpoint_url": ls["AWS_ENDPOINT_URL"], "region_name": "us-east-1",
+          "aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}), **kw)
+    lam = boto3.client("lambda", config=Config(retries={"max_attempts": 0}, read_timeout=300), **kw)
+    bucket, suffix = f"cosmicai-images-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    s3.create_bucket(Bucket=bucket)
+    rng = np.random.default_rng(0)
+    n = 48
+    shard = Shard(
+        object_ids=np.arange(n, dtype=np.int64), images=rng.random((n, 5, 32, 32), dtype=np.float32),
+        magnitudes=rng.uniform(15, 22, (n, 5)).astype(np.float32), redshift=rng.uniform(0, 0.4, n).astype(np.float32),
+    )
+    body = shard_to_bytes(shard)
+    s3.put_object(Bucket=bucket, Key="in/part-00000.safetensors", Body=body)
+
+    name = f"cosmicai-img-infer-{suffix}"
+    repo, tag = images["inference"]["local_ref"].split(":")
+    lam.create_function(
+        FunctionName=name, Role=ROLE, PackageType="Image", Code={"ImageUri": f"{REGISTRY}/{repo}:{tag}"},
+        ImageConfig={"Command": ["cosmicai.handlers.infer.handler"]}, Timeout=120, MemorySize=2048,
+        Environment={"Variables": {"COSMICAI_LOG_LEVEL": "INFO"}},
+    )
+    try:
+        lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.5, "MaxAttempts": 120})
+        item = {
+            "item_id": "item-00000", "run_id": f"images-{suffix}", "input_bucket": bucket,
+            "output": f"s3://{bucket}/out/", "batch_size": 16, "precision": "fp32", "objects": n,
+            "shards": [{"key": "in/part-00000.safetensors", "name": "part-00000", "bytes": len(body), "count": n}],
+        }
+        resp = lam.invoke(FunctionName=name, Payload=json.dumps(item).encode())
+        result = json.loads(resp["Payload"].read())
+        assert "FunctionError" not in resp, result
+        assert result == {"item_id": "item-00000", "status": "succeeded", "objects": n}, result
+        # It ran in a container of this image, started by our LocalStack.
+        ps = docker(docker_env, "ps", "-a", "--filter", f"label=cosmicai.localstack.state={ls['STATE']}",
+                    "--format", "{{.Image}}").stdout.split()
+        assert images["inference"]["local_ref"] in ps, ps
+    finally:
+        lam.delete_function(FunctionName=name)
+
+    from cosmicai.catalog import read_catalog
+
+    table = read_catalog(s3.get_object(Bucket=bucket, Key="out/predictions/part-00000.parquet")["Body"].read())
+    assert table.num_rows == n and np.isfinite(table.column("z_pred").to_numpy()).all()
+    report = json.loads(s3.get_object(Bucket=bucket, Key="out/workers/item-00000.json")["Body"].read())
+    assert report["cold_start"] is True and report["objects"] == n
