@@ -9,6 +9,12 @@ IMAGES_PUSH ?=
 IMAGES_ARGS ?=
 # Our tools talk to the engine `docker-up` found or started (a user's DOCKER_HOST wins).
 DOCKER_ENV = $(if $(DOCKER_HOST),,$(if $(wildcard $(DOCKER_STATE)/env),export $$(cat $(DOCKER_STATE)/env);))
+# Every recipe (LocalStack's docker executor mode included) sees the recorded engine.
+ifeq ($(origin DOCKER_HOST),undefined)
+ifneq ($(wildcard $(DOCKER_STATE)/env),)
+export DOCKER_HOST := $(shell sed -n 's/^DOCKER_HOST=//p' $(DOCKER_STATE)/env)
+endif
+endif
 
 .PHONY: docker-up docker-down docker-status images-base images
 
