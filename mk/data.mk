@@ -9,10 +9,10 @@ TARGET_MB ?= 100
 PARTITION_OUT ?= $(DATA_DIR)/partitions/$(notdir $(DATA_OUT))-$(TARGET_MB)mb
 # Demo weights: train/validation/test from three independent seeds (see assets/MODEL_CARD.md).
 WEIGHTS_DIR ?= $(DATA_DIR)/weights-demo
-WEIGHTS_TRAIN_N ?= 40000
+WEIGHTS_TRAIN_N ?= 30000
 WEIGHTS_EVAL_N ?= 4000
-WEIGHTS_MINUTES ?= 40
-WEIGHTS_ARGS ?= --freeze-vit
+WEIGHTS_MINUTES ?= 52
+WEIGHTS_ARGS ?= --freeze-vit --threads 1 --probe-epochs 10 --probe-objects 30000 --epochs 6
 WEIGHTS_OUT ?= build/weights/astromae-demo.safetensors
 
 .PHONY: data prepare partition weights

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cosmicai.data.modelcard import sha256_file, write_model_card
     from cosmicai.data.train import (
-        TrainConfig, TrainDataError, colour_knn_baseline, config_dict, load_split, train,
+        TrainConfig, TrainDataError, colour_knn_baseline, config_dict, load_split, mean_baseline, train,
     )
     from cosmicai.shards import ShardError
     from cosmicai.weights import WeightsError, load_model, save_weights
@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
         test_eval = evaluate(load_model(out), te)  # metrics of the weights as stored
     baseline = colour_knn_baseline(tr, te) if te is not None else None
+    mean_only = mean_baseline(tr, te) if te is not None else None
     info = {
         "weights_name": out.name,
         "weights_bytes": out.stat().st_size,
@@ -116,10 +117,11 @@ def run(args: argparse.Namespace) -> int:
         "val_metrics": result.val_metrics,
         "test_metrics": test_eval,
         "baseline": baseline,
+        "mean_baseline": mean_only,
         "notes": args.note,
     }
     write_model_card(card, info)
-    print(json.dumps({"weights": str(out), "card": str(card), "val": result.val_metrics, "test": test_eval, "colour_knn": baseline}, default=str))
+    print(json.dumps({"weights": str(out), "card": str(card), "val": result.val_metrics, "test": test_eval, "colour_knn": baseline, "mean": mean_only}, default=str))
     return 0
 
 

@@ -73,9 +73,13 @@ def write_model_card(path: Path | str, info: dict[str, Any]) -> None:
         "## Metrics",
         "Reference formulas (delta = (z_pred - z) / (1 + z)); precision is the NMAD. "
         "The colour-kNN baseline is a 15-nearest-neighbour regressor on the four colours "
-        "(u-g, g-r, r-i, i-z) fitted on the training split.",
+        "(u-g, g-r, r-i, i-z) fitted on the training split; the mean baseline predicts the "
+        "training split's mean redshift for every object (no signal).",
         "",
-        metrics_table({"validation": info.get("val_metrics"), "test": info.get("test_metrics"), "test, colour kNN": info.get("baseline")}),
+        metrics_table({
+            "validation": info.get("val_metrics"), "test": info.get("test_metrics"),
+            "test, colour kNN": info.get("baseline"), "test, predict the mean": info.get("mean_baseline"),
+        }),
         "",
         "## Per-epoch history",
         "| epoch | train loss | val MAE | val NMAD | val R^2 | train obj/s | elapsed s |",

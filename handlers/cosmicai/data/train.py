@@ -408,9 +408,15 @@ def train(
     zt_all = torch.from_numpy(train_data.redshift)
 
     result = TrainResult(model=model, device=str(device), trainable_parameters=trainable)
+    best_score, best_state, bad_epochs = math.inf, None, 0
     if config.probe_epochs:
         result.history += probe_stage(model, train_data, val_data, st, stt, config, device, log)
-    best_score, best_state, bad_epochs = math.inf, None, 0
+        # The stage-1 model is a candidate too (epoch 0): stage 2 keeps it unless it beats it.
+        vm = result.history[-1]
+        vm = {k[4:]: v for k, v in vm.items() if k.startswith("val_")}
+        best_score, best_state, result.val_metrics = vm["precision"] + vm["mae"], _state_copy(model), vm
+        if on_best:
+            on_best(fold_standardisation(model, st), result.history[-1])
     deadline = None if config.max_minutes is None else t0 + 60 * config.max_minutes
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -451,7 +457,7 @@ def train(
             log(entry)
         if score < best_score:
             best_score, bad_epochs, result.best_epoch = score, 0, epoch
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best_state = _state_copy(model)
             result.val_metrics = vm
             if on_best:
                 on_best(fold_standardisation(model, st), entry)
@@ -472,6 +478,11 @@ def train(
         result.test_metrics = evaluate(result.model, test_data)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Detached CPU copy of a model's state (the best-so-far snapshot)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def evaluate(model: AstroMAE, data: Arrays, batch: int = 512) -> dict[str, Any]:
@@ -495,6 +506,11 @@ def colour_knn_baseline(train_data: Arrays, test_data: Arrays, k: int = 15) -> d
 
     knn = KNeighborsRegressor(n_neighbors=k, weights="distance").fit(colours(train_data), train_data.redshift)
     return compute_metrics(test_data.redshift, knn.predict(colours(test_data)))
+
+
+def mean_baseline(train_data: Arrays, test_data: Arrays) -> dict[str, Any]:
+    """Metrics of predicting the training split's mean redshift for every test object (no signal)."""
+    return compute_metrics(test_data.redshift, np.full(test_data.n, float(np.mean(train_data.redshift)), dtype=np.float32))
 
 
 def config_dict(config: TrainConfig) -> dict[str, Any]:
