@@ -1,6 +1,6 @@
 """Container images: build both (reused when their content-digest tag exists), check size
-budgets, user and contents, and invoke the inference image once through the local cloud's
-docker executor mode, exactly as Terraform declares the function (package type Image).
+budgets, user and contents, and run Init, Infer and Summarize once, each in its image, through
+the local cloud's docker executor mode, declared as Terraform declares them (package type Image).
 
 Skipped only when no Docker engine can be started (dockerd missing and not installable).
 """
@@ -156,7 +156,25 @@ def docker_localstack(images, docker_env) -> Iterator[dict[str, str]]:
         subprocess.run([*launcher, "down", *where], cwd=ROOT, env=docker_env, capture_output=True, timeout=120)
 
 
-def test_inference_image_invoke_in_docker_mode(images, docker_env, docker_localstack):
+def _create(lam, name: str, ref: str, handler: str, memory: int) -> None:
+    """An Image function as Terraform declares it; its ImageUri maps to the local tag `ref`."""
+    lam.create_function(
+        FunctionName=name, Role=ROLE, PackageType="Image", Code={"ImageUri": f"{REGISTRY}/{ref}"},
+        ImageConfig={"Command": [handler]}, Timeout=120, MemorySize=memory,
+        Environment={"Variables": {"COSMICAI_LOG_LEVEL": "INFO"}},
+    )
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.5, "MaxAttempts": 120})
+
+
+def _invoke(lam, name: str, event: dict) -> dict:
+    resp = lam.invoke(FunctionName=name, Payload=json.dumps(event).encode())
+    body = json.loads(resp["Payload"].read() or b"null")
+    assert "FunctionError" not in resp, f"{name}: {body}"
+    return body
+
+
+def test_init_infer_summarize_run_in_their_images_in_docker_mode(images, docker_env, docker_localstack):
+    """One run by hand through the three functions, each in its real image (no state machine)."""
     from cosmicai.shards import Shard, shard_to_bytes
 
     ls = docker_localstack
@@ -172,37 +190,35 @@ def test_inference_image_invoke_in_docker_mode(images, docker_env, docker_locals
         object_ids=np.arange(n, dtype=np.int64), images=rng.random((n, 5, 32, 32), dtype=np.float32),
         magnitudes=rng.uniform(15, 22, (n, 5)).astype(np.float32), redshift=rng.uniform(0, 0.4, n).astype(np.float32),
     )
-    body = shard_to_bytes(shard)
-    s3.put_object(Bucket=bucket, Key="in/part-00000.safetensors", Body=body)
+    s3.put_object(Bucket=bucket, Key="in/part-00000.safetensors", Body=shard_to_bytes(shard))
 
-    name = f"cosmicai-img-infer-{suffix}"
-    repo, tag = images["inference"]["local_ref"].split(":")
-    lam.create_function(
-        FunctionName=name, Role=ROLE, PackageType="Image", Code={"ImageUri": f"{REGISTRY}/{repo}:{tag}"},
-        ImageConfig={"Command": ["cosmicai.handlers.infer.handler"]}, Timeout=120, MemorySize=2048,
-        Environment={"Variables": {"COSMICAI_LOG_LEVEL": "INFO"}},
-    )
+    orch, inf = images["orchestration"]["local_ref"], images["inference"]["local_ref"]
+    names = {role: f"cosmicai-img-{role}-{suffix}" for role in ("init", "infer", "summarize")}
+    _create(lam, names["init"], orch, "cosmicai.handlers.init.handler", 512)
+    _create(lam, names["infer"], inf, "cosmicai.handlers.infer.handler", 2048)
+    _create(lam, names["summarize"], orch, "cosmicai.handlers.summarize.handler", 512)
     try:
-        lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.5, "MaxAttempts": 120})
-        item = {
-            "item_id": "item-00000", "run_id": f"images-{suffix}", "input_bucket": bucket,
-            "output": f"s3://{bucket}/out/", "batch_size": 16, "precision": "fp32", "objects": n,
-            "shards": [{"key": "in/part-00000.safetensors", "name": "part-00000", "bytes": len(body), "count": n}],
-        }
-        resp = lam.invoke(FunctionName=name, Payload=json.dumps(item).encode())
-        result = json.loads(resp["Payload"].read())
-        assert "FunctionError" not in resp, result
-        assert result == {"item_id": "item-00000", "status": "succeeded", "objects": n}, result
-        # It ran in a container of this image, started by our LocalStack.
+        init = _invoke(lam, names["init"], {"input": f"s3://{bucket}/in/", "output": f"s3://{bucket}/out/", "batch_size": 16})
+        plan = json.loads(s3.get_object(**{k.capitalize(): v for k, v in init["plan"].items()})["Body"].read())
+        assert len(plan) == 1 and plan[0]["objects"] == n
+        result = _invoke(lam, names["infer"], plan[0])
+        assert result == {"item_id": plan[0]["item_id"], "status": "succeeded", "objects": n}, result
+        done = _invoke(lam, names["summarize"], {"action": "summarize", "init": init})
+        assert done["status"] == "SUCCEEDED", done
+        # Each ran in a container of its own image, started by this LocalStack.
         ps = docker(docker_env, "ps", "-a", "--filter", f"label=cosmicai.localstack.state={ls['STATE']}",
                     "--format", "{{.Image}}").stdout.split()
-        assert images["inference"]["local_ref"] in ps, ps
+        assert inf in ps and orch in ps, ps
     finally:
-        lam.delete_function(FunctionName=name)
+        for name in names.values():
+            lam.delete_function(FunctionName=name)
 
-    from cosmicai.catalog import read_catalog
+    summary = json.loads(s3.get_object(Bucket=done["summary"]["bucket"], Key=done["summary"]["key"])["Body"].read())
+    assert summary["objects"]["total"] == summary["objects"]["predicted"] == summary["objects"]["labelled"] == n
+    assert summary["metrics"]["n"] == n  # Summarize read the catalog with the orchestration image's pyarrow
+    from cosmicai.payload import split_s3_uri
+    from cosmicai.runstore import RunLocation
 
-    table = read_catalog(s3.get_object(Bucket=bucket, Key="out/predictions/part-00000.parquet")["Body"].read())
-    assert table.num_rows == n and np.isfinite(table.column("z_pred").to_numpy()).all()
-    report = json.loads(s3.get_object(Bucket=bucket, Key="out/workers/item-00000.json")["Body"].read())
+    loc = RunLocation(*split_s3_uri(plan[0]["output"], "output"))
+    report = json.loads(s3.get_object(Bucket=loc.bucket, Key=loc.worker_key(plan[0]["item_id"]))["Body"].read())
     assert report["cold_start"] is True and report["objects"] == n
