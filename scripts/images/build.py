@@ -70,7 +70,7 @@ def runtime_image_for(base: str, runtime: str | None) -> str:
 
 
 def build_one(client: docker.DockerClient, spec: ImageSpec, base: str, runtime: str, wheel_source: str,
-              force: bool, log: Any) -> dict[str, Any]:
+              force: bool, log: Any, nocache: bool = False) -> dict[str, Any]:
     """Build (or reuse) one image; returns its manifest entry."""
     pins = resolved_pins(spec)
     wheels = download(pins, WHEELHOUSE) if wheel_source == "wheelhouse" else []
@@ -94,7 +94,7 @@ def build_one(client: docker.DockerClient, spec: ImageSpec, base: str, runtime: 
         try:
             for chunk in client.api.build(
                 path=str(ctx), tag=ref, buildargs=buildargs, network_mode="host",
-                rm=True, forcerm=True, pull=False, decode=True,
+                rm=True, forcerm=True, pull=False, decode=True, nocache=nocache,
                 labels={"org.cosmicai.image": spec.name, "org.cosmicai.digest": digest},
             ):
                 if "stream" in chunk:
@@ -160,6 +160,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--prefetch", action="store_true",
                    help="only resolve and download the wheels (runs beside the base image build)")
     p.add_argument("--force", action="store_true", help="rebuild even when an image with the tag exists")
+    p.add_argument("--no-cache", action="store_true", help="with --force: rebuild every layer (times a first build)")
     p.add_argument("--manifest", type=Path, default=MANIFEST, help="where to write the manifest (default %(default)s)")
     return p.parse_args(argv)
 
@@ -185,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     over = []
     for name in names:
         runtime = runtime_image_for(args.base_image, args.runtime_image)
-        entry = build_one(client, IMAGES[name], args.base_image, runtime, args.wheel_source, args.force, log)
+        entry = build_one(client, IMAGES[name], args.base_image, runtime, args.wheel_source, args.force, log,
+                          nocache=args.no_cache)
         manifest[name] = entry
         if entry["size_mb"] > entry["budget_mb"]:
             over.append(f"{name} {entry['size_mb']} MB > {entry['budget_mb']} MB")
