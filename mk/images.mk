@@ -16,7 +16,7 @@ export DOCKER_HOST := $(shell sed -n 's/^DOCKER_HOST=//p' $(DOCKER_STATE)/env)
 endif
 endif
 
-.PHONY: docker-up docker-down docker-status images-base images
+.PHONY: docker-up docker-down docker-status images-base images images-prune
 
 docker-up: ## Start a private Docker engine under .state/docker (installs docker.io+debootstrap as root); reuses a running one
 	@DOCKER_STATE_DIR=$(DOCKER_STATE) scripts/docker/engine.sh up >/dev/null
@@ -38,3 +38,6 @@ images: setup docker-up ## Build the inference and orchestration images (digest 
 	@$(DOCKER_ENV) $(PY) scripts/images/build.py --images $(IMAGES) --base-image $(BASE_IMAGE) \
 	  $(if $(RUNTIME_IMAGE),--runtime-image $(RUNTIME_IMAGE)) \
 	  --wheel-source $(WHEEL_SOURCE) $(if $(IMAGES_PUSH),--push $(IMAGES_PUSH)) $(IMAGES_ARGS)
+
+images-prune: docker-up ## Remove stale local cosmicai-* tags (not :latest, not build/images.json's) and build layers over an hour old
+	@$(DOCKER_ENV) $(PY) scripts/images/build.py --prune

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import fcntl
 import hashlib
 import json
 import sys
@@ -122,6 +124,20 @@ def build_one(client: docker.DockerClient, spec: ImageSpec, base: str, runtime: 
     return entry
 
 
+def prune_old(client: docker.DockerClient, manifest: dict[str, Any], log: Any) -> None:
+    """Untag our images other than :latest and the manifest's, then drop build layers over an hour old."""
+    keep = {entry["local_ref"] for entry in manifest.values()}
+    for spec in IMAGES.values():
+        for image in client.images.list(name=spec.repository):
+            for ref in image.tags:
+                if ref.startswith(f"{spec.repository}:") and not ref.endswith(":latest") and ref not in keep:
+                    client.images.remove(ref, noprune=False)
+                    log(f"removed {ref}")
+    # Recent dangling layers are the builder stages the current images were cached from.
+    freed = client.images.prune(filters={"dangling": True, "until": "1h"}).get("SpaceReclaimed") or 0
+    log(f"pruned old build layers: {freed / 1e6:.0f} MB")
+
+
 def ecr_login(registry: str) -> dict[str, str]:
     """Docker auth config for an ECR registry from the standard AWS credential chain."""
     import boto3
@@ -160,12 +176,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--prefetch", action="store_true",
                    help="only resolve and download the wheels (runs beside the base image build)")
     p.add_argument("--force", action="store_true", help="rebuild even when an image with the tag exists")
+    p.add_argument("--prune", action="store_true",
+                   help="only remove our stale local tags and build layers older than an hour")
     p.add_argument("--no-cache", action="store_true", help="with --force: rebuild every layer (times a first build)")
     p.add_argument("--manifest", type=Path, default=MANIFEST, help="where to write the manifest (default %(default)s)")
     return p.parse_args(argv)
 
 
+@contextlib.contextmanager
+def exclusive(log: Any) -> Any:
+    """One build at a time per checkout: builds share the staged contexts and the wheelhouse."""
+    path = BUILD_DIR / "images" / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log("another image build of this checkout is running; waiting for it")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    with exclusive(log):
+        return _main(argv, log)
+
+
+def _main(argv: list[str] | None, log: Any) -> int:
     args = parse_args(argv)
     names = [n.strip() for n in args.images.split(",") if n.strip()]
     unknown = sorted(set(names) - set(IMAGES))
@@ -173,7 +211,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build.py: unknown image(s) {unknown}; known: {list(IMAGES)}", file=sys.stderr)
         return 2
     repositories = dict(r.split("=", 1) for r in args.repository)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if args.prefetch:
         if args.wheel_source == "wheelhouse":
             for name in names:
@@ -183,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     client = docker_client()
     manifest: dict[str, Any] = json.loads(args.manifest.read_text()) if args.manifest.is_file() else {}
+    if args.prune:
+        prune_old(client, manifest, log)
+        return 0
     over = []
     for name in names:
         runtime = runtime_image_for(args.base_image, args.runtime_image)
