@@ -34,6 +34,13 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _best(info: dict[str, Any]) -> str:
+    """The kept epoch; 0 is the stage-1 (probe) model when a probe stage ran."""
+    if info["best_epoch"] == 0 and info.get("config", {}).get("probe_epochs"):
+        return f"0 (the stage-1 model after probe {info['config']['probe_epochs']}; no stage-2 epoch beat it)"
+    return str(info["best_epoch"])
+
+
 def metrics_table(columns: dict[str, dict[str, Any] | None]) -> str:
     """Markdown table: one row per metric, one column per named metric dict."""
     names = [k for k, v in columns.items() if v]
@@ -68,7 +75,7 @@ def write_model_card(path: Path | str, info: dict[str, Any]) -> None:
         f"- command: `{info['command']}`",
         f"- device: {info['device']}; {info['seconds'] / 60:.1f} min; trainable parameters {info['trainable_parameters']:,}",
         f"- settings: `{json.dumps(info['config'], sort_keys=True)}`",
-        f"- epochs run: {len(hist)}; best epoch {info['best_epoch']}; stop reason: {info['stopped']}",
+        f"- epochs run: {len(hist)}; best epoch {_best(info)}; stop reason: {info['stopped']}",
         "",
         "## Metrics",
         "Reference formulas (delta = (z_pred - z) / (1 + z)); precision is the NMAD. "
