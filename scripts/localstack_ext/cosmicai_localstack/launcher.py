@@ -21,7 +21,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-SERVICES = "s3,iam,sts,logs,cloudwatch,stepfunctions,lambda,ecr"
+# events: Step Functions publishes execution status changes to it (errors in the log otherwise)
+SERVICES = "s3,iam,sts,logs,cloudwatch,events,stepfunctions,lambda,ecr"
 EXECUTOR_MODES = ("process", "docker")
 # Marks every process started for one instance, so `down` finds function processes too.
 INSTANCE_ENV = "COSMICAI_LOCALSTACK_STATE"
