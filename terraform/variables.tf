@@ -174,7 +174,7 @@ variable "architecture" {
 variable "infer_memory_mb" {
   description = "Memory of the inference function in MB (sets its vCPUs: 1,769 MB = 1 vCPU)."
   type        = number
-  default     = 3008
+  default     = 1769
 
   validation {
     condition     = var.infer_memory_mb >= 1024 && var.infer_memory_mb <= 10240 && floor(var.infer_memory_mb) == var.infer_memory_mb

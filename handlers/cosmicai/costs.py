@@ -156,12 +156,13 @@ def throughput_at_memory(objects_per_s_by_threads: dict[int, float], memory_mb: 
     top = counts[-1]
     if vcpus >= top:
         efficiency = rates[top] / (top * rates[1])
-        return vcpus * rates[1] * efficiency
-    lo = max(t for t in counts if t <= vcpus)
-    hi = min(t for t in counts if t >= vcpus)
-    if lo == hi:
-        return rates[lo]
-    return rates[lo] + (rates[hi] - rates[lo]) * (vcpus - lo) / (hi - lo)
+        rate = vcpus * rates[1] * efficiency
+    else:
+        lo = max(t for t in counts if t <= vcpus)
+        hi = min(t for t in counts if t >= vcpus)
+        rate = rates[lo] if lo == hi else rates[lo] + (rates[hi] - rates[lo]) * (vcpus - lo) / (hi - lo)
+    # A worker with more vCPUs can always run the thread count that was fastest on fewer.
+    return max(rate, max(r for t, r in rates.items() if t <= vcpus))
 
 
 def project_run(

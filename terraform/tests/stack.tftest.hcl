@@ -146,8 +146,8 @@ run "functions_and_state_machine" {
   }
 
   assert {
-    condition     = output.infer_memory_mb == 3008
-    error_message = "the inference function defaults to 3008 MB"
+    condition     = output.infer_memory_mb == 1769
+    error_message = "the inference function defaults to 1769 MB (the bench recommendation)"
   }
 
   assert {

@@ -186,6 +186,9 @@ def test_throughput_scales_with_vcpu_share() -> None:
     assert throughput_at_memory(rates, 884.5) == pytest.approx(200.0)  # half a vCPU share
     # Beyond the measured 2 threads the 2-thread per-vCPU efficiency is assumed: 6 x 400 x 0.9.
     assert throughput_at_memory(rates, 10240) == pytest.approx(10240 / 1769 * 400 * 0.9)
+    # Two threads slower than one (a contended machine): more vCPUs never project below the best fewer-thread rate.
+    assert throughput_at_memory({1: 270.0, 2: 180.0}, 3008) == pytest.approx(270.0)
+    assert throughput_at_memory({1: 270.0, 2: 180.0}, 10240) == pytest.approx(10240 / 1769 * 90.0)
     with pytest.raises(CostError, match="thread count 1"):
         throughput_at_memory({2: 700.0}, 1769)
 

@@ -201,6 +201,7 @@ REVIEWED_EXEC_SITES = {
     ("cli.py", "build_parser", "importlib.import_module"): "names come from the COMMAND_MODULES constant",
     ("weights.py", "find_class", "__import__"): "only (module, name) pairs in the _TORCH_FUNCTIONS allow-list",
     ("bench.py", "_init_probe", "subprocess.run"): "CLI benchmark re-running sys.executable with a constant script",
+    ("coldstart.py", "probe_cold_start", "subprocess.run"): "bench cold-start probe: sys.executable with a constant script",
 }
 
 

@@ -89,6 +89,21 @@ def recommend(rows: list[dict[str, Any]], arch: str = "x86_64", min_memory_mb: f
     }
 
 
+def rate_for_cost(target_usd: float, init_s: float, memory_mb: int = 1769, shard_mb: int = 100, arch: str = "x86_64") -> float:
+    """Objects/s per invocation needed for `target_usd` per million objects (all charges), by bisection."""
+    def usd(rate: float) -> float:
+        return project_run(objects_per_s=rate, memory_mb=memory_mb, shard_objects=shard_objects(shard_mb), total_objects=REFERENCE_OBJECTS,
+                           concurrency=CONCURRENCY, init_s=init_s, arch=arch)["cost"]["usd_per_million_objects"]
+
+    lo, hi = 1.0, 1e6
+    if usd(hi) > target_usd:
+        return float("inf")  # init and fixed charges alone exceed the target
+    for _ in range(100):
+        mid = (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if usd(mid) > target_usd else (lo, mid)
+    return hi
+
+
 def projection_inputs(rates_by_threads: dict[int, float], init_s: float, mode: str, batch_size: int) -> dict[str, Any]:
     """The measured inputs and stated assumptions behind every projection row."""
     return {
@@ -113,6 +128,7 @@ __all__ = [
     "SHARD_MB",
     "projection_grid",
     "projection_inputs",
+    "rate_for_cost",
     "recommend",
     "shard_objects",
 ]
