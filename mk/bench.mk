@@ -25,5 +25,5 @@ bench-report: setup ## Re-render bench/REPORT.md and plots from bench/results.js
 	$(PY) -m cosmicai.cli bench-system --out $(BENCH_OUT) --report-only
 
 costs: setup ## Real Lambda bill from REPORT lines of the stack's log groups (COSTS_SINCE=1h, RUN_ID=<run> for one run)
-	$(DEPLOY) exec -- $(PY) -m cosmicai.cli costs --since $(COSTS_SINCE) --projection $(BENCH_OUT)/results.json \
-	  $(if $(RUN_ID),--run-id $(RUN_ID),) $(COSTS_ARGS)
+	$(DEPLOY) exec -- $(PY) -m cosmicai.cli costs --projection $(BENCH_OUT)/results.json \
+	  $(if $(RUN_ID),--run-id $(RUN_ID),--since $(COSTS_SINCE)) $(COSTS_ARGS)

@@ -122,6 +122,21 @@ def _s3_bucket(bucket: str) -> Any:
     return s3
 
 
+def local_bill(run_id: str, output: str, log_groups: list[str]) -> dict[str, Any]:
+    """The bill of one end-to-end run from its REPORT lines (`cosmicai costs --run-id`), as JSON."""
+    from cosmicai.commands.costs import collect
+
+    args = argparse.Namespace(logs=log_groups, start=None, end=None, output=output, run_id=run_id, arch=None,
+                              objects=None, projection=None)
+    bill = collect(args)
+    return {"run_id": run_id, "invocations": bill["invocations"], "billed_gb_seconds": round(bill["billed_gb_seconds"], 3),
+            "usd_total": round(bill["usd_total"], 6), "usd_per_million_objects": round(bill.get("usd_per_million_objects") or 0, 4),
+            "objects": bill.get("objects"),
+            "groups": [{k: g[k] for k in ("log_group", "invocations", "cold_starts", "memory_sizes_mb", "billed_seconds",
+                                          "billed_gb_seconds", "filtered_by")} | {"usd": round(g["usd"]["total"], 6)}
+                       for g in bill["groups"]]}
+
+
 def apply_stack_env(args: argparse.Namespace, env: dict[str, str] | None = None) -> None:
     """Fill the end-to-end options from the deployed stack's outputs (COSMICAI_TF_* variables)."""
     env = dict(os.environ if env is None else env)
@@ -133,6 +148,7 @@ def apply_stack_env(args: argparse.Namespace, env: dict[str, str] | None = None)
     args.results_uri = args.results_uri or env["COSMICAI_TF_RESULTS_URI"]
     groups = json.loads(env.get("COSMICAI_TF_LOG_GROUP_NAMES") or "{}")
     args.infer_log_group = args.infer_log_group or groups.get("infer")
+    args.log_groups = [g for role, g in sorted(groups.items()) if role != "state_machine"]
     if not args.bucket:
         from cosmicai.payload import split_s3_uri
 
@@ -181,6 +197,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             precision=mode, batch_size=batch, target=_ints(args.e2e_target.replace("x", ","), "--e2e-target")[:2],
             progress=lambda s: print(s, flush=True))
         results["cold_start"] |= end_to_end.local_cold_start(results["end_to_end"], args.infer_log_group)
+        target = results["end_to_end"].get("target_run")
+        if target and getattr(args, "log_groups", None):
+            results["local_bill"] = local_bill(target["run_id"], target["output"], args.log_groups)
     else:
         results["end_to_end"] = {"not_measured": "no deployed state machine given (--state-machine-arn, --data-uri, --results-uri)"}
         results["cold_start"]["local_cloud_not_measured"] = "needs the end-to-end runs"

@@ -130,7 +130,7 @@ def sweep(
             payload = {"input": uri, "output": f"{results_uri}{run_id}/", "batch_size": batch_size, "precision": precision,
                        "shards_per_worker": 1, "max_concurrency": conc, "run_id": run_id}
             progress(f"end-to-end {kind}: {n_shards} shards x {per_shard} objects, concurrency {conc} ...")
-            row = _row(kind, mb, n_shards, per_shard, conc, run_once(sfn, s3, arn, payload))
+            row = _row(kind, mb, n_shards, per_shard, conc, run_once(sfn, s3, arn, payload)) | {"run_id": run_id, "output": payload["output"]}
             progress(f"  {row['status']} in {row['wall_s']:.1f} s, overhead {row.get('overhead')}")
             if kind == target_case[0]:
                 target_row = row

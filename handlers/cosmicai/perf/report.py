@@ -251,6 +251,18 @@ def render(results: dict[str, Any], plots: list[str] | None = None) -> str:
             lines += ["", "![end to end](end_to_end.png)"]
     else:
         lines.append(f"Not measured: {e2e.get('not_measured', 'no data')}.")
+    bill = results.get("local_bill")
+    if bill:
+        lines += ["", "## Bill of the overhead run from its REPORT lines (local cloud)", "",
+                  f"`make costs RUN_ID={bill['run_id']}`: {bill['invocations']} invocations, {bill['billed_gb_seconds']:.1f} GB-s, "
+                  f"${bill['usd_total']:.4f} at Lambda prices = ${bill['usd_per_million_objects']:.3f} per million objects (Lambda only). "
+                  "Locally the workers share 2 cores with each other and with other work, so their billed seconds are "
+                  "several times what a dedicated vCPU needs; set it beside the projection below, which assumes the "
+                  "measured per-core rate on a dedicated vCPU.", "",
+                  "| log group | invocations | cold | memory MB | billed s | GB-s | USD | counted by |", "|---|---|---|---|---|---|---|---|"]
+        for g in bill["groups"]:
+            lines.append(f"| {g['log_group']} | {g['invocations']} | {g['cold_starts']} | {','.join(map(str, g['memory_sizes_mb']))} | "
+                         f"{g['billed_seconds']:.1f} | {g['billed_gb_seconds']:.1f} | {g['usd']:.6f} | {g['filtered_by']} |")
     proj = results.get("projection") or {}
     if proj.get("rows"):
         inp = proj["inputs"]
