@@ -28,9 +28,9 @@ LS_PYTHON = ROOT / ".venv-localstack/bin/python"
 DOCKER_LS_PORT = int(os.environ.get("COSMICAI_IMAGES_TEST_PORT", "4598"))
 REGISTRY = "000000000000.dkr.ecr.us-east-1.localhost.localstack.cloud:4566"
 ROLE = "arn:aws:iam::000000000000:role/cosmicai-images-test"
-BUILD_TIMEOUT_S = 540
+BUILD_TIMEOUT_S = 720  # a first build on 2 cores: base, wheels, both images
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(900)  # the first test also waits for the build
 
 
 @pytest.fixture(scope="module")
