@@ -148,12 +148,32 @@ def ecr_login(registry: str) -> dict[str, str]:
     return {"username": user, "password": password, "serveraddress": token["proxyEndpoint"]}
 
 
+def ecr_has_tag(registry: str, repo_uri: str, tag: str) -> bool:
+    """Whether the ECR repository already holds `tag` (immutable tags: never push a tag twice)."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    region = registry.split(".")[3] if ".ecr." in registry else None
+    try:
+        boto3.client("ecr", region_name=region).describe_images(
+            repositoryName=repo_uri.split("/", 1)[1], imageIds=[{"imageTag": tag}])
+        return True
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ImageNotFoundException":
+            return False
+        raise
+
+
 def push(client: docker.DockerClient, manifest: dict[str, Any], registry: str,
          repositories: dict[str, str], log: Any) -> None:
-    """Tag and push each built image to its ECR repository; records `remote_ref`."""
+    """Tag and push each built image to its ECR repository (unless the tag is there); records `remote_ref`."""
     auth = ecr_login(registry)
     for name, entry in manifest.items():
         repo = repositories.get(name, f"{registry.rstrip('/')}/{IMAGES[name].repository}")
+        if ecr_has_tag(registry, repo, entry["tag"]):
+            log(f"[{name}] {repo}:{entry['tag']} is already in ECR (same content digest); not pushed")
+            entry["remote_ref"] = f"{repo}:{entry['tag']}"
+            continue
         client.api.tag(entry["local_ref"], repo, entry["tag"])
         log(f"[{name}] pushing {repo}:{entry['tag']}")
         for chunk in client.api.push(repo, tag=entry["tag"], auth_config=auth, stream=True, decode=True):

@@ -68,3 +68,21 @@ def test_prune_keeps_what_runs_and_drops_the_rest(tmp_path):
     }
     for link in ("libarrow_python.so", "libarrow_python.so.2600"):
         assert (sp / "pyarrow" / link).is_symlink() and (sp / "pyarrow" / link).read_text().endswith("2600.1.0")
+
+
+def test_push_skips_a_tag_ecr_already_holds(monkeypatch):
+    import boto3
+    from botocore.stub import Stubber
+
+    import build
+
+    ecr = boto3.client("ecr", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(ecr)
+    expected = {"repositoryName": "cosmicai-inference", "imageIds": [{"imageTag": "abc"}]}
+    stub.add_client_error("describe_images", "ImageNotFoundException", expected_params=expected)
+    stub.add_response("describe_images", {"imageDetails": [{"imageTags": ["abc"]}]}, expected_params=expected)
+    stub.activate()
+    monkeypatch.setattr(boto3, "client", lambda *a, **k: ecr)
+    registry = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+    assert build.ecr_has_tag(registry, f"{registry}/cosmicai-inference", "abc") is False
+    assert build.ecr_has_tag(registry, f"{registry}/cosmicai-inference", "abc") is True
