@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from docker_engine import REPO_ROOT
@@ -32,7 +33,10 @@ def sha256_file(path: Path) -> str:
     key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     cache: dict[str, str] = {}
     if _HASH_CACHE.is_file():
-        cache = json.loads(_HASH_CACHE.read_text())
+        try:
+            cache = json.loads(_HASH_CACHE.read_text())
+        except ValueError:  # a cache, never an input: recompute
+            cache = {}
     if key not in cache:
         digest = hashlib.sha256()
         with open(path, "rb") as fh:
@@ -40,7 +44,10 @@ def sha256_file(path: Path) -> str:
                 digest.update(block)
         cache[key] = digest.hexdigest()
         _HASH_CACHE.parent.mkdir(parents=True, exist_ok=True)
-        _HASH_CACHE.write_text(json.dumps(cache, indent=0, sort_keys=True))
+        # Atomic: parallel builds hash wheels at the same time.
+        tmp = _HASH_CACHE.with_name(f"{_HASH_CACHE.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_text(json.dumps(cache, indent=0, sort_keys=True))
+        os.replace(tmp, _HASH_CACHE)
     return cache[key]
 
 
