@@ -96,7 +96,8 @@ def test_result_env_and_logs_in_aws_format(sandboxes):
     assert lines[-2] == fmt.end_line(first.request_id)
     rep = report_of(first.logs)
     assert rep["m"] == "700" and rep["i"] is not None and float(rep["i"]) > 10
-    assert int(rep["b"]) == max(1, -(-float(rep["d"]) // 1))
+    # billed = duration + init, rounded up to 1 ms (AWS bills the init phase)
+    assert int(rep["b"]) == max(1, -(-(float(rep["d"]) + float(rep["i"])) // 1))
     assert 5 < int(rep["u"]) < 700  # a python process: measured, neither 0 nor the limit
 
     second = invoke(box, {"x": 2})
@@ -218,7 +219,7 @@ def test_handler_resolution_and_commands():
 
 def test_report_line_format():
     line = fmt.report_line("r1", 12.341, 3008, 411.2, 812.5)
-    assert line == "REPORT RequestId: r1\tDuration: 12.34 ms\tBilled Duration: 13 ms\tMemory Size: 3008 MB\tMax Memory Used: 412 MB\tInit Duration: 812.50 ms\t"
+    assert line == "REPORT RequestId: r1\tDuration: 12.34 ms\tBilled Duration: 825 ms\tMemory Size: 3008 MB\tMax Memory Used: 412 MB\tInit Duration: 812.50 ms\t"
 
 
 def _docker_env() -> dict[str, str] | None:

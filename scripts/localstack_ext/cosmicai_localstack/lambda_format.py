@@ -28,11 +28,11 @@ def report_line(
     init_duration_ms: float | None = None,
     status: str | None = None,
 ) -> str:
-    """The tab-separated REPORT line; billed duration is the duration rounded up to 1 ms."""
+    """The tab-separated REPORT line; billed duration = duration + init (as AWS bills since 2025), up to 1 ms."""
     fields = [
         f"REPORT RequestId: {request_id}",
         f"Duration: {duration_ms:.2f} ms",
-        f"Billed Duration: {max(1, math.ceil(duration_ms))} ms",
+        f"Billed Duration: {max(1, math.ceil(duration_ms + (init_duration_ms or 0.0)))} ms",
         f"Memory Size: {int(memory_size_mb)} MB",
         f"Max Memory Used: {max(1, math.ceil(max_memory_used_mb))} MB",
     ]

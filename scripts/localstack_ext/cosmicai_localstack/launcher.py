@@ -113,6 +113,9 @@ def localstack_env(instance: Instance, mode: str, project_root: Path, function_p
         LOCALSTACK_TELEMETRY="0",
         DISABLE_CORS_CHECKS="1",
         FILESYSTEM_ROOT=str(state / "fs"),
+        # LocalStack keeps S3 objects under $TMPDIR/localstack and clears that folder on start
+        # and stop: a shared /tmp lets one instance wipe another's buckets.
+        TMPDIR=str(state / "tmp"),
         LAMBDA_RUNTIME_EXECUTOR="cosmicai",
         COSMICAI_EXECUTOR_MODE=mode,
         COSMICAI_PROJECT_ROOT=str(project_root.resolve()),
@@ -139,6 +142,7 @@ def up(instance: Instance, mode: str, project_root: Path, function_python: Path,
         raise LauncherError(f"function python {function_python} does not exist; run `make setup` first")
     instance.state_dir.mkdir(parents=True, exist_ok=True)
     (instance.state_dir / "fs").mkdir(exist_ok=True)
+    (instance.state_dir / "tmp").mkdir(exist_ok=True)
     if pid is None:
         with open(instance.log_file, "ab") as log:
             proc = subprocess.Popen(
