@@ -25,14 +25,14 @@ $(VENV)/.installed: requirements/lock.txt handlers/pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e 'handlers[infer,report,data,dev]'
 	touch $@
 
-test: setup ## Run the whole suite (unit + integration): the CI command
+test: setup localstack-install ## Run the whole suite (unit + integration): the CI command
 	@$(PY) -m pytest tests --durations=15 $(PYTEST_ARGS) \
 	  && echo "make test: PASSED" || { rc=$$?; echo "make test: FAILED (pytest exit $$rc)"; exit $$rc; }
 
 test-unit: setup ## Fast tests, no servers
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-local: setup ## Integration tests against the local cloud (LocalStack, Terraform, Docker)
+test-local: setup localstack-install ## Integration tests against the local cloud (LocalStack, Terraform, Docker)
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 clean: ## Remove local state (venvs, LocalStack data, runs); keeps sources
