@@ -37,6 +37,25 @@ def read_built_tags(manifest: Path) -> dict[str, str]:
     return tags
 
 
+def read_built_refs(manifest: Path) -> dict[str, str]:
+    """Local references (`<repo>:<tag>`) of the images `make images` built."""
+    data = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    refs = {name: str((data.get(name) or {}).get("local_ref") or "") for name in IMAGE_NAMES}
+    missing = [name for name, ref in refs.items() if ":" not in ref]
+    if missing:
+        raise DeployError(f"{manifest} has no local_ref for image(s) {missing}; rebuild with `make images`")
+    return refs
+
+
+def local_image_uris(repository_urls: dict[str, str], refs: dict[str, str]) -> dict[str, str]:
+    """Docker-mode URIs: the ECR registry plus the local build's `<repo>:<tag>`, which the
+    executor maps back to that local image whatever the stack's name_prefix is."""
+    missing = [name for name in IMAGE_NAMES if name not in repository_urls]
+    if missing:
+        raise DeployError(f"no ECR repository for image(s) {missing}; got {sorted(repository_urls)}")
+    return {name: f"{repository_urls[name].split('/', 1)[0]}/{refs[name]}" for name in IMAGE_NAMES}
+
+
 def build_images(make: str, root: Path) -> None:
     """Build both images with the project's own target (`make images`)."""
     proc = subprocess.run([make, "-C", str(root), "images"])

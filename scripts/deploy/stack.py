@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .errors import DeployError
-from .images import build_images, local_tags, push_images, read_built_tags
+from .images import build_images, local_image_uris, local_tags, push_images, read_built_refs, read_built_tags
 from .targets import TARGETS, Target
 from .terraform_cli import TerraformWorkspace
 
@@ -55,6 +55,19 @@ def _var_args(args: argparse.Namespace, target: Target, tags: dict[str, str]) ->
     return out
 
 
+def _local_image_uri_args(ws: TerraformWorkspace, target: Target) -> list[str]:
+    """Locally with the docker executor: point the functions at the local builds (once the
+    repositories exist), so any name_prefix works; nothing otherwise."""
+    if not (target.is_local and _uses_real_images(target) and ws.state_file.exists()):
+        return []
+    try:
+        urls = _ecr_urls_from_state(ws)
+    except DeployError:
+        return []  # no repositories yet: a plan before the first deploy
+    uris = local_image_uris(urls, read_built_refs(ROOT / "build/images.json"))
+    return [f"-var={name}_image_uri={uri}" for name, uri in uris.items()]
+
+
 def _tags(args: argparse.Namespace, target: Target, *, build: bool) -> dict[str, str]:
     if not _uses_real_images(target):
         return local_tags()
@@ -77,7 +90,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         if not target.is_local:
             urls = ws.outputs().get("ecr_repository_urls") or _ecr_urls_from_state(ws)
             push_images(args.make, ROOT, urls, target.client_environment())
-    ws.run("apply", "-input=false", "-auto-approve", "-compact-warnings", *var_args)
+    ws.run("apply", "-input=false", "-auto-approve", "-compact-warnings", *var_args, *_local_image_uri_args(ws, target))
     outputs = ws.outputs()
     print(json.dumps({k: outputs.get(k) for k in ("state_machine_arn", "data_uri", "results_uri")}, indent=2))
     return 0
@@ -104,7 +117,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     ws = _workspace(args)
     ws.init()
     extra = ["-detailed-exitcode"] if args.detailed_exitcode else []
-    proc = ws.run("plan", "-input=false", "-compact-warnings", *extra, *_var_args(args, target, _tags(args, target, build=False)), check=False)
+    var_args = [*_var_args(args, target, _tags(args, target, build=False)), *_local_image_uri_args(ws, target)]
+    proc = ws.run("plan", "-input=false", "-compact-warnings", *extra, *var_args, check=False)
     if proc.returncode not in (0, 2) or (proc.returncode == 2 and not args.detailed_exitcode):
         raise DeployError(f"terraform plan failed (exit {proc.returncode}); see its output above")
     return proc.returncode

@@ -17,7 +17,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from itfixtures.stack import ROOT, StackCli
+from itfixtures.stack import ROOT, StackCli, executor_mode
 
 pytestmark = pytest.mark.integration
 
@@ -72,9 +72,14 @@ def test_functions_are_active_container_images(deployed_stack: dict, role: str) 
     assert conf["ImageConfigResponse"]["ImageConfig"]["Command"] == COMMANDS[role]
     image = deployed_stack["image_uris"]["inference" if role == "infer" else "orchestration"]
     assert lam.get_function(FunctionName=conf["FunctionName"])["Code"]["ImageUri"] == image
-    # Process-mode executor: no image is built, the URI is the repository's fixed local tag.
     repo = deployed_stack["ecr_repository_urls"]["inference" if role == "infer" else "orchestration"]
-    assert image == f"{repo}:local"
+    if executor_mode() == "docker":
+        # The local build, under the ECR registry (the executor maps it back to the local image).
+        built = json.loads((ROOT / "build/images.json").read_text())
+        assert image == f"{repo.split('/', 1)[0]}/{built['inference' if role == 'infer' else 'orchestration']['local_ref']}"
+    else:
+        # Process mode: no image is built, the URI is the repository's fixed local tag.
+        assert image == f"{repo}:local"
     assert conf["Environment"]["Variables"]["COSMICAI_LOG_LEVEL"] == "INFO"
     if role == "infer":
         assert conf["MemorySize"] == deployed_stack["infer_memory_mb"]

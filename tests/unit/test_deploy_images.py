@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 from deploy.errors import DeployError  # noqa: E402
-from deploy.images import local_tags, push_command, read_built_tags  # noqa: E402
+from deploy.images import local_image_uris, local_tags, push_command, read_built_refs, read_built_tags  # noqa: E402
 
 
 def test_local_tags_are_fixed_valid_image_tags() -> None:
@@ -57,3 +57,18 @@ def test_push_refuses_mixed_registries_or_missing_repositories() -> None:
         push_command("make", Path("/r"), {"inference": "a.example/x", "orchestration": "b.example/y"})
     with pytest.raises(DeployError, match="orchestration"):
         push_command("make", Path("/r"), {"inference": "a.example/x"})
+
+
+def test_docker_mode_uris_name_the_local_builds_under_the_ecr_registry(tmp_path: Path) -> None:
+    manifest = tmp_path / "images.json"
+    manifest.write_text(json.dumps({"inference": {"tag": "aa", "local_ref": "cosmicai-inference:aa"},
+                                    "orchestration": {"tag": "bb", "local_ref": "cosmicai-orchestration:bb"}}))
+    registry = "000000000000.dkr.ecr.us-east-1.amazonaws.com"
+    urls = {"inference": f"{registry}/other-inference", "orchestration": f"{registry}/other-orchestration"}
+    assert local_image_uris(urls, read_built_refs(manifest)) == {
+        "inference": f"{registry}/cosmicai-inference:aa", "orchestration": f"{registry}/cosmicai-orchestration:bb"}
+    with pytest.raises(DeployError, match="orchestration"):
+        local_image_uris({"inference": urls["inference"]}, read_built_refs(manifest))
+    manifest.write_text(json.dumps({"inference": {"tag": "aa"}}))
+    with pytest.raises(DeployError, match="make images"):
+        read_built_refs(manifest)

@@ -33,6 +33,11 @@ def plugin_mirror() -> str:
     return mirror if Path(mirror).is_dir() else ""
 
 
+def executor_mode() -> str:
+    """The session LocalStack's executor mode (the `localstack` fixture's COSMICAI_TEST_EXECUTOR)."""
+    return os.environ.get("COSMICAI_TEST_EXECUTOR", "process")
+
+
 @dataclass
 class StackCli:
     """`python -m deploy.stack` for one stack: an endpoint, a state dir and tfvars."""
@@ -103,7 +108,10 @@ def leftovers(endpoint: str, outputs: dict) -> list[str]:
 def stack_cli(localstack, tmp_path_factory: pytest.TempPathFactory) -> StackCli:
     """The deploy CLI for the session's stack (state and tfvars under a session tmp dir)."""
     prefix = f"cosmicai-t{os.getpid() % 100000}"
-    return stack_with_prefix(localstack.endpoint, tmp_path_factory.mktemp("stack-state"), prefix)
+    stack = stack_with_prefix(localstack.endpoint, tmp_path_factory.mktemp("stack-state"), prefix)
+    # The executor mode of the session's LocalStack decides whether real images are deployed.
+    stack.env["COSMICAI_EXECUTOR_MODE"] = executor_mode()
+    return stack
 
 
 @pytest.fixture(scope="session")
