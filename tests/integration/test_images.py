@@ -34,13 +34,17 @@ pytestmark = pytest.mark.timeout(900)  # the first test also waits for the build
 
 
 @pytest.fixture(scope="module")
-def docker_env() -> dict[str, str]:
-    """Environment reaching a running engine (ours under .state/docker, or the user's)."""
+def docker_env() -> Iterator[dict[str, str]]:
+    """Environment reaching a running engine (ours under .state/docker, or the user's); one this
+    fixture started is stopped at the end (images stay under .state/docker for the next run)."""
+    was_up = subprocess.run([str(ENGINE), "status"], cwd=ROOT, capture_output=True, timeout=60).returncode == 0
     proc = subprocess.run([str(ENGINE), "up"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     if proc.returncode == 2:
         pytest.skip(f"no Docker engine can be started here: {proc.stderr.strip()[-400:]}")
     assert proc.returncode == 0, f"engine.sh up failed:\n{proc.stderr[-2000:]}"
-    return {**os.environ, "DOCKER_HOST": proc.stdout.strip().splitlines()[-1]}
+    yield {**os.environ, "DOCKER_HOST": proc.stdout.strip().splitlines()[-1]}
+    if not was_up:
+        subprocess.run([str(ENGINE), "down"], cwd=ROOT, capture_output=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
