@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from cosmicai.payload import PayloadError, RunPayload
+from cosmicai.payload import MAX_WORKERS, PayloadError, RunPayload
 from cosmicai.runstore import list_objects
 
 SHARD_SUFFIXES = (".safetensors", ".npz", ".pt", ".pth")
@@ -160,6 +160,12 @@ def plan_work_items(payload: RunPayload, shards: Sequence[ShardInfo]) -> list[di
     """The work items of a run (JSON-ready dicts); raises PlanError if one is too large for a state."""
     bucket, _ = payload.input_location
     sizes = group_sizes(len(shards), payload.shards_per_worker, payload.workers)
+    if len(sizes) > MAX_WORKERS:
+        needed = math.ceil(len(shards) / MAX_WORKERS)
+        raise PlanError(
+            f"{len(shards)} shards make {len(sizes)} work items, over the {MAX_WORKERS} one run's Map can "
+            f"collect within the state size limit: set shards_per_worker to {needed} or more (or use larger shards)"
+        )
     items, start = [], 0
     width = max(5, len(str(len(sizes))))
     for i, size in enumerate(sizes):

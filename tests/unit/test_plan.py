@@ -147,3 +147,12 @@ def test_max_shards_limits_and_item_size_is_bounded() -> None:
     huge = [shards[0]] * 2000
     with pytest.raises(PlanError, match="state limit"):
         plan_work_items(payload.model_copy(update={"workers": 1}), huge)
+
+
+def test_too_many_work_items_is_refused_with_the_fix() -> None:
+    payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "run_id": "r"})
+    shards, _ = collect_shards(_store(1), "data-bucket", "in/", None)
+    many = shards * 40_001
+    with pytest.raises(PlanError, match="set shards_per_worker to 2 or more"):
+        plan_work_items(payload, many)
+    assert len(plan_work_items(payload.model_copy(update={"shards_per_worker": 2}), many)) == 20_001
