@@ -122,8 +122,8 @@ run "iam_is_least_privilege" {
 
   assert {
     condition = anytrue([for s in jsondecode(output.iam_policies.state_machine).Statement :
-    try(s.Sid, "") == "PlanAndResults" && s.Resource == ["arn:aws:s3:::mock-bucket/runs/*"]])
-    error_message = "the state machine may read/write only the results prefix"
+    try(s.Sid, "") == "ReadPlan" && s.Action == ["s3:GetObject"] && s.Resource == ["arn:aws:s3:::mock-bucket/runs/*"]])
+    error_message = "the state machine may only read (the plan) below the results prefix"
   }
 }
 

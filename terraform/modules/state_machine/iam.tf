@@ -46,11 +46,11 @@ locals {
       Action   = ["states:DescribeMapRun", "states:UpdateMapRun"]
       Resource = [local.map_run_arns]
     },
-    # ItemReader reads the plan, ResultWriter writes the Map results: both under runs.
+    # The Map's ItemReader reads plan.json; the functions write everything else.
     {
-      Sid      = "PlanAndResults"
+      Sid      = "ReadPlan"
       Effect   = "Allow"
-      Action   = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+      Action   = ["s3:GetObject"]
       Resource = ["${var.results_bucket_arn}/${var.results_prefix}*"]
     },
     {
