@@ -66,6 +66,21 @@ def _fmt(v: Any, spec: str = ".3g") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _save(fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str) -> str:
+    """Label, legend and write one figure; returns its file name."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path.name
+
+
 def plot(results: dict[str, Any], out_dir: Path) -> list[str]:
     """Small PNGs: worker path by batch size, projected cost by memory, end-to-end wall by shard size."""
     import matplotlib
@@ -82,15 +97,8 @@ def plot(results: dict[str, Any], out_dir: Path) -> list[str]:
             if pts:
                 ax.plot(*zip(*pts), marker="o", label=name, linestyle="--" if name == REFERENCE else "-")
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("batch size")
-        ax.set_ylabel("objects per CPU-second, 1 thread")
-        ax.set_title("Worker path (S3 -> predict -> catalog) vs reference-style loop")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(out_dir / "worker_path.png")
-        plt.close(fig)
-        written.append("worker_path.png")
+        written.append(_save(fig, ax, out_dir / "worker_path.png", "batch size", "objects per CPU-second, 1 thread",
+                             "Worker path (S3 -> predict -> catalog) vs reference-style loop"))
     proj = (results.get("projection") or {}).get("rows") or []
     rec = results.get("recommendation") or {}
     if proj and rec:
@@ -99,15 +107,8 @@ def plot(results: dict[str, Any], out_dir: Path) -> list[str]:
             pts = sorted((r["memory_mb"], r["usd_per_million_objects"]) for r in proj if r["arch"] == arch and r["shard_mb"] == rec["shard_mb"])
             ax.plot(*zip(*pts), marker="o", label=arch)
         ax.axhline(TARGET_USD, color="grey", linestyle=":", label=f"target ${TARGET_USD}")
-        ax.set_xlabel("Lambda memory (MB)")
-        ax.set_ylabel("USD per million objects")
-        ax.set_title(f"Projected cost, {rec['shard_mb']} MB shards (projection)")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(out_dir / "projection.png")
-        plt.close(fig)
-        written.append("projection.png")
+        written.append(_save(fig, ax, out_dir / "projection.png", "Lambda memory (MB)", "USD per million objects",
+                             f"Projected cost, {rec['shard_mb']} MB shards (projection)"))
     runs = (results.get("end_to_end") or {}).get("runs") or []
     if runs:
         fig, ax = plt.subplots(figsize=(6, 3.6), dpi=90)
@@ -115,15 +116,8 @@ def plot(results: dict[str, Any], out_dir: Path) -> list[str]:
             pts = sorted((r["shard_mb"], r["wall_s"]) for r in runs if r["concurrency"] == conc and r.get("wall_s"))
             if pts:
                 ax.plot(*zip(*pts), marker="o", label=f"concurrency {conc}")
-        ax.set_xlabel("shard size (MB)")
-        ax.set_ylabel("run wall time (s)")
-        ax.set_title("End-to-end local runs")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(out_dir / "end_to_end.png")
-        plt.close(fig)
-        written.append("end_to_end.png")
+        written.append(_save(fig, ax, out_dir / "end_to_end.png", "shard size (MB)", "run wall time (s)",
+                             "End-to-end local runs"))
     return written
 
 
