@@ -226,3 +226,35 @@ def test_init_infer_summarize_run_in_their_images_in_docker_mode(images, docker_
     loc = RunLocation(*split_s3_uri(plan[0]["output"], "output"))
     report = json.loads(s3.get_object(Bucket=loc.bucket, Key=loc.worker_key(plan[0]["item_id"]))["Body"].read())
     assert report["cold_start"] is True and report["objects"] == n
+
+
+def test_terraform_stack_runs_end_to_end_in_docker_mode(images, docker_env, docker_localstack, tmp_path, monkeypatch):
+    """`make deploy` with the docker executor (functions = the real images), then the real state
+    machine over labelled shards: SUCCEEDED, every object predicted; `make destroy` cleans up."""
+    from itfixtures.pipeline import clients_for, run_on, upload_to
+    from itfixtures.stack import leftovers, stack_with_prefix
+
+    from tests.conftest import build_shard
+
+    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(key, docker_localstack[key])
+    endpoint = docker_localstack["AWS_ENDPOINT_URL"]
+    stack = stack_with_prefix(endpoint, tmp_path / "stack", f"cosmicai-d{uuid.uuid4().hex[:6]}")
+    stack.env.update(COSMICAI_EXECUTOR_MODE="docker", DOCKER_HOST=docker_env["DOCKER_HOST"])
+    stack.deploy()
+    outputs = stack.outputs()
+    try:
+        lam = boto3.client("lambda")
+        infer = lam.get_function(FunctionName=outputs["function_names"]["infer"])["Code"]["ImageUri"]
+        assert infer.endswith(images["inference"]["local_ref"].split(":", 1)[1]), infer  # the built digest tag
+
+        clients = clients_for(endpoint, outputs)
+        shards = [build_shard(40, seed=i, id_start=100 * i) for i in range(3)]
+        result = run_on(clients, {"input": upload_to(clients, shards), "batch_size": 32}, timeout_s=480)
+        assert result.status == "SUCCEEDED", (result.error, result.cause)
+        objects = result.summary["objects"]
+        assert objects["total"] == objects["predicted"] == 120 and objects["failed"] == 0
+        assert len(result.prediction_keys()) == 3
+    finally:
+        stack.destroy()
+    assert leftovers(endpoint, outputs) == []

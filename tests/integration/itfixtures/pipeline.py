@@ -10,6 +10,7 @@ reached Summarize, e.g. a payload rejected by Init). Both build on `deployed_sta
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -24,7 +25,8 @@ from cosmicai.payload import split_s3_uri
 from cosmicai.runstore import PREDICTIONS_DIR, SUMMARY_FILE, RunLocation, get_json, list_objects
 from cosmicai.shards import Shard, shard_to_bytes
 
-__all__ = ["PipelineClients", "RunResult", "pipeline_clients", "run_pipeline", "upload_shards"]
+__all__ = ["PipelineClients", "RunResult", "clients_for", "pipeline_clients", "run_on", "run_pipeline",
+           "upload_shards", "upload_to"]
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
@@ -74,17 +76,22 @@ class RunResult:
         return read_catalog(self._s3.get_object(Bucket=self.location.bucket, Key=key)["Body"].read())
 
 
-@pytest.fixture(scope="session")
-def pipeline_clients(deployed_stack: dict, localstack: Any) -> PipelineClients:
-    """S3 and Step Functions clients (standard retries) for the deployed stack."""
+def clients_for(endpoint: str, outputs: Mapping[str, Any]) -> PipelineClients:
+    """S3 and Step Functions clients (standard retries) for a stack deployed at `endpoint`."""
     import boto3
     from botocore.config import Config
 
     cfg = Config(retries={"mode": "standard", "max_attempts": 8}, s3={"addressing_style": "path"})
-    kw = {"endpoint_url": localstack.endpoint, "region_name": "us-east-1",
+    kw = {"endpoint_url": endpoint, "region_name": "us-east-1",
           "aws_access_key_id": "test", "aws_secret_access_key": "test"}
     return PipelineClients(boto3.client("s3", config=cfg, **kw), boto3.client("stepfunctions", config=cfg, **kw),
-                           deployed_stack)
+                           outputs)
+
+
+@pytest.fixture(scope="session")
+def pipeline_clients(deployed_stack: dict, localstack: Any) -> PipelineClients:
+    """Clients for the session's deployed stack."""
+    return clients_for(localstack.endpoint, deployed_stack)
 
 
 @pytest.fixture(scope="session")
@@ -94,18 +101,21 @@ def upload_shards(pipeline_clients: PipelineClients) -> Callable[..., str]:
     `shards` maps file names (e.g. "part-00000.safetensors") to a `Shard` or raw bytes;
     a list of Shards is named part-00000.safetensors, part-00001... in order.
     """
+    return functools.partial(upload_to, pipeline_clients)
 
-    def upload(shards: Mapping[str, Shard | bytes] | list[Shard], prefix: str | None = None) -> str:
-        bucket, base = split_s3_uri(str(pipeline_clients.outputs["data_uri"]), "data_uri")
-        if isinstance(shards, list):
-            shards = {f"part-{i:05d}.safetensors": s for i, s in enumerate(shards)}
-        prefix = base + (prefix or f"test-{uuid.uuid4().hex[:10]}").strip("/") + "/"
-        for name, shard in shards.items():
-            body = shard if isinstance(shard, bytes) else shard_to_bytes(shard)
-            pipeline_clients.s3.put_object(Bucket=bucket, Key=prefix + name, Body=body)
-        return f"s3://{bucket}/{prefix}"
 
-    return upload
+def upload_to(
+    clients: PipelineClients, shards: Mapping[str, Shard | bytes] | list[Shard], prefix: str | None = None
+) -> str:
+    """Write shards under a fresh prefix of the stack's data URI; returns that prefix's URI."""
+    bucket, base = split_s3_uri(str(clients.outputs["data_uri"]), "data_uri")
+    if isinstance(shards, list):
+        shards = {f"part-{i:05d}.safetensors": s for i, s in enumerate(shards)}
+    prefix = base + (prefix or f"test-{uuid.uuid4().hex[:10]}").strip("/") + "/"
+    for name, shard in shards.items():
+        body = shard if isinstance(shard, bytes) else shard_to_bytes(shard)
+        clients.s3.put_object(Bucket=bucket, Key=prefix + name, Body=body)
+    return f"s3://{bucket}/{prefix}"
 
 
 def new_test_run_id() -> str:
@@ -126,52 +136,57 @@ def _error(sfn: Any, arn: str, desc: dict[str, Any]) -> tuple[str | None, str | 
 
 @pytest.fixture(scope="session")
 def run_pipeline(pipeline_clients: PipelineClients) -> Callable[..., RunResult]:
-    """Start the deployed state machine on a payload, wait, return a RunResult."""
-    sfn, s3 = pipeline_clients.sfn, pipeline_clients.s3
+    """Start the deployed state machine on a payload, wait, return a RunResult (see `run_on`)."""
+    return functools.partial(run_on, pipeline_clients)
 
-    def run(payload: Any, timeout_s: float = 300.0, poll_s: float = 0.5, fill: bool = True) -> RunResult:
-        """`payload` is sent as JSON; a dict gets `run_id`/`output` filled in unless `fill=False`
-        (for malformed-payload cases, any JSON value goes through untouched)."""
-        body = dict(payload) if isinstance(payload, dict) else payload
-        run_id = new_test_run_id()
-        if isinstance(body, dict):
-            if fill:
-                body.setdefault("run_id", run_id)
-                body.setdefault("output", f"{pipeline_clients.outputs['results_uri']}{body['run_id']}/")
-            run_id = str(body.get("run_id") or run_id)
-        name = f"{''.join(c for c in run_id if c.isalnum() or c in '-_')[:60]}-{uuid.uuid4().hex[:8]}"
-        arn = sfn.start_execution(stateMachineArn=pipeline_clients.state_machine_arn, name=name,
-                                  input=json.dumps(body))["executionArn"]
-        deadline = time.monotonic() + timeout_s
-        while True:
-            desc = sfn.describe_execution(executionArn=arn)
-            if desc["status"] in TERMINAL:
-                break
-            if time.monotonic() > deadline:
-                sfn.stop_execution(executionArn=arn, error="TestTimeout", cause=f"still running after {timeout_s} s")
-                raise AssertionError(f"execution {arn} still {desc['status']} after {timeout_s} s")
-            time.sleep(poll_s)
-        error, cause = (None, None) if desc["status"] == "SUCCEEDED" else _error(sfn, arn, desc)
-        try:  # a run id Init generated itself is in the execution output ({run_id, status, summary})
-            run_id = str(json.loads(desc.get("output") or "{}").get("run_id") or run_id)
-        except (ValueError, AttributeError):
-            pass
-        output = ""
-        if isinstance(body, dict):
-            try:  # reference payloads name the output as bucket + result_path
-                from cosmicai.payload import RunPayload
 
-                output = RunPayload.parse(body).output
-            except ValueError:
-                output = body.get("output") if isinstance(body.get("output"), str) else ""
+def run_on(
+    clients: PipelineClients, payload: Any, timeout_s: float = 300.0, poll_s: float = 0.5, fill: bool = True
+) -> RunResult:
+    """Start the stack's state machine on `payload` (sent as JSON), wait, return a RunResult.
+
+    A dict gets `run_id`/`output` filled in unless `fill=False` (for malformed-payload cases,
+    any JSON value goes through untouched)."""
+    sfn, s3 = clients.sfn, clients.s3
+    body = dict(payload) if isinstance(payload, dict) else payload
+    run_id = new_test_run_id()
+    if isinstance(body, dict):
+        if fill:
+            body.setdefault("run_id", run_id)
+            body.setdefault("output", f"{clients.outputs['results_uri']}{body['run_id']}/")
+        run_id = str(body.get("run_id") or run_id)
+    name = f"{''.join(c for c in run_id if c.isalnum() or c in '-_')[:60]}-{uuid.uuid4().hex[:8]}"
+    arn = sfn.start_execution(stateMachineArn=clients.state_machine_arn, name=name,
+                              input=json.dumps(body))["executionArn"]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        desc = sfn.describe_execution(executionArn=arn)
+        if desc["status"] in TERMINAL:
+            break
+        if time.monotonic() > deadline:
+            sfn.stop_execution(executionArn=arn, error="TestTimeout", cause=f"still running after {timeout_s} s")
+            raise AssertionError(f"execution {arn} still {desc['status']} after {timeout_s} s")
+        time.sleep(poll_s)
+    error, cause = (None, None) if desc["status"] == "SUCCEEDED" else _error(sfn, arn, desc)
+    try:  # a run id Init generated itself is in the execution output ({run_id, status, summary})
+        run_id = str(json.loads(desc.get("output") or "{}").get("run_id") or run_id)
+    except (ValueError, AttributeError):
+        pass
+    output = ""
+    if isinstance(body, dict):
+        try:  # reference payloads name the output as bucket + result_path
+            from cosmicai.payload import RunPayload
+
+            output = RunPayload.parse(body).output
+        except ValueError:
+            output = body.get("output") if isinstance(body.get("output"), str) else ""
+    summary = None
+    try:
+        loc = RunLocation(*split_s3_uri(output, "output"))
+        doc = get_json(s3, loc.bucket, loc.key(SUMMARY_FILE))
+        summary = doc if doc.get("run_id") == run_id else None
+    except Exception:  # noqa: BLE001 - no summary (invalid output, Init failed): the result says so
         summary = None
-        try:
-            loc = RunLocation(*split_s3_uri(output, "output"))
-            doc = get_json(s3, loc.bucket, loc.key(SUMMARY_FILE))
-            summary = doc if doc.get("run_id") == run_id else None
-        except Exception:  # noqa: BLE001 - no summary (invalid output, Init failed): the result says so
-            summary = None
-        return RunResult(desc["status"], run_id, summary, output, arn, error, cause,
-                         body if isinstance(body, dict) else {}, s3)
+    return RunResult(desc["status"], run_id, summary, output, arn, error, cause,
+                     body if isinstance(body, dict) else {}, s3)
 
-    return run
