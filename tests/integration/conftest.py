@@ -5,10 +5,7 @@ import pytest
 from itfixtures.localstack import *  # noqa: F401,F403
 from itfixtures.stack import *  # noqa: F401,F403
 
-try:  # the fan-out area adds run_pipeline; absent until it lands
-    from itfixtures.pipeline import *  # noqa: F401,F403
-except ModuleNotFoundError:
-    pass
+from itfixtures.pipeline import *  # noqa: F401,F403
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
