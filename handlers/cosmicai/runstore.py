@@ -26,20 +26,21 @@ class RunStoreError(RuntimeError):
     """An S3 object of the run is missing or not what it should be."""
 
 
-def s3_client(**overrides: Any) -> Any:
-    """An S3 client with standard retries; honours AWS_ENDPOINT_URL (path-style there)."""
-    try:  # the local-cloud helper, when present, knows the LocalStack quirks
-        from cosmicai.aws import client as _client  # type: ignore[attr-defined]
-
-        return _client("s3", **overrides)
-    except ImportError:
-        pass
+def aws_client(service: str, config: Any = None, **overrides: Any) -> Any:
+    """A boto3 client with standard retries (8 attempts); the endpoint comes from AWS_ENDPOINT_URL."""
     import boto3
     from botocore.config import Config
 
+    cfg = Config(retries={"mode": "standard", "max_attempts": 8})
+    return boto3.client(service, config=cfg.merge(config) if config else cfg, **overrides)
+
+
+def s3_client(**overrides: Any) -> Any:
+    """An S3 client with standard retries; honours AWS_ENDPOINT_URL (path-style there)."""
+    from botocore.config import Config
+
     style = "path" if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3") else "auto"
-    cfg = Config(retries={"mode": "standard", "max_attempts": 8}, s3={"addressing_style": style})
-    return boto3.client("s3", config=cfg, **overrides)
+    return aws_client("s3", Config(s3={"addressing_style": style}), **overrides)
 
 
 @dataclass(frozen=True)

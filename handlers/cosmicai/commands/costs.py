@@ -70,19 +70,6 @@ def parse_time_ms(value: str | None, option: str, now: float | None = None) -> i
     return int(dt.timestamp() * 1000)
 
 
-def _client(service: str) -> Any:
-    """A boto3 client with standard retries (the local-cloud helper when installed)."""
-    try:
-        from cosmicai.aws import client  # type: ignore[attr-defined]
-
-        return client(service)
-    except ImportError:
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client(service, config=Config(retries={"mode": "standard", "max_attempts": 8}))
-
-
 def function_arch(lambda_client: Any, group: str) -> str | None:
     """The architecture of the function behind `/aws/lambda/<name>`, None if unknown."""
     if not group.startswith("/aws/lambda/"):
@@ -150,6 +137,7 @@ def stack_defaults(args: argparse.Namespace, env: dict[str, str] | None = None) 
 def collect(args: argparse.Namespace) -> dict[str, Any]:
     """The bill as a dict (see lambda_logs.bill), one entry per log group plus the total."""
     from cosmicai.lambda_logs import bill, dedupe, fetch_report_lines
+    from cosmicai.runstore import aws_client, s3_client
 
     stack_defaults(args)
     start_ms = parse_time_ms(args.start, "--start")
@@ -159,12 +147,12 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     request_ids: set[str] | None = None
     objects = args.objects
     if args.run_id:
-        request_ids, run_objects, first, last = run_requests(_client("s3"), args.output, args.run_id)
+        request_ids, run_objects, first, last = run_requests(s3_client(), args.output, args.run_id)
         objects = objects or run_objects
         # REPORT lines follow the handler's return; a minute of slack each side catches them.
         start_ms = start_ms if start_ms is not None else int((first - 60) * 1000)
         end_ms = end_ms if end_ms is not None else int((last + 60) * 1000)
-    logs, lam = _client("logs"), _client("lambda")
+    logs, lam = aws_client("logs"), aws_client("lambda")
     groups, everything = [], []
     for group in args.logs:
         reports = dedupe(fetch_report_lines(logs, group, start_ms=start_ms, end_ms=end_ms))

@@ -100,10 +100,9 @@ def exit_code(execution_status: str, summary_status: str | None) -> int:
 
 def sfn_client() -> Any:
     """A Step Functions client with standard retries (AWS_ENDPOINT_URL honoured by boto3)."""
-    import boto3
-    from botocore.config import Config
+    from cosmicai.runstore import aws_client
 
-    return boto3.client("stepfunctions", config=Config(retries={"mode": "standard", "max_attempts": 8}))
+    return aws_client("stepfunctions")
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 
 from cosmicai.payload import split_s3_uri
 from cosmicai.perf.projection import shard_objects
-from cosmicai.runstore import RunLocation, get_json, s3_client
+from cosmicai.runstore import RunLocation, aws_client, get_json, s3_client
 from cosmicai.shards import Shard, shard_to_bytes
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -44,13 +44,6 @@ def upload_set(s3: Any, data_uri: str, name: str, shards: int, objects_per_shard
         body = shard_to_bytes(_shard(i * objects_per_shard, objects_per_shard, seed=i))
         s3.put_object(Bucket=bucket, Key=f"{key_prefix}part-{i:05d}.safetensors", Body=body)
     return f"s3://{bucket}/{key_prefix}"
-
-
-def _sfn() -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client("stepfunctions", config=Config(retries={"mode": "standard", "max_attempts": 8}))
 
 
 def run_once(sfn: Any, s3: Any, arn: str, payload: dict[str, Any], timeout_s: float = 900) -> dict[str, Any]:
@@ -115,7 +108,7 @@ def sweep(
 ) -> dict[str, Any]:
     """Runs over each shard size at each concurrency, then the overhead case (`target` = shards, objects per
     shard; issue 8's 16 x 2,048) at the highest concurrency."""
-    s3, sfn = s3_client(), _sfn()
+    s3, sfn = s3_client(), aws_client("stepfunctions")
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
     cases = [(f"{mb}mb", mb, math.ceil(total_objects / shard_objects(mb)), shard_objects(mb)) for mb in shard_mb]
     target_case = (f"target-{target[0]}x{target[1]}", round(target[1] * 100 / 5113, 1), target[0], target[1])
