@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +19,7 @@ import boto3
 from botocore.config import Config
 
 from cosmicai.shards import Shard, shard_to_bytes
-
-TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+from itfixtures.pipeline import wait_execution
 
 
 def client(service: str) -> Any:
@@ -120,15 +118,7 @@ def start(stack: dict[str, Any], payload: dict[str, Any]) -> str:
 def wait(arn: str, timeout_s: float = 300, poll_s: float = 0.5,
          until: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Describe the execution until it ends (or `until()` is true); returns the description."""
-    sfn = client("stepfunctions")
-    deadline = time.monotonic() + timeout_s
-    while True:
-        desc = sfn.describe_execution(executionArn=arn)
-        if desc["status"] in TERMINAL or (until is not None and until()):
-            return desc
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"execution {arn} still {desc['status']} after {timeout_s:.0f} s")
-        time.sleep(poll_s)
+    return wait_execution(client("stepfunctions"), arn, timeout_s, poll_s, until)
 
 
 def failed_state(arn: str) -> str | None:

@@ -26,7 +26,7 @@ from cosmicai.runstore import PREDICTIONS_DIR, SUMMARY_FILE, RunLocation, get_js
 from cosmicai.shards import Shard, shard_to_bytes
 
 __all__ = ["PipelineClients", "RunResult", "clients_for", "pipeline_clients", "run_on", "run_pipeline",
-           "upload_shards", "upload_to"]
+           "upload_shards", "upload_to", "wait_execution"]
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
@@ -118,6 +118,20 @@ def upload_to(
     return f"s3://{bucket}/{prefix}"
 
 
+def wait_execution(
+    sfn: Any, arn: str, timeout_s: float = 300, poll_s: float = 0.5, until: Callable[[], bool] | None = None
+) -> dict[str, Any]:
+    """Describe the execution until it ends (or `until()` is true); TimeoutError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        desc = sfn.describe_execution(executionArn=arn)
+        if desc["status"] in TERMINAL or (until is not None and until()):
+            return desc
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"execution {arn} still {desc['status']} after {timeout_s:.0f} s")
+        time.sleep(poll_s)
+
+
 def new_test_run_id() -> str:
     """A unique run id for a test run."""
     return time.strftime("it-%Y%m%dT%H%M%S-", time.gmtime()) + uuid.uuid4().hex[:6]
@@ -158,15 +172,11 @@ def run_on(
     name = f"{''.join(c for c in run_id if c.isalnum() or c in '-_')[:60]}-{uuid.uuid4().hex[:8]}"
     arn = sfn.start_execution(stateMachineArn=clients.state_machine_arn, name=name,
                               input=json.dumps(body))["executionArn"]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        desc = sfn.describe_execution(executionArn=arn)
-        if desc["status"] in TERMINAL:
-            break
-        if time.monotonic() > deadline:
-            sfn.stop_execution(executionArn=arn, error="TestTimeout", cause=f"still running after {timeout_s} s")
-            raise AssertionError(f"execution {arn} still {desc['status']} after {timeout_s} s")
-        time.sleep(poll_s)
+    try:
+        desc = wait_execution(sfn, arn, timeout_s, poll_s)
+    except TimeoutError as exc:
+        sfn.stop_execution(executionArn=arn, error="TestTimeout", cause=f"still running after {timeout_s} s")
+        raise AssertionError(str(exc)) from exc
     error, cause = (None, None) if desc["status"] == "SUCCEEDED" else _error(sfn, arn, desc)
     try:  # a run id Init generated itself is in the execution output ({run_id, status, summary})
         run_id = str(json.loads(desc.get("output") or "{}").get("run_id") or run_id)
