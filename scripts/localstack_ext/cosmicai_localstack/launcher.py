@@ -120,7 +120,6 @@ def localstack_env(instance: Instance, mode: str, project_root: Path, function_p
         COSMICAI_EXECUTOR_MODE=mode,
         COSMICAI_PROJECT_ROOT=str(project_root.resolve()),
         COSMICAI_FUNCTION_PYTHON=str(function_python.absolute()),
-        COSMICAI_LOCALSTACK_ENDPOINT=instance.endpoint,
         **{INSTANCE_ENV: str(state)},
     )
     # A client-side endpoint in the caller's shell must not leak into LocalStack's own clients.
