@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cosmicai.costs import MB_PER_VCPU
 from cosmicai.model import (
     BRANCH_DIM,
     EMBED_DIM,
@@ -73,7 +74,6 @@ def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> float | None:
 
 
 LAMBDA_MEMORY_ENV = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
-LAMBDA_MB_PER_VCPU = 1769  # Lambda's CPU share: one vCPU per 1,769 MB
 
 
 def available_cpus(cgroup_root: Path = CGROUP_ROOT, env: dict[str, str] | None = None) -> int:
@@ -88,7 +88,7 @@ def available_cpus(cgroup_root: Path = CGROUP_ROOT, env: dict[str, str] | None =
     memory = env.get(LAMBDA_MEMORY_ENV, "")
     if memory.isdigit():
         # Lambda shows up to 6 CPUs at any memory size but gives memory / 1,769 MB of them.
-        share = int(memory) / LAMBDA_MB_PER_VCPU
+        share = int(memory) / MB_PER_VCPU
         limit = share if limit is None else min(limit, share)
     if limit is not None:
         # A 1.5-CPU quota cannot keep two busy threads fed; round down, never below 1.
