@@ -17,7 +17,6 @@ from __future__ import annotations
 import ctypes
 import os
 import queue
-import resource
 import sys
 import threading
 import time
@@ -34,7 +33,6 @@ from torch.nn import functional as F
 
 from cosmicai.costs import MB_PER_VCPU
 from cosmicai.model import (
-    BRANCH_DIM,
     EMBED_DIM,
     IMAGE_BANDS,
     IMAGE_SIZE,
@@ -44,6 +42,7 @@ from cosmicai.model import (
     ConvBlock,
     InceptionBlock,
 )
+from cosmicai.procstats import peak_rss_mb
 
 PRECISIONS = ("fp32", "bf16", "int8")
 DEFAULT_MICRO_BATCH = 128  # measured: 128 objects keep a block's activations in cache
@@ -97,13 +96,6 @@ def available_cpus(cgroup_root: Path = CGROUP_ROOT, env: dict[str, str] | None =
         # A 1.5-CPU quota cannot keep two busy threads fed; round down, never below 1.
         n = min(n, max(1, int(limit)))
     return max(1, n)
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def _keep_freed_memory() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cosmicai.jsonlog import get_logger, log
+from cosmicai.procstats import peak_rss_mb
 from cosmicai.runstore import RunLocation, put_json
 
 _LOG = get_logger("cosmicai.worker")
@@ -78,11 +78,6 @@ class Predictor(Protocol):
     """What the worker needs of the engine."""
 
     def predict(self, images: np.ndarray, magnitudes: np.ndarray) -> np.ndarray: ...
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def cpus_seen() -> int:

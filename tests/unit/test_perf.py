@@ -96,6 +96,7 @@ def test_report_renders_tables_and_plots(tmp_path: Path) -> None:
     text = path.read_text()
     assert "| worker objects/s per core vs reference-style | 2.8 | >= 2.5 | met |" in text
     assert "Not measured: pipeline not ready." in text and "(projection, not a bill)" in text
+    assert "2.0e-02 from fp32: outside the 0.002 limit, so it is not recommended." in text
     assert (tmp_path / "worker_path.png").stat().st_size > 1000 and (tmp_path / "projection.png").exists()
     assert "end_to_end.png" not in text
     assert render(_results()).startswith("# cosmic-ai benchmark report")

@@ -13,7 +13,6 @@ import importlib
 import io
 import json
 import os
-import pickle
 import re
 import subprocess
 from collections.abc import Iterator

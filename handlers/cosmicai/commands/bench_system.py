@@ -159,7 +159,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Run every part that can run here; a part that cannot says why in `not_measured`."""
     import logging
 
-    from cosmicai.perf import coldstart, projection, report, worker_path
+    from cosmicai.perf import coldstart, report, worker_path
 
     logging.getLogger("cosmicai.worker").setLevel(logging.WARNING)  # one JSON line per shard would bury the progress lines
 

@@ -88,7 +88,7 @@ def k_grid() -> KGrid:
     for k, name in enumerate(TEMPLATES):
         wave, flam = load_template(name)
         rest = filters.get_ab_maggies(np.interp(obs, wave, flam) * unit, obs * u.AA)
-        norm = float(rest[f"sdss2010-r"][0])
+        norm = float(rest["sdss2010-r"][0])
         # Observed f_lambda(l) = L_lambda(l / (1+z)) / (1+z) (up to the 4 pi D_L^2 in the distance modulus).
         spectra = np.stack([np.interp(obs / (1 + z), wave, flam) / (1 + z) for z in zs])
         table = filters.get_ab_maggies(spectra * unit, obs * u.AA)

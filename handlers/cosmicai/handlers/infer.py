@@ -45,7 +45,6 @@ def _context_info(context: Any) -> dict[str, Any]:
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Event = one plan item; returns {item_id, status, objects} (the full report goes to S3)."""
-    t0 = time.perf_counter()
     cold = _STATE["invocations"] == 0
     _STATE["invocations"] += 1
     item = WorkItem.parse(event)
