@@ -42,7 +42,7 @@ from cosmicai.model import (
     ConvBlock,
     InceptionBlock,
 )
-from cosmicai.procstats import peak_rss_mb
+from cosmicai.procstats import NATIVE_BF16, cpu_info, peak_rss_mb
 
 PRECISIONS = ("fp32", "bf16", "int8")
 DEFAULT_MICRO_BATCH = 128  # measured: 128 objects keep a block's activations in cache
@@ -398,6 +398,12 @@ class Engine:
         if threads is not None and threads < 1:
             raise EngineError(f"threads must be >= 1, got {threads}")
         self.precision = precision
+        if precision == "bf16" and not cpu_info()[1] & NATIVE_BF16:
+            warnings.warn(
+                "precision bf16 on a CPU without AVX-512 BF16 or AMX runs emulated, slower than fp32; int8 is the fast mode here",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         self.threads = threads or available_cpus()
         self.batch_size = batch_size
         self.micro_batch = micro_batch

@@ -21,3 +21,22 @@ def peak_rss_mb(status: Path = Path("/proc/self/status")) -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+# The instruction sets that decide which precision can be fast on a CPU.
+ISA_OF_INTEREST = frozenset({"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8"})
+NATIVE_BF16 = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, frozenset[str]]:
+    """(model name, flags) of the first CPU in /proc/cpuinfo; ("?", empty) where there is none."""
+    model, flags = "?", frozenset()
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name") and model == "?":
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return model, flags

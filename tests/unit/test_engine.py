@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +57,14 @@ def test_lambda_memory_caps_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert available_cpus(none, env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3538"}) == 2
     assert available_cpus(none, env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "10240"}) == 5
     assert available_cpus(none, env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128"}) == 1
+
+
+def test_bf16_warns_where_the_cpu_would_emulate_it(model_and_inputs, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = model_and_inputs[0]
+    monkeypatch.setattr("cosmicai.engine.cpu_info", lambda: ("AVX2 CPU", frozenset({"avx2", "fma"})))
+    with pytest.warns(RuntimeWarning, match="emulated"):
+        Engine(model, precision="bf16", threads=1)
+    monkeypatch.setattr("cosmicai.engine.cpu_info", lambda: ("AVX-512 CPU", frozenset({"avx512f", "avx512_bf16"})))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Engine(model, precision="bf16", threads=1)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cosmicai.procstats import peak_rss_mb
+from cosmicai.procstats import cpu_info, peak_rss_mb
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
@@ -27,3 +27,11 @@ def test_reads_vmhwm_and_falls_back_to_getrusage(tmp_path: Path) -> None:
     status.write_text("Name:\tpython\nVmHWM:\t  524288 kB\nVmRSS:\t  1000 kB\n")
     assert peak_rss_mb(status) == 512.0
     assert peak_rss_mb(tmp_path / "missing") > 0
+
+
+def test_cpu_info_reads_model_and_flags(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu avx2 avx512_bf16\n\n"
+                    "processor\t: 1\nmodel name\t: Other\nflags\t\t: fpu\n")
+    assert cpu_info(info) == ("Test CPU", frozenset({"fpu", "avx2", "avx512_bf16"}))
+    assert cpu_info(tmp_path / "missing") == ("?", frozenset())

@@ -95,18 +95,10 @@ def _machine() -> dict[str, Any]:
     import torch
 
     from cosmicai.engine import available_cpus
+    from cosmicai.procstats import ISA_OF_INTEREST, cpu_info
 
-    model, flags = "?", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model == "?":
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    # The instruction sets that decide which precision can be fast here.
-    isa = sorted(flags & {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8"})
+    model, flags = cpu_info()
+    isa = sorted(flags & ISA_OF_INTEREST)
     return {"cpu_model": model, "cpu_isa": isa, "cpus_available": available_cpus(), "platform": platform.platform(),
             "torch": torch.__version__, "load_avg_start": round(os.getloadavg()[0], 2)}
 

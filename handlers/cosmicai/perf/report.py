@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from cosmicai.perf.worker_path import REFERENCE
+from cosmicai.procstats import NATIVE_BF16
 
 ACCURACY_LIMIT = 2e-3
 TARGET_RATIO = 2.5
@@ -147,7 +148,7 @@ def findings(results: dict[str, Any]) -> list[str]:
                        f"{fastest['max_abs_dz_vs_fp32']:.1e} from fp32: {'within' if ok else 'outside'} the {ACCURACY_LIMIT:g} limit, "
                        f"so it {'counts' if ok else 'is not recommended'}.")
     bf16 = [r for r in one if r["runner"] == "bf16"]
-    if bf16 and "avx512_bf16" not in isa and "amx_bf16" not in isa:
+    if bf16 and not isa & NATIVE_BF16:
         out.append(f"- bf16 runs at {bf16[0]['ratio_vs_reference']:.2f}x the reference here: this CPU has no AVX-512 BF16 or AMX, so "
                    "oneDNN emulates it. On CPUs that have them, bf16 is the fast accurate mode (REFERENCE section 5: 393 objects/s).")
     scaling = (results.get("worker_path") or {}).get("thread_scaling") or {}

@@ -1,6 +1,6 @@
 """Helpers of the acceptance suite: unique data prefixes, shard uploads, executions, summaries.
 
-Everything goes through the deployed stack (`deployed_stack` outputs) with plain boto3
+Everything goes through the deployed stack (`deployed_stack` outputs) with boto3 clients from localstack-client
 against the session's LocalStack; each test writes under its own prefix so tests stay
 independent inside one stack.
 """
@@ -15,17 +15,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 from botocore.config import Config
+from localstack_client.session import Session
 
 from cosmicai.shards import Shard, shard_to_bytes
 from itfixtures.pipeline import wait_execution
 
 
 def client(service: str) -> Any:
-    """A boto3 client for the session's LocalStack (AWS_ENDPOINT_URL set by the fixture)."""
+    """A boto3 client for the session's LocalStack (localstack-client reads the fixture's AWS_ENDPOINT_URL)."""
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        raise RuntimeError("AWS_ENDPOINT_URL is not set: use these helpers under the `localstack` fixture")
     cfg = Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=32)
-    return boto3.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1", config=cfg)
+    return Session(aws_access_key_id="test", aws_secret_access_key="test").client(service, config=cfg)
 
 
 @dataclass
