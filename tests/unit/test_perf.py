@@ -10,7 +10,7 @@ import pytest
 
 from cosmicai.commands.bench_system import apply_stack_env
 from cosmicai.commands.costs import CostsCommandError, projection_for, stack_defaults
-from cosmicai.perf.end_to_end import EndToEndError, overhead
+from cosmicai.perf.end_to_end import EndToEndError, local_cold_start, overhead
 from cosmicai.perf.projection import projection_grid, recommend, shard_objects
 from cosmicai.perf.report import render, targets, write_report
 from cosmicai.perf.worker_path import thread_scaling
@@ -121,3 +121,13 @@ def test_stack_env_fills_bench_and_costs_options(tmp_path: Path) -> None:
     near = projection_for(str(results), "x86_64", 3008, 1000)
     assert (near["memory_mb"], near["shard_mb"], near["kind"]) == (3538, 25, "projection")
     assert projection_for(str(tmp_path / "absent.json"), "x86_64", 3008, 1000) is None
+
+
+def test_local_cold_start_says_when_every_worker_was_warm() -> None:
+    cold = {"runs": [{"per_worker": [{"cold_start": True, "init_seconds": 0.3, "seconds": 5.0},
+                                     {"cold_start": False, "init_seconds": 0.0, "seconds": 2.0}]}]}
+    assert local_cold_start(cold, None) == {
+        "local_cloud": "1 cold workers: handler import 0.30 s mean; cold worker wall 5.0 s mean (engine build + its shard)"}
+    warm = {"runs": [{"per_worker": [{"cold_start": False, "init_seconds": 0.0, "seconds": 2.0}]}]}
+    assert "still warm" in local_cold_start(warm, None)["local_cloud"]
+    assert local_cold_start({}, None) == {"local_cloud_not_measured": "no cold worker in the end-to-end runs"}

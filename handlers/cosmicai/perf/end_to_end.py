@@ -145,6 +145,8 @@ def local_cold_start(e2e: dict[str, Any], infer_log_group: str | None) -> dict[s
         out["local_cloud"] = (f"{len(cold)} cold workers: handler import {sum(first) / len(first):.2f} s mean; "
                               f"cold worker wall {sum(float(w.get('seconds') or 0) for w in cold) / len(cold):.1f} s mean "
                               "(engine build + its shard)")
+    elif e2e.get("runs"):
+        out["local_cloud"] = "no cold worker in these runs (execution environments still warm from an earlier run)"
     if infer_log_group:
         import boto3
 
@@ -155,7 +157,7 @@ def local_cold_start(e2e: dict[str, Any], infer_log_group: str | None) -> dict[s
         if inits:
             out["local_cloud_report_init_ms"] = {"n": len(inits), "mean": round(sum(inits) / len(inits), 1), "max": round(max(inits), 1)}
             out["local_cloud"] = (out.get("local_cloud", "") + f"; REPORT Init Duration mean {sum(inits) / len(inits):.0f} ms "
-                                  f"over {len(inits)} cold starts").lstrip("; ")
+                                  f"over {len(inits)} cold starts in the log group").lstrip("; ")
     if not out:
         out["local_cloud_not_measured"] = "no cold worker in the end-to-end runs"
     return out
