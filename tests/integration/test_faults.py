@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 from safetensors.numpy import save
 
-from itfixtures.acceptance import Area, assert_accounting, client, new_area, shard_bytes, start, wait
+from cosmicai.shards import shard_to_bytes
+from itfixtures.acceptance import Area, assert_accounting, client, new_area, start, wait
 from tests.conftest import build_shard
 
 N = 8  # objects per shard: small, so the run is about orchestration, not compute
@@ -45,7 +46,7 @@ def _arrays(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _corrupt(seed: int) -> bytes:
-    data = bytearray(shard_bytes(build_shard(N, seed=seed, id_start=seed * 1000)))
+    data = bytearray(shard_to_bytes(build_shard(N, seed=seed, id_start=seed * 1000)))
     data[12:60] = bytes(range(200, 248))  # garbles the JSON header: a damaged file
     return bytes(data)
 
@@ -73,7 +74,7 @@ def _empty() -> bytes:
 
 
 def _good(seed: int) -> bytes:
-    return shard_bytes(build_shard(N, seed=seed, id_start=seed * 1000))
+    return shard_to_bytes(build_shard(N, seed=seed, id_start=seed * 1000))
 
 
 # name -> (bytes, object count, expected error code or None if it must succeed)

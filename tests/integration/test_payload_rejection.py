@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from itfixtures.acceptance import Area, client, history_states, new_area, shard_bytes, start, wait
+from cosmicai.shards import shard_to_bytes
+from itfixtures.acceptance import Area, client, history_states, new_area, start, wait
 from tests.conftest import build_shard
 
 
@@ -20,7 +21,7 @@ from tests.conftest import build_shard
 def area(deployed_stack: dict[str, Any]) -> Area:
     """An input with one valid shard, a prefix with no shards, and a fresh output."""
     a = new_area(deployed_stack, "reject")
-    a.put("part-00000.safetensors", shard_bytes(build_shard(4, seed=3)))
+    a.put("part-00000.safetensors", shard_to_bytes(build_shard(4, seed=3)))
     client("s3").put_object(Bucket=a.data_bucket, Key=f"shards/acc-{a.tag}-noshards/README.txt", Body=b"not a shard")
     return a
 

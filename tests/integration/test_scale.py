@@ -13,7 +13,8 @@ import os
 import time
 from typing import Any
 
-from itfixtures.acceptance import assert_accounting, client, new_area, shard_bytes, start, wait
+from cosmicai.shards import shard_to_bytes
+from itfixtures.acceptance import assert_accounting, client, new_area, start, wait
 from tests.conftest import build_shard
 
 SHARDS = 1200
@@ -26,7 +27,7 @@ def test_1200_shards_every_object_accounted_for(deployed_stack: dict[str, Any]) 
     area = new_area(deployed_stack, "scale")
     t0 = time.monotonic()
     names = [f"part-{i:05d}.safetensors" for i in range(SHARDS)]
-    area.put_many((n, shard_bytes(build_shard(PER_SHARD, seed=i, id_start=i * PER_SHARD))) for i, n in enumerate(names))
+    area.put_many((n, shard_to_bytes(build_shard(PER_SHARD, seed=i, id_start=i * PER_SHARD))) for i, n in enumerate(names))
     uploaded = time.monotonic() - t0
 
     t1 = time.monotonic()

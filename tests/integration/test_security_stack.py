@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from itfixtures.acceptance import client, new_area, shard_bytes, start, wait
+from cosmicai.shards import shard_to_bytes
+from itfixtures.acceptance import client, new_area, start, wait
 from tests.conftest import build_shard
 
 # Services whose actions AWS does not scope to resources: "*" is the only possible resource.
@@ -86,7 +87,7 @@ def test_payload_naming_a_script_runs_nothing_from_it(deployed_stack: dict[str, 
     area = new_area(deployed_stack, "script")
     marker = Path(tempfile.gettempdir()) / f"cosmicai-pwned-{uuid.uuid4().hex[:8]}"
     evil = f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n".encode()
-    area.put("part-00000.safetensors", shard_bytes(build_shard(4, seed=5)))
+    area.put("part-00000.safetensors", shard_to_bytes(build_shard(4, seed=5)))
     area.put("evil.py", evil)
     payload = {
         "data_bucket": area.data_bucket, "data_prefix": area.input_prefix, "bucket": area.results_bucket,

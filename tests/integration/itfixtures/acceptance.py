@@ -18,7 +18,6 @@ from typing import Any
 from botocore.config import Config
 from localstack_client.session import Session
 
-from cosmicai.shards import Shard, shard_to_bytes
 from itfixtures.pipeline import wait_execution
 
 
@@ -139,11 +138,6 @@ def history_states(arn: str) -> list[str]:
     """Names of the states the execution entered, in order."""
     events = client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)["events"]
     return [ev["stateEnteredEventDetails"]["name"] for ev in events if ev["type"].endswith("StateEntered")]
-
-
-def shard_bytes(shard: Shard) -> bytes:
-    """The safetensors bytes of a shard."""
-    return shard_to_bytes(shard)
 
 
 def assert_accounting(summary: dict[str, Any], expected_objects: int, planned_keys: list[str]) -> None:
