@@ -127,7 +127,7 @@ def test_local_cold_start_says_when_every_worker_was_warm() -> None:
     cold = {"runs": [{"per_worker": [{"cold_start": True, "init_seconds": 0.3, "seconds": 5.0},
                                      {"cold_start": False, "init_seconds": 0.0, "seconds": 2.0}]}]}
     assert local_cold_start(cold, None) == {
-        "local_cloud": "1 cold workers: handler import 0.30 s mean; cold worker wall 5.0 s mean (engine build + its shard)"}
+        "local_cloud": "1 cold workers: init (imports + weights) 0.30 s mean; cold worker wall 5.0 s mean (engine fold + its shard)"}
     warm = {"runs": [{"per_worker": [{"cold_start": False, "init_seconds": 0.0, "seconds": 2.0}]}]}
     assert "still warm" in local_cold_start(warm, None)["local_cloud"]
     assert local_cold_start({}, None) == {"local_cloud_not_measured": "no cold worker in the end-to-end runs"}

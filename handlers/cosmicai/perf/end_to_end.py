@@ -142,9 +142,9 @@ def local_cold_start(e2e: dict[str, Any], infer_log_group: str | None) -> dict[s
     out: dict[str, Any] = {}
     if cold:
         first = [float(w.get("init_seconds") or 0) for w in cold]
-        out["local_cloud"] = (f"{len(cold)} cold workers: handler import {sum(first) / len(first):.2f} s mean; "
+        out["local_cloud"] = (f"{len(cold)} cold workers: init (imports + weights) {sum(first) / len(first):.2f} s mean; "
                               f"cold worker wall {sum(float(w.get('seconds') or 0) for w in cold) / len(cold):.1f} s mean "
-                              "(engine build + its shard)")
+                              "(engine fold + its shard)")
     elif e2e.get("runs"):
         out["local_cloud"] = "no cold worker in these runs (execution environments still warm from an earlier run)"
     if infer_log_group:

@@ -227,7 +227,8 @@ def render(results: dict[str, Any], plots: list[str] | None = None) -> str:
     lines += ["", "## Cold start", ""]
     for p in cs.get("probe", []):
         lines.append(f"- Image-equivalent init ({p['precision']}, fresh interpreter: import handler, build engine, first prediction): "
-                     f"{p['first_prediction_s']:.2f} s (import {p['import_s']:.2f} s, engine {p['engine_s']:.2f} s; "
+                     f"{p['first_prediction_s']:.2f} s (handler import with weights, Lambda's INIT phase, {p['import_s']:.2f} s; "
+                     f"engine {p['engine_s']:.2f} s; "
                      f"{p['process_wall_s']:.2f} s with interpreter start), peak RSS {p['peak_rss_mb']:.0f} MiB.")
     lc = cs.get("local_cloud")
     if lc:
