@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import resource
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ ISA_OF_INTEREST = frozenset({"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf
 NATIVE_BF16 = frozenset({"avx512_bf16", "amx_bf16"})
 
 
+@functools.cache
 def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, frozenset[str]]:
     """(model name, flags) of the first CPU in /proc/cpuinfo; ("?", empty) where there is none."""
     model, flags = "?", frozenset()

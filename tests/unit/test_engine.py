@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cosmicai.engine import Engine, available_cpus, cgroup_cpu_limit, plain_eager_predict
+from cosmicai.engine import Engine, available_cpus, cgroup_cpu_limit, int8_weight_max, plain_eager_predict
 from cosmicai.model import AstroMAE
 
 
@@ -68,3 +68,15 @@ def test_bf16_warns_where_the_cpu_would_emulate_it(model_and_inputs, monkeypatch
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Engine(model, precision="bf16", threads=1)
+
+
+def test_int8_keeps_7_bit_weights_without_vnni_and_stays_accurate(model_and_inputs, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without AVX-512 VNNI fbgemm's int16 pair sums would saturate on 8-bit weights.
+    model, images, mags = model_and_inputs
+    monkeypatch.setattr("cosmicai.engine.cpu_info", lambda: ("AVX2 CPU", frozenset({"avx2", "fma"})))
+    assert int8_weight_max() == 63
+    want = plain_eager_predict(model, images, mags)
+    got = Engine(model, precision="int8", threads=1).predict(images, mags)
+    assert np.abs(got - want).max() < 2e-3 * max(1.0, float(np.abs(want).max()))
+    monkeypatch.setattr("cosmicai.engine.cpu_info", lambda: ("VNNI CPU", frozenset({"avx512f", "avx512_vnni"})))
+    assert int8_weight_max() == 127
