@@ -3,9 +3,9 @@
 `Engine` runs a *folded* copy of the model built from its weights (the model itself
 is left untouched): BatchNorm folded into the convolutions, the 1x1 convolutions that
 share an input merged into one, the first conv moved behind its average pool (both
-are linear), patch embedding as one matmul, channels-last convolutions, GELU fused
-into its Linear where oneDNN offers it, and micro-batches small enough to stay in
-cache. Opt-in precisions change only the transformer blocks' four Linear layers, which
+are linear), patch embedding as one matmul, channels-last convolutions, Linear layers
+through oneDNN with their ReLU/GELU fused where it offers them, and micro-batches small
+enough to stay in cache. Opt-in precisions change only the transformer blocks' four Linear layers, which
 hold ~85% of the arithmetic: `bf16` (bfloat16 weights and activations, fp32 residual
 stream) or `int8` (dynamically quantized, per-channel weights). Everything else stays
 fp32 because it is cheap and precision-sensitive: magnitudes near 18 are only 0.06 apart
