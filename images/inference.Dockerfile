@@ -27,8 +27,11 @@ COPY requirements.txt install.sh prune.sh /ctx/
 RUN STRIP="${STRIP}" PRECOMPILE="${PRECOMPILE}" WHEEL_SOURCE="${WHEEL_SOURCE}" PIP_INDEX_URL="${PIP_INDEX_URL}" \
     TORCH_INDEX_URL="${TORCH_INDEX_URL}" sh /ctx/install.sh deps /ctx
 COPY app/ /ctx/app/
+# The smoke import loads the weights as Lambda's INIT phase will (the handler loads them at import).
+COPY weights/astromae.safetensors /ctx/weights/astromae.safetensors
 RUN PRECOMPILE="${PRECOMPILE}" sh /ctx/install.sh app /ctx \
- && /opt/venv/bin/python -c "import cosmicai.handlers.infer, torch, awslambdaric, pyarrow.parquet"
+ && COSMICAI_WEIGHTS=/ctx/weights/astromae.safetensors \
+    /opt/venv/bin/python -c "import cosmicai.handlers.infer, torch, awslambdaric, pyarrow.parquet"
 
 FROM ${RUNTIME_IMAGE}
 # Lambda runs images on a read-only filesystem as an arbitrary uid: no writes outside /tmp.
