@@ -148,11 +148,9 @@ def local_cold_start(e2e: dict[str, Any], infer_log_group: str | None) -> dict[s
     elif e2e.get("runs"):
         out["local_cloud"] = "no cold worker in these runs (execution environments still warm from an earlier run)"
     if infer_log_group:
-        import boto3
-
         from cosmicai.lambda_logs import dedupe, fetch_report_lines
 
-        reports = dedupe(fetch_report_lines(boto3.client("logs"), infer_log_group))
+        reports = dedupe(fetch_report_lines(aws_client("logs"), infer_log_group))
         inits = [r.init_duration_ms for r in reports if r.init_duration_ms]
         if inits:
             out["local_cloud_report_init_ms"] = {"n": len(inits), "mean": round(sum(inits) / len(inits), 1), "max": round(max(inits), 1)}

@@ -147,10 +147,10 @@ def findings(results: dict[str, Any]) -> list[str]:
                        f"({fastest['ratio_vs_reference']:.2f}x at batch {fastest['batch_size']}); its predictions are "
                        f"{fastest['max_abs_dz_vs_fp32']:.1e} from fp32: {'within' if ok else 'outside'} the {ACCURACY_LIMIT:g} limit, "
                        f"so it {'counts' if ok else 'is not recommended'}.")
-    bf16 = [r for r in one if r["runner"] == "bf16"]
-    if bf16 and not isa & NATIVE_BF16:
-        out.append(f"- bf16 runs at {bf16[0]['ratio_vs_reference']:.2f}x the reference here: this CPU has no AVX-512 BF16 or AMX, so "
-                   "oneDNN emulates it. On CPUs that have them, bf16 is the fast accurate mode (REFERENCE section 5: 393 objects/s).")
+            if mode == "bf16" and not isa & NATIVE_BF16:
+                out.append(f"- bf16 runs at {runs[0]['ratio_vs_reference']:.2f}x the reference here: this CPU has no AVX-512 BF16 or "
+                           "AMX, so oneDNN emulates it. On CPUs that have them, bf16 is the fast accurate mode (REFERENCE section 5: "
+                           "393 objects/s).")
     scaling = (results.get("worker_path") or {}).get("thread_scaling") or {}
     eff = (scaling.get("fp32") or {}).get("efficiency_t2")
     if eff is not None:
