@@ -125,6 +125,14 @@ run "iam_is_least_privilege" {
     try(s.Sid, "") == "ReadPlan" && s.Action == ["s3:GetObject"] && s.Resource == ["arn:aws:s3:::mock-bucket/runs/*"]])
     error_message = "the state machine may only read (the plan) below the results prefix"
   }
+
+  assert {
+    condition = anytrue([for s in jsondecode(output.iam_policies.state_machine).Statement :
+      s.Action == ["states:DescribeExecution", "states:StopExecution"] &&
+      contains(s.Resource, "arn:aws:states:us-east-1:123456789012:execution:cosmicai-pipeline/*")
+    ])
+    error_message = "the state machine must reach the Distributed Map's child executions (execution:<name>/<label>:<id>)"
+  }
 }
 
 run "functions_and_state_machine" {

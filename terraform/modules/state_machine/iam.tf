@@ -7,8 +7,10 @@ locals {
   arn_prefix = "arn:${data.aws_partition.current.partition}:states:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
   # Built from the name, not the resource, so the role can exist before the machine.
   state_machine_arn = "${local.arn_prefix}:stateMachine:${var.name}"
-  execution_arns    = "${local.arn_prefix}:execution:${var.name}:*"
-  map_run_arns      = "${local.arn_prefix}:mapRun:${var.name}/*"
+  # The run's own executions are execution:<name>:<id>; the Distributed Map's child
+  # executions are execution:<name>/<map run label>:<id> (AWS's Distributed Map IAM guidance).
+  execution_arns = ["${local.arn_prefix}:execution:${var.name}:*", "${local.arn_prefix}:execution:${var.name}/*"]
+  map_run_arns   = "${local.arn_prefix}:mapRun:${var.name}/*"
 
   assume_role_policy = jsonencode({
     Version = "2012-10-17"
@@ -38,7 +40,7 @@ locals {
       Sid      = "DistributedMapExecutions"
       Effect   = "Allow"
       Action   = ["states:DescribeExecution", "states:StopExecution"]
-      Resource = [local.execution_arns]
+      Resource = local.execution_arns
     },
     {
       Sid      = "DistributedMapRuns"
