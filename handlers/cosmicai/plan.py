@@ -13,7 +13,7 @@ import math
 import posixpath
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from cosmicai.payload import MAX_WORKERS, PayloadError, RunPayload
@@ -49,19 +49,22 @@ def shard_name(key: str, prefix: str) -> str:
     return stem.replace("/", "__")
 
 
-def list_shards(s3: Any, bucket: str, prefix: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """Shard objects under the prefix in key order, and the keys of other objects ignored."""
-    shards, other = [], []
+def list_shards(s3: Any, bucket: str, prefix: str) -> tuple[list[dict[str, Any]], list[str], bool]:
+    """Shard objects under the prefix in key order, the keys of other objects ignored, and
+    whether the prefix holds a manifest (known from the listing: see runstore.object_exists)."""
+    shards, other, has_manifest = [], [], False
     for obj in list_objects(s3, bucket, prefix):
         key = obj["Key"]
         if key.endswith("/"):
             continue
         if key.lower().endswith(SHARD_SUFFIXES):
             shards.append({"key": key, "bytes": int(obj["Size"])})
+        elif key == prefix + MANIFEST_NAME:
+            has_manifest = True
         elif posixpath.basename(key) != MANIFEST_NAME:
             other.append(key)
     shards.sort(key=lambda s: s["key"])
-    return shards, other
+    return shards, other, has_manifest
 
 
 def unique_names(keys: Sequence[str], prefix: str) -> list[str]:
@@ -76,12 +79,9 @@ def unique_names(keys: Sequence[str], prefix: str) -> list[str]:
     ]
 
 
-def read_manifest(s3: Any, bucket: str, prefix: str) -> dict[str, dict[str, Any]] | None:
-    """Entries of `<prefix>manifest.json` by full key, or None if there is no manifest."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=prefix + MANIFEST_NAME)["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        return None
+def read_manifest(s3: Any, bucket: str, prefix: str) -> dict[str, dict[str, Any]]:
+    """Entries of `<prefix>manifest.json` by full key; PlanError names what is wrong with it."""
+    body = s3.get_object(Bucket=bucket, Key=prefix + MANIFEST_NAME)["Body"].read()
     where = f"s3://{bucket}/{prefix}{MANIFEST_NAME}"
     try:
         doc = json.loads(body)
@@ -97,26 +97,37 @@ def read_manifest(s3: Any, bucket: str, prefix: str) -> dict[str, dict[str, Any]
     return entries
 
 
-def probe_count(s3: Any, bucket: str, key: str) -> tuple[int | None, str | None]:
-    """Object count from the shard's header (ranged GET); (None, error code) if unreadable."""
+def probe_count(s3: Any, bucket: str, key: str, size: int) -> tuple[int | None, str | None]:
+    """Object count from the shard's header (ranged GET); (None, error code) if it cannot be read.
+
+    Never raises for one object: whatever its size or bytes, a shard is planned and its worker
+    fails it with the full named error (an empty object: a ranged GET answers 416 InvalidRange;
+    an archived one 403 InvalidObjectState; a foreign KMS key 403 AccessDenied).
+    """
+    from botocore.exceptions import ClientError
+
     from cosmicai.shards import HEADER_PROBE_BYTES, ShardError, ShardHeaderIncompleteError, read_shard_header
 
+    if size == 0:
+        return None, "empty"
     want = HEADER_PROBE_BYTES
     for _ in range(2):
-        data = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{want - 1}")["Body"].read()
+        try:
+            data = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{want - 1}")["Body"].read()
+        except ClientError:
+            return None, "unreadable"
         try:
             return read_shard_header(data, key).count, None
         except ShardHeaderIncompleteError as exc:
             want = exc.needed
         except ShardError as exc:
-            # Planned anyway: its worker fails it with the full named error.
             return None, exc.code
     return None, "unreadable"
 
 
 def collect_shards(s3: Any, bucket: str, prefix: str, max_shards: int | None = None) -> tuple[list[ShardInfo], list[str]]:
     """Shards to process with counts, plus warnings (ignored objects, manifest mismatches)."""
-    listed, other = list_shards(s3, bucket, prefix)
+    listed, other, has_manifest = list_shards(s3, bucket, prefix)
     warnings = []
     if other:
         warnings.append(f"{len(other)} non-shard object(s) under the input ignored, e.g. {other[0]}")
@@ -124,7 +135,12 @@ def collect_shards(s3: Any, bucket: str, prefix: str, max_shards: int | None = N
         warnings.append(f"max_shards={max_shards}: using the first {max_shards} of {len(listed)} shards")
         listed = listed[:max_shards]
     names = unique_names([s["key"] for s in listed], prefix)
-    manifest = read_manifest(s3, bucket, prefix)
+    manifest = None
+    if has_manifest:
+        try:
+            manifest = read_manifest(s3, bucket, prefix)
+        except PlanError as exc:  # a bad manifest costs a header probe per shard, not the run
+            warnings.append(f"{exc}; counting shards from their headers instead")
     counts: list[tuple[int | None, str | None]]
     if manifest is not None:
         counts = [(manifest[s["key"]]["count"], None) if s["key"] in manifest else (None, None) for s in listed]
@@ -133,7 +149,7 @@ def collect_shards(s3: Any, bucket: str, prefix: str, max_shards: int | None = N
             warnings.append(f"{len(missing)} shard(s) not in {MANIFEST_NAME}, counted by their workers, e.g. {missing[0]}")
     else:
         with ThreadPoolExecutor(PROBE_THREADS) as pool:
-            counts = list(pool.map(lambda s: probe_count(s3, bucket, s["key"]), listed))
+            counts = list(pool.map(lambda s: probe_count(s3, bucket, s["key"], s["bytes"]), listed))
     shards = [
         ShardInfo(key=s["key"], name=n, bytes=s["bytes"], count=c, header_error=err)
         for s, n, (c, err) in zip(listed, names, counts)
@@ -199,19 +215,25 @@ def check_locations(payload: RunPayload) -> None:
         raise PayloadError("output", f"{payload.output} overlaps the input {payload.input}; use a separate prefix")
 
 
-def shard_info_dict(s: ShardInfo) -> dict[str, Any]:
-    """JSON-ready form of a ShardInfo."""
-    return asdict(s)
+def _require_location(s3: Any, bucket: str, prefix: str, field: str) -> None:
+    """The bucket exists and the role may list the prefix: one ListObjectsV2 under it.
 
-
-def _require_bucket(s3: Any, bucket: str, field: str) -> None:
+    Not HeadBucket: AWS authorizes it as s3:ListBucket without an s3:prefix, which a role whose
+    ListBucket grant is prefix-conditioned (ours) is refused.
+    """
     from botocore.exceptions import ClientError
 
     try:
-        s3.head_bucket(Bucket=bucket)
+        s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "?")
-        raise PayloadError(field, f"bucket {bucket!r} does not exist or is not accessible ({code})") from None
+        where = f"s3://{bucket}/{prefix}"
+        if code in ("NoSuchBucket", "404"):
+            raise PayloadError(field, f"bucket {bucket!r} does not exist ({code})") from None
+        if code in ("AccessDenied", "403"):
+            raise PayloadError(field, f"{where} is not accessible to the function's role ({code}); the stack "
+                               "grants only its data and results prefixes (`make outputs`: data_uri, results_uri)") from None
+        raise PayloadError(field, f"{where} cannot be listed ({code})") from None
 
 
 def prepare_run(s3: Any, payload: RunPayload, started_at: float) -> dict[str, Any]:
@@ -219,23 +241,20 @@ def prepare_run(s3: Any, payload: RunPayload, started_at: float) -> dict[str, An
 
     Raises PayloadError for missing buckets, an empty input or overlapping locations.
     """
-    from cosmicai.runstore import PLAN_FILE, RUN_FILE, RunLocation, get_json, put_json
+    from cosmicai.runstore import PLAN_FILE, RUN_FILE, RunLocation, get_json_if_exists, put_json
 
     payload = payload.with_run_id()
     check_locations(payload)
     ib, ip = payload.input_location
     ob, op = payload.output_location
-    _require_bucket(s3, ib, "input")
-    _require_bucket(s3, ob, "output")
+    _require_location(s3, ib, ip, "input")
+    _require_location(s3, ob, op, "output")
     shards, warnings = collect_shards(s3, ib, ip, payload.max_shards)
     if not shards:
         raise PayloadError("input", f"no shards ({', '.join(SHARD_SUFFIXES)}) under {payload.input}")
     warnings = list(payload.warnings) + warnings
     loc = RunLocation(ob, op)
-    try:
-        previous = get_json(s3, ob, loc.key(RUN_FILE)).get("run_id")
-    except s3.exceptions.NoSuchKey:
-        previous = None
+    previous = (get_json_if_exists(s3, ob, loc.key(RUN_FILE)) or {}).get("run_id")
     if previous and previous != payload.run_id:
         warnings.append(f"output already held run {previous}; files of the same names are overwritten")
     bad_headers = [s for s in shards if s.header_error]

@@ -15,7 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from cosmicai.runstore import PLAN_FILE, RUN_FILE, SUMMARY_FILE, WORKERS_DIR, RunLocation, get_json, list_objects
+from cosmicai.runstore import (
+    PLAN_FILE,
+    RUN_FILE,
+    SUMMARY_FILE,
+    WORKERS_DIR,
+    RunLocation,
+    get_json,
+    get_json_if_exists,
+    list_objects,
+)
 
 READ_THREADS = 16
 CATALOG_FILE = "catalog.parquet"
@@ -51,10 +60,9 @@ def fetch_run(s3: Any, loc: RunLocation, run_dir: Path, run_id: str | None = Non
     stale files of earlier runs under the same prefix never enter the local catalog.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        summary = get_json(s3, loc.bucket, loc.key(SUMMARY_FILE))
-    except s3.exceptions.NoSuchKey as exc:
-        raise ReportError(f"{loc.uri}{SUMMARY_FILE} does not exist (the run did not reach Summarize)") from exc
+    summary = get_json_if_exists(s3, loc.bucket, loc.key(SUMMARY_FILE))
+    if summary is None:
+        raise ReportError(f"{loc.uri}{SUMMARY_FILE} does not exist (the run did not reach Summarize)")
     if run_id is not None and summary.get("run_id") != run_id:
         raise ReportError(f"{loc.uri}{SUMMARY_FILE} belongs to run {summary.get('run_id')}, not {run_id} "
                           "(the run did not reach Summarize)")
@@ -62,11 +70,9 @@ def fetch_run(s3: Any, loc: RunLocation, run_dir: Path, run_id: str | None = Non
     run_id = summary.get("run_id")
     docs: dict[str, Any] = {}
     for name in (RUN_FILE, PLAN_FILE):
-        try:
-            docs[name] = get_json(s3, loc.bucket, loc.key(name))
+        docs[name] = get_json_if_exists(s3, loc.bucket, loc.key(name))
+        if docs[name] is not None:
             _save_json(run_dir / name, docs[name])
-        except s3.exceptions.NoSuchKey:
-            docs[name] = None
     plan = docs[PLAN_FILE] or []
     keys = [o["Key"] for o in list_objects(s3, loc.bucket, loc.key(WORKERS_DIR)) if o["Key"].endswith(".json")]
     with ThreadPoolExecutor(READ_THREADS) as pool:

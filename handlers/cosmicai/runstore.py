@@ -84,6 +84,22 @@ def get_json(s3: Any, bucket: str, key: str) -> Any:
         raise RunStoreError(f"s3://{bucket}/{key}: not valid JSON ({exc})") from exc
 
 
+def object_exists(s3: Any, bucket: str, key: str) -> bool:
+    """Whether `key` exists, learned by listing `Prefix=key` (the key itself sorts first).
+
+    Not by GET/HEAD: AWS answers those with 403 AccessDenied, not 404, for a missing key when the
+    caller lacks an unconditional s3:ListBucket on the bucket, which our roles do (their ListBucket
+    is conditioned on s3:prefix). A listing under the run's prefix is what such a role may do.
+    """
+    page = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    return any(o["Key"] == key for o in page.get("Contents", []))
+
+
+def get_json_if_exists(s3: Any, bucket: str, key: str) -> Any | None:
+    """`get_json` of an optional object; None when it does not exist (see object_exists)."""
+    return get_json(s3, bucket, key) if object_exists(s3, bucket, key) else None
+
+
 def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
     """Every object under `prefix` (paginated: any number of keys), as ListObjectsV2 entries."""
     paginator = s3.get_paginator("list_objects_v2")

@@ -24,6 +24,7 @@ from cosmicai.runstore import (
     RunLocation,
     RunStoreError,
     get_json,
+    get_json_if_exists,
     list_objects,
     put_json,
 )
@@ -231,11 +232,10 @@ def _cost(perf: dict[str, Any], items: int, shards: int, predicted: int, arch: s
 def summarize_run(s3: Any, loc: RunLocation, run_id: str | None = None, map_error: dict[str, Any] | None = None,
                   now: float | None = None) -> dict[str, Any]:
     """Build and write `<output>/summary.json`; returns the summary document."""
-    try:
-        run = get_json(s3, loc.bucket, loc.key(RUN_FILE))
-        plan = get_json(s3, loc.bucket, loc.key(PLAN_FILE))
-    except s3.exceptions.NoSuchKey as exc:
-        raise SummaryError(f"{loc.uri}: no {RUN_FILE}/{PLAN_FILE}; did Init run?") from exc
+    run = get_json_if_exists(s3, loc.bucket, loc.key(RUN_FILE))
+    plan = get_json_if_exists(s3, loc.bucket, loc.key(PLAN_FILE))
+    if run is None or plan is None:
+        raise SummaryError(f"{loc.uri}: no {RUN_FILE}/{PLAN_FILE}; did Init run?")
     if run_id is not None and run.get("run_id") != run_id:
         raise SummaryError(f"{loc.uri}{RUN_FILE} belongs to run {run.get('run_id')}, not {run_id}")
     run_id = run["run_id"]

@@ -93,21 +93,44 @@ def cpus_seen() -> int:
             return os.cpu_count() or 1
 
 
-def _download(s3: Any, bucket: str, key: str) -> tuple[bytes | None, float, str | None]:
-    """(bytes, seconds, error message); errors are returned so one shard fails alone."""
+# S3 errors worth the state machine's retry; any other client error is this shard's own problem
+# (missing, forbidden, archived, foreign KMS key...) and fails it alone with its code.
+TRANSIENT_S3_CODES = frozenset({
+    "SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "Throttling", "ThrottlingException",
+    "InternalError", "ServiceUnavailable", "500", "503",
+})
+# Peak memory per shard is about three copies of its bytes (the next shard prefetching, this
+# shard's bytes, its decoded arrays) above the handler's init RSS, 382 MiB measured
+# (bench/REPORT.md); 512 MiB keeps a margin for activations and the catalog.
+BASE_MEMORY_MB = 512
+DEFAULT_MEMORY_MB = 1769
+
+
+def max_shard_bytes(memory_mb: int | None) -> int:
+    """The largest shard a worker with `memory_mb` downloads; larger ones fail as `too_large`."""
+    usable = max((memory_mb or DEFAULT_MEMORY_MB) - BASE_MEMORY_MB, 64)
+    return usable * 1024 * 1024 // 3
+
+
+def _download(s3: Any, bucket: str, shard: PlannedShard, max_bytes: int) -> tuple[bytes | None, float, tuple[str, str] | None]:
+    """(bytes, seconds, (error code, message)); errors are returned so one shard fails alone."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    where = f"s3://{bucket}/{shard.key}"
+    if shard.bytes > max_bytes:
+        return None, 0.0, ("too_large", f"{where}: {shard.bytes:,} bytes, over the {max_bytes:,} this worker's memory "
+                           "holds; split it with `cosmicai partition` (or raise infer_memory_mb)")
     t0 = time.perf_counter()
     try:
-        data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        data = s3.get_object(Bucket=bucket, Key=shard.key)["Body"].read()
         return data, time.perf_counter() - t0, None
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "?")
-        if code in ("NoSuchKey", "404", "AccessDenied", "403"):
-            return None, time.perf_counter() - t0, f"s3://{bucket}/{key}: {code}"
-        raise TransientStorageError(f"s3://{bucket}/{key}: {code} after retries") from exc
+        if code in TRANSIENT_S3_CODES:
+            raise TransientStorageError(f"{where}: {code} after retries") from exc
+        return None, time.perf_counter() - t0, ("unreadable", f"{where}: {code}")
     except BotoCoreError as exc:
-        raise TransientStorageError(f"s3://{bucket}/{key}: {exc}") from exc
+        raise TransientStorageError(f"{where}: {exc}") from exc
 
 
 def run_item(
@@ -132,17 +155,21 @@ def run_item(
     engine_seconds = time.perf_counter() - t0
     totals = {"download": 0.0, "compute": 0.0, "upload": 0.0}
     results: list[dict[str, Any]] = []
+    max_bytes = max_shard_bytes((context or {}).get("memory_mb"))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
-        nxt: Future | None = pool.submit(_download, s3, item.input_bucket, item.shards[0].key)
+        nxt: Future | None = pool.submit(_download, s3, item.input_bucket, item.shards[0], max_bytes)
         for i, planned in enumerate(item.shards):
+            assert nxt is not None
             data, dl_s, dl_err = nxt.result()
-            nxt = pool.submit(_download, s3, item.input_bucket, item.shards[i + 1].key) if i + 1 < len(item.shards) else None
+            more = i + 1 < len(item.shards)
+            nxt = pool.submit(_download, s3, item.input_bucket, item.shards[i + 1], max_bytes) if more else None
             totals["download"] += dl_s
             entry: dict[str, Any] = {"key": planned.key, "name": planned.name, "download_s": round(dl_s, 4)}
             if data is None:
-                entry |= {"status": "failed", "error": "unreadable", "message": dl_err, "objects": planned.count or 0}
+                code, message = dl_err or ("unreadable", planned.key)
+                entry |= {"status": "failed", "error": code, "message": message, "objects": planned.count or 0}
                 results.append(entry)
-                log(_LOG, logging.WARNING, "shard download failed", shard=planned.key, error=dl_err, **ctx)
+                log(_LOG, logging.WARNING, "shard download failed", shard=planned.key, error=message, **ctx)
                 continue
             try:
                 shard = read_shard(data, name=f"s3://{item.input_bucket}/{planned.key}")

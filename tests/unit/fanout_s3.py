@@ -1,7 +1,10 @@
 """An in-memory S3 double for the fan-out unit tests (the integration tests use LocalStack).
 
-Implements exactly the calls the fan-out makes: put/get (with Range)/head_bucket and the
-list_objects_v2 paginator with 1,000-key pages, raising botocore ClientErrors like S3.
+Implements exactly the calls the fan-out makes: put/get (with Range)/head_bucket, list_objects_v2
+and its paginator with 1,000-key pages, raising botocore ClientErrors like S3. With
+`list_prefixes` it answers as AWS answers one of our function roles, whose s3:ListBucket is
+conditioned on s3:prefix: HeadBucket and listings outside those prefixes are 403 AccessDenied,
+and so is a GET/HEAD of a missing key (AWS answers 404 only to callers allowed ListBucket).
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ class MemoryS3:
     class exceptions:  # noqa: N801 - mirrors the boto3 client attribute
         NoSuchKey = _NoSuchKey
 
-    def __init__(self, *buckets: str) -> None:
+    def __init__(self, *buckets: str, list_prefixes: tuple[str, ...] | None = None) -> None:
         self.buckets: dict[str, dict[str, bytes]] = {b: {} for b in buckets}
+        # None: an administrator (404 for missing keys); else the s3:prefix values ListBucket allows
+        self.list_prefixes = list_prefixes
         self.calls: list[str] = []
         self.clock = 1_000_000.0  # seconds; advanced by tests to age objects
         self.modified: dict[tuple[str, str], float] = {}
@@ -42,9 +47,27 @@ class MemoryS3:
             raise _error("NoSuchBucket", op)
         return self.buckets[name]
 
+    def _may_list(self, prefix: str | None) -> bool:
+        if self.list_prefixes is None:
+            return True
+        return prefix is not None and any(prefix.startswith(p) for p in self.list_prefixes)
+
+    def _missing(self, op: str, code: str) -> ClientError:
+        return _error(code if self._may_list(None) else "AccessDenied", op)
+
     def head_bucket(self, Bucket: str) -> dict[str, Any]:
         self._bucket(Bucket, "HeadBucket")
+        if not self._may_list(None):  # HeadBucket is s3:ListBucket with no s3:prefix
+            raise _error("AccessDenied", "HeadBucket")
         return {}
+
+    def list_objects_v2(self, Bucket: str, Prefix: str = "", MaxKeys: int = 1000) -> dict[str, Any]:
+        self.calls.append("list")
+        bucket = self._bucket(Bucket, "ListObjectsV2")
+        if not self._may_list(Prefix):
+            raise _error("AccessDenied", "ListObjectsV2")
+        keys = sorted(k for k in bucket if k.startswith(Prefix))[:MaxKeys]
+        return {"Contents": [self._meta(Bucket, k) for k in keys]} if keys else {"KeyCount": 0}
 
     def put_object(self, Bucket: str, Key: str, Body: bytes, **_: Any) -> dict[str, Any]:
         self.calls.append(f"put {Key}")
@@ -60,15 +83,17 @@ class MemoryS3:
     def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
         self.calls.append(f"head {Key}")
         if Key not in self._bucket(Bucket, "HeadObject"):
-            raise _error("404", "HeadObject")
+            raise self._missing("HeadObject", "404")
         return self._meta(Bucket, Key)
 
     def get_object(self, Bucket: str, Key: str, Range: str | None = None) -> dict[str, Any]:
         self.calls.append(f"get {Key}" + (f" {Range}" if Range else ""))
         data = self._bucket(Bucket, "GetObject").get(Key)
         if data is None:
-            raise _error("NoSuchKey", "GetObject")
+            raise self._missing("GetObject", "NoSuchKey")
         if Range:
+            if not data:  # S3 refuses any range of an empty object
+                raise _error("InvalidRange", "GetObject")
             start, end = Range.removeprefix("bytes=").split("-")
             data = data[int(start): int(end) + 1]
         return {"Body": io.BytesIO(data)}
@@ -79,7 +104,10 @@ class MemoryS3:
 
         class _Paginator:
             def paginate(self, Bucket: str, Prefix: str = "") -> Any:
-                keys = sorted(k for k in s3._bucket(Bucket, "ListObjectsV2") if k.startswith(Prefix))
+                bucket = s3._bucket(Bucket, "ListObjectsV2")
+                if not s3._may_list(Prefix):
+                    raise _error("AccessDenied", "ListObjectsV2")
+                keys = sorted(k for k in bucket if k.startswith(Prefix))
                 for i in range(0, max(len(keys), 1), s3.PAGE):
                     s3.calls.append("list")
                     page = keys[i: i + s3.PAGE]

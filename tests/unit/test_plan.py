@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+from botocore.exceptions import ClientError
 from fanout_s3 import MemoryS3
 
 from cosmicai.payload import PayloadError, RunPayload
@@ -54,8 +55,13 @@ def test_names_keep_suffix_only_on_clash() -> None:
     assert unique_names(keys, "in/") == ["a", "sub__b", "c.pt", "c.npz"]
 
 
+# What the Init role may list, as the stack grants it: its data and results prefixes (s3:prefix
+# conditions). The double then answers as AWS answers that role (403 where AWS sends 403).
+ROLE_PREFIXES = ("in/", "empty/", "r", "out/")
+
+
 def _store(n_shards: int, per_shard: int = 2, prefix: str = "in/") -> MemoryS3:
-    s3 = MemoryS3("data-bucket", "out-bucket")
+    s3 = MemoryS3("data-bucket", "out-bucket", list_prefixes=ROLE_PREFIXES)
     for i in range(n_shards):
         s3.buckets["data-bucket"][f"{prefix}part-{i:05d}.safetensors"] = shard_to_bytes(
             build_shard(per_shard, seed=i, id_start=i * per_shard)
@@ -95,11 +101,77 @@ def test_manifest_counts_are_used_without_header_reads() -> None:
     assert not warnings  # the manifest itself is not a "non-shard object"
 
 
-def test_bad_manifest_is_a_named_error() -> None:
-    s3 = _store(1)
+def test_bad_manifest_is_a_named_warning_and_headers_count_instead() -> None:
+    """One bad object (here the manifest) must not fail the run: it is named, then bypassed."""
+    s3 = _store(2)
     s3.buckets["data-bucket"]["in/manifest.json"] = b'{"shards": 3}'
-    with pytest.raises(PlanError, match="manifest.json"):
-        collect_shards(s3, "data-bucket", "in/")
+    shards, warnings = collect_shards(s3, "data-bucket", "in/")
+    assert [s.count for s in shards] == [2, 2]
+    assert any("manifest.json" in w and "headers" in w for w in warnings), warnings
+
+
+def test_no_manifest_is_learned_from_the_listing_not_a_get() -> None:
+    """AWS answers a GET of a missing key with 403 to a role without unconditional ListBucket."""
+    s3 = _store(2)
+    shards, _ = collect_shards(s3, "data-bucket", "in/")
+    assert [s.count for s in shards] == [2, 2]
+    assert not [c for c in s3.calls if "manifest" in c]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [(b"", "empty"), (b"\x00" * 64, None), (b"PK\x03\x04" + b"\x00" * 10, None), (b"{" * 70_000, None)],
+)
+def test_any_object_bytes_are_planned_never_raised(body: bytes, code: str | None) -> None:
+    s3 = _store(2)
+    s3.buckets["data-bucket"]["in/part-00000.safetensors"] = body
+    shards, _ = collect_shards(s3, "data-bucket", "in/")
+    assert len(shards) == 2 and shards[0].count is None  # counted (or failed, named) by its worker
+    assert code is None or shards[0].header_error == code
+    assert shards[1].count == 2
+
+
+def test_a_shard_s3_refuses_to_read_is_planned_with_its_error() -> None:
+    """An archived object (InvalidObjectState) or a foreign KMS key (AccessDenied) on one shard."""
+    s3 = _store(3)
+    real_get = s3.get_object
+
+    def get_object(Bucket: str, Key: str, Range: str | None = None):
+        if Key.endswith("00001.safetensors"):
+            raise ClientError({"Error": {"Code": "InvalidObjectState", "Message": "archived"}}, "GetObject")
+        return real_get(Bucket=Bucket, Key=Key, Range=Range)
+
+    s3.get_object = get_object  # type: ignore[method-assign]
+    shards, _ = collect_shards(s3, "data-bucket", "in/")
+    assert [s.count for s in shards] == [2, None, 2] and shards[1].header_error == "unreadable"
+
+
+def test_init_needs_no_unconditional_list_bucket() -> None:
+    """HeadBucket is s3:ListBucket without s3:prefix, which our prefix-conditioned roles are refused."""
+    s3 = _store(2)
+    with pytest.raises(ClientError):
+        s3.head_bucket(Bucket="data-bucket")  # the double answers as AWS does
+    payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r9/", "run_id": "r9"})
+    assert prepare_run(s3, payload, started_at=0.0)["shards"] == 2
+    assert json.loads(s3.buckets["out-bucket"]["r9/run.json"])["run_id"] == "r9"
+
+
+def test_previous_run_is_found_by_listing_under_the_role() -> None:
+    s3 = _store(1)
+    for run_id in ("r1", "r2"):
+        payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "run_id": run_id})
+        prepare_run(s3, payload, started_at=0.0)
+    run = json.loads(s3.buckets["out-bucket"]["r/run.json"])
+    assert any("already held run r1" in w for w in run["warnings"]), run["warnings"]
+
+
+def test_location_outside_the_role_is_a_named_payload_error() -> None:
+    s3 = _store(1)
+    s3.buckets["data-bucket"]["elsewhere/part-0.safetensors"] = s3.buckets["data-bucket"]["in/part-00000.safetensors"]
+    payload = RunPayload.parse({"input": "s3://data-bucket/elsewhere/", "output": "s3://out-bucket/r/"})
+    with pytest.raises(PayloadError) as info:
+        prepare_run(s3, payload, started_at=0.0)
+    assert info.value.field == "input" and "not accessible to the function's role" in info.value.problem
 
 
 def test_prepare_run_writes_plan_and_run_and_returns_small_data() -> None:

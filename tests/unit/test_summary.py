@@ -14,7 +14,7 @@ from cosmicai.payload import RunPayload
 from cosmicai.plan import prepare_run
 from cosmicai.runstore import RunLocation
 from cosmicai.shards import shard_to_bytes
-from cosmicai.summary import MISSING, account, parse_cause, summarize_run
+from cosmicai.summary import MISSING, SummaryError, account, parse_cause, summarize_run
 from cosmicai.worker import WorkItem, failure_report, run_item
 from tests.conftest import build_shard
 
@@ -65,7 +65,8 @@ class _TinyEngine:
 
 @pytest.fixture
 def run_store() -> MemoryS3:
-    s3 = MemoryS3("data-bucket", "out-bucket")
+    # answered as AWS answers the stack's roles (prefix-conditioned ListBucket: 403 for absent keys)
+    s3 = MemoryS3("data-bucket", "out-bucket", list_prefixes=("in/", "r"))
     for i in range(7):
         s3.buckets["data-bucket"][f"in/s{i}.safetensors"] = shard_to_bytes(build_shard(6 + i, seed=i, id_start=100 * i))
     s3.buckets["data-bucket"]["in/s3.safetensors"] = s3.buckets["data-bucket"]["in/s3.safetensors"][:-500]  # truncated
@@ -131,3 +132,26 @@ def test_rerun_overwrites_and_stale_reports_are_ignored(run_store: MemoryS3) -> 
     assert {f["error"] for f in summary["shards"]["failures"]} == {MISSING}
     assert any("other runs" in w for w in summary["warnings"])
     assert summary["metrics"] is None
+
+
+def test_summary_without_init_is_a_named_error_under_the_role(run_store: MemoryS3) -> None:
+    """The role gets 403 (not NoSuchKey) for the absent run.json; still SummaryError, not a raw ClientError."""
+    with pytest.raises(SummaryError, match="did Init run"):
+        summarize_run(run_store, RunLocation("out-bucket", "r-never/"))
+
+
+def test_worker_fails_alone_what_s3_refuses_or_what_is_too_large(run_store: MemoryS3) -> None:
+    from cosmicai.worker import max_shard_bytes
+
+    big = {"key": "in/s0.safetensors", "name": "s0", "bytes": max_shard_bytes(1769) + 1, "count": 6}
+    gone = {"key": "in/gone.safetensors", "name": "gone", "bytes": 10, "count": 3}
+    ok = {"key": "in/s1.safetensors", "name": "s1", "bytes": 10, "count": 7}
+    item = WorkItem.parse({"item_id": "item-00000", "run_id": "r", "input_bucket": "data-bucket",
+                           "output": "s3://out-bucket/r/", "batch_size": 64, "precision": "fp32",
+                           "shards": [big, gone, ok]})
+    report = run_item(item, run_store, lambda: _TinyEngine(), cold_start=False, init_seconds=0.0,
+                      context={"memory_mb": 1769})
+    assert report["status"] == "partial" and report["objects"] == 7
+    by_key = {r["key"]: r for r in report["shards"]}
+    assert by_key["in/s0.safetensors"]["error"] == "too_large" and "cosmicai partition" in by_key["in/s0.safetensors"]["message"]
+    assert by_key["in/gone.safetensors"]["error"] == "unreadable" and "AccessDenied" in by_key["in/gone.safetensors"]["message"]
