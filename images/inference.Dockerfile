@@ -19,6 +19,7 @@ RUN if [ "${STRIP}" = 1 ] && ! command -v strip >/dev/null; then \
     fi
 ARG WHEEL_SOURCE=index
 ARG PIP_INDEX_URL=https://pypi.org/simple
+# The PyTorch CPU index; requirements.txt pins torch==<version>+cpu, which only it offers.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG PRECOMPILE=1
 # Dependencies first: this layer stays cached while only cosmicai changes.
@@ -31,7 +32,8 @@ COPY app/ /ctx/app/
 COPY weights/astromae.safetensors /ctx/weights/astromae.safetensors
 RUN PRECOMPILE="${PRECOMPILE}" sh /ctx/install.sh app /ctx \
  && COSMICAI_WEIGHTS=/ctx/weights/astromae.safetensors \
-    /opt/venv/bin/python -c "import cosmicai.handlers.infer, torch, awslambdaric, pyarrow.parquet"
+    /opt/venv/bin/python -c "import cosmicai.handlers.infer, torch, awslambdaric, pyarrow.parquet; \
+assert torch.version.cuda is None, 'torch ' + torch.__version__ + ' is a CUDA build: the image needs the CPU one'"
 
 FROM ${RUNTIME_IMAGE}
 # Lambda runs images on a read-only filesystem as an arbitrary uid: no writes outside /tmp.

@@ -7,7 +7,9 @@
 #   install.sh app <context dir>   the cosmicai wheel (pure Python) unpacked into
 #       /opt/cosmicai/site, which a .pth file of the venv puts on sys.path.
 # WHEEL_SOURCE=wheelhouse: only <context>/wheels (offline). WHEEL_SOURCE=index:
-# PIP_INDEX_URL plus TORCH_INDEX_URL (the PyTorch CPU index) as an extra index.
+# PIP_INDEX_URL plus TORCH_INDEX_URL (the PyTorch CPU index) as an extra index; the
+# requirements pin torch with its +cpu local version, which PyPI's CUDA build does not
+# carry, so the extra index cannot lead pip to the CUDA wheels.
 # STRIP=1 (default) strips the installed shared libraries (needs binutils' strip).
 # PRECOMPILE=1 (default) writes .pyc files: Lambda's file system is read-only, so
 # without them every cold start compiles every imported module.

@@ -2,7 +2,14 @@
 # State per target lives in $(STATE_DIR)/terraform/<target>/ (ignored).
 
 TARGET ?= local
-AWS_REGION ?= us-east-1
+# The region is resolved by scripts/deploy/regions.py: AWS_REGION, then AWS_DEFAULT_REGION,
+# then the profile's region (`aws configure get region`); only the local cloud falls back
+# to us-east-1 (TARGET=aws without a region stops). Make passes none of its own: an
+# AWS_REGION given here (`make deploy AWS_REGION=eu-west-1`) reaches it as an environment
+# variable. Recipes that talk to LocalStack directly (bench) get the local region here.
+ifeq ($(TARGET),local)
+AWS_REGION ?= $(or $(AWS_DEFAULT_REGION),us-east-1)
+endif
 LOCALSTACK_HOST ?= 127.0.0.1
 LOCALSTACK_PORT ?= 4566
 TF_PLUGIN_MIRROR ?= /opt/tf-plugins
@@ -17,7 +24,7 @@ TOOLS_VENV ?= .venv-tools
 # The mirror is opt-in: used only when the folder exists (the registry otherwise).
 TF_MIRROR_ARG := $(if $(wildcard $(TF_PLUGIN_MIRROR)),--plugin-mirror $(TF_PLUGIN_MIRROR),)
 # The executor mode decides whether a local deploy needs real images.
-DEPLOY := PYTHONPATH=scripts COSMICAI_EXECUTOR_MODE=$(or $(LOCALSTACK_EXECUTOR),process) $(PY) -m deploy.stack --target $(TARGET) --region $(AWS_REGION) \
+DEPLOY := PYTHONPATH=scripts COSMICAI_EXECUTOR_MODE=$(or $(LOCALSTACK_EXECUTOR),process) $(PY) -m deploy.stack --target $(TARGET) \
   --endpoint=$(if $(filter local,$(TARGET)),http://$(LOCALSTACK_HOST):$(LOCALSTACK_PORT),) \
   --state-dir $(STATE_DIR) --terraform $(TERRAFORM) --make $(MAKE) $(TF_MIRROR_ARG) \
   $(if $(TFVARS),--var-file $(TFVARS),)
@@ -26,7 +33,12 @@ TF_CHECK_DIR := $(abspath $(STATE_DIR))/terraform/check
 TF_CHECK_ENV := TF_DATA_DIR=$(TF_CHECK_DIR)/.terraform TF_IN_AUTOMATION=1 \
   $(if $(wildcard $(TF_PLUGIN_MIRROR)),TF_CLI_CONFIG_FILE=$(abspath $(STATE_DIR))/terraform/cli.tfrc,-u TF_CLI_CONFIG_FILE)
 
-.PHONY: deploy plan destroy invoke outputs logs tf-config tf-check scan
+.PHONY: preflight deploy plan destroy invoke outputs logs tf-config tf-check scan
+
+# Read-only: every check prints PASS/WARN/FAIL with a fix; exit 1 on any FAIL.
+preflight: setup ## Check what `make deploy TARGET=...` needs (credentials, region, Docker, base image, wheels, quotas); show the plan and idle cost. Changes nothing
+	$(DEPLOY) preflight --base-image $(BASE_IMAGE) $(if $(RUNTIME_IMAGE),--runtime-image $(RUNTIME_IMAGE)) \
+	  --wheel-source $(WHEEL_SOURCE)
 
 deploy: setup $(if $(filter local,$(TARGET)),localstack-up) ## Deploy the stack (TARGET=local|aws): ECR, images, functions, state machine
 	$(DEPLOY) deploy
@@ -34,7 +46,9 @@ deploy: setup $(if $(filter local,$(TARGET)),localstack-up) ## Deploy the stack 
 plan: setup ## Show what `make deploy` would change (TARGET=local|aws)
 	$(DEPLOY) plan
 
-destroy: setup ## Remove everything `make deploy` created for TARGET
+# The stack's ECR repositories are emptied first (their images are build outputs that
+# `make deploy` pushes again); buckets holding data are kept unless force_destroy = true.
+destroy: setup ## Remove everything `make deploy` created for TARGET (empties the stack's ECR repositories first)
 	$(DEPLOY) destroy
 
 outputs: setup ## Print the Terraform outputs of TARGET as JSON

@@ -56,15 +56,24 @@ def local_image_uris(repository_urls: dict[str, str], refs: dict[str, str]) -> d
     return {name: f"{repository_urls[name].split('/', 1)[0]}/{refs[name]}" for name in IMAGE_NAMES}
 
 
-def build_images(make: str, root: Path) -> None:
+def images_command(make: str, root: Path, target: str, architecture: str) -> list[str]:
+    """`make images` for a target: its default base (python:3.11-slim for aws) and the
+    functions' architecture as the docker --platform. A BASE_IMAGE the user gave make
+    still wins: command-line variables reach this sub-make through MAKEFLAGS."""
+    return [make, "-C", str(root), "images", f"TARGET={target}", f"ARCHITECTURE={architecture}"]
+
+
+def build_images(make: str, root: Path, target: str = "local", architecture: str = "x86_64") -> None:
     """Build both images with the project's own target (`make images`)."""
-    proc = subprocess.run([make, "-C", str(root), "images"])
+    proc = subprocess.run(images_command(make, root, target, architecture))
     if proc.returncode != 0:
         raise DeployError(f"`make images` failed (exit {proc.returncode}); see its output above")
 
 
-def push_command(make: str, root: Path, repository_urls: dict[str, str]) -> list[str]:
-    """`make images` with the push settings of the images tooling, one repository per image."""
+def push_command(make: str, root: Path, repository_urls: dict[str, str], target: str = "aws",
+                 architecture: str = "x86_64") -> list[str]:
+    """`make images` with the push settings of the images tooling, one repository per image
+    (the same target and architecture as the build, so the same tags)."""
     missing = [name for name in IMAGE_NAMES if name not in repository_urls]
     if missing:
         raise DeployError(f"no ECR repository for image(s) {missing}; got {sorted(repository_urls)}")
@@ -72,11 +81,12 @@ def push_command(make: str, root: Path, repository_urls: dict[str, str]) -> list
     if len(registries) != 1:
         raise DeployError(f"expected one ECR registry, got {sorted(registries)}")
     repos = " ".join(f"--repository {name}={repository_urls[name]}" for name in IMAGE_NAMES)
-    return [make, "-C", str(root), "images", f"IMAGES_PUSH={registries.pop()}", f"IMAGES_ARGS={repos}"]
+    return [*images_command(make, root, target, architecture), f"IMAGES_PUSH={registries.pop()}", f"IMAGES_ARGS={repos}"]
 
 
-def push_images(make: str, root: Path, repository_urls: dict[str, str], env: dict[str, str]) -> None:
+def push_images(make: str, root: Path, repository_urls: dict[str, str], env: dict[str, str],
+                target: str = "aws", architecture: str = "x86_64") -> None:
     """Push the built images (already tagged with their content digests) to their ECR repositories."""
-    proc = subprocess.run(push_command(make, root, repository_urls), env=env)
+    proc = subprocess.run(push_command(make, root, repository_urls, target, architecture), env=env)
     if proc.returncode != 0:
         raise DeployError(f"pushing images failed (exit {proc.returncode}); see its output above")

@@ -13,8 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import tfvars
+from .ecr import empty_repositories, repositories_in_state
 from .errors import DeployError
 from .images import build_images, local_image_uris, local_tags, push_images, read_built_refs, read_built_tags
+from .regions import ResolvedRegion, check_same_region, deployed_region, resolve_region
 from .targets import TARGETS, Target
 from .terraform_cli import TerraformWorkspace
 
@@ -32,8 +35,33 @@ def _workspace(args: argparse.Namespace) -> TerraformWorkspace:
     )
 
 
-def _target(args: argparse.Namespace) -> Target:
-    return Target.from_settings(args.target, args.region, args.endpoint)
+def _region(args: argparse.Namespace, *, deployed_first: bool) -> ResolvedRegion:
+    """The region by deploy.regions' order; with `deployed_first`, the deployed stack's own
+    region when there is one (destroy, invoke and logs act on that stack, wherever it is)."""
+    if deployed_first:
+        deployed = deployed_region(_workspace(args).state_file)
+        if deployed:
+            return ResolvedRegion(deployed, "the deployed stack's Terraform state")
+    return resolve_region(args.target, args.region)
+
+
+def _target(args: argparse.Namespace, *, deployed_first: bool = True) -> Target:
+    """The target; for deploy and plan (deployed_first=False) the region must match the state's."""
+    resolved = _region(args, deployed_first=deployed_first)
+    if not deployed_first:
+        check_same_region(resolved, _workspace(args).state_file, args.target)
+        print(f"{args.cmd}: region {resolved.region} (from {resolved.source})", flush=True)
+    return Target.from_settings(args.target, resolved.region, args.endpoint)
+
+
+def _var_file(args: argparse.Namespace) -> Path:
+    """The tfvars file: --var-file, else terraform/examples/<target>.tfvars."""
+    return Path(args.var_file) if args.var_file else ROOT / "terraform/examples" / f"{args.target}.tfvars"
+
+
+def _architecture(args: argparse.Namespace) -> str:
+    """The functions' `architecture` (the images' docker --platform) from the tfvars."""
+    return tfvars.architecture(tfvars.settings(ROOT, _var_file(args)))
 
 
 def _uses_real_images(target: Target) -> bool:
@@ -43,9 +71,9 @@ def _uses_real_images(target: Target) -> bool:
 
 def _var_args(args: argparse.Namespace, target: Target, tags: dict[str, str]) -> list[str]:
     out: list[str] = []
-    tfvars = Path(args.var_file) if args.var_file else ROOT / "terraform/examples" / f"{target.name}.tfvars"
-    if tfvars.is_file():
-        out.append(f"-var-file={tfvars.resolve()}")
+    var_file = _var_file(args)
+    if var_file.is_file():
+        out.append(f"-var-file={var_file.resolve()}")
     out += [
         f"-var=aws_region={target.region}",
         f"-var=localstack_endpoint={target.endpoint}",
@@ -72,13 +100,13 @@ def _tags(args: argparse.Namespace, target: Target, *, build: bool) -> dict[str,
     if not _uses_real_images(target):
         return local_tags()
     if build:
-        build_images(args.make, ROOT)
+        build_images(args.make, ROOT, target.name, _architecture(args))
     return read_built_tags(ROOT / "build/images.json")
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     """Apply the stack in dependency order; a second run with no change changes nothing."""
-    target = _target(args)
+    target = _target(args, deployed_first=False)
     print(f"deploy: target {target.name}: {target.check_reachable()}", flush=True)
     ws = _workspace(args)
     tags = _tags(args, target, build=True)
@@ -89,7 +117,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         ws.run("apply", "-input=false", "-auto-approve", "-compact-warnings", "-target=module.ecr", *var_args)
         if not target.is_local:
             urls = ws.outputs().get("ecr_repository_urls") or _ecr_urls_from_state(ws)
-            push_images(args.make, ROOT, urls, target.client_environment())
+            push_images(args.make, ROOT, urls, target.client_environment(), target.name, _architecture(args))
+            # The functions must name what was pushed (the push re-runs `make images`).
+            var_args = _var_args(args, target, read_built_tags(ROOT / "build/images.json"))
     ws.run("apply", "-input=false", "-auto-approve", "-compact-warnings", *var_args, *_local_image_uri_args(ws, target))
     outputs = ws.outputs()
     print(json.dumps({k: outputs.get(k) for k in ("state_machine_arn", "data_uri", "results_uri")}, indent=2))
@@ -112,7 +142,7 @@ def _ecr_urls_from_state(ws: TerraformWorkspace) -> dict[str, str]:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """Show what a deploy would change; with --detailed-exitcode 0 = none, 2 = changes."""
-    target = _target(args)
+    target = _target(args, deployed_first=False)
     target.check_reachable()
     ws = _workspace(args)
     ws.init()
@@ -126,12 +156,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_destroy(args: argparse.Namespace) -> int:
     """Destroy everything the target's state holds."""
-    target = _target(args)
     ws = _workspace(args)
     if not ws.state_file.exists():
-        print(f"destroy: nothing deployed for target {target.name} ({ws.state_file} absent)")
+        print(f"destroy: nothing deployed for target {args.target} ({ws.state_file} absent)")
         return 0
+    target = _target(args)
     print(f"destroy: target {target.name}: {target.check_reachable()}", flush=True)
+    # ECR refuses to delete repositories that hold images: empty the stack's own first.
+    repos = repositories_in_state(ws.state_file)
+    if repos:
+        empty_repositories(target.client("ecr"), repos)
     ws.init()
     # Image tags do not matter for destroy; any valid value will do.
     tags = {"inference": "destroy", "orchestration": "destroy"}
@@ -166,10 +200,47 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return subprocess.run(command, env=env).returncode
 
 
+def _plan_json(args: argparse.Namespace, target: Target) -> list[str]:
+    """`terraform plan -json` lines for what a deploy would do (read-only: no lock, no plan file)."""
+    ws = _workspace(args)
+    ws.init()
+    try:
+        tags = _tags(args, target, build=False)
+    except DeployError:
+        tags = {"inference": "preflight", "orchestration": "preflight"}  # nothing built yet: any valid tag
+    var_args = [*_var_args(args, target, tags), *_local_image_uri_args(ws, target)]
+    proc = ws.run("plan", "-input=false", "-lock=false", "-json", *var_args, check=False, capture=True)
+    lines = proc.stdout.splitlines()
+    if proc.returncode != 0:
+        errors = [json.loads(line).get("@message", "") for line in lines
+                  if line.startswith("{") and json.loads(line).get("@level") == "error"]
+        raise DeployError("terraform plan failed: " + ("; ".join(errors) or proc.stderr.strip()[-500:]))
+    return lines
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    """Check credentials, region, Docker, base image, wheels and quotas; show the plan and idle cost. Changes nothing."""
+    from . import preflight
+
+    settings = tfvars.settings(ROOT, _var_file(args))
+    runtime = args.runtime_image or (f"{args.base_image}-runtime" if args.base_image.startswith("cosmicai-base:")
+                                     else args.base_image)
+    ctx = preflight.Context(
+        target=args.target, explicit_region=args.region, endpoint=args.endpoint,
+        state_file=_workspace(args).state_file, settings=settings,
+        uses_images=args.target == "aws" or os.environ.get("COSMICAI_EXECUTOR_MODE", "process") == "docker",
+        base_image=args.base_image, runtime_image=runtime, wheel_source=args.wheel_source,
+        make_target=lambda region: Target.from_settings(args.target, region, args.endpoint),
+        plan=lambda target: _plan_json(args, target),
+    )
+    return preflight.main(ctx)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deploy.stack", description=__doc__)
     parser.add_argument("--target", choices=TARGETS, default="local")
-    parser.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    parser.add_argument("--region", default="", help="region; empty: AWS_REGION, AWS_DEFAULT_REGION, the profile's "
+                        "region, and us-east-1 for the local cloud only (deploy.regions)")
     parser.add_argument("--endpoint", default="", help="LocalStack URL for --target local")
     parser.add_argument("--state-dir", default=".state", help="project state folder (terraform state goes to <it>/terraform/<target>)")
     parser.add_argument("--plugin-mirror", default="", help="provider filesystem mirror, used when it exists")
@@ -182,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detailed-exitcode", action="store_true")
     p.set_defaults(run=cmd_plan)
     sub.add_parser("destroy", help=cmd_destroy.__doc__).set_defaults(run=cmd_destroy)
+    p = sub.add_parser("preflight", help=cmd_preflight.__doc__)
+    p.add_argument("--base-image", default="python:3.11-slim", help="BASE_IMAGE make images would use")
+    p.add_argument("--runtime-image", default="", help="RUNTIME_IMAGE (empty: derived from the base as make images does)")
+    p.add_argument("--wheel-source", choices=("wheelhouse", "index"), default="wheelhouse")
+    p.set_defaults(run=cmd_preflight)
     p = sub.add_parser("output", help=cmd_output.__doc__)
     p.add_argument("name", nargs="?")
     p.set_defaults(run=cmd_output)

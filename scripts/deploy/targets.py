@@ -6,6 +6,7 @@ import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import CredentialsError, DeployError, LocalCloudUnreachableError
 
@@ -47,6 +48,19 @@ class Target:
         else:
             env.pop("AWS_ENDPOINT_URL", None)
         return env
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for `service` at this target (LocalStack's endpoint and test keys
+        locally; the standard credential chain on AWS), with standard retries."""
+        import boto3
+        from botocore.config import Config
+
+        # On AWS a leftover AWS_ENDPOINT_URL (a LocalStack shell) must not redirect the client.
+        config = Config(retries={"mode": "standard"}, ignore_configured_endpoint_urls=not self.is_local)
+        kwargs: dict[str, Any] = {"region_name": self.region, "config": config}
+        if self.is_local:
+            kwargs.update(endpoint_url=self.endpoint, aws_access_key_id="test", aws_secret_access_key="test")
+        return boto3.client(service, **kwargs)
 
     def check_reachable(self) -> str:
         """Fail with a clear message unless the target answers; return who we are there."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from deploy.targets import Target  # noqa: E402
 def no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """An environment where the standard credential chain finds nothing (and no IMDS)."""
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                 "AWS_ENDPOINT_URL", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                 "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
                  "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
@@ -42,11 +43,45 @@ def test_make_deploy_aws_stops_before_terraform_without_credentials(
     no_aws_credentials: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A terraform that does not exist proves the refusal comes first.
-    rc = stack.main(["--target", "aws", "--state-dir", str(tmp_path), "--terraform", "/nonexistent/terraform", "deploy"])
+    rc = stack.main(["--target", "aws", "--region", "eu-west-1", "--state-dir", str(tmp_path),
+                     "--terraform", "/nonexistent/terraform", "deploy"])
     assert rc == 2
     err = capsys.readouterr().err
     assert "CredentialsError" in err and "sts get-caller-identity" in err
     assert not (tmp_path / "terraform").exists()
+
+
+def test_make_deploy_aws_stops_before_terraform_without_a_region(
+    no_aws_credentials: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = stack.main(["--target", "aws", "--state-dir", str(tmp_path), "--terraform", "/nonexistent/terraform", "deploy"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "RegionError" in err and "export AWS_REGION=" in err
+    assert not (tmp_path / "terraform").exists()
+
+
+def test_deploy_refuses_a_region_other_than_the_deployed_stacks(
+    no_aws_credentials: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "terraform" / "aws" / "terraform.tfstate"
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"version": 4, "outputs": {"region": {"value": "us-east-1", "type": "string"}}}))
+    rc = stack.main(["--target", "aws", "--region", "eu-west-1", "--state-dir", str(tmp_path),
+                     "--terraform", "/nonexistent/terraform", "deploy"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "deployed in us-east-1" in err and "AWS_REGION=us-east-1" in err and "STATE_DIR" in err
+
+
+def test_commands_on_a_deployed_stack_use_its_region(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path / "terraform" / "local" / "terraform.tfstate"
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"version": 4, "outputs": {"region": {"value": "eu-central-1", "type": "string"}}}))
+    monkeypatch.setenv("AWS_REGION", "us-west-2")
+    args = stack.build_parser().parse_args(["--target", "local", "--endpoint", "http://127.0.0.1:1",
+                                            "--state-dir", str(tmp_path), "output"])
+    assert stack._target(args).region == "eu-central-1"
 
 
 def test_local_target_names_the_missing_localstack() -> None:

@@ -26,9 +26,10 @@ def test_specs_budgets_and_contents():
     assert (inf.repository, orch.repository) == ("cosmicai-inference", "cosmicai-orchestration")
 
 
-def test_requirements_drop_local_versions():
+def test_requirements_keep_the_cpu_local_version():
+    # torch==2.13.0+cpu matches only the CPU build: an index build cannot take PyPI's CUDA torch.
     pins = [Pin("torch", "2.13.0+cpu", "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"), Pin("numpy", "2.4.6", "x.whl")]
-    assert requirements_text(pins) == "torch==2.13.0\nnumpy==2.4.6\n"
+    assert requirements_text(pins) == "torch==2.13.0+cpu\nnumpy==2.4.6\n"
     assert normalise("Typing_Extensions") == "typing-extensions"
 
 
