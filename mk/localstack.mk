@@ -6,6 +6,10 @@ LOCALSTACK_VENV ?= .venv-localstack
 LOCALSTACK_STATE ?= $(STATE_DIR)/localstack
 LOCALSTACK_EXECUTOR ?= process
 LOCALSTACK_LINES ?= 100
+# IAM as AWS enforces it (role calls authorized, S3's 403 for absent keys); ENFORCE_IAM=0 only to debug a policy.
+ENFORCE_IAM ?= 1
+# The account's Lambda concurrency limit the local cloud applies (AWS's default quota).
+LAMBDA_ACCOUNT_CONCURRENCY ?= 1000
 LS_PY := $(LOCALSTACK_VENV)/bin/python
 LAUNCHER = $(LS_PY) -m cosmicai_localstack.launcher --port $(LOCALSTACK_PORT) --state-dir $(LOCALSTACK_STATE)
 
@@ -22,8 +26,9 @@ $(LOCALSTACK_VENV)/.installed: requirements/localstack-constraints.txt scripts/l
 	$(LS_PY) -m pip install -q --disable-pip-version-check --no-deps -e scripts/localstack_ext
 	touch $@
 
-localstack-up: setup localstack-install ## Start the local cloud on LOCALSTACK_PORT (no-op when up); LOCALSTACK_EXECUTOR=process|docker
-	@$(LAUNCHER) up --mode $(LOCALSTACK_EXECUTOR) --project-root $(CURDIR) --function-python $(PY)
+localstack-up: setup localstack-install ## Start the local cloud on LOCALSTACK_PORT (no-op when up); LOCALSTACK_EXECUTOR=process|docker, ENFORCE_IAM=1|0
+	@$(LAUNCHER) up --mode $(LOCALSTACK_EXECUTOR) --project-root $(CURDIR) --function-python $(PY) \
+	  --enforce-iam $(ENFORCE_IAM) --account-concurrency $(LAMBDA_ACCOUNT_CONCURRENCY)
 
 localstack-down: ## Stop the local cloud this Makefile started (and its function processes)
 	@if test -x $(LS_PY); then $(LAUNCHER) down; else echo "localstack not installed"; fi

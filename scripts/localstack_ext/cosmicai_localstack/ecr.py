@@ -7,7 +7,7 @@ with the local Docker engine's tags.
 
 from __future__ import annotations
 
-from localstack.services.plugins import Service, aws_provider
+from localstack.services.plugins import Service
 
 
 class EcrMotoProvider:
@@ -16,9 +16,8 @@ class EcrMotoProvider:
     service = "ecr"
 
 
-@aws_provider(api="ecr")
-def ecr_provider() -> Service:
-    """Build the ECR service with a dispatch table forwarding each operation to moto."""
+def ecr_service() -> Service:
+    """The ECR service with a dispatch table forwarding each operation to moto (plugins.ecr_provider)."""
     from localstack.aws.spec import load_service
     from localstack.services.moto import call_moto
 

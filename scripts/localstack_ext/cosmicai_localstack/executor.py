@@ -16,11 +16,12 @@ from pathlib import Path
 
 from localstack import config
 from localstack.services.lambda_.invocation.lambda_models import FunctionVersion, InvocationResult
-from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
 from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntimeException, RuntimeExecutor
 
 from . import process_env as penv
 from .docker_mode import Container, docker_environ, docker_spec
+from .lambda_format import error_payload
+from .lambda_limits import MAX_SYNC_PAYLOAD_BYTES
 from .sandbox import Sandbox, SandboxSpec
 
 LOG = logging.getLogger(__name__)
@@ -145,6 +146,10 @@ class CosmicaiExecutor(RuntimeExecutor):
             function_arn=payload.get("invoked-function-arn") or self.function_version.qualified_arn,
             trace_id=payload.get("trace-id") or "",
         )
+        if len(out.payload) > MAX_SYNC_PAYLOAD_BYTES:  # Lambda's 6 MB response quota, as AWS reports it
+            message = f"Response payload size exceeded maximum allowed payload size ({MAX_SYNC_PAYLOAD_BYTES} bytes)."
+            return InvocationResult(request_id=out.request_id, payload=error_payload("Function.ResponseSizeTooLarge", message),
+                                    is_error=True, logs=out.logs)
         return InvocationResult(request_id=out.request_id, payload=out.payload, is_error=out.is_error, logs=out.logs)
 
     def get_logs(self) -> str:
@@ -203,12 +208,3 @@ class CosmicaiExecutor(RuntimeExecutor):
             LOG.warning("cosmicai executor: %s", e)
             return False
         return True
-
-
-class CosmicaiExecutorPlugin(RuntimeExecutorPlugin):
-    """Entry point `cosmicai` in `localstack.lambda.runtime_executor`."""
-
-    name = "cosmicai"
-
-    def load(self, *args, **kwargs) -> type[RuntimeExecutor]:
-        return CosmicaiExecutor

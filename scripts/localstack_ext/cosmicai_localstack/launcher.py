@@ -96,8 +96,11 @@ def _port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def localstack_env(instance: Instance, mode: str, project_root: Path, function_python: Path) -> dict[str, str]:
-    """The environment LocalStack runs with: host mode, offline, our executor and ECR."""
+def localstack_env(
+    instance: Instance, mode: str, project_root: Path, function_python: Path,
+    enforce_iam: bool = True, account_concurrency: int | None = None,
+) -> dict[str, str]:
+    """The environment LocalStack runs with: host mode, offline, our executor, ECR and IAM enforcement."""
     state = instance.state_dir.resolve()
     env = dict(os.environ)
     env.update(
@@ -120,17 +123,31 @@ def localstack_env(instance: Instance, mode: str, project_root: Path, function_p
         COSMICAI_EXECUTOR_MODE=mode,
         COSMICAI_PROJECT_ROOT=str(project_root.resolve()),
         COSMICAI_FUNCTION_PYTHON=str(function_python.absolute()),
+        # iam_enforcement: role calls authorized as AWS would (0 only to debug a policy)
+        COSMICAI_ENFORCE_IAM="1" if enforce_iam else "0",
         **{INSTANCE_ENV: str(state)},
     )
+    if account_concurrency is not None:
+        # LocalStack's Lambda applies it like AWS's account limit (TooManyRequestsException beyond it)
+        env["LAMBDA_LIMITS_CONCURRENT_EXECUTIONS"] = str(account_concurrency)
     # A client-side endpoint in the caller's shell must not leak into LocalStack's own clients.
     env.pop("AWS_ENDPOINT_URL", None)
     return env
 
 
-def up(instance: Instance, mode: str, project_root: Path, function_python: Path, wait_s: float) -> str:
+def up(
+    instance: Instance, mode: str, project_root: Path, function_python: Path, wait_s: float,
+    enforce_iam: bool = True, account_concurrency: int | None = None,
+) -> str:
     """Start LocalStack unless this instance already runs; wait until it is healthy."""
     pid = instance.recorded_pid()
     if pid is not None and instance.health():
+        running = iam_enforced(instance)
+        if running is not None and running != enforce_iam:
+            raise LauncherError(
+                f"localstack at {instance.endpoint} runs with IAM enforcement {'on' if running else 'off'}; "
+                f"stop it (make localstack-down) to start it with ENFORCE_IAM={int(enforce_iam)}"
+            )
         return f"localstack already up at {instance.endpoint} (pid {pid})"
     if pid is None and _port_in_use(instance.host, instance.port):
         raise LauncherError(
@@ -146,7 +163,7 @@ def up(instance: Instance, mode: str, project_root: Path, function_python: Path,
         with open(instance.log_file, "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "localstack.runtime.main"],
-                env=localstack_env(instance, mode, project_root, function_python),
+                env=localstack_env(instance, mode, project_root, function_python, enforce_iam, account_concurrency),
                 cwd=instance.state_dir,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -156,7 +173,17 @@ def up(instance: Instance, mode: str, project_root: Path, function_python: Path,
         instance.pid_file.write_text(f"{proc.pid}\n")
         pid = proc.pid
     _wait_healthy(instance, pid, wait_s)
-    return f"localstack up at {instance.endpoint} (pid {pid}, executor {mode}, state {instance.state_dir})"
+    iam = "IAM enforced" if enforce_iam else "IAM NOT enforced"
+    return f"localstack up at {instance.endpoint} (pid {pid}, executor {mode}, {iam}, state {instance.state_dir})"
+
+
+def iam_enforced(instance: Instance) -> bool | None:
+    """Whether the running instance enforces IAM (GET /_cosmicai/iam), None if it cannot say."""
+    try:
+        with urllib.request.urlopen(f"{instance.endpoint}/_cosmicai/iam", timeout=2) as resp:
+            return bool(json.load(resp).get("enforced"))
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
 
 
 def _wait_healthy(instance: Instance, pid: int, wait_s: float) -> None:
@@ -234,7 +261,8 @@ def status(instance: Instance) -> tuple[bool, str]:
     services = ", ".join(
         f"{name}={state}" for name, state in sorted(health.get("services", {}).items()) if state != "disabled"
     )
-    return True, f"localstack up at {instance.endpoint} (pid {pid}); {services}"
+    iam = {True: "IAM enforced", False: "IAM NOT enforced", None: "IAM enforcement unknown"}[iam_enforced(instance)]
+    return True, f"localstack up at {instance.endpoint} (pid {pid}, {iam}); {services}"
 
 
 def tail(instance: Instance, lines: int) -> str:
@@ -254,13 +282,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=EXECUTOR_MODES, default="process", help="Lambda executor mode")
     parser.add_argument("--project-root", type=Path, default=Path.cwd())
     parser.add_argument("--function-python", type=Path, default=Path(".venv/bin/python"))
+    parser.add_argument("--enforce-iam", type=int, choices=(0, 1), default=1,
+                        help="authorize role calls as AWS would (1, default); 0 only to debug a policy")
+    parser.add_argument("--account-concurrency", type=int, default=None,
+                        help="the account's Lambda concurrency limit (AWS's default quota: 1000)")
     parser.add_argument("--wait", type=float, default=90.0, help="seconds to wait for health")
     parser.add_argument("--lines", type=int, default=100, help="log lines for `logs`")
     args = parser.parse_args(argv)
     instance = Instance(port=args.port, state_dir=args.state_dir)
     try:
         if args.action == "up":
-            print(up(instance, args.mode, args.project_root, args.function_python, args.wait))
+            print(up(instance, args.mode, args.project_root, args.function_python, args.wait,
+                     enforce_iam=bool(args.enforce_iam), account_concurrency=args.account_concurrency))
         elif args.action == "down":
             print(down(instance))
         elif args.action == "status":
