@@ -8,6 +8,7 @@ LOCALSTACK_EXECUTOR ?= process
 LOCALSTACK_LINES ?= 100
 # IAM as AWS enforces it (role calls authorized, S3's 403 for absent keys); ENFORCE_IAM=0 only to debug a policy.
 ENFORCE_IAM ?= 1
+export ENFORCE_IAM
 # The account's Lambda concurrency limit the local cloud applies (AWS's default quota).
 LAMBDA_ACCOUNT_CONCURRENCY ?= 1000
 LS_PY := $(LOCALSTACK_VENV)/bin/python

@@ -68,6 +68,8 @@ def localstack() -> Iterator[LocalStack]:
     where = ["--port", str(port), "--state-dir", str(state_dir)]
     started = _launcher(
         "up", *where, "--mode", os.environ.get("COSMICAI_TEST_EXECUTOR", "process"),
+        # the Makefile's opt-out, for debugging a policy only (test_aws_conformance fails without it)
+        "--enforce-iam", os.environ.get("ENFORCE_IAM", "1"),
         "--project-root", str(ROOT), "--function-python", str(PROJECT_PYTHON),
     )
     if started.returncode != 0:
