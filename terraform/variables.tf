@@ -295,9 +295,9 @@ variable "log_retention_days" {
 }
 
 variable "state_machine_log_level" {
-  description = "Step Functions execution-history log level: ALL, ERROR or FATAL."
+  description = "Step Functions execution-history log level: ALL, ERROR or FATAL. ERROR (default) logs failures only; ALL logs every state of every Map child (CloudWatch ingestion grows with the run)."
   type        = string
-  default     = "ALL"
+  default     = "ERROR"
 
   validation {
     condition     = contains(["ALL", "ERROR", "FATAL"], var.state_machine_log_level)

@@ -77,6 +77,11 @@ run "lambda_image_function" {
   }
 
   assert {
+    condition     = aws_iam_role.this.name == "cosmicai-infer-use1-role"
+    error_message = "the role name carries the region code (IAM is global: the same prefix may be deployed in two regions)"
+  }
+
+  assert {
     condition = toset([for s in jsondecode(aws_iam_role_policy.this.policy).Statement : jsonencode([s.Action, s.Resource])]) == toset([
       jsonencode([["logs:CreateLogStream", "logs:PutLogEvents"], ["arn:aws:logs:us-east-1:123456789012:log-group:mock:*"]]),
       jsonencode([["s3:ListBucket"], ["arn:aws:s3:::data"]]),
@@ -173,4 +178,123 @@ run "state_machine_rejects_placeholders" {
   }
 
   expect_failures = [var.definition]
+}
+
+run "lambda_image_role_name_per_region" {
+  command = plan
+
+  module {
+    source = "./modules/lambda_image"
+  }
+
+  override_data {
+    target = data.aws_region.current
+    values = { name = "ap-southeast-2" }
+  }
+
+  variables {
+    function_name        = "abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmno"
+    image_uri            = "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com/cosmicai-inference:abc123"
+    image_command        = ["cosmicai.handlers.infer.handler"]
+    memory_mb            = 1769
+    timeout_s            = 900
+    architecture         = "arm64"
+    reserved_concurrency = -1
+    log_retention_days   = 14
+  }
+
+  assert {
+    condition     = aws_iam_role.this.name == "${var.function_name}-apse2-role" && length(aws_iam_role.this.name) <= 64
+    error_message = "another region gives another role name, and the longest function name still fits IAM's 64 characters"
+  }
+}
+
+run "region_codes" {
+  command = plan
+
+  module {
+    source = "./modules/lambda_image"
+  }
+
+  override_data {
+    target = data.aws_region.current
+    values = { name = "us-gov-west-1" }
+  }
+
+  variables {
+    function_name        = "cosmicai-init"
+    image_uri            = "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com/cosmicai-orchestration:abc123"
+    image_command        = ["cosmicai.handlers.init.handler"]
+    memory_mb            = 512
+    timeout_s            = 300
+    architecture         = "x86_64"
+    reserved_concurrency = -1
+    log_retention_days   = 14
+  }
+
+  assert {
+    condition     = aws_iam_role.this.name == "cosmicai-init-usgw1-role"
+    error_message = "us-gov-west-1 is usgw1"
+  }
+}
+
+run "state_machine_module" {
+  command = apply
+
+  module {
+    source = "./modules/state_machine"
+  }
+
+  variables {
+    name                 = "cosmicai-pipeline"
+    definition           = "{\"StartAt\": \"Init\", \"States\": {\"Init\": {\"Type\": \"Succeed\"}}}"
+    lambda_function_arns = ["arn:aws:lambda:us-east-1:123456789012:function:x"]
+    results_bucket_arn   = "arn:aws:s3:::results"
+    results_prefix       = "runs/"
+    log_retention_days   = 14
+  }
+
+  assert {
+    condition     = aws_iam_role.this.name == "cosmicai-pipeline-use1-role"
+    error_message = "the state machine role name carries the region code"
+  }
+
+  assert {
+    condition = (one(aws_sfn_state_machine.this.logging_configuration).level == "ERROR" &&
+    one(aws_sfn_state_machine.this.logging_configuration).include_execution_data == false)
+    error_message = "execution history is logged at ERROR without execution data by default (ALL logs every Map child)"
+  }
+}
+
+run "state_machine_role_name_per_region" {
+  command = plan
+
+  module {
+    source = "./modules/state_machine"
+  }
+
+  override_data {
+    target = data.aws_region.current
+    values = { name = "eu-west-1" }
+  }
+
+  variables {
+    name                 = "cosmicai-pipeline"
+    definition           = "{\"StartAt\": \"Init\", \"States\": {\"Init\": {\"Type\": \"Succeed\"}}}"
+    lambda_function_arns = ["arn:aws:lambda:eu-west-1:123456789012:function:x"]
+    results_bucket_arn   = "arn:aws:s3:::results"
+    results_prefix       = "runs/"
+    log_retention_days   = 14
+    log_level            = "ALL"
+  }
+
+  assert {
+    condition     = aws_iam_role.this.name == "cosmicai-pipeline-euw1-role"
+    error_message = "eu-west-1 gives another role name than us-east-1"
+  }
+
+  assert {
+    condition     = one(aws_sfn_state_machine.this.logging_configuration).level == "ALL"
+    error_message = "ALL stays available"
+  }
 }

@@ -172,6 +172,36 @@ run "functions_and_state_machine" {
     condition     = output.target == "aws"
     error_message = "an empty localstack_endpoint means AWS"
   }
+
+  assert {
+    condition = (module.init_function.role_name == "cosmicai-init-use1-role" &&
+      module.infer_function.role_name == "cosmicai-infer-use1-role" &&
+    module.summarize_function.role_name == "cosmicai-summarize-use1-role")
+    error_message = "function role names carry the region code"
+  }
+
+  assert {
+    condition     = var.state_machine_log_level == "ERROR"
+    error_message = "the state machine logs at ERROR by default (ALL logs every Distributed Map child)"
+  }
+}
+
+run "same_prefix_in_another_region" {
+  command = plan
+
+  variables {
+    name_prefix = "abcdefghijklmnopqrstuvwx"
+  }
+
+  override_data {
+    target = module.infer_function.data.aws_region.current
+    values = { name = "ap-southeast-1" }
+  }
+
+  assert {
+    condition     = module.infer_function.role_name == "abcdefghijklmnopqrstuvwx-infer-apse1-role"
+    error_message = "the longest name_prefix in another region gives a distinct role name within 64 characters"
+  }
 }
 
 run "localstack_switch" {

@@ -3,8 +3,8 @@ variable "function_name" {
   type        = string
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_-]{1,59}$", var.function_name))
-    error_message = "function_name must be 1-59 letters, digits, '-' or '_' (the role name adds '-role')."
+    condition     = can(regex("^[A-Za-z0-9_-]{1,51}$", var.function_name))
+    error_message = "function_name must be 1-51 letters, digits, '-' or '_' (the role name adds '-<region code>-role', IAM allows 64)."
   }
 }
 

@@ -94,7 +94,7 @@ locals {
 }
 
 resource "aws_iam_role" "this" {
-  name               = "${var.name}-role"
+  name               = local.role_name
   description        = "Role of the ${var.name} state machine: invoke its functions, read its plan, write its results."
   assume_role_policy = local.assume_role_policy
   tags               = var.tags

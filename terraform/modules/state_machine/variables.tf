@@ -3,8 +3,8 @@ variable "name" {
   type        = string
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_-]{1,59}$", var.name))
-    error_message = "name must be 1-59 letters, digits, '-' or '_'."
+    condition     = can(regex("^[A-Za-z0-9_-]{1,51}$", var.name))
+    error_message = "name must be 1-51 letters, digits, '-' or '_' (the role name adds '-<region code>-role', IAM allows 64)."
   }
 }
 
@@ -39,10 +39,13 @@ variable "results_prefix" {
   type        = string
 }
 
+# ERROR by default: at ALL every state of every Distributed Map child is logged (with
+# execution data, each worker's input and output), which at survey scale costs more in
+# CloudWatch ingestion than the Lambda time. Failures are still logged; ALL stays a choice.
 variable "log_level" {
   description = "Execution-history logging level: ALL, ERROR or FATAL."
   type        = string
-  default     = "ALL"
+  default     = "ERROR"
 
   validation {
     condition     = contains(["ALL", "ERROR", "FATAL"], var.log_level)
@@ -51,9 +54,9 @@ variable "log_level" {
 }
 
 variable "include_execution_data" {
-  description = "Include state input/output in execution-history logs."
+  description = "Include state input/output in execution-history logs (payloads, S3 keys: volume and exposure)."
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "log_retention_days" {
