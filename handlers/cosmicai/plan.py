@@ -236,12 +236,34 @@ def _require_location(s3: Any, bucket: str, prefix: str, field: str) -> None:
         raise PayloadError(field, f"{where} cannot be listed ({code})") from None
 
 
-def prepare_run(s3: Any, payload: RunPayload, started_at: float) -> dict[str, Any]:
-    """Validate the locations on S3, plan, write plan.json and run.json; return small data.
+@dataclass(frozen=True)
+class RunPlan:
+    """A planned run before anything is written: the payload (run id fixed), its shards,
+    work items and warnings. Init writes it (prepare_run); `cosmicai invoke --dry-run` prints it."""
 
-    Raises PayloadError for missing buckets, an empty input or overlapping locations.
+    payload: RunPayload
+    shards: list[ShardInfo]
+    items: list[dict[str, Any]]
+    warnings: list[str]
+
+    @property
+    def objects_planned(self) -> int:
+        """Objects of the shards whose count is known (manifest or header)."""
+        return sum(s.count for s in self.shards if s.count is not None)
+
+    @property
+    def shards_without_count(self) -> int:
+        """Shards whose count only their worker will learn (no manifest entry, unreadable header)."""
+        return sum(1 for s in self.shards if s.count is None)
+
+
+def plan_run(s3: Any, payload: RunPayload) -> RunPlan:
+    """Validate the locations on S3 and plan the run; reads only, writes nothing.
+
+    Raises PayloadError for missing buckets, an empty input or overlapping locations, and
+    PlanError for a plan the Map cannot run (too many items, an item over the state limit).
     """
-    from cosmicai.runstore import PLAN_FILE, RUN_FILE, RunLocation, get_json_if_exists, put_json
+    from cosmicai.runstore import RUN_FILE, RunLocation, get_json_if_exists
 
     payload = payload.with_run_id()
     check_locations(payload)
@@ -261,17 +283,30 @@ def prepare_run(s3: Any, payload: RunPayload, started_at: float) -> dict[str, An
     if bad_headers:
         warnings.append(f"{len(bad_headers)} shard(s) with unreadable headers planned anyway, e.g. {bad_headers[0].key}")
     items = plan_work_items(payload, shards)
+    return RunPlan(payload=payload, shards=shards, items=items, warnings=warnings)
+
+
+def prepare_run(s3: Any, payload: RunPayload, started_at: float) -> dict[str, Any]:
+    """Plan the run (plan_run), write plan.json and run.json; return small data.
+
+    Raises PayloadError for missing buckets, an empty input or overlapping locations.
+    """
+    from cosmicai.runstore import PLAN_FILE, RUN_FILE, RunLocation, put_json
+
+    planned = plan_run(s3, payload)
+    payload, items = planned.payload, planned.items
+    ob, op = payload.output_location
+    loc = RunLocation(ob, op)
     put_json(s3, ob, loc.key(PLAN_FILE), items)
-    known = [s.count for s in shards if s.count is not None]
     run_doc = {
         "run_id": payload.run_id,
         "started_at": started_at,
         "payload": payload.model_dump(mode="json", exclude={"warnings"}),
-        "warnings": warnings,
+        "warnings": planned.warnings,
         "items": len(items),
-        "shards": len(shards),
-        "objects_planned": sum(known),
-        "shards_without_count": len(shards) - len(known),
+        "shards": len(planned.shards),
+        "objects_planned": planned.objects_planned,
+        "shards_without_count": planned.shards_without_count,
     }
     put_json(s3, ob, loc.key(RUN_FILE), run_doc)
     return {
@@ -279,8 +314,8 @@ def prepare_run(s3: Any, payload: RunPayload, started_at: float) -> dict[str, An
         "output": payload.output,
         "plan": {"bucket": ob, "key": loc.key(PLAN_FILE)},
         "items": len(items),
-        "shards": len(shards),
-        "objects": sum(known),
+        "shards": len(planned.shards),
+        "objects": planned.objects_planned,
         "max_concurrency": payload.max_concurrency,
-        "warnings": len(warnings),
+        "warnings": len(planned.warnings),
     }
