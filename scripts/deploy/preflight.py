@@ -407,7 +407,7 @@ class Context:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
-def _images_tools() -> tuple[Any, Any, Any]:
+def images_tools() -> tuple[Any, Any, Any]:
     """scripts/images' modules (they import each other as top-level modules)."""
     images_dir = str(ROOT / "scripts" / "images")
     if images_dir not in sys.path:
@@ -438,7 +438,7 @@ def image_checks(ctx: Context) -> list[Check]:
     """Docker, the base image and the wheel source: what `make images` needs on this machine."""
     if not ctx.uses_images:
         return [Check("docker", "SKIP", "the local process executor runs no images (LOCALSTACK_EXECUTOR=docker does)")]
-    build, docker_engine, wheelhouse = _images_tools()
+    build, docker_engine, wheelhouse = images_tools()
     architecture = str(ctx.settings.get("architecture", "x86_64"))
     platform = build.platform_for(architecture)
     docker_check, client = check_docker(lambda: docker_engine.docker_client(timeout=15), platform)
@@ -470,7 +470,7 @@ def cloud_checks(ctx: Context, target: Any) -> list[Check]:
         current = current_reservations(lam, functions)
         checks += check_lambda_concurrency(account, max_concurrency, Reservations(functions), current, f"{prefix}-infer")
     except (BotoCoreError, ClientError) as exc:
-        checks.append(Check("lambda concurrency", "FAIL", f"lambda get-account-settings failed: {exc}",
+        checks.append(Check("lambda concurrency", "FAIL", f"reading the account's Lambda concurrency failed: {exc}",
                             "grant lambda:GetAccountSettings and lambda:GetFunctionConcurrency to the deploying identity"))
     # Service Quotas is an AWS service only; the local cloud gets the documented numbers.
     quota = None if target.is_local else service_quota(target.client("service-quotas"), "states",
@@ -553,7 +553,7 @@ def main(ctx: Context, out: Callable[[str], None] = print) -> int:
 
 def idle_cost_report(ctx: Context, target: Any) -> str:
     """The idle monthly cost section (image sizes from build/images.json, else the budgets)."""
-    _build, _engine, _wheels = _images_tools()
+    _build, _engine, _wheels = images_tools()
     from image_spec import IMAGES  # noqa: PLC0415 - on sys.path through _images_tools
 
     sizes = {name: float(spec.budget_mb) for name, spec in IMAGES.items()}

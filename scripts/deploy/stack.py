@@ -223,8 +223,8 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     from . import preflight
 
     settings = tfvars.settings(ROOT, _var_file(args))
-    runtime = args.runtime_image or (f"{args.base_image}-runtime" if args.base_image.startswith("cosmicai-base:")
-                                     else args.base_image)
+    build = preflight.images_tools()[0]
+    runtime = build.runtime_image_for(args.base_image, args.runtime_image or None)  # as `make images` picks it
     ctx = preflight.Context(
         target=args.target, explicit_region=args.region, endpoint=args.endpoint,
         state_file=_workspace(args).state_file, settings=settings,
