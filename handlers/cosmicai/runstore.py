@@ -1,8 +1,8 @@
 """Where a run's files live in S3 and small helpers to read and write them.
 
 Layout under the payload's output prefix (see README "The fan-out"):
-`run.json`, `plan.json`, `workers/<item_id>.json`, `predictions/<shard name>.parquet`,
-`summary.json`. Keys are deterministic,
+`run.json`, `plan.json`, `workers/<item_id>.json`, `metrics/<item_id>.json` (the item's metric
+partial), `predictions/<shard name>.parquet`, `summary.json`. Keys are deterministic,
 so re-running a run overwrites its files instead of adding new ones.
 """
 
@@ -16,10 +16,16 @@ from typing import Any
 
 RUN_FILE = "run.json"
 PLAN_FILE = "plan.json"
+# the items a resumed execution runs (resume.py); plan.json keeps the whole run
+RESUME_FILE = "resume.json"
 SUMMARY_FILE = "summary.json"
 WORKERS_DIR = "workers/"
 PREDICTIONS_DIR = "predictions/"
 PREDICTION_SUFFIX = ".parquet"
+# Metric partials live in their own folder, not beside the reports in workers/: listings of
+# workers/ count reports (tests and tools rely on one object per item there).
+METRICS_DIR = "metrics/"
+METRICS_SUFFIX = ".json"
 
 
 class RunStoreError(RuntimeError):
@@ -57,6 +63,10 @@ class RunLocation:
     def worker_key(self, item_id: str) -> str:
         """Key of one work item's report."""
         return self.key(f"{WORKERS_DIR}{item_id}.json")
+
+    def metrics_key(self, item_id: str) -> str:
+        """Key of one work item's metric partial (cosmicai.metrics.partials_to_bytes)."""
+        return self.key(f"{METRICS_DIR}{item_id}{METRICS_SUFFIX}")
 
     def prediction_key(self, shard_name: str) -> str:
         """Key of one shard's prediction catalog."""

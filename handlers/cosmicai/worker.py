@@ -3,7 +3,9 @@
 The next shard downloads in a background thread while the current one computes. A
 bad shard fails alone (with its `ShardError.code`); the item's other shards still
 complete. Keys are deterministic (`predictions/<shard name>.parquet`,
-`workers/<item_id>.json`), so a rerun overwrites.
+`metrics/<item_id>.json`, `workers/<item_id>.json`), so a rerun overwrites. The metric
+partial (one section per succeeded shard) is written before the report, so a report of
+this run implies its partial.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,6 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cosmicai.jsonlog import get_logger, log
 from cosmicai.procstats import peak_rss_mb
 from cosmicai.runstore import RunLocation, put_json
+
+if TYPE_CHECKING:
+    from cosmicai.metrics import ShardPartial
 
 _LOG = get_logger("cosmicai.worker")
 
@@ -133,6 +138,25 @@ def _download(s3: Any, bucket: str, shard: PlannedShard, max_bytes: int) -> tupl
         raise TransientStorageError(f"{where}: {exc}") from exc
 
 
+def shard_partial(key: str, z_true: np.ndarray | None, z_pred: np.ndarray) -> ShardPartial:
+    """The metric-partial section of one predicted shard (empty when it has no labels)."""
+    from cosmicai.metrics import MetricPartial, ShardPartial
+
+    partial = MetricPartial.from_pairs(z_true, z_pred) if z_true is not None else MetricPartial()
+    return ShardPartial(key, int(z_pred.size), partial)
+
+
+def write_partials(s3: Any, item: WorkItem, sections: list[ShardPartial]) -> float:
+    """PUT the item's metric partial (`metrics/<item_id>.json`); returns the seconds it took."""
+    from cosmicai.metrics import partials_to_bytes
+
+    t0 = time.perf_counter()
+    loc = item.location
+    body = partials_to_bytes(item.run_id, item.item_id, sections)
+    s3.put_object(Bucket=loc.bucket, Key=loc.metrics_key(item.item_id), Body=body, ContentType="application/json")
+    return time.perf_counter() - t0
+
+
 def run_item(
     item: WorkItem,
     s3: Any,
@@ -155,6 +179,7 @@ def run_item(
     engine_seconds = time.perf_counter() - t0
     totals = {"download": 0.0, "compute": 0.0, "upload": 0.0}
     results: list[dict[str, Any]] = []
+    sections: list[ShardPartial] = []
     max_bytes = max_shard_bytes((context or {}).get("memory_mb"))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
         nxt: Future | None = pool.submit(_download, s3, item.input_bucket, item.shards[0], max_bytes)
@@ -187,6 +212,7 @@ def run_item(
             key = loc.prediction_key(planned.name)
             s3.put_object(Bucket=loc.bucket, Key=key, Body=body, ContentType="application/vnd.apache.parquet")
             upload_s = time.perf_counter() - t2
+            sections.append(shard_partial(planned.key, shard.redshift, z_pred))
             totals["compute"] += compute_s
             totals["upload"] += upload_s
             entry |= {
@@ -200,6 +226,7 @@ def run_item(
             }
             results.append(entry)
             log(_LOG, logging.INFO, "shard done", shard=planned.key, objects=shard.n, compute_s=round(compute_s, 3), **ctx)
+    totals["upload"] += write_partials(s3, item, sections)
     wall = time.perf_counter() - t_start
     ok = [r for r in results if r["status"] == "succeeded"]
     predicted = sum(r["objects"] for r in ok)

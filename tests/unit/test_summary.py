@@ -1,4 +1,4 @@
-"""Summary accounting: every planned shard once, missing results, exact metrics from catalogs."""
+"""Summary accounting: every planned shard once, missing results, metrics merged from partials within their bound."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from cosmicai.payload import RunPayload
 from cosmicai.plan import prepare_run
 from cosmicai.runstore import RunLocation
 from cosmicai.shards import shard_to_bytes
-from cosmicai.summary import MISSING, SummaryError, account, parse_cause, summarize_run
+from cosmicai.summary import MISSING, SummaryError, account, parse_cause, stream_map, summarize_run
 from cosmicai.worker import WorkItem, failure_report, run_item
+from metric_agreement import assert_metrics_agree
 from tests.conftest import build_shard
 
 LOC = RunLocation("out-bucket", "r/")
@@ -102,17 +103,96 @@ def test_full_run_through_worker_and_summary(run_store: MemoryS3) -> None:
     assert failures["in/s5.safetensors"]["error"] == "Sandbox.Timedout"
     assert summary["shards"]["total"] == 7 and summary["shards"]["succeeded"] == 4
 
-    # metrics exactly equal those recomputed from the catalogs
-    tables = [read_catalog(v) for k, v in s3.buckets["out-bucket"].items() if k.startswith("r/predictions/")]
-    assert sum(t.num_rows for t in tables) == objs["predicted"]
-    z_true = np.concatenate([t.column("z_true").to_numpy() for t in tables])
-    z_pred = np.concatenate([t.column("z_pred").to_numpy() for t in tables])
-    assert summary["metrics"] == compute_metrics(z_true, z_pred)
+    # metrics merged from the two partials agree with those recomputed from the catalogs, within the stated bound
+    assert_metrics_agree(summary["metrics"], _exact_from_catalogs(s3))
+    assert sum(read_catalog(v).num_rows for k, v in _catalogs(s3)) == objs["predicted"] == objs["labelled"]
+    src = summary["metrics_source"]
+    assert (src["partials"], src["shards"], src["shards_from_catalogs"]) == (2, 4, 0)
+    assert src["error_bounds"]["delta"] < 1e-6
+    # Summarize read no catalog: its GETs are run, plan, reports and partials
+    assert not [c for c in s3.calls if c.startswith("get r/predictions/")]
 
     perf = summary["performance"]
     assert perf["wall_seconds"] == 10.0 and perf["workers"] == 2 and perf["cold_starts"] == 1
     assert perf["worker_seconds_p50"] is not None
     assert summary["cost"]["usd"] > 0 and summary["cost"]["inputs"]["memory_mb"] == 3008
+
+
+def _catalogs(s3: MemoryS3) -> list[tuple[str, bytes]]:
+    return sorted((k, v) for k, v in s3.buckets["out-bucket"].items() if k.startswith("r/predictions/"))
+
+
+def _exact_from_catalogs(s3: MemoryS3) -> dict:
+    """compute_metrics over every catalog present (what Summarize must agree with)."""
+    tables = [read_catalog(v) for _, v in _catalogs(s3)]
+    z_true = np.concatenate([t.column("z_true").to_numpy() for t in tables])
+    z_pred = np.concatenate([t.column("z_pred").to_numpy() for t in tables])
+    return compute_metrics(z_true, z_pred)
+
+
+def _planned_run(s3: MemoryS3, run_id: str = "run-p") -> list[dict]:
+    payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "world_size": 3,
+                                "run_id": run_id, "max_shards": 3})  # s0..s2: no truncated shard
+    prepare_run(s3, payload, started_at=0.0)
+    plan = json.loads(s3.buckets["out-bucket"]["r/plan.json"])
+    for item in plan:
+        run_item(WorkItem.parse(item), s3, _TinyEngine, cold_start=False, init_seconds=0.0)
+    return plan
+
+
+def test_items_without_a_usable_partial_fall_back_to_their_catalogs_and_say_so(run_store: MemoryS3) -> None:
+    s3 = run_store
+    plan = _planned_run(s3)
+    out = s3.buckets["out-bucket"]
+    del out[LOC.metrics_key(plan[0]["item_id"])]  # e.g. written by an older worker
+    out[LOC.metrics_key(plan[1]["item_id"])] = b"{not json"
+    summary = summarize_run(s3, LOC, "run-p", now=1.0)
+    assert summary["status"] == "SUCCEEDED"
+    assert_metrics_agree(summary["metrics"], _exact_from_catalogs(s3))
+    src = summary["metrics_source"]
+    assert (src["partials"], src["shards_from_catalogs"]) == (1, 2)
+    assert any("read from their catalogs" in w and "absent" in w for w in summary["warnings"])
+
+
+def test_only_sections_of_shards_accounted_succeeded_count(run_store: MemoryS3) -> None:
+    """A shard whose report says succeeded but whose catalog is gone fails as missing_result; its partial
+    section must not count either, and a partial of another run is never merged."""
+    s3 = run_store
+    plan = _planned_run(s3)
+    out = s3.buckets["out-bucket"]
+    gone = LOC.prediction_key(plan[0]["shards"][0]["name"])
+    del out[gone]
+    summary = summarize_run(s3, LOC, "run-p", now=1.0)
+    assert summary["status"] == "PARTIAL" and summary["shards"]["failures"][0]["error"] == MISSING
+    assert summary["objects"]["labelled"] == summary["objects"]["predicted"] == summary["metrics"]["n"]
+    assert_metrics_agree(summary["metrics"], _exact_from_catalogs(s3))
+    assert summary["metrics_source"]["shards_from_catalogs"] == 0
+
+    # the partial of item 1 rewritten as another run's: never merged, its shard read from the catalog
+    other = json.loads(out[LOC.metrics_key(plan[1]["item_id"])]) | {"run_id": "someone-else"}
+    out[LOC.metrics_key(plan[1]["item_id"])] = json.dumps(other).encode()
+    again = summarize_run(s3, LOC, "run-p", now=2.0)
+    assert again["metrics_source"]["shards_from_catalogs"] == 1
+    assert any("belongs to run someone-else" in w for w in again["warnings"])
+    assert again["metrics"]["n"] == summary["metrics"]["n"]
+
+
+def test_stream_map_keeps_order_and_a_bounded_window() -> None:
+    pulled = 0
+    in_flight_max = 0
+
+    def items():
+        nonlocal pulled
+        for i in range(200):
+            pulled += 1
+            yield i
+
+    consumed = 0
+    for i, got in enumerate(stream_map(lambda x: x * x, items(), threads=4, window=6)):
+        assert got == i * i
+        consumed += 1
+        in_flight_max = max(in_flight_max, pulled - consumed)
+    assert consumed == 200 and in_flight_max <= 6
 
 
 def test_rerun_overwrites_and_stale_reports_are_ignored(run_store: MemoryS3) -> None:
