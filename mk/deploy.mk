@@ -16,6 +16,10 @@ TF_PLUGIN_MIRROR ?= /opt/tf-plugins
 TERRAFORM ?= terraform
 TFVARS ?=
 PAYLOAD ?=
+# make invoke: DRY_RUN=1 plans and prices the run without starting it; the merged catalog is
+# downloaded only up to CATALOG_DOWNLOAD_LIMIT (none = always), else queried in place in S3.
+DRY_RUN ?=
+CATALOG_DOWNLOAD_LIMIT ?= 2GB
 LOGS_SINCE ?= 10m
 LOGS_FUNCTION ?= all
 LOGS_FOLLOW ?=
@@ -54,9 +58,10 @@ destroy: setup ## Remove everything `make deploy` created for TARGET (empties th
 outputs: setup ## Print the Terraform outputs of TARGET as JSON
 	$(DEPLOY) output
 
-invoke: setup ## Run the pipeline: make invoke PAYLOAD=<file.json or inline JSON>
+invoke: setup ## Run the pipeline: make invoke PAYLOAD=<file.json or inline JSON> [DRY_RUN=1] [CATALOG_DOWNLOAD_LIMIT=2GB]
 	@test -n '$(PAYLOAD)' || { echo "invoke: set PAYLOAD=<path to a JSON file or inline JSON>"; exit 2; }
-	$(DEPLOY) exec -- sh -c 'exec "$$0" -m cosmicai.cli invoke --state-machine-arn "$$COSMICAI_TF_STATE_MACHINE_ARN" --payload "$$1"' $(PY) '$(PAYLOAD)'
+	$(DEPLOY) exec -- sh -c 'exec "$$0" -m cosmicai.cli invoke --state-machine-arn "$$COSMICAI_TF_STATE_MACHINE_ARN" --payload "$$1" \
+	  --catalog-download-limit "$$2" $(if $(filter-out 0,$(DRY_RUN)),--dry-run)' $(PY) '$(PAYLOAD)' '$(CATALOG_DOWNLOAD_LIMIT)'
 
 logs: setup ## Print recent function logs (LOGS_SINCE=10m, LOGS_FUNCTION=all|init|infer|summarize|state_machine, LOGS_FOLLOW=1)
 	@$(DEPLOY) exec -- $(PY) -m deploy.logs --since $(LOGS_SINCE) --function $(LOGS_FUNCTION) $(if $(LOGS_FOLLOW),--follow)

@@ -2,6 +2,11 @@
 
 Columns: `object_id` int64, `z_pred` float32, `z_true` float32 (nullable: null
 where no true redshift is known). Readers detect the format from the bytes.
+
+Every catalog is built against the one `SCHEMA` (no pandas or other metadata; an
+unlabelled shard's `z_true` is a float32 column of nulls), so a run's
+`<output>predictions/*.parquet` is one Parquet dataset that pyarrow.dataset, DuckDB or
+pandas read in place in S3 without unifying schemas.
 """
 
 from __future__ import annotations

@@ -3,12 +3,20 @@
 Used by `cosmicai invoke` (and so `make invoke`). Everything lands in `runs/<run_id>/`:
 `summary.json`, `run.json`, `plan.json`, `workers/<item>.json`, `catalog.parquet` (the
 run's prediction catalogs concatenated), `plots/*.png` and `report.md`.
+
+The catalog is downloaded only when the run's prediction objects, as listed in S3, add up to
+no more than a size limit (2 GB by default). Above it the catalog stays in S3, where
+`<output>predictions/` is one Parquet dataset (`in_place_snippet` says how to query it), and
+the accuracy plots are drawn from `catalog.sample.parquet`, a few evenly spaced catalogs.
 """
 
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +25,7 @@ import numpy as np
 
 from cosmicai.runstore import (
     PLAN_FILE,
+    PREDICTIONS_DIR,
     RUN_FILE,
     SUMMARY_FILE,
     WORKERS_DIR,
@@ -28,12 +37,47 @@ from cosmicai.runstore import (
 
 READ_THREADS = 16
 CATALOG_FILE = "catalog.parquet"
+SAMPLE_FILE = "catalog.sample.parquet"
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
+# Above this the merged catalog is not downloaded (decimal GB, as S3 and disks count).
+DEFAULT_CATALOG_LIMIT_BYTES = 2 * 1000**3
+# Catalogs read for the plots when the catalog stays in S3: enough for a dense hexbin.
+SAMPLE_BUDGET_BYTES = 64 * 1000**2
+# Points drawn per plot: a hexbin of more looks the same, and float64 copies of a 2 GB
+# catalog's columns would need several GB of memory.
+PLOT_MAX_POINTS = 2_000_000
+# Rows per row group of the merged catalog (one group per shard would bloat its footer).
+ROW_GROUP_ROWS = 1_000_000
 
 
 class ReportError(RuntimeError):
     """A run's files cannot be fetched or reported (missing summary, bad catalog)."""
+
+
+@dataclass(frozen=True)
+class CatalogListing:
+    """The run's predicted catalogs (keys in key order) and their sizes as S3 lists them."""
+
+    uri: str  # s3://bucket/prefix/predictions/
+    keys: list[str]
+    sizes: dict[str, int]
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.sizes[k] for k in self.keys)
+
+
+@dataclass(frozen=True)
+class CatalogInPlace:
+    """A catalog left in S3 because it is over the download limit; `sample_*` feed the plots."""
+
+    uri: str
+    bytes: int
+    files: int
+    limit: int
+    sample_files: int = 0
+    sample_rows: int = 0
 
 
 @dataclass
@@ -46,6 +90,67 @@ class RunFiles:
     reports: list[dict[str, Any]] = field(default_factory=list)
     catalog_rows: int = 0
     catalog_path: Path | None = None
+    in_place: CatalogInPlace | None = None  # set instead of catalog_path above the limit
+    sample_path: Path | None = None  # the catalogs the plots were drawn from, above the limit
+
+    @property
+    def plot_catalog(self) -> Path | None:
+        """The local catalog the accuracy plots read: the whole one, else the sample."""
+        return self.catalog_path or self.sample_path
+
+
+def format_bytes(n: float) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as the limit is given)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def should_download(catalog_bytes: int, limit: int | None) -> bool:
+    """Whether a catalog of `catalog_bytes` (listed sizes) is downloaded: at or below the limit,
+    or always when there is no limit (None)."""
+    return limit is None or catalog_bytes <= limit
+
+
+def list_catalogs(s3: Any, loc: RunLocation, keys: Sequence[str]) -> CatalogListing:
+    """Sizes of the catalogs at `keys` from one listing of `predictions/` (no object is read);
+    ReportError if one of them is not there."""
+    listed = {o["Key"]: int(o["Size"]) for o in list_objects(s3, loc.bucket, loc.key(PREDICTIONS_DIR))}
+    missing = [k for k in keys if k not in listed]
+    if missing:
+        raise ReportError(f"{len(missing)} catalog(s) of predicted shards are not in s3://{loc.bucket}/"
+                          f"{loc.key(PREDICTIONS_DIR)}, e.g. {missing[0]} (deleted after the run?)")
+    return CatalogListing(uri=loc.uri + PREDICTIONS_DIR, keys=sorted(keys), sizes={k: listed[k] for k in keys})
+
+
+def sample_keys(listing: CatalogListing, budget_bytes: int = SAMPLE_BUDGET_BYTES) -> list[str]:
+    """Evenly spaced catalogs whose sizes add up to about `budget_bytes` (at least one), so the
+    sample spans the whole input rather than its first shards."""
+    keys = listing.keys
+    if not keys:
+        return []
+    mean = max(1, listing.bytes // len(keys))
+    want = max(1, min(len(keys), budget_bytes // mean))
+    step = len(keys) / want
+    return [keys[int(i * step)] for i in range(want)]
+
+
+def in_place_snippet(uri: str, endpoint: str | None = None, region: str | None = None) -> str:
+    """Python that reads the catalog dataset at `uri` (s3://bucket/prefix/predictions/) from S3
+    with pyarrow.dataset; `endpoint` (e.g. the local cloud's http://127.0.0.1:4566) when not AWS."""
+    path = uri.removeprefix("s3://")  # with an explicit filesystem pyarrow wants bucket/key, not a URI
+    args = [f"region={region!r}"] if region else []
+    if endpoint:
+        scheme, _, host = endpoint.rstrip("/").rpartition("://")
+        args += [f"endpoint_override={host!r}", f"scheme={scheme or 'https'!r}"]
+    return "\n".join([
+        "import pyarrow.dataset as ds, pyarrow.fs as fs",
+        f"s3 = fs.S3FileSystem({', '.join(args)})",
+        f"catalog = ds.dataset({path!r}, format=\"parquet\", filesystem=s3)",
+        "table = catalog.to_table(columns=[\"object_id\", \"z_pred\", \"z_true\"])  # or .filter(ds.field(\"z_pred\") > 1)",
+    ])
 
 
 def _save_json(path: Path, doc: Any) -> None:
@@ -53,8 +158,11 @@ def _save_json(path: Path, doc: Any) -> None:
     path.write_text(json.dumps(doc, indent=2, sort_keys=True))
 
 
-def fetch_run(s3: Any, loc: RunLocation, run_dir: Path, run_id: str | None = None) -> RunFiles:
-    """Download summary/run/plan/worker reports of the run at `loc` and merge its catalog.
+def fetch_run(s3: Any, loc: RunLocation, run_dir: Path, run_id: str | None = None,
+              catalog_limit: int | None = DEFAULT_CATALOG_LIMIT_BYTES) -> RunFiles:
+    """Download summary/run/plan/worker reports of the run at `loc` and merge its catalog
+    when its listed size is at most `catalog_limit` bytes (None: always); else leave it in
+    S3 (`RunFiles.in_place`) and download a sample of it for the plots.
 
     Only catalogs of planned shards that the summary counts as predicted are merged, so
     stale files of earlier runs under the same prefix never enter the local catalog.
@@ -83,20 +191,47 @@ def fetch_run(s3: Any, loc: RunLocation, run_dir: Path, run_id: str | None = Non
     files = RunFiles(run_dir=run_dir, summary=summary, plan=plan, reports=reports)
     failed = {f["shard"] for f in summary.get("shards", {}).get("failures", [])}
     pred_keys = sorted(loc.prediction_key(s["name"]) for item in plan for s in item["shards"] if s["key"] not in failed)
-    files.catalog_path, files.catalog_rows = _merge_catalogs(s3, loc.bucket, pred_keys, run_dir / CATALOG_FILE)
+    listing = list_catalogs(s3, loc, pred_keys)
+    # Files of an earlier fetch of the same run id must not pass for this one's.
+    for stale in (CATALOG_FILE, SAMPLE_FILE):
+        (run_dir / stale).unlink(missing_ok=True)
+    if should_download(listing.bytes, catalog_limit):
+        files.catalog_rows = _merge_catalogs(s3, loc.bucket, listing.keys, run_dir / CATALOG_FILE)
+        files.catalog_path = run_dir / CATALOG_FILE if listing.keys else None
+        return files
+    assert catalog_limit is not None  # should_download is true without a limit
+    sample = sample_keys(listing)
+    sample_rows = _merge_catalogs(s3, loc.bucket, sample, run_dir / SAMPLE_FILE)
+    files.sample_path = run_dir / SAMPLE_FILE
+    files.in_place = CatalogInPlace(uri=listing.uri, bytes=listing.bytes, files=len(listing.keys), limit=catalog_limit,
+                                    sample_files=len(sample), sample_rows=sample_rows)
     return files
 
 
-def _merge_catalogs(s3: Any, bucket: str, keys: list[str], dst: Path) -> tuple[Path | None, int]:
-    """Concatenate the catalogs at `keys` (in key order) into one parquet file at `dst`."""
+def _read_in_order(read: Callable[[str], Any], keys: Sequence[str], window: int = 2 * READ_THREADS) -> Iterator[Any]:
+    """`read(key)` for every key, in key order, at most `window` reads ahead: parallel GETs
+    with memory bounded by the window, not by the catalog."""
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        todo = iter(keys)
+        pending: deque[Future] = deque(pool.submit(read, k) for k, _ in zip(todo, range(window)))
+        while pending:
+            result = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.submit(read, nxt))
+            yield result
+
+
+def _merge_catalogs(s3: Any, bucket: str, keys: Sequence[str], dst: Path) -> int:
+    """Stream the catalogs at `keys` (in key order) into one Parquet file at `dst`; returns
+    its rows. Writes nothing for no keys."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from cosmicai.catalog import CatalogError, read_catalog
+    from cosmicai.catalog import SCHEMA, CatalogError, read_catalog
 
     if not keys:
-        dst.unlink(missing_ok=True)
-        return None, 0
+        return 0
 
     def read(key: str) -> pa.Table:
         try:
@@ -104,22 +239,39 @@ def _merge_catalogs(s3: Any, bucket: str, keys: list[str], dst: Path) -> tuple[P
         except CatalogError as exc:
             raise ReportError(f"s3://{bucket}/{key}: {exc}") from exc
 
-    with ThreadPoolExecutor(READ_THREADS) as pool:
-        tables = list(pool.map(read, keys))
-    table = pa.concat_tables(tables)
     tmp = dst.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp)
+    rows, buffered, buffered_rows = 0, [], 0
+    with pq.ParquetWriter(tmp, SCHEMA, compression="zstd") as writer:
+        for table in _read_in_order(read, keys):
+            buffered.append(table)
+            buffered_rows += table.num_rows
+            if buffered_rows >= ROW_GROUP_ROWS:
+                writer.write_table(pa.concat_tables(buffered), row_group_size=ROW_GROUP_ROWS)
+                rows, buffered, buffered_rows = rows + buffered_rows, [], 0
+        if buffered:
+            writer.write_table(pa.concat_tables(buffered), row_group_size=ROW_GROUP_ROWS)
+            rows += buffered_rows
     tmp.replace(dst)  # atomic, so a half-written catalog never stays behind
-    return dst, table.num_rows
+    return rows
 
 
-def load_catalog(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(object_id, z_pred, z_true) arrays of a merged catalog; z_true is NaN where unknown."""
+def plot_points(path: Path, max_points: int = PLOT_MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """(z_true, z_pred) of every k-th row of a catalog, at most about `max_points` rows, read
+    batch by batch so a catalog of any size fits in memory; z_true is NaN where unknown."""
     import pyarrow.parquet as pq
 
-    t = pq.read_table(path)
-    as_np = lambda c, dt: t.column(c).to_numpy(zero_copy_only=False).astype(dt)  # noqa: E731
-    return as_np("object_id", np.int64), as_np("z_pred", np.float64), as_np("z_true", np.float64)
+    f = pq.ParquetFile(path)
+    stride = max(1, -(-f.metadata.num_rows // max_points))
+    true_parts, pred_parts, offset = [], [], 0
+    for batch in f.iter_batches(columns=["z_true", "z_pred"], batch_size=65_536):
+        first = (-offset) % stride  # keep rows whose catalog index is a multiple of the stride
+        col = lambda name: batch.column(name).to_numpy(zero_copy_only=False).astype(np.float64)[first::stride]  # noqa: E731
+        true_parts.append(col("z_true"))
+        pred_parts.append(col("z_pred"))
+        offset += batch.num_rows
+    if not true_parts:
+        return np.empty(0), np.empty(0)
+    return np.concatenate(true_parts), np.concatenate(pred_parts)
 
 
 def draw_plots(files: RunFiles) -> list[Path]:
@@ -132,11 +284,12 @@ def draw_plots(files: RunFiles) -> list[Path]:
     out = files.run_dir / PLOTS_DIR
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    if files.catalog_path is not None:
-        _, z_pred, z_true = load_catalog(files.catalog_path)
+    if files.plot_catalog is not None:
+        z_true, z_pred = plot_points(files.plot_catalog)
         known = ~np.isnan(z_true)
         if known.any():
-            written += _accuracy_plots(plt, out, z_true[known], z_pred[known], files.summary.get("metrics") or {})
+            written += _accuracy_plots(plt, out, z_true[known], z_pred[known], files.summary.get("metrics") or {},
+                                       _sample_note(files))
     workers = [r for r in files.reports if not r.get("crashed") and r.get("started_at") and r.get("finished_at")]
     if workers:
         written.append(_worker_plot(plt, out, sorted(workers, key=lambda r: r["item_id"])))
@@ -148,7 +301,16 @@ def _metrics_text(m: dict[str, Any]) -> str:
     return "\n".join(f"{k} = {m[k]:.4g}" if isinstance(m.get(k), float) else f"{k} = {m.get(k)}" for k in keys if k in m)
 
 
-def _accuracy_plots(plt: Any, out: Path, z_true: np.ndarray, z_pred: np.ndarray, metrics: dict[str, Any]) -> list[Path]:
+def _sample_note(files: RunFiles) -> str:
+    """What the accuracy plots show when that is not the whole catalog ('' when it is)."""
+    ip = files.in_place
+    if ip is None:
+        return ""
+    return f"sample: {ip.sample_files} of {ip.files} catalogs"
+
+
+def _accuracy_plots(plt: Any, out: Path, z_true: np.ndarray, z_pred: np.ndarray, metrics: dict[str, Any],
+                    note: str = "") -> list[Path]:
     lo = float(min(z_true.min(), z_pred.min()))
     hi = float(max(z_true.max(), z_pred.max()))
     fig, ax = plt.subplots(figsize=(6, 6))
@@ -158,7 +320,8 @@ def _accuracy_plots(plt: Any, out: Path, z_true: np.ndarray, z_pred: np.ndarray,
     else:
         ax.scatter(z_true, z_pred, s=6, alpha=0.6)
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
-    ax.set(xlabel="true redshift", ylabel="predicted redshift", title="Predicted vs true redshift", xlim=(lo, hi), ylim=(lo, hi))
+    title = "Predicted vs true redshift" + (f" ({note}; metrics: whole run)" if note else "")
+    ax.set(xlabel="true redshift", ylabel="predicted redshift", title=title, xlim=(lo, hi), ylim=(lo, hi))
     ax.text(0.03, 0.97, _metrics_text(metrics), transform=ax.transAxes, va="top", family="monospace", fontsize=8,
             bbox={"facecolor": "white", "alpha": 0.8})
     ax.legend(loc="lower right")
@@ -170,7 +333,7 @@ def _accuracy_plots(plt: Any, out: Path, z_true: np.ndarray, z_pred: np.ndarray,
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.hist(resid, bins=min(80, max(10, len(resid) // 10)))
     ax.axvline(0.0, color="k", lw=1)
-    ax.set(xlabel="(z_pred - z_true) / (1 + z_true)", ylabel="objects", title="Residuals")
+    ax.set(xlabel="(z_pred - z_true) / (1 + z_true)", ylabel="objects", title="Residuals" + (f" ({note})" if note else ""))
     p2 = out / "residuals.png"
     fig.savefig(p2, dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -249,6 +412,9 @@ def write_report(files: RunFiles, plots: list[Path]) -> Path:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in s["warnings"]]
     if files.catalog_path is not None:
         lines += ["", f"Catalog: `{CATALOG_FILE}` ({files.catalog_rows} rows: object_id, z_pred, z_true)."]
+    if files.in_place is not None:
+        lines += ["", "## Catalog in S3", "", in_place_text(files.in_place), "", "```python", in_place_snippet(
+            files.in_place.uri, *client_endpoint()), "```"]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.stem}]({PLOTS_DIR}/{p.name})" for p in plots]
     path = files.run_dir / REPORT_FILE
@@ -256,8 +422,23 @@ def write_report(files: RunFiles, plots: list[Path]) -> Path:
     return path
 
 
-def build_report(s3: Any, loc: RunLocation, run_dir: Path, run_id: str | None = None) -> tuple[RunFiles, list[Path], Path]:
+def in_place_text(ip: CatalogInPlace) -> str:
+    """One paragraph: why the catalog was not downloaded and where it is."""
+    return (f"Not downloaded: {format_bytes(ip.bytes)} in {ip.files} Parquet files, over the {format_bytes(ip.limit)} "
+            f"download limit (`--catalog-download-limit`, `make invoke CATALOG_DOWNLOAD_LIMIT=`). It is one Parquet "
+            f"dataset in place at `{ip.uri}`. The accuracy plots show `{SAMPLE_FILE}` ({ip.sample_rows} rows from "
+            f"{ip.sample_files} evenly spaced catalogs); the metrics cover the whole run.")
+
+
+def client_endpoint() -> tuple[str | None, str | None]:
+    """(endpoint, region) the user's clients use: AWS_ENDPOINT_URL (the local cloud) and AWS_REGION."""
+    return (os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
+            os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+
+
+def build_report(s3: Any, loc: RunLocation, run_dir: Path, run_id: str | None = None,
+                 catalog_limit: int | None = DEFAULT_CATALOG_LIMIT_BYTES) -> tuple[RunFiles, list[Path], Path]:
     """fetch_run + draw_plots + write_report, the whole local report of one run."""
-    files = fetch_run(s3, loc, run_dir, run_id)
+    files = fetch_run(s3, loc, run_dir, run_id, catalog_limit)
     plots = draw_plots(files)
     return files, plots, write_report(files, plots)

@@ -69,3 +69,20 @@ def test_errors(tmp_path):
         read_catalog(bad)
     with pytest.raises(CatalogError, match="cannot read"):
         read_catalog(tmp_path / "missing.parquet")
+
+
+def test_labelled_and_unlabelled_catalogs_are_one_dataset(tmp_path):
+    """Every per-shard catalog carries the same Parquet schema, so `predictions/` reads as one
+    pyarrow dataset whatever mix of labelled and unlabelled shards a run had."""
+    import pyarrow.dataset as ds
+
+    write_catalog(tmp_path / "a.parquet", IDS, PRED, TRUE)
+    write_catalog(tmp_path / "b.parquet", IDS + 100, PRED)  # no labels: z_true all null, still float32
+    write_catalog(tmp_path / "c.parquet", np.array([200], dtype=np.int64), PRED[:1], np.array([np.nan], dtype=np.float32))
+    schemas = [pq.read_schema(tmp_path / f"{n}.parquet") for n in "abc"]
+    assert all(s.equals(SCHEMA, check_metadata=True) for s in schemas)
+    dataset = ds.dataset(tmp_path, format="parquet")
+    assert dataset.schema.equals(SCHEMA)
+    table = dataset.to_table()
+    assert table.num_rows == 7 and sorted(table.column("object_id").to_pylist()) == [10, 11, 12, 110, 111, 112, 200]
+    assert table.column("z_true").null_count == 5

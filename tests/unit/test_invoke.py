@@ -181,3 +181,36 @@ def test_tracker_counts_only_this_runs_fresh_reports(pipeline: tuple[MemoryS3, F
     s3.put_object(Bucket="out-bucket", Key="r/workers/item-00002.json", Body=json.dumps({"run_id": "y", "item_id": "item-00002", "status": "succeeded", "objects": 10}).encode())
     t.poll(s3, loc)
     assert (t.items, t.objects_planned, t.done, t.failed, t.objects) == (3, 30, 1, 0, 10)
+
+
+@pytest.mark.parametrize(("text", "size"), [
+    ("2GB", 2_000_000_000), ("2 gb", 2_000_000_000), ("500MB", 500_000_000), ("1.5GiB", int(1.5 * 1024**3)),
+    ("0", 0), ("123", 123), ("10kB", 10_000), ("none", None), ("unlimited", None),
+])
+def test_parse_size(text: str, size: int | None) -> None:
+    assert inv.parse_size(text) == size
+
+
+def test_catalog_limit_flag_default_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    from cosmicai.report import DEFAULT_CATALOG_LIMIT_BYTES
+
+    args = cli.build_parser().parse_args(["invoke", "--payload", "{}"])
+    assert args.catalog_download_limit == inv.DEFAULT_CATALOG_LIMIT == DEFAULT_CATALOG_LIMIT_BYTES and not args.dry_run
+    with pytest.raises(SystemExit) as info:
+        cli.build_parser().parse_args(["invoke", "--payload", "{}", "--catalog-download-limit", "lots"])
+    assert info.value.code == 2 and "not a size like 2GB" in capsys.readouterr().err
+
+
+def test_invoke_over_the_catalog_limit_keeps_it_in_place(tmp_path: Path, pipeline: tuple[MemoryS3, FakeSFN],
+                                                         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    assert _invoke(tmp_path, BASE, "--run-id", "run-big", "--catalog-download-limit", "1kB") == 0
+    run_dir = tmp_path / "runs" / "run-big"
+    assert not (run_dir / "catalog.parquet").exists()
+    for name in ("summary.json", "report.md", "catalog.sample.parquet", "plots/workers.png", "plots/z_pred_vs_z_true.png"):
+        assert (run_dir / name).is_file(), name
+    out = capsys.readouterr().out
+    assert "catalog: not downloaded (" in out and "> --catalog-download-limit 1.0 kB); query it in place at s3://out-bucket/r/predictions/" in out
+    assert "ds.dataset('out-bucket/r/predictions/', format=\"parquet\", filesystem=s3)" in out
+    assert "40 total = 40 predicted + 0 failed" in out

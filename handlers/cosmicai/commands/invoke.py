@@ -2,21 +2,29 @@
 
 Validates the payload locally with the same model Init uses, starts the execution, shows
 live progress (work items done/failed of the plan, objects/s) from the worker reports in
-S3, waits, then downloads the run into `<out>/<run_id>/` with its catalog, plots and
+S3, waits, then downloads the run into `<out>/<run_id>/` with its catalog (when its listed
+size is within --catalog-download-limit; else it says how to query it in S3), plots and
 report.md (cosmicai.report) and prints the results table.
 
-Exit codes: 0 SUCCEEDED; 3 PARTIAL (some shards failed; listed); 1 FAILED, ABORTED or
-TIMED_OUT (error and cause printed); 2 bad arguments or payload (nothing started);
-4 still running when --timeout ran out.
+With --dry-run it plans the run as Init would (reading S3, writing nothing), prints work
+items, shards, objects, the projected cost and wall time (cosmicai.costs) and the Lambda
+concurrency the run needs against the account's, and starts nothing.
+
+Exit codes: 0 SUCCEEDED (dry run: it would run); 3 PARTIAL (some shards failed; listed);
+1 FAILED, ABORTED or TIMED_OUT (error and cause printed); 2 bad arguments or payload
+(nothing started); 4 still running when --timeout ran out.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,10 +32,29 @@ from typing import Any
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_WAITING = 0, 1, 2, 3, 4
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 ARN_ENV = "COSMICAI_TF_STATE_MACHINE_ARN"
+DEFAULT_CATALOG_LIMIT = 2 * 1000**3  # = report.DEFAULT_CATALOG_LIMIT_BYTES (not imported: keeps `--help` light)
+BENCH_RESULTS = Path("bench/results.json")
 
 
 class InvokeError(ValueError):
     """The invoke arguments cannot start a run; the message says which and why."""
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+               "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+NO_LIMIT = ("none", "unlimited", "inf")
+
+
+def parse_size(text: str) -> int | None:
+    """'2GB' -> 2_000_000_000 (kB/MB/GB/TB decimal, KiB/MiB/GiB/TiB binary, bare number = bytes);
+    'none' / 'unlimited' -> None (no limit). argparse.ArgumentTypeError otherwise (exit 2)."""
+    if text.strip().lower() in NO_LIMIT:
+        return None
+    m = _SIZE.match(text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 2GB, 500MB, 1.5GiB, 0 or 'none'")
+    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,6 +73,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--poll", type=float, default=2.0, metavar="S", help="seconds between progress polls (default 2)")
     p.add_argument("--timeout", type=float, default=3600.0, metavar="S",
                    help="stop waiting after S seconds, leaving the run going (default 3600; 0 waits forever)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="plan the run as Init would and print work items, objects, projected cost and wall time and the "
+                   "Lambda concurrency it needs; start nothing, write nothing (exit 0 if it would run, 2 if not)")
+    p.add_argument("--catalog-download-limit", type=parse_size, default=DEFAULT_CATALOG_LIMIT, metavar="SIZE",
+                   help="download the merged catalog only when the run's prediction objects add up to at most SIZE "
+                   "(default 2GB; 'none' always downloads); above it, print how to query it in S3")
+    p.add_argument("--bench-results", type=Path, default=BENCH_RESULTS, metavar="JSON",
+                   help=f"throughput figures for --dry-run (default {BENCH_RESULTS}; built-in figures when absent)")
     p.set_defaults(run=run)
 
 
@@ -198,8 +233,9 @@ def execution_error(sfn: Any, desc: dict[str, Any]) -> tuple[str, str]:
     return desc.get("status", "unknown"), "no error details in the execution history"
 
 
-def print_results(console: Any, summary: dict[str, Any], run_dir: Path, plots: list[Path], catalog: Path | None) -> None:
-    """The results table, failures and where the files are."""
+def print_results(console: Any, summary: dict[str, Any], run_dir: Path, plots: list[Path], catalog: Path | None,
+                  in_place: Any = None) -> None:
+    """The results table, failures and where the files are (`in_place`: a report.CatalogInPlace)."""
     from rich.table import Table
 
     from cosmicai.report import REPORT_FILE, summary_rows
@@ -218,12 +254,25 @@ def print_results(console: Any, summary: dict[str, Any], run_dir: Path, plots: l
     console.print(f"report: {run_dir / REPORT_FILE}")
     if catalog is not None:
         console.print(f"catalog: {catalog}")
+    if in_place is not None:
+        print_in_place(console, in_place)
     if plots:
         console.print(f"plots: {', '.join(str(p) for p in plots)}")
 
 
+def print_in_place(console: Any, in_place: Any) -> None:
+    """Where the catalog that was not downloaded is, and the Python that queries it there."""
+    from cosmicai.report import client_endpoint, format_bytes, in_place_snippet
+
+    console.print(f"catalog: not downloaded ({format_bytes(in_place.bytes)} in {in_place.files} files > "
+                  f"--catalog-download-limit {format_bytes(in_place.limit)}); query it in place at {in_place.uri}", markup=False)
+    console.print(in_place_snippet(in_place.uri, *client_endpoint()), markup=False, highlight=False, soft_wrap=True)
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate, start, follow, download and report; see the module doc for exit codes."""
+    if args.dry_run:
+        return dry_run(args)
     from rich.console import Console
 
     from cosmicai.payload import PayloadError
@@ -257,9 +306,247 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[red]execution {status}: {error}: {cause}[/]")
     run_dir = Path(args.out) / run_id
     try:
-        files, plots, _ = build_report(s3, loc, run_dir, run_id=run_id)
+        files, plots, _ = build_report(s3, loc, run_dir, run_id=run_id, catalog_limit=args.catalog_download_limit)
     except ReportError as exc:
         console.print(f"[red]no report: {exc}[/]")
         return exit_code(status, None)
-    print_results(console, files.summary, run_dir, plots, files.catalog_path)
+    print_results(console, files.summary, run_dir, plots, files.catalog_path, files.in_place)
     return exit_code(status, files.summary.get("status"))
+
+
+# --- the dry run: plan, projected cost and wall time, concurrency; nothing started or written ---
+
+# Throughput used when bench/results.json is absent: the worker path's objects per CPU-second at
+# one thread by precision, and the cold start to first prediction, of bench/REPORT.md (2026-11-25).
+FALLBACK_RATES = {"fp32": 386.0, "bf16": 564.0, "int8": 699.0}
+FALLBACK_INIT_S = 1.4
+FALLBACK_SOURCE = "built-in figures of bench/REPORT.md 2026-11-25"
+# The stack's defaults (terraform/variables.tf) when its outputs are not in the environment.
+DEFAULT_MEMORY_MB, DEFAULT_ARCH = 1769, "x86_64"
+# REFERENCE section 4: a Distributed Map child bills at least two transitions (its start and its
+# task); the run's own states (Init, Map, Summarize, Choice, end) one each.
+ITEM_TRANSITIONS, RUN_TRANSITIONS = 2, 5
+# A shard object of unknown count is sized like the counted ones, else like a safetensors
+# shard: a 5x32x32 float32 image, 5 float32 magnitudes, an int64 id and a float32 redshift.
+BYTES_PER_OBJECT = 5 * 32 * 32 * 4 + 5 * 4 + 8 + 4
+STACK_ENV = {"data": "COSMICAI_TF_DATA_URI", "results": "COSMICAI_TF_RESULTS_URI", "memory": "COSMICAI_TF_INFER_MEMORY_MB",
+             "arch": "COSMICAI_TF_ARCHITECTURE", "functions": "COSMICAI_TF_FUNCTION_NAMES"}
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Objects/s per Lambda worker by thread count (one thread per vCPU), billed init, and where from."""
+
+    rates_by_threads: dict[int, float]
+    init_s: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """Lambda concurrency the run needs and what the account (and the infer function) allow; None = unknown."""
+
+    needed: int
+    items: int
+    max_concurrency: int
+    account_limit: int | None = None
+    unreserved: int | None = None
+    function_reserved: int | None = None
+    unknown_reason: str | None = None
+
+
+def bench_throughput(results: Mapping[str, Any], precision: str, batch_size: int, source: str) -> Throughput | None:
+    """The payload's precision at the measured batch size nearest its own, from bench results:
+    objects per CPU-second at one thread (bench's projection basis), the two-thread efficiency
+    when measured, and the cold start of that precision. None when nothing fits."""
+    rows = [r for r in (results.get("worker_path") or {}).get("rows") or []
+            if r.get("runner") == precision and r.get("threads") == 1 and r.get("objects_per_cpu_s")]
+    if not rows:
+        return None
+    row = min(rows, key=lambda r: (abs(math.log(r["batch_size"] / batch_size)), r["batch_size"]))
+    rate1 = float(row["objects_per_cpu_s"])
+    eff = ((results["worker_path"].get("thread_scaling") or {}).get(precision) or {}).get("efficiency_t2")
+    rates = {1: rate1} | ({2: 2 * rate1 * float(eff)} if eff else {})
+    probes = (results.get("cold_start") or {}).get("probe") or []
+    init = next((p["first_prediction_s"] for p in probes if p.get("precision") == precision),
+                probes[0]["first_prediction_s"] if probes else FALLBACK_INIT_S)
+    when = str(results.get("created_at") or "")[:16]
+    return Throughput(rates, float(init), f"{source}, {when}, {precision} at batch {row['batch_size']}")
+
+
+def load_throughput(path: Path, precision: str, batch_size: int) -> Throughput:
+    """Throughput from the bench results at `path` when present and readable, else the built-in figures."""
+    reason = f"{path} absent"
+    if path.is_file():
+        try:
+            found = bench_throughput(json.loads(path.read_text()), precision, batch_size, str(path))
+        except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError) as exc:
+            found, reason = None, f"{path} unreadable ({exc})"
+        else:
+            reason = f"{path} has no {precision} measurement"
+        if found is not None:
+            return found
+    return Throughput({1: FALLBACK_RATES[precision]}, FALLBACK_INIT_S, f"{FALLBACK_SOURCE} ({reason})")
+
+
+def stack_function(env: Mapping[str, str]) -> tuple[float, str, str]:
+    """(memory MB, arch, where from) of the infer function: the deployed stack's outputs
+    (`make invoke` exports them), else the stack's defaults."""
+    memory, arch = env.get(STACK_ENV["memory"]), env.get(STACK_ENV["arch"])
+    if memory and arch:
+        return float(memory), arch, "the deployed stack's outputs"
+    return float(memory or DEFAULT_MEMORY_MB), arch or DEFAULT_ARCH, "the stack's defaults: no deployed stack outputs in the environment"
+
+
+def check_stack_locations(payload: Any, env: Mapping[str, str]) -> None:
+    """PayloadError when the deployed stack's functions may not reach the payload's locations:
+    they read only below data_uri and write only below results_uri (the user may reach more)."""
+    from cosmicai.payload import PayloadError
+
+    for field_, uri, key in (("input", payload.input, "data"), ("output", payload.output, "results")):
+        allowed = env.get(STACK_ENV[key])
+        if allowed and not uri.startswith(allowed.rstrip("/") + "/"):
+            raise PayloadError(field_, f"{uri} is outside the stack's {key}_uri {allowed}; its functions may not "
+                               "reach it (Init would fail with AccessDenied)")
+
+
+def estimate_objects(shards: list[Any]) -> tuple[int, int]:
+    """(objects counted, objects estimated for shards of unknown count from their size)."""
+    known = [s for s in shards if s.count is not None]
+    unknown = [s for s in shards if s.count is None]
+    counted = sum(s.count for s in known)
+    known_bytes = sum(s.bytes for s in known)
+    per_byte = counted / known_bytes if counted and known_bytes else 1 / BYTES_PER_OBJECT
+    return counted, sum(round(s.bytes * per_byte) for s in unknown)
+
+
+def project(objects: int, items: int, shards: int, concurrency: int, throughput: Throughput,
+            memory_mb: float, arch: str) -> dict[str, Any]:
+    """Projected USD (run and per million objects) and worker wall time, from the cost model:
+    cost_per_million with this run's per-item requests, project_run for waves and wall time."""
+    from cosmicai.costs import CostInputs, cost_per_million, project_run, throughput_at_memory
+
+    rate = throughput_at_memory(throughput.rates_by_threads, memory_mb)
+    per_item = max(1, math.ceil(objects / items))
+    quote = cost_per_million(CostInputs(
+        memory_mb=memory_mb, objects_per_s=rate, objects_per_invocation=per_item, init_s=throughput.init_s, arch=arch,
+        sfn_transitions_per_invocation=ITEM_TRANSITIONS,
+        # each shard is read by its worker and its catalog by Summarize, with the worker report;
+        # each shard's catalog and the item's report are written
+        s3_gets_per_invocation=(2 * shards + items) / items, s3_puts_per_invocation=(shards + items) / items,
+        fixed_sfn_transitions=RUN_TRANSITIONS, run_objects=objects,
+    ))
+    wall = project_run(objects_per_s=rate, memory_mb=memory_mb, shard_objects=per_item, total_objects=objects,
+                       concurrency=concurrency, init_s=throughput.init_s, arch=arch)
+    return {"objects_per_s": rate, "objects_per_item": per_item, "usd_per_million_objects": quote["usd_per_million_objects"],
+            "run_usd": quote["usd_per_million_objects"] * objects / 1_000_000, "components": quote["components"],
+            "wall_s": wall["wall_s"], "waves": wall["waves"]}
+
+
+def lambda_concurrency(make_client: Callable[[], Any], needed: int, items: int, max_concurrency: int,
+                       infer_function: str | None) -> Concurrency:
+    """The account's concurrency (GetAccountSettings) and the infer function's reserved
+    concurrency when set; unknown (with the reason) when Lambda cannot be asked."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    base = Concurrency(needed=needed, items=items, max_concurrency=max_concurrency)
+    try:
+        lam = make_client()  # inside the try: no region or credentials is an answer too
+        limits = lam.get_account_settings()["AccountLimit"]
+    except (BotoCoreError, ClientError) as exc:
+        return replace(base, unknown_reason=f"Lambda GetAccountSettings failed: {exc}")
+    reserved = None
+    if infer_function:
+        try:
+            reserved = lam.get_function_concurrency(FunctionName=infer_function).get("ReservedConcurrentExecutions")
+        except (BotoCoreError, ClientError):
+            reserved = None  # not deployed or not allowed: the account figures still stand
+    return replace(base, account_limit=limits.get("ConcurrentExecutions"), unreserved=limits.get("UnreservedConcurrentExecutions"),
+                   function_reserved=reserved)
+
+
+def concurrency_text(c: Concurrency) -> str:
+    """'needs 4 = min(4 work items, max_concurrency 100); account 1000 (unreserved 1000)' and a warning when short."""
+    need = f"needs {c.needed} = min({c.items} work items, max_concurrency {c.max_concurrency})"
+    if c.account_limit is None:
+        return f"{need}; the account's is unknown ({c.unknown_reason})"
+    text = f"{need}; account limit {c.account_limit} (unreserved {c.unreserved})"
+    if c.function_reserved is not None:
+        text += f", infer function reserved {c.function_reserved}"
+    cap = min(x for x in (c.unreserved, c.function_reserved, c.account_limit) if x is not None)
+    if c.needed > cap:
+        text += (f": at most {cap} run at once; Lambda throttles the rest and the Map retries them with backoff "
+                 "(longer wall time, and items fail when the retries run out): lower max_concurrency")
+    return text
+
+
+def dry_run_rows(planned: Any, throughput: Throughput, memory: tuple[float, str, str], concurrency: Concurrency) -> list[tuple[str, str]]:
+    """(label, value) rows the dry run prints: the plan, its objects, cost, wall time and concurrency."""
+    from cosmicai.costs import throughput_at_memory
+
+    p = planned.payload
+    counted, estimated = estimate_objects(planned.shards)
+    objects = counted + estimated
+    rows = [("run", p.run_id), ("input", p.input), ("output", p.output),
+            ("work items", str(len(planned.items))),
+            ("shards", f"{len(planned.shards)} ({planned.shards_without_count} of unknown count)"),
+            ("objects", f"{counted}" + (f" counted + ~{estimated} estimated from the size of the "
+                                        f"{planned.shards_without_count} shards of unknown count" if planned.shards_without_count else "")),
+            ("precision, batch", f"{p.precision}, {p.batch_size}"),
+            ("infer function", f"{memory[0]:.0f} MB {memory[1]}: {memory[2]}"),
+            ("throughput", f"{throughput_at_memory(throughput.rates_by_threads, memory[0]):.0f} objects/s per worker, "
+                           f"init {throughput.init_s:.2f} s: {throughput.source}")]
+    if objects:
+        pr = project(objects, len(planned.items), len(planned.shards), concurrency.needed, throughput, memory[0], memory[1])
+        rows += [("projected USD (run)", f"{pr['run_usd']:.6f}"),
+                 ("projected USD / 1M objects", f"{pr['usd_per_million_objects']:.4f}"),
+                 ("projected wall s", f"{pr['wall_s']:.1f} of workers: {pr['waves']} wave(s) of {concurrency.needed}, "
+                                      f"~{pr['objects_per_item']} objects per item (Init, Map start and Summarize not included)")]
+    else:
+        rows.append(("projection", "none: no object counted or estimated (empty shards?)"))
+    rows.append(("concurrency", concurrency_text(concurrency)))
+    return rows
+
+
+def dry_run(args: argparse.Namespace) -> int:
+    """Validate and plan like Init (reads only), print the plan, projected cost and wall time and
+    the concurrency the run needs; start nothing. 0 if it would run, 2 if not, 1 if S3 cannot be read."""
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from cosmicai.payload import PayloadError
+    from cosmicai.plan import PlanError, plan_run
+    from cosmicai.runstore import aws_client, s3_client
+
+    console = Console()
+    env = dict(os.environ)
+    try:
+        _, payload = prepare_payload(load_payload(args.payload), args.run_id)
+        check_stack_locations(payload, env)
+        planned = plan_run(s3_client(), payload)
+    except (InvokeError, PayloadError, PlanError) as exc:
+        console.print(Text(f"dry run: {exc}  (it would not run; nothing was started)", style="red"))
+        return EXIT_USAGE
+    except (BotoCoreError, ClientError) as exc:
+        console.print(Text(f"dry run: cannot read the input or output: {exc}", style="red"))
+        return EXIT_FAILED
+    infer = json.loads(env.get(STACK_ENV["functions"]) or "{}").get("infer")
+    needed = min(len(planned.items), planned.payload.max_concurrency)
+    # A quick answer or none: the account figures are advice, not worth 8 retries of a dead endpoint.
+    quick = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=10)
+    concurrency = lambda_concurrency(lambda: aws_client("lambda", quick), needed, len(planned.items),
+                                     planned.payload.max_concurrency, infer)
+    rows = dry_run_rows(planned, load_throughput(args.bench_results, payload.precision, payload.batch_size),
+                        stack_function(env), concurrency)
+    table = Table(title="cosmic-ai dry run: nothing started, nothing written", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for label, value in rows:
+        table.add_row(label, Text(value))  # values are data (URIs, error text), never markup
+    console.print(table)
+    for w in planned.warnings:
+        console.print(Text.assemble(("warning: ", "yellow"), w))
+    return EXIT_OK
