@@ -12,7 +12,11 @@ RUN_ID ?=
 BENCH_LOCAL_ENV = AWS_ENDPOINT_URL=http://$(LOCALSTACK_HOST):$(LOCALSTACK_PORT) AWS_ACCESS_KEY_ID=test \
   AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=$(AWS_REGION)
 
-.PHONY: bench bench-report costs
+# The scale rehearsal (issue 15): SCALE_SHARDS tiny shards end to end on TARGET (local by default).
+SCALE_SHARDS ?= 10000
+SCALE_ARGS ?=
+
+.PHONY: bench bench-report costs scale-test
 
 bench: setup $(if $(filter 1,$(BENCH_E2E)),deploy,localstack-up) ## Benchmark (one full run, ~20 min on 2 cores): bench/REPORT.md, results.json, plots
 ifeq ($(BENCH_E2E),1)
@@ -27,3 +31,7 @@ bench-report: setup ## Re-render bench/REPORT.md and plots from bench/results.js
 costs: setup ## Real Lambda bill from REPORT lines of the stack's log groups (COSTS_SINCE=1h, RUN_ID=<run> for one run)
 	$(DEPLOY) exec -- $(PY) -m cosmicai.cli costs --projection $(BENCH_OUT)/results.json \
 	  $(if $(RUN_ID),--run-id $(RUN_ID),--since $(COSTS_SINCE)) $(COSTS_ARGS)
+
+scale-test: setup deploy ## Scale rehearsal: SCALE_SHARDS (10,000) tiny shards end to end, exact accounting -> bench/scale.json + REPORT.md
+	$(DEPLOY) exec -- nice -n 10 $(PY) -m cosmicai.cli scale-test --shards $(SCALE_SHARDS) --out $(BENCH_OUT) $(SCALE_ARGS)
+	$(PY) -m cosmicai.cli bench-system --out $(BENCH_OUT) --report-only

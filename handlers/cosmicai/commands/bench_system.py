@@ -76,21 +76,6 @@ def _model_and_weights(arg: Path | None, tmp: Path) -> tuple[Any, Path, str]:
     return model, path, "random weights (torch seed 0; no trained weights present)"
 
 
-def synthetic_shard(n: int, seed: int = 1) -> Any:
-    """N objects with SDSS-like value ranges (speed does not depend on pixel values)."""
-    import numpy as np
-
-    from cosmicai.shards import Shard
-
-    rng = np.random.default_rng(seed)
-    return Shard(
-        object_ids=np.arange(n, dtype=np.int64),
-        images=rng.normal(0.0, 0.05, (n, 5, 32, 32)).astype(np.float32),
-        magnitudes=rng.normal(18.0, 1.0, (n, 5)).astype(np.float32),
-        redshift=rng.uniform(0.02, 0.4, n).astype(np.float32),
-    )
-
-
 def _machine() -> dict[str, Any]:
     import torch
 
@@ -152,6 +137,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     import logging
 
     from cosmicai.perf import coldstart, report, worker_path
+    from cosmicai.perf.scale import synthetic_shard
 
     logging.getLogger("cosmicai.worker").setLevel(logging.WARNING)  # one JSON line per shard would bury the progress lines
 
