@@ -100,7 +100,7 @@ def account(plan: list[dict[str, Any]], reports: dict[str, dict[str, Any]], cata
     return outcomes
 
 
-def _read_reports(s3: Any, loc: RunLocation, run_id: str, warnings: list[str]) -> dict[str, dict[str, Any]]:
+def read_reports(s3: Any, loc: RunLocation, run_id: str, warnings: list[str]) -> dict[str, dict[str, Any]]:
     keys = [o["Key"] for o in list_objects(s3, loc.bucket, loc.key(WORKERS_DIR)) if o["Key"].endswith(".json")]
 
     def read(key: str) -> dict[str, Any] | None:
@@ -317,7 +317,7 @@ def summarize_run(s3: Any, loc: RunLocation, run_id: str | None = None, map_erro
         raise SummaryError(f"{loc.uri}{RUN_FILE} belongs to run {run.get('run_id')}, not {run_id}")
     run_id = run["run_id"]
     warnings: list[str] = list(run.get("warnings", []))
-    reports = _read_reports(s3, loc, run_id, warnings)
+    reports = read_reports(s3, loc, run_id, warnings)
     catalogs = {o["Key"] for o in list_objects(s3, loc.bucket, loc.key(PREDICTIONS_DIR))}
     outcomes = account(plan, reports, catalogs, loc)
     planned_names = {loc.prediction_key(s["name"]) for item in plan for s in item["shards"]}

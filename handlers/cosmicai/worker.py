@@ -146,12 +146,39 @@ def shard_partial(key: str, z_true: np.ndarray | None, z_pred: np.ndarray) -> Sh
     return ShardPartial(key, int(z_pred.size), partial)
 
 
-def write_partials(s3: Any, item: WorkItem, sections: list[ShardPartial]) -> float:
-    """PUT the item's metric partial (`metrics/<item_id>.json`); returns the seconds it took."""
+def _with_previous(s3: Any, item: WorkItem, sections: list[ShardPartial]) -> list[ShardPartial]:
+    """`sections` plus this run's earlier sections of this item for shards not in `sections`."""
+    from cosmicai.metrics import PartialFormatError, partials_from_bytes
+    from cosmicai.runstore import object_exists
+
+    loc = item.location
+    key = loc.metrics_key(item.item_id)
+    if not object_exists(s3, loc.bucket, key):  # listed, not a GET: absent keys answer 403 to our role
+        return sections
+    try:
+        old = partials_from_bytes(s3.get_object(Bucket=loc.bucket, Key=key)["Body"].read(), f"s3://{loc.bucket}/{key}")
+    except PartialFormatError as exc:  # Summarize reads those shards' catalogs instead, and says so
+        log(_LOG, logging.WARNING, "earlier metric partial unreadable", detail=str(exc), run_id=item.run_id, item=item.item_id)
+        return sections
+    if (old.run_id, old.item_id) != (item.run_id, item.item_id):
+        return sections
+    fresh = {s.key for s in sections}
+    return [s for k, s in old.shards.items() if k not in fresh] + sections
+
+
+def write_partials(s3: Any, item: WorkItem, sections: list[ShardPartial], *, keep_previous: bool = False) -> float:
+    """PUT the item's metric partial (`metrics/<item_id>.json`); returns the seconds it took.
+
+    `keep_previous` is for an item that re-runs only some of its shards (a resumed run): the
+    sections this run wrote earlier for its other shards are kept, so Summarize finds every
+    succeeded shard in the partial; it merges only sections of shards it accounts as succeeded.
+    """
     from cosmicai.metrics import partials_to_bytes
 
     t0 = time.perf_counter()
     loc = item.location
+    if keep_previous:
+        sections = _with_previous(s3, item, sections)
     body = partials_to_bytes(item.run_id, item.item_id, sections)
     s3.put_object(Bucket=loc.bucket, Key=loc.metrics_key(item.item_id), Body=body, ContentType="application/json")
     return time.perf_counter() - t0

@@ -17,6 +17,7 @@ from cosmicai.metrics import compute_metrics
 from cosmicai.weights import WeightsNotFoundError, default_weights_path
 from itfixtures.pipeline import RunResult, new_test_run_id
 from tests.conftest import build_shard
+from tests.unit.metric_agreement import assert_metrics_agree
 
 ROOT = Path(__file__).resolve().parents[2]
 N_SHARDS = 8
@@ -52,6 +53,16 @@ def _merged(result: RunResult) -> pa.Table:
     return pa.concat_tables([result.catalog(k) for k in result.prediction_keys()])
 
 
+def _assert_metrics_from_partials(summary: dict, table: pa.Table) -> None:
+    """Summarize's metrics, merged from the workers' partials only, agree with exact ones over the catalogs."""
+    z_true = table.column("z_true").to_numpy(zero_copy_only=False)
+    z_pred = table.column("z_pred").to_numpy(zero_copy_only=False)
+    assert_metrics_agree(summary["metrics"], compute_metrics(z_true, z_pred))
+    src = summary["metrics_source"]
+    assert src["shards"] == summary["shards"]["succeeded"] and src["shards_from_catalogs"] == 0, src
+    assert src["error_bounds"]["delta"] < 1e-6
+
+
 def test_run_succeeds_and_accounts_for_every_object(happy: RunResult) -> None:
     assert happy.status == "SUCCEEDED", (happy.error, happy.cause)
     s = happy.summary
@@ -74,7 +85,8 @@ def test_catalog_matches_shards_and_summary_metrics(happy: RunResult) -> None:
     z_pred = table.column("z_pred").to_numpy(zero_copy_only=False)
     truth = dict(zip(expected_ids.tolist(), np.concatenate([s.redshift for s in SHARDS]).tolist()))
     assert np.array_equal(z_true, np.array([truth[i] for i in ids.tolist()], dtype=np.float32))
-    assert happy.summary["metrics"] == pytest.approx(compute_metrics(z_true, z_pred), rel=1e-9, abs=1e-12)
+    _assert_metrics_from_partials(happy.summary, table)
+    assert len(happy.keys("metrics/")) == N_SHARDS // 2  # one partial per work item
 
 
 def test_predictions_equal_local_inference(happy: RunResult) -> None:
@@ -94,7 +106,8 @@ def test_rerun_same_run_id_overwrites_without_duplicates(happy: RunResult, run_p
     again = run_pipeline(dict(happy.payload))
     assert again.status == "SUCCEEDED" and again.summary["status"] == "SUCCEEDED"
     assert again.summary["objects"] == happy.summary["objects"]
-    assert again.summary["metrics"] == happy.summary["metrics"]
+    assert again.summary["metrics"] == happy.summary["metrics"]  # same partials, merged in plan order
+    _assert_metrics_from_partials(again.summary, _merged(again))
     assert set(again.prediction_keys()) == set(before)
     for key, table in before.items():
         assert again.catalog(key).equals(table), key
@@ -124,6 +137,7 @@ def test_make_invoke_with_a_corrupt_shard_is_partial(upload_shards, deployed_sta
         [failure] = summary["shards"]["failures"]
         assert failure["shard"].endswith("part-00003.safetensors") and failure["error"] in ("unreadable", "unknown_format")
         assert pq.read_table(run_dir / "catalog.parquet").num_rows == objs["predicted"]
+        _assert_metrics_from_partials(summary, pq.read_table(run_dir / "catalog.parquet"))
         for name in ("report.md", "plots/z_pred_vs_z_true.png", "plots/residuals.png", "plots/workers.png"):
             assert (run_dir / name).is_file(), name
     finally:
@@ -142,3 +156,4 @@ def test_reference_payload_runs_with_warnings(run_pipeline, labelled_input: str,
     assert s is not None and s["run_id"] == result.run_id and result.run_id.startswith("run-")
     assert s["shards"]["total"] == 5 and s["items"]["total"] == 3 and s["objects"]["predicted"] == sum(x.n for x in SHARDS[:5])
     assert any("'script' ignored" in w for w in s["warnings"])
+    _assert_metrics_from_partials(s, _merged(result))

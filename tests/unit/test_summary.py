@@ -130,8 +130,8 @@ def _exact_from_catalogs(s3: MemoryS3) -> dict:
     return compute_metrics(z_true, z_pred)
 
 
-def _planned_run(s3: MemoryS3, run_id: str = "run-p") -> list[dict]:
-    payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "world_size": 3,
+def _planned_run(s3: MemoryS3, run_id: str = "run-p", workers: int = 3) -> list[dict]:
+    payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "world_size": workers,
                                 "run_id": run_id, "max_shards": 3})  # s0..s2: no truncated shard
     prepare_run(s3, payload, started_at=0.0)
     plan = json.loads(s3.buckets["out-bucket"]["r/plan.json"])
@@ -235,3 +235,23 @@ def test_worker_fails_alone_what_s3_refuses_or_what_is_too_large(run_store: Memo
     by_key = {r["key"]: r for r in report["shards"]}
     assert by_key["in/s0.safetensors"]["error"] == "too_large" and "cosmicai partition" in by_key["in/s0.safetensors"]["message"]
     assert by_key["in/gone.safetensors"]["error"] == "unreadable" and "AccessDenied" in by_key["in/gone.safetensors"]["message"]
+
+
+def test_a_partial_rewritten_for_some_shards_can_keep_the_others(run_store: MemoryS3) -> None:
+    """write_partials(keep_previous=True), for items that re-run only some shards (resume)."""
+    from cosmicai.metrics import partials_from_bytes
+    from cosmicai.worker import shard_partial, write_partials
+
+    s3 = run_store
+    plan = _planned_run(s3, workers=1)
+    item = WorkItem.parse(plan[0])
+    key = LOC.metrics_key(item.item_id)
+    before = partials_from_bytes(s3.buckets["out-bucket"][key]).shards
+    first, second = item.shards[0].key, item.shards[1].key
+    redo = shard_partial(second, np.float32([0.1, 0.2]), np.float32([0.1, 0.25]))
+    write_partials(s3, item, [redo], keep_previous=True)
+    after = partials_from_bytes(s3.buckets["out-bucket"][key]).shards
+    assert set(after) == set(before) and after[second].rows == 2
+    assert after[first].partial.compute() == before[first].partial.compute()
+    write_partials(s3, item, [redo])  # a whole item's run writes only its own sections
+    assert set(partials_from_bytes(s3.buckets["out-bucket"][key]).shards) == {second}
