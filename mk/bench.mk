@@ -14,6 +14,8 @@ BENCH_LOCAL_ENV = AWS_ENDPOINT_URL=http://$(LOCALSTACK_HOST):$(LOCALSTACK_PORT) 
 
 # The scale rehearsal (issue 15): SCALE_SHARDS tiny shards end to end on TARGET (local by default).
 SCALE_SHARDS ?= 10000
+# Init alone plans this many shards from a manifest (issue 15: 200,000); 0 skips it.
+SCALE_INIT_SHARDS ?= 200000
 SCALE_ARGS ?=
 
 .PHONY: bench bench-report costs scale-test
@@ -33,5 +35,6 @@ costs: setup ## Real Lambda bill from REPORT lines of the stack's log groups (CO
 	  $(if $(RUN_ID),--run-id $(RUN_ID),--since $(COSTS_SINCE)) $(COSTS_ARGS)
 
 scale-test: setup deploy ## Scale rehearsal: SCALE_SHARDS (10,000) tiny shards end to end, exact accounting -> bench/scale.json + REPORT.md
-	$(DEPLOY) exec -- nice -n 10 $(PY) -m cosmicai.cli scale-test --shards $(SCALE_SHARDS) --out $(BENCH_OUT) $(SCALE_ARGS)
+	$(DEPLOY) exec -- nice -n 10 $(PY) -m cosmicai.cli scale-test --shards $(SCALE_SHARDS) --init-shards $(SCALE_INIT_SHARDS) \
+	  --out $(BENCH_OUT) $(SCALE_ARGS)
 	$(PY) -m cosmicai.cli bench-system --out $(BENCH_OUT) --report-only

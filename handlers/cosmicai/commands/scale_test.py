@@ -27,17 +27,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=5400.0, help="seconds to wait for the execution")
     p.add_argument("--out", type=Path, default=Path("bench"), help="folder of scale.json (default bench)")
     p.add_argument("--keep-inputs", action="store_true", help="leave the uploaded shards in the data bucket")
+    p.add_argument("--init-shards", type=int, default=0,
+                   help="also measure Init alone planning this many shards from a manifest (make scale-test: 200,000)")
     p.set_defaults(run=run)
 
 
 def _stack() -> dict[str, Any]:
     """The deployed stack's outputs (COSMICAI_TF_*, set by `deploy.stack exec`)."""
-    need = ("COSMICAI_TF_STATE_MACHINE_ARN", "COSMICAI_TF_DATA_URI", "COSMICAI_TF_RESULTS_URI", "COSMICAI_TF_LOG_GROUP_NAMES")
+    need = ("COSMICAI_TF_STATE_MACHINE_ARN", "COSMICAI_TF_DATA_URI", "COSMICAI_TF_RESULTS_URI",
+            "COSMICAI_TF_LOG_GROUP_NAMES", "COSMICAI_TF_FUNCTION_NAMES")
     missing = [k for k in need if not os.environ.get(k)]
     if missing:
         raise SystemExit(f"scale-test: {', '.join(missing)} not set (run it as `make scale-test`)")
     return {"state_machine_arn": os.environ[need[0]], "data_uri": os.environ[need[1]],
-            "results_uri": os.environ[need[2]], "log_groups": json.loads(os.environ[need[3]])}
+            "results_uri": os.environ[need[2]], "log_groups": json.loads(os.environ[need[3]]),
+            "function_names": json.loads(os.environ[need[4]])}
+
+
+def _delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
+    from cosmicai.runstore import list_objects
+
+    keys = [o["Key"] for o in list_objects(s3, bucket, prefix)]
+    for i in range(0, len(keys), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]], "Quiet": True})
+
+
+def init_limit(stack: dict[str, Any], shards: int, log: Any = print) -> dict[str, Any]:
+    """Init alone planning `shards` shards from a manifest: its REPORT Duration and Max Memory Used."""
+    from botocore.config import Config
+
+    from cosmicai.payload import split_s3_uri
+    from cosmicai.perf import scale
+    from cosmicai.runstore import aws_client, s3_client
+
+    tag = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:4]
+    data_bucket, data_prefix = split_s3_uri(stack["data_uri"], "data_uri")
+    out_bucket, out_prefix = split_s3_uri(stack["results_uri"], "results_uri")
+    in_prefix, run_prefix = f"{data_prefix}plan-{tag}/", f"{out_prefix}plan-{tag}/"
+    s3 = s3_client()
+    log(f"scale-test: uploading {shards:,} listed objects and a manifest for Init to plan")
+    upload_s = scale.upload_listing(s3, data_bucket, in_prefix, shards)
+    spw = scale._shards_per_worker_for(shards)
+    payload = {"input": f"s3://{data_bucket}/{in_prefix}", "output": f"s3://{out_bucket}/{run_prefix}",
+               "run_id": f"plan-{tag}", "shards_per_worker": spw}
+    # a synchronous invoke of up to Init's 15-minute ceiling: no client timeout or retry in between
+    lam = aws_client("lambda", Config(read_timeout=960, retries={"max_attempts": 1}))
+    figures = {"shards": shards, "shards_per_worker": spw, "upload_s": upload_s,
+               **scale.invoke_init(lam, stack["function_names"]["init"], payload)}
+    _delete_prefix(s3, data_bucket, in_prefix)
+    _delete_prefix(s3, out_bucket, run_prefix)
+    return figures
 
 
 def rehearse(stack: dict[str, Any], shards: int, per_shard: int, shards_per_worker: int, max_concurrency: int,
@@ -45,7 +84,7 @@ def rehearse(stack: dict[str, Any], shards: int, per_shard: int, shards_per_work
     """Upload, run, measure and check one rehearsal; returns the figures (raises nothing on a bad run)."""
     from cosmicai.payload import split_s3_uri
     from cosmicai.perf import scale
-    from cosmicai.runstore import RunLocation, aws_client, get_json_if_exists, list_objects, s3_client
+    from cosmicai.runstore import RunLocation, aws_client, get_json_if_exists, s3_client
 
     tag = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:4]
     data_bucket, data_prefix = split_s3_uri(stack["data_uri"], "data_uri")
@@ -83,17 +122,18 @@ def rehearse(stack: dict[str, Any], shards: int, per_shard: int, shards_per_work
         "load_avg_end": round(os.getloadavg()[0], 2),
     }
     if not keep_inputs:
-        keys = [o["Key"] for o in list_objects(s3, data_bucket, in_prefix)]
-        for i in range(0, len(keys), 1000):
-            s3.delete_objects(Bucket=data_bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]], "Quiet": True})
+        _delete_prefix(s3, data_bucket, in_prefix)
     return figures
 
 
 def run(args: argparse.Namespace) -> int:
     from cosmicai.perf import scale
 
-    figures = rehearse(_stack(), args.shards, args.per_shard, args.shards_per_worker, args.max_concurrency,
+    stack = _stack()
+    figures = rehearse(stack, args.shards, args.per_shard, args.shards_per_worker, args.max_concurrency,
                        args.timeout, args.keep_inputs)
+    if args.init_shards:
+        figures["init_limit"] = init_limit(stack, args.init_shards)
     results_path = args.out / "results.json"
     throughput = scale.DEFAULT_OBJECTS_PER_S, scale.DEFAULT_INIT_S
     if results_path.exists():

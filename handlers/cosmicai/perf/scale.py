@@ -126,6 +126,15 @@ def check_accounting(summary: dict[str, Any], expected_objects: int, expected_sh
     return problems
 
 
+def _init_limit_rows(limit: dict[str, Any] | None) -> list[str]:
+    if not limit:
+        return []
+    return [f"| Init alone planning {limit['shards']:,} shards from a manifest ({limit['shards_per_worker']} per item, "
+            f"{(limit.get('result') or {}).get('items', '?'):,} items): Duration / Max Memory Used (REPORT) "
+            f"| {limit.get('duration_s')} s / {limit.get('max_memory_used_mb')} MB of {limit.get('memory_size_mb')} MB"
+            f"{'; ERROR ' + str(limit.get('error')) if limit.get('error') else ''} |"]
+
+
 def render_section(figures: dict[str, Any]) -> str:
     """The REPORT.md section of a rehearsal (`<bench>/scale.json`) and its 10^9-object projection."""
     init, summ, states = figures.get("init", {}), figures.get("summarize", {}), figures.get("states_s", {})
@@ -147,6 +156,7 @@ def render_section(figures: dict[str, Any]) -> str:
         f"| Init: Duration / Max Memory Used (REPORT) | {init.get('max_duration_s')} s / {init.get('max_memory_used_mb')} MB of {init.get('memory_size_mb')} MB |",
         f"| Summarize: Duration / Max Memory Used (REPORT) | {summ.get('max_duration_s')} s / {summ.get('max_memory_used_mb')} MB of {summ.get('memory_size_mb')} MB |",
         f"| load average at the end (2 cores) | {figures.get('load_avg_end')} |",
+        *_init_limit_rows(figures.get("init_limit")),
         "",
         "Projection for 10^9 objects at the deployed recommendation (x86_64, 1,769 MB, 100 MB shards of "
         f"{PROJECTION_SHARD_OBJECTS:,} objects; cost model `costs.project_run`, a projection, not a bill):",
@@ -163,3 +173,47 @@ def render_section(figures: dict[str, Any]) -> str:
               "40,000 work items), which changes neither the compute nor the waves' length. Wall time counts compute "
               "waves only; Init and Summarize at scale are the measured figures above and in the limits section.", ""]
     return "\n".join(lines)
+
+
+# One run's Map takes at most this many work items (payload.MAX_WORKERS).
+def _shards_per_worker_for(shards: int) -> int:
+    from cosmicai.payload import MAX_WORKERS
+
+    return max(1, -(-shards // MAX_WORKERS))
+
+
+def upload_listing(s3: Any, bucket: str, prefix: str, shards: int, count: int = 5113) -> float:
+    """N placeholder objects and a manifest giving each a count: what Init lists and plans from.
+
+    Init never reads a shard listed in the manifest, so 1-byte objects give the same listing and
+    plan as real 100 MB shards (the reference's 5,113 objects each) at a fraction of the upload.
+    """
+    t0 = time.monotonic()
+    names = [f"part-{i:07d}.safetensors" for i in range(shards)]
+    with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+        list(pool.map(lambda n: s3.put_object(Bucket=bucket, Key=prefix + n, Body=b"\0"), names))
+    entries = [{"key": n, "count": count, "bytes": 1} for n in names]
+    manifest = {"format": "cosmicai.manifest", "version": 1, "objects": shards * count, "shards": entries}
+    s3.put_object(Bucket=bucket, Key=prefix + "manifest.json", Body=json.dumps(manifest).encode())
+    return round(time.monotonic() - t0, 1)
+
+
+def invoke_init(lam: Any, function: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Invoke Init once (synchronously) and read its REPORT line from the log tail."""
+    import base64
+
+    from cosmicai.lambda_logs import parse_report_line
+
+    t0 = time.monotonic()
+    resp = lam.invoke(FunctionName=function, Payload=json.dumps(payload).encode(), LogType="Tail")
+    client_s = round(time.monotonic() - t0, 2)
+    body = json.loads(resp["Payload"].read() or b"null")
+    tail = base64.b64decode(resp.get("LogResult") or b"").decode(errors="replace")
+    reports = [r for r in (parse_report_line(line) for line in tail.splitlines()) if r is not None]
+    out: dict[str, Any] = {"client_s": client_s, "error": resp.get("FunctionError"),
+                           "result": body if resp.get("FunctionError") else {k: body.get(k) for k in ("items", "shards", "objects")}}
+    if reports:
+        r = reports[-1]
+        out |= {"duration_s": round(r.duration_ms / 1000, 2), "max_memory_used_mb": r.max_memory_used_mb,
+                "memory_size_mb": r.memory_size_mb}
+    return out
