@@ -2,3 +2,6 @@
 # tags itself; these are the settings that differ from AWS.
 force_destroy      = true
 log_retention_days = 1
+# The full execution history locally (free here, and what debugging a run wants);
+# AWS defaults to ERROR (README "To AWS").
+state_machine_log_level = "ALL"
