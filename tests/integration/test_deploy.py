@@ -91,7 +91,8 @@ def test_each_function_has_its_own_least_privilege_role(deployed_stack: dict, ro
     lam, iam = _client("lambda"), _client("iam")
     role_arn = lam.get_function(FunctionName=deployed_stack["function_names"][role])["Configuration"]["Role"]
     role_name = role_arn.rsplit("/", 1)[1]
-    assert role_name == f"{deployed_stack['function_names'][role]}-role"
+    # role names carry the region's code, so one prefix deploys to two regions without a clash
+    assert role_name == f"{deployed_stack['function_names'][role]}-use1-role"
     (policy_name,) = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
     attached = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
     doc = json.loads(attached) if isinstance(attached, str) else attached
@@ -144,7 +145,7 @@ def test_state_machine_runs_the_rendered_template(deployed_stack: dict) -> None:
     assert "${" not in desc["definition"]
     assert json.loads(desc["definition"]) == json.loads(expected)
     assert desc["loggingConfiguration"]["level"] == "ALL"
-    assert desc["roleArn"].endswith(f"/{deployed_stack['state_machine_name']}-role")
+    assert desc["roleArn"].endswith(f"/{deployed_stack['state_machine_name']}-use1-role")
 
 
 def test_ecr_repositories_are_immutable_and_scanned(deployed_stack: dict) -> None:
