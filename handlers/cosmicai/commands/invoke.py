@@ -23,11 +23,16 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typing only: the command's imports stay lazy so `cosmicai --help` is quick
+    from cosmicai.payload import RunPayload
+    from cosmicai.plan import RunPlan, ShardInfo
+    from cosmicai.report import CatalogInPlace
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_WAITING = 0, 1, 2, 3, 4
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -102,7 +107,7 @@ def load_payload(text: str) -> dict[str, Any]:
     return doc
 
 
-def prepare_payload(raw: dict[str, Any], run_id: str | None = None) -> tuple[dict[str, Any], Any]:
+def prepare_payload(raw: dict[str, Any], run_id: str | None = None) -> tuple[dict[str, Any], RunPayload]:
     """(body to send, validated RunPayload): the raw payload with its run id fixed, so the
     local run folder and the execution agree. Raises PayloadError like Init would."""
     from cosmicai.payload import RunPayload
@@ -234,8 +239,8 @@ def execution_error(sfn: Any, desc: dict[str, Any]) -> tuple[str, str]:
 
 
 def print_results(console: Any, summary: dict[str, Any], run_dir: Path, plots: list[Path], catalog: Path | None,
-                  in_place: Any = None) -> None:
-    """The results table, failures and where the files are (`in_place`: a report.CatalogInPlace)."""
+                  in_place: CatalogInPlace | None = None) -> None:
+    """The results table, failures and where the files are (or where the catalog stays in S3)."""
     from rich.table import Table
 
     from cosmicai.report import REPORT_FILE, summary_rows
@@ -260,7 +265,7 @@ def print_results(console: Any, summary: dict[str, Any], run_dir: Path, plots: l
         console.print(f"plots: {', '.join(str(p) for p in plots)}")
 
 
-def print_in_place(console: Any, in_place: Any) -> None:
+def print_in_place(console: Any, in_place: CatalogInPlace) -> None:
     """Where the catalog that was not downloaded is, and the Python that queries it there."""
     from cosmicai.report import client_endpoint, format_bytes, in_place_snippet
 
@@ -398,7 +403,7 @@ def stack_function(env: Mapping[str, str]) -> tuple[float, str, str]:
     return float(memory or DEFAULT_MEMORY_MB), arch or DEFAULT_ARCH, "the stack's defaults: no deployed stack outputs in the environment"
 
 
-def check_stack_locations(payload: Any, env: Mapping[str, str]) -> None:
+def check_stack_locations(payload: RunPayload, env: Mapping[str, str]) -> None:
     """PayloadError when the deployed stack's functions may not reach the payload's locations:
     they read only below data_uri and write only below results_uri (the user may reach more)."""
     from cosmicai.payload import PayloadError
@@ -410,11 +415,11 @@ def check_stack_locations(payload: Any, env: Mapping[str, str]) -> None:
                                "reach it (Init would fail with AccessDenied)")
 
 
-def estimate_objects(shards: list[Any]) -> tuple[int, int]:
+def estimate_objects(shards: Sequence[ShardInfo]) -> tuple[int, int]:
     """(objects counted, objects estimated for shards of unknown count from their size)."""
     known = [s for s in shards if s.count is not None]
     unknown = [s for s in shards if s.count is None]
-    counted = sum(s.count for s in known)
+    counted = sum(s.count or 0 for s in known)
     known_bytes = sum(s.bytes for s in known)
     per_byte = counted / known_bytes if counted and known_bytes else 1 / BYTES_PER_OBJECT
     return counted, sum(round(s.bytes * per_byte) for s in unknown)
@@ -480,7 +485,7 @@ def concurrency_text(c: Concurrency) -> str:
     return text
 
 
-def dry_run_rows(planned: Any, throughput: Throughput, memory: tuple[float, str, str], concurrency: Concurrency) -> list[tuple[str, str]]:
+def dry_run_rows(planned: RunPlan, throughput: Throughput, memory: tuple[float, str, str], concurrency: Concurrency) -> list[tuple[str, str]]:
     """(label, value) rows the dry run prints: the plan, its objects, cost, wall time and concurrency."""
     from cosmicai.costs import throughput_at_memory
 
