@@ -1,10 +1,11 @@
 """Per-object redshift catalogs: Parquet (default) or CSV with a fixed schema.
 
 Columns: `object_id` int64, `z_pred` float32, `z_true` float32 (nullable: null
-where no true redshift is known). Readers detect the format from the bytes.
+where no true redshift is known), `ra`, `dec` float64 degrees (nullable: null where
+the shard carried no sky positions). Readers detect the format from the bytes.
 
 Every catalog is built against the one `SCHEMA` (no pandas or other metadata; an
-unlabelled shard's `z_true` is a float32 column of nulls), so a run's
+unlabelled shard's `z_true`, a position-less shard's `ra`/`dec`, are columns of nulls), so a run's
 `<output>predictions/*.parquet` is one Parquet dataset that pyarrow.dataset, DuckDB or
 pandas read in place in S3 without unifying schemas.
 """
@@ -25,8 +26,12 @@ SCHEMA = pa.schema(
         pa.field("object_id", pa.int64(), nullable=False),
         pa.field("z_pred", pa.float32(), nullable=False),
         pa.field("z_true", pa.float32(), nullable=True),
+        pa.field("ra", pa.float64(), nullable=True),
+        pa.field("dec", pa.float64(), nullable=True),
     ]
 )
+# Columns a catalog written before they existed may lack; read_catalog fills them with nulls.
+OPTIONAL_COLUMNS = ("ra", "dec")
 FORMATS = ("parquet", "csv")
 PARQUET_MAGIC = b"PAR1"
 
@@ -35,8 +40,8 @@ class CatalogError(ValueError):
     """A catalog that cannot be written or read; the message names the source and problem."""
 
 
-def catalog_table(object_ids: Any, z_pred: Any, z_true: Any = None) -> pa.Table:
-    """Build the catalog table; NaN in `z_true` becomes null (unknown)."""
+def catalog_table(object_ids: Any, z_pred: Any, z_true: Any = None, *, ra: Any = None, dec: Any = None) -> pa.Table:
+    """Build the catalog table; NaN in `z_true`, `ra` or `dec` becomes null (unknown)."""
     ids = np.asarray(object_ids)
     pred = np.asarray(z_pred, dtype=np.float32).reshape(-1)
     if ids.ndim != 1 or ids.dtype.kind not in "iu":
@@ -50,15 +55,29 @@ def catalog_table(object_ids: Any, z_pred: Any, z_true: Any = None) -> pa.Table:
         if t.shape[0] != ids.shape[0]:
             raise CatalogError(f"{ids.shape[0]} object ids but {t.shape[0]} true redshifts")
         true = pa.array(t, type=pa.float32(), mask=np.isnan(t))
+    if (ra is None) != (dec is None):
+        raise CatalogError("ra and dec come together: got only one of them")
+    pos = [_position(ra, "ra", ids.shape[0]), _position(dec, "dec", ids.shape[0])]
     return pa.table(
-        [pa.array(ids.astype(np.int64, copy=False)), pa.array(pred), true], schema=SCHEMA
+        [pa.array(ids.astype(np.int64, copy=False)), pa.array(pred), true, *pos], schema=SCHEMA
     )
 
 
-def catalog_to_bytes(object_ids: Any, z_pred: Any, z_true: Any = None, fmt: str = "parquet") -> bytes:
+def _position(values: Any, what: str, n: int) -> pa.Array:
+    if values is None:
+        return pa.nulls(n, type=pa.float64())
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
+    if a.shape[0] != n:
+        raise CatalogError(f"{n} object ids but {a.shape[0]} {what} values")
+    return pa.array(a, type=pa.float64(), mask=np.isnan(a))
+
+
+def catalog_to_bytes(
+    object_ids: Any, z_pred: Any, z_true: Any = None, fmt: str = "parquet", *, ra: Any = None, dec: Any = None
+) -> bytes:
     """Serialise a catalog in memory (for an S3 PUT)."""
     buf = io.BytesIO()
-    _write_table(catalog_table(object_ids, z_pred, z_true), buf, fmt)
+    _write_table(catalog_table(object_ids, z_pred, z_true, ra=ra, dec=dec), buf, fmt)
     return buf.getvalue()
 
 
@@ -77,9 +96,12 @@ def write_catalog(
     z_pred: Any,
     z_true: Any = None,
     fmt: str = "parquet",
+    *,
+    ra: Any = None,
+    dec: Any = None,
 ) -> int:
     """Write a catalog to a path (atomically) or a binary file object; return the bytes written."""
-    data = catalog_to_bytes(object_ids, z_pred, z_true, fmt)
+    data = catalog_to_bytes(object_ids, z_pred, z_true, fmt, ra=ra, dec=dec)
     if hasattr(dst, "write"):
         dst.write(data)  # type: ignore[union-attr]
         return len(data)
@@ -113,6 +135,9 @@ def read_catalog(src: Path | str | bytes) -> pa.Table:
             table = pacsv.read_csv(io.BytesIO(data), convert_options=opts)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise CatalogError(f"{name}: not a readable Parquet or CSV catalog ({exc})") from exc
+    for col in OPTIONAL_COLUMNS:  # a catalog from before positions existed: unknown, not invalid
+        if col not in table.column_names:
+            table = table.append_column(pa.field(col, pa.float64()), pa.nulls(table.num_rows, pa.float64()))
     missing = [f.name for f in SCHEMA if f.name not in table.column_names]
     if missing:
         raise CatalogError(f"{name}: missing column(s) {missing}; has {table.column_names}")

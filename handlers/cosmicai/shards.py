@@ -2,8 +2,10 @@
 
 A shard is a safetensors file (version 1) holding `object_id` int64 (N,),
 `images` float32 (N, 5, 32, 32), `magnitudes` float32 (N, 5) and optionally
-`redshift` float32 (N,), plus string metadata (format, version, count,
-has_redshift). `read_shard` also reads `.npz` files with the same array names
+`redshift` float32 (N,) and the sky position pair `ra`, `dec` float64 (N,)
+in degrees, plus string metadata (format, version, count, has_redshift).
+Positions are optional and travel through to the catalogs; shards without them
+are byte-identical to those written before positions existed. `read_shard` also reads `.npz` files with the same array names
 and the reference's `.pt` TensorDataset partitions (weights_only + allow-list).
 The format is detected from the bytes, never from the file name.
 
@@ -34,7 +36,9 @@ HEADER_PROBE_BYTES = 64 * 1024
 _MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 
 REQUIRED = ("object_id", "images", "magnitudes")
-OPTIONAL = ("redshift",)
+OPTIONAL = ("redshift", "ra", "dec")
+# float64: a float32 right ascension near 360 deg resolves only ~0.1 arcsec.
+POSITION = ("ra", "dec")
 
 
 class ShardError(ValueError):
@@ -102,12 +106,14 @@ class ShardHeaderIncompleteError(ShardUnreadableError):
 
 @dataclass
 class Shard:
-    """A batch of objects: ids, 5-band 32x32 images, magnitudes, optional true redshift."""
+    """A batch of objects: ids, 5-band 32x32 images, magnitudes, optional true redshift and ra/dec."""
 
     object_ids: np.ndarray
     images: np.ndarray
     magnitudes: np.ndarray
     redshift: np.ndarray | None = None
+    ra: np.ndarray | None = None  # degrees, float64 (N,); with dec, or neither
+    dec: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -118,6 +124,11 @@ class Shard:
     def has_redshift(self) -> bool:
         """Whether true redshifts are present."""
         return self.redshift is not None
+
+    @property
+    def has_position(self) -> bool:
+        """Whether sky positions (ra, dec) are present."""
+        return self.ra is not None
 
 
 class ShardHeader(NamedTuple):
@@ -327,6 +338,8 @@ def _build(arrays: dict[str, np.ndarray], name: str) -> Shard:
             images=arrays["images"],
             magnitudes=arrays["magnitudes"],
             redshift=arrays.get("redshift"),
+            ra=arrays.get("ra"),
+            dec=arrays.get("dec"),
         ),
         name,
     )
@@ -382,15 +395,19 @@ def validate_shard(shard: Shard, name: str = "<shard>") -> Shard:
             raise ShardShapeError(name, f"redshift has shape {z.shape}, expected (N,)")
         z = _check_float(name, "redshift", z)
 
+    ra, dec = _check_position(name, shard.ra, shard.dec)
+
     lengths = {"object_id": ids.shape[0], "images": images.shape[0], "magnitudes": mags.shape[0]}
     if z is not None:
         lengths["redshift"] = z.shape[0]
+    if ra is not None and dec is not None:
+        lengths |= {"ra": ra.shape[0], "dec": dec.shape[0]}
     if len(set(lengths.values())) != 1:
         raise ShardLengthMismatchError(name, f"arrays disagree on the object count: {lengths}")
     if ids.shape[0] == 0:
         raise EmptyShardError(name, "shard holds no objects")
 
-    for what, a in (("images", images), ("magnitudes", mags), ("redshift", z)):
+    for what, a in (("images", images), ("magnitudes", mags), ("redshift", z), ("ra", ra), ("dec", dec)):
         if a is not None and not np.isfinite(a).all():
             bad = np.unique(np.nonzero(~np.isfinite(a.reshape(a.shape[0], -1)))[0])
             raise ShardNonFiniteError(
@@ -412,7 +429,28 @@ def validate_shard(shard: Shard, name: str = "<shard>") -> Shard:
         images=np.ascontiguousarray(images, dtype=np.float32),
         magnitudes=np.ascontiguousarray(mags, dtype=np.float32),
         redshift=None if z is None else np.ascontiguousarray(z, dtype=np.float32),
+        ra=None if ra is None else np.ascontiguousarray(ra, dtype=np.float64),
+        dec=None if dec is None else np.ascontiguousarray(dec, dtype=np.float64),
     )
+
+
+def _check_position(
+    name: str, ra: np.ndarray | None, dec: np.ndarray | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """ra and dec come as a pair of 1-D float arrays (degrees), or not at all."""
+    if (ra is None) != (dec is None):
+        have, lack = ("ra", "dec") if dec is None else ("dec", "ra")
+        raise ShardShapeError(name, f"{have} without {lack}: sky positions need both")
+    if ra is None or dec is None:
+        return None, None
+    out = []
+    for what, a in (("ra", np.asarray(ra)), ("dec", np.asarray(dec))):
+        if a.ndim != 1:
+            raise ShardShapeError(name, f"{what} has shape {a.shape}, expected (N,)")
+        if a.dtype.kind != "f":
+            raise ShardShapeError(name, f"{what} has dtype {a.dtype}, expected a float type")
+        out.append(a.astype(np.float64, copy=False))
+    return out[0], out[1]
 
 
 # ---------------------------------------------------------------- writing
@@ -426,6 +464,8 @@ def shard_to_bytes(shard: Shard, name: str = "<shard>") -> bytes:
     tensors = {"object_id": s.object_ids, "images": s.images, "magnitudes": s.magnitudes}
     if s.redshift is not None:
         tensors["redshift"] = s.redshift
+    if s.ra is not None and s.dec is not None:
+        tensors |= {"ra": s.ra, "dec": s.dec}
     meta = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,

@@ -41,7 +41,7 @@ def test_parquet_is_real_parquet_with_types(tmp_path):
 
 def test_csv_text_and_detection_by_content(tmp_path):
     data = catalog_to_bytes(IDS, PRED, None, fmt="csv")
-    assert data.decode().splitlines()[0].replace('"', "") == "object_id,z_pred,z_true"
+    assert data.decode().splitlines()[0].replace('"', "") == "object_id,z_pred,z_true,ra,dec"
     path = tmp_path / "misnamed.parquet"
     path.write_bytes(data)
     assert read_catalog(path).num_rows == 3
@@ -86,3 +86,39 @@ def test_labelled_and_unlabelled_catalogs_are_one_dataset(tmp_path):
     table = dataset.to_table()
     assert table.num_rows == 7 and sorted(table.column("object_id").to_pylist()) == [10, 11, 12, 110, 111, 112, 200]
     assert table.column("z_true").null_count == 5
+
+
+RA = np.array([359.9999999, 0.0, 150.1234567891], dtype=np.float64)
+DEC = np.array([-89.5, 0.0, 2.2071234567], dtype=np.float64)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_positions_round_trip_in_float64(tmp_path, fmt):
+    path = tmp_path / f"pos.{fmt}"
+    write_catalog(path, IDS, PRED, TRUE, fmt=fmt, ra=RA, dec=DEC)
+    table = read_catalog(path)
+    assert table.schema.equals(SCHEMA, check_metadata=False)
+    np.testing.assert_array_equal(table.column("ra").to_numpy(), RA)  # float64: no arcsecond lost
+    np.testing.assert_array_equal(table.column("dec").to_numpy(), DEC)
+
+
+def test_positions_absent_are_null_and_come_in_pairs(tmp_path):
+    table = read_catalog(catalog_to_bytes(IDS, PRED, TRUE))
+    assert table.column("ra").null_count == table.column("dec").null_count == 3
+    with pytest.raises(CatalogError, match="ra and dec come together"):
+        catalog_to_bytes(IDS, PRED, ra=RA)
+    with pytest.raises(CatalogError, match="2 dec values"):
+        catalog_to_bytes(IDS, PRED, ra=RA, dec=DEC[:2])
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_catalogs_written_before_positions_still_read(tmp_path, fmt):
+    """A catalog of the three original columns (an older run's) reads with null ra/dec."""
+    import pyarrow.csv as pacsv
+
+    old = pa.table({"object_id": pa.array(IDS), "z_pred": pa.array(PRED), "z_true": pa.array(TRUE)})
+    path = tmp_path / f"old.{fmt}"
+    pq.write_table(old, path) if fmt == "parquet" else pacsv.write_csv(old, path)
+    table = read_catalog(path)
+    assert table.schema.equals(SCHEMA, check_metadata=False) and table.num_rows == 3
+    assert table.column("ra").null_count == 3

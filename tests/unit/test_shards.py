@@ -384,3 +384,50 @@ def test_orchestration_path_needs_no_torch(make_shard):
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# ------------------------------------------------------------------ optional sky positions
+
+
+def _with_position(n: int = 4) -> S.Shard:
+    a = _good_arrays(n)
+    return S.Shard(a["object_id"], a["images"], a["magnitudes"], a["redshift"],
+                   ra=np.linspace(0.0, 359.9999999, n), dec=np.linspace(-90.0, 89.123456789, n))
+
+
+def test_positions_round_trip_as_float64(tmp_path):
+    shard = _with_position()
+    got = S.read_shard(S.shard_to_bytes(shard))
+    assert got.has_position and got.ra.dtype == got.dec.dtype == np.float64
+    np.testing.assert_array_equal(got.ra, shard.ra)
+    np.testing.assert_array_equal(got.dec, shard.dec)
+    assert S.read_shard_header(S.shard_to_bytes(shard)[: S.HEADER_PROBE_BYTES]).count == 4
+    npz = _npz(tmp_path / "p.npz", **_good_arrays(), ra=shard.ra, dec=shard.dec)
+    np.testing.assert_array_equal(S.read_shard(npz).ra, shard.ra)
+
+
+def test_shards_without_positions_are_unchanged(shard_factory):
+    """Old readers and old files: a position-less shard holds exactly the original tensors."""
+    from safetensors.numpy import load
+
+    shard = shard_factory(5)
+    data = S.shard_to_bytes(shard)
+    assert set(load(data)) == {"object_id", "images", "magnitudes", "redshift"}
+    got = S.read_shard(data)
+    assert not got.has_position and got.ra is None and got.dec is None
+
+
+def test_position_errors_are_named():
+    shard = _with_position()
+    with pytest.raises(S.ShardShapeError, match="ra without dec"):
+        S.validate_shard(S.Shard(shard.object_ids, shard.images, shard.magnitudes, ra=shard.ra), "x")
+    with pytest.raises(S.ShardShapeError, match="dec has dtype int64"):
+        S.validate_shard(S.Shard(shard.object_ids, shard.images, shard.magnitudes, ra=shard.ra,
+                                 dec=np.zeros(4, dtype=np.int64)), "x")
+    with pytest.raises(S.ShardLengthMismatchError, match="'ra': 3"):
+        S.validate_shard(S.Shard(shard.object_ids, shard.images, shard.magnitudes, ra=shard.ra[:3],
+                                 dec=shard.dec), "x")
+    bad = shard.dec.copy()
+    bad[2] = np.nan
+    with pytest.raises(S.ShardNonFiniteError, match=r"dec holds NaN/inf .* rows \[2\]"):
+        S.validate_shard(S.Shard(shard.object_ids, shard.images, shard.magnitudes, ra=shard.ra, dec=bad), "x")
