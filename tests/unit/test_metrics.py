@@ -318,3 +318,20 @@ def test_bad_partial_files_are_named_errors():
         partials_from_bytes(bad({}, {"n": 3, "extremes": [float("nan")]}), "p")
     with pytest.raises(MetricsError, match="no objects"):
         MetricAccumulator().compute()
+
+
+def test_mad_without_sorting_equals_numpy_on_any_multiset():
+    """Duplicates, zero counts (the dense grid's empty bins), odd and even n, one-sided spreads."""
+    from cosmicai.metrics import DeltaDistribution
+
+    rng = np.random.default_rng(21)
+    for trial in range(300):
+        size = int(rng.integers(1, 40))
+        values = np.sort(np.round(rng.normal(0, 1, size) * rng.choice([1, 100]), int(rng.integers(0, 3))))
+        counts = rng.integers(0, 4, size)
+        if counts.sum() == 0:
+            counts[0] = 1
+        dist = DeltaDistribution(values, counts.astype(np.int64))
+        x = np.repeat(values, counts)
+        assert dist.median() == np.median(x), trial
+        assert dist.mad() == np.median(np.abs(x - np.median(x))), trial
