@@ -15,7 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Draw galaxies like an SDSS spectroscopic sample, redshift CWW SED templates through "
             "the SDSS ugriz filter curves, render PSF-convolved Sersic cutouts with sky noise and "
-            "write shards plus catalog.parquet (all true parameters). Deterministic per seed."
+            "write shards plus catalog.parquet (all true parameters). Deterministic per seed. "
+            "With --fits: the same objects as FITS cutouts (--size pixels) in OUT/cutouts/ plus an "
+            "object table OUT/objects.fits|csv|parquet (ids, magnitudes, redshift, ra, dec, file) "
+            "for `cosmicai partition --from-fits`."
         ),
     )
     p.add_argument("--n", type=int, required=True, metavar="N", help="number of objects")
@@ -29,6 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write uncropped raw cutouts (raw-NNNNN.npz, --size pixels) for `cosmicai prepare` "
         "instead of pipeline-ready 32x32 safetensors shards",
     )
+    p.add_argument("--fits", action="store_true", help="write FITS cutouts + an object table instead of shards")
+    p.add_argument("--fits-layout", choices=("mef", "cube", "bands"), default="mef",
+                   help="with --fits: one file per object with 5 image HDUs (mef, default), one (5,H,W) cube "
+                   "per object (cube), or one file per band <id>_<band>.fits (bands)")
+    p.add_argument("--table-format", choices=("fits", "csv", "parquet"), default="fits",
+                   help="with --fits: format of the object table (default fits)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -39,10 +48,18 @@ def run(args: argparse.Namespace) -> int:
     from cosmicai.data.sed import TemplateDataError
 
     try:
-        summary = make_dataset(
-            args.n, args.seed, args.out, size=args.size, shard_size=args.shard_size,
-            progress=not args.quiet, raw=args.raw,
-        )
+        if args.fits:
+            from cosmicai.data.fits_write import make_fits_dataset
+
+            summary = make_fits_dataset(
+                args.n, args.seed, args.out, size=args.size, layout=args.fits_layout,
+                table_format=args.table_format, progress=not args.quiet,
+            )
+        else:
+            summary = make_dataset(
+                args.n, args.seed, args.out, size=args.size, shard_size=args.shard_size,
+                progress=not args.quiet, raw=args.raw,
+            )
     except (DatasetArgumentError, TemplateDataError) as exc:
         print(f"make-dataset: {exc}", file=sys.stderr)
         return 2

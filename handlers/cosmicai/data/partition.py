@@ -1,5 +1,9 @@
 """Re-shard any readable input into shards of about M MiB with a manifest; local or S3 output.
 
+Objects come from a `ShardSource`: shard-like files (`FileSource`, what `partition` reads)
+or FITS cutouts plus an object table (`cosmicai.data.fits.FitsSource`). A source may leave
+objects out with a reason (`rejected`, listed in the manifest); one writer serves all.
+
 Output shards are `part-NNNNN.safetensors` (the shard format) in input order; the same
 input and target always give byte-identical shards, so re-running only uploads what
 changed (compared by sha256, kept in the S3 object metadata) and removes stale
@@ -13,11 +17,11 @@ import json
 import re
 import struct
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -32,7 +36,38 @@ INPUT_SUFFIXES = (".safetensors", ".npz", ".pt", ".pth")
 
 
 class PartitionError(ValueError):
-    """Partition input or target is unusable (named source and reason)."""
+    """Partition input or target is unusable (named source and reason).
+
+    `rejected` lists the objects a source left out (with reasons) when that is why
+    nothing could be written."""
+
+    def __init__(self, message: str, rejected: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.rejected = rejected or []
+
+
+class ShardSource(Protocol):
+    """Where partition's objects come from."""
+
+    # True: a switch between labelled and unlabelled objects starts a new shard (a source
+    # that orders them so); False: such a switch is an input error.
+    split_on_labels: bool
+
+    def describe(self) -> list[str]:
+        """The inputs, for the manifest's `sources`."""
+        ...
+
+    def input_bytes(self) -> int:
+        """Bytes of input, for the progress bar."""
+        ...
+
+    def shards(self) -> Iterator[tuple[str, Shard]]:
+        """(label for messages, validated shard) in output order."""
+        ...
+
+    def rejected(self) -> list[dict[str, Any]] | None:
+        """Objects left out, as {id, file, code, reason}; None for a source that never skips any."""
+        ...
 
 
 @dataclass
@@ -46,24 +81,29 @@ class PartitionResult:
     uploaded: int = 0
     skipped: int = 0
     removed: list[str] = field(default_factory=list)
+    rejected: list[dict[str, Any]] | None = None  # None: the source never skips objects
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "target": self.target, "shards": len(self.shards), "objects": self.objects,
             "bytes": self.bytes, "written": self.uploaded, "unchanged": self.skipped, "removed": self.removed,
         }
+        if self.rejected is not None:
+            out["rejected"] = self.rejected
+        return out
 
 
-def object_bytes(has_redshift: bool) -> int:
-    """Bytes one object takes in a shard: 5x32x32 float32 image, 5 float32 mags, int64 id, float32 z."""
-    return BANDS * CROP * CROP * 4 + BANDS * 4 + 8 + (4 if has_redshift else 0)
+def object_bytes(has_redshift: bool, has_position: bool = False) -> int:
+    """Bytes one object takes in a shard: 5x32x32 float32 image, 5 float32 mags, int64 id,
+    float32 z, float64 ra and dec."""
+    return BANDS * CROP * CROP * 4 + BANDS * 4 + 8 + (4 if has_redshift else 0) + (16 if has_position else 0)
 
 
-def objects_per_shard(target_mb: float, has_redshift: bool) -> int:
+def objects_per_shard(target_mb: float, has_redshift: bool, has_position: bool = False) -> int:
     """Objects that fill target_mb MiB (the reference's 100 MB partition is 100 MiB)."""
     if not target_mb > 0:
         raise PartitionError(f"--target-mb must be positive, got {target_mb}")
-    return max(1, int((target_mb * MIB - HEADER_ALLOWANCE) // object_bytes(has_redshift)))
+    return max(1, int((target_mb * MIB - HEADER_ALLOWANCE) // object_bytes(has_redshift, has_position)))
 
 
 def expand_sources(sources: Sequence[str | Path]) -> list[Path]:
@@ -82,38 +122,77 @@ def expand_sources(sources: Sequence[str | Path]) -> list[Path]:
     return out
 
 
-def iter_sources(files: Sequence[Path], renumber: bool) -> Iterator[tuple[Path, Shard]]:
+def iter_sources(files: Sequence[Path], renumber: bool) -> Iterator[tuple[str, Shard]]:
     """Read each source (validated, cropped to 32x32); optionally give ids 0..N-1 in input order."""
     offset = 0
     for f in files:
         shard = read_shard(f)
         if renumber:
-            shard = Shard(np.arange(offset, offset + shard.n, dtype=np.int64), shard.images, shard.magnitudes, shard.redshift)
+            shard = replace(shard, object_ids=np.arange(offset, offset + shard.n, dtype=np.int64))
         offset += shard.n
-        yield f, shard
+        yield str(f), shard
 
 
-def iter_output_shards(files: Sequence[Path], per_shard: int | None, target_mb: float, renumber: bool) -> Iterator[Shard]:
-    """Concatenate sources and cut into shards of per_shard objects (from target_mb when None)."""
+@dataclass
+class FileSource:
+    """Shard-like files (safetensors, npz, reference .pt), read whole and in order."""
+
+    files: list[Path]
+    renumber: bool = False
+    split_on_labels: bool = False
+
+    def describe(self) -> list[str]:
+        return [str(p) for p in self.files]
+
+    def input_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.files)
+
+    def shards(self) -> Iterator[tuple[str, Shard]]:
+        return iter_sources(self.files, self.renumber)
+
+    def rejected(self) -> list[dict[str, Any]] | None:
+        return None
+
+
+def iter_output_shards(
+    items: Iterable[tuple[str, Shard]], per_shard: int | None, target_mb: float, *, split_on_labels: bool = False
+) -> Iterator[Shard]:
+    """Concatenate the sources' shards and cut them into shards of per_shard objects (from
+    target_mb when None). A shard holds only labelled or only unlabelled objects, and only
+    objects with or only without sky positions."""
     seen: dict[int, str] = {}
-    has_z: bool | None = None
+    kind: tuple[bool, bool] | None = None  # (has redshift, has position) of the buffered objects
+    size = per_shard
     buf: list[Shard] = []
     buffered = 0
-    for path, shard in iter_sources(files, renumber):
-        if has_z is None:
-            has_z = shard.has_redshift
-            per_shard = per_shard or objects_per_shard(target_mb, has_z)
-        elif shard.has_redshift != has_z:
-            raise PartitionError(f"{path}: {'has' if shard.has_redshift else 'lacks'} redshift unlike the sources before it; partition them separately")
-        _check_unique(shard.object_ids, str(path), seen)
+    for label, shard in items:
+        now = (shard.has_redshift, shard.has_position)
+        if kind is not None and now != kind:
+            if not (split_on_labels and now[1] == kind[1]):
+                raise PartitionError(f"{label}: {_unlike(now, kind)} unlike the sources before it; partition them separately")
+            if buffered:  # the source switched from labelled to unlabelled objects: close the shard
+                yield _take(buf, buffered)[0]
+                buf, buffered = [], 0
+            kind = None
+        if kind is None:
+            kind = now
+            size = per_shard or objects_per_shard(target_mb, *now)
+        assert size is not None
+        _check_unique(shard.object_ids, label, seen)
         buf.append(shard)
         buffered += shard.n
-        while buffered >= per_shard:
-            out, buf = _take(buf, per_shard)
-            buffered -= per_shard
+        while buffered >= size:
+            out, buf = _take(buf, size)
+            buffered -= size
             yield out
     if buffered:
         yield _take(buf, buffered)[0]
+
+
+def _unlike(now: tuple[bool, bool], before: tuple[bool, bool]) -> str:
+    if now[0] != before[0]:
+        return f"{'has' if now[0] else 'lacks'} redshift"
+    return f"{'has' if now[1] else 'lacks'} sky positions (ra/dec)"
 
 
 def _check_unique(ids: np.ndarray, source: str, seen: dict[int, str]) -> None:
@@ -126,16 +205,14 @@ def _check_unique(ids: np.ndarray, source: str, seen: dict[int, str]) -> None:
     seen.update((int(i), source) for i in ids)
 
 
+_FIELDS = ("object_ids", "images", "magnitudes", "redshift", "ra", "dec")
+
+
 def _take(buf: list[Shard], n: int) -> tuple[Shard, list[Shard]]:
-    """First n objects of the buffered shards, and the rest."""
-    cat = Shard(
-        np.concatenate([s.object_ids for s in buf]),
-        np.concatenate([s.images for s in buf]),
-        np.concatenate([s.magnitudes for s in buf]),
-        None if buf[0].redshift is None else np.concatenate([s.redshift for s in buf]),
-    )
-    head = Shard(cat.object_ids[:n], cat.images[:n], cat.magnitudes[:n], None if cat.redshift is None else cat.redshift[:n])
-    rest = [] if cat.n == n else [Shard(cat.object_ids[n:], cat.images[n:], cat.magnitudes[n:], None if cat.redshift is None else cat.redshift[n:])]
+    """First n objects of the buffered shards (all alike in their optional arrays), and the rest."""
+    cat = {f: None if getattr(buf[0], f) is None else np.concatenate([getattr(s, f) for s in buf]) for f in _FIELDS}
+    head = Shard(**{f: None if a is None else a[:n] for f, a in cat.items()})
+    rest = [] if head.n == cat["object_ids"].shape[0] else [Shard(**{f: None if a is None else a[n:] for f, a in cat.items()})]
     return head, rest
 
 
@@ -151,9 +228,12 @@ def canonical_safetensors(data: bytes) -> bytes:
     return struct.pack("<Q", len(text)) + text + data[8 + hlen :]
 
 
-def manifest_doc(entries: list[dict[str, Any]], target_mb: float, sources: Sequence[Path]) -> dict[str, Any]:
+def manifest_doc(
+    entries: list[dict[str, Any]], target_mb: float, sources: Sequence[str | Path],
+    rejected: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The manifest.json document (docs/CONTRACTS.md, 'Partition manifest')."""
-    return {
+    doc = {
         "format": MANIFEST_FORMAT,
         "version": 1,
         "target_mb": target_mb,
@@ -161,6 +241,9 @@ def manifest_doc(entries: list[dict[str, Any]], target_mb: float, sources: Seque
         "sources": [str(p) for p in sources],
         "shards": entries,
     }
+    if rejected is not None:  # only sources that may skip objects list them (FITS)
+        doc["rejected"] = rejected
+    return doc
 
 
 # ---------------------------------------------------------------- sinks
@@ -304,15 +387,30 @@ def partition(
     s3: Any = None,
 ) -> PartitionResult:
     """Re-shard sources into `out` (folder or s3://bucket/prefix) and write manifest.json there."""
+    source = FileSource(expand_sources(sources), renumber)
+    return write_partition(source, out, target_mb, per_shard=per_shard, jobs=jobs, prune=prune, progress=progress, s3=s3)
+
+
+def write_partition(
+    source: ShardSource,
+    out: str,
+    target_mb: float = 100.0,
+    *,
+    per_shard: int | None = None,
+    jobs: int = 4,
+    prune: bool = True,
+    progress: bool = True,
+    s3: Any = None,
+) -> PartitionResult:
+    """Cut the source's objects into shards in `out` (folder or s3://bucket/prefix) with manifest.json."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-    files = expand_sources(sources)
     objects_per_shard(target_mb, True)  # validates target_mb early
     target = parse_target(out)
+    total_in = source.input_bytes()  # reads a FITS source's table: its errors come before any output
     bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(), disable=not progress)
     result = PartitionResult(target=out)
     with bar:
-        total_in = sum(f.stat().st_size for f in files)
         read_task = bar.add_task("re-shard", total=total_in)
         up_task = bar.add_task("upload" if not isinstance(target, Path) else "write", total=None)
         sink: LocalSink | S3Sink
@@ -323,7 +421,8 @@ def partition(
         try:
             futures: list[tuple[dict[str, Any], Any]] = []
             staged = 0
-            for i, shard in enumerate(iter_output_shards(files, per_shard, target_mb, renumber)):
+            shards = iter_output_shards(source.shards(), per_shard, target_mb, split_on_labels=source.split_on_labels)
+            for i, shard in enumerate(shards):
                 key = f"part-{i:05d}.safetensors"
                 data = canonical_safetensors(shard_to_bytes(shard, key))
                 sha = hashlib.sha256(data).hexdigest()
@@ -333,12 +432,14 @@ def partition(
                 result.bytes += len(data)
                 staged += len(data)
                 bar.update(up_task, total=staged)
-                bar.update(read_task, completed=min(total_in, total_in * result.objects / max(1, _estimate_objects(files, result))))
+                bar.update(read_task, completed=min(total_in, total_in * result.objects / max(1, _estimate_objects(total_in, result))))
                 futures.append((entry, sink.put(key, data, sha)))
                 if isinstance(sink, LocalSink):
                     bar.advance(up_task, len(data))
+            result.rejected = source.rejected()
             if not result.shards:
-                raise PartitionError(f"no objects in {[str(f) for f in files]}")
+                why = f"; all {len(result.rejected)} rejected" if result.rejected else ""
+                raise PartitionError(f"no usable objects in {source.describe()}{why}", result.rejected)
             bar.update(read_task, completed=total_in)
             for _entry, done in futures:
                 changed = done.result() if isinstance(done, Future) else done
@@ -350,7 +451,7 @@ def partition(
                     if key not in new:
                         sink.delete(key)
                         result.removed.append(key)
-            doc = json.dumps(manifest_doc(result.shards, target_mb, files), indent=1).encode()
+            doc = json.dumps(manifest_doc(result.shards, target_mb, source.describe(), result.rejected), indent=1).encode()
             if isinstance(sink, S3Sink):
                 sink.put_manifest(doc)
             else:
@@ -360,7 +461,7 @@ def partition(
     return result
 
 
-def _estimate_objects(files: Sequence[Path], result: PartitionResult) -> float:
+def _estimate_objects(total_in: int, result: PartitionResult) -> float:
     """Rough object total for the progress bar: input bytes / bytes per object so far."""
     per = result.bytes / max(1, result.objects)
-    return sum(f.stat().st_size for f in files) / per
+    return total_in / per
