@@ -199,7 +199,7 @@ def _item_partials(s3: Any, loc: RunLocation, run_id: str, item_id: str, wanted:
     return sections, why
 
 
-def _succeeded_by_item(outcomes: list[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+def _succeeded_by_item(outcomes: Iterable[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """(item_id, its succeeded outcomes) lazily; `account` lists each item's shards together."""
     for item_id, group in groupby(outcomes, key=lambda o: o["item_id"]):
         ok = [o for o in group if o["status"] == "succeeded"]
@@ -207,7 +207,7 @@ def _succeeded_by_item(outcomes: list[dict[str, Any]]) -> Iterator[tuple[str, li
             yield item_id, ok
 
 
-def _merge_partials(s3: Any, loc: RunLocation, run_id: str, outcomes: list[dict[str, Any]],
+def _merge_partials(s3: Any, loc: RunLocation, run_id: str, outcomes: Iterable[dict[str, Any]],
                     warnings: list[str]) -> tuple[MetricAccumulator, int, dict[str, Any]]:
     """Merge the metric partials of every succeeded shard (bounded-parallel, streaming); fixes
     `objects` to the rows each partial says its catalog holds. Returns (accumulator, labelled, source)."""
