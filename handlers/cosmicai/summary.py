@@ -298,10 +298,11 @@ def _cost(perf: dict[str, Any], items: int, shards: int, predicted: int, arch: s
     billed = [float(w.get("init_seconds") or 0) + float(w.get("seconds") or 0) for w in workers]
     p = DEFAULT_PRICES
     compute = sum(lambda_compute_usd(w.get("memory_mb") or memory, b, arch, p) for w, b in zip(workers, billed))
-    # Requests: every item plus init, summarize; S3: shard GETs + plan/run reads, catalog and report PUTs.
+    # Requests: every item plus init, summarize. S3 GETs: each shard once (the worker), each item's report
+    # and metric partial (Summarize), run and plan; PUTs: catalogs, reports, partials, run, plan, summary.
     requests = p.lambda_per_request * (items + 2)
     sfn = p.sfn_per_transition * (RUN_TRANSITIONS + ITEM_TRANSITIONS * items)
-    s3 = p.s3_get * (2 * shards + 2 + items) + p.s3_put * (shards + items + 3)
+    s3 = p.s3_get * (shards + 2 * items + 2) + p.s3_put * (shards + 2 * items + 3)
     run_usd = compute + requests + sfn + s3
     out: dict[str, Any] = {
         "usd": run_usd,
@@ -320,8 +321,8 @@ def _cost(perf: dict[str, Any], items: int, shards: int, predicted: int, arch: s
                 init_s=sum(cold) / len(workers),
                 arch=arch,
                 sfn_transitions_per_invocation=ITEM_TRANSITIONS,
-                s3_gets_per_invocation=2 * shards / items + 1,
-                s3_puts_per_invocation=shards / items + 1,
+                s3_gets_per_invocation=shards / items + 2,
+                s3_puts_per_invocation=shards / items + 2,
                 fixed_sfn_transitions=RUN_TRANSITIONS,
                 run_objects=predicted,
             ), p)
