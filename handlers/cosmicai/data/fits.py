@@ -386,6 +386,13 @@ class ObjectFiles:
 
     object_file: Path | None = None
     band_files: dict[str, Path] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)  # band -> the file name not found
+
+    def check_complete(self, oid: int, row: int) -> None:
+        """FitsMissingBandError naming the band files that were not found."""
+        if self.missing:
+            where = ", ".join(self.missing.values())
+            raise FitsMissingBandError(where, f"id {oid} (table row {row}) lacks band(s) {list(self.missing)}: file(s) not found")
 
     @property
     def paths(self) -> list[Path]:
@@ -407,7 +414,8 @@ def _resolve(name: str, folders: list[Path], index: dict[str, Path]) -> Path | N
 
 
 def locate(table: ObjectTable, row: int, folders: list[Path], index: dict[str, Path]) -> ObjectFiles:
-    """The cutout file(s) of one table row; FitsMissingFileError/FitsMissingBandError if absent."""
+    """The cutout file(s) of one table row (per band: those found, and `missing`); FitsMissingFileError
+    when there is none at all."""
     oid = int(table.ids[row])
     if table.files is not None:
         name = table.files[row]
@@ -427,11 +435,8 @@ def locate(table: ObjectTable, row: int, folders: list[Path], index: dict[str, P
         if all(v is None for v in names.values()):
             raise FitsMissingFileError(f"{oid}.fits", f"id {oid} (table row {row}): no {oid}.fits or {oid}_<band>.fits among the cutouts given")
     files = {b: _resolve(n, folders, index) if n else None for b, n in names.items()}
-    missing = [b for b in BANDS if files[b] is None]
-    if missing:
-        where = ", ".join(str(names[b] or f"{oid}_{b}.fits") for b in missing)
-        raise FitsMissingBandError(where, f"id {oid} (table row {row}) lacks band(s) {missing}: file(s) not found")
-    return ObjectFiles(band_files={b: p for b, p in files.items() if p is not None})
+    missing = {b: str(names[b] or f"{oid}_{b}.fits") for b in BANDS if files[b] is None}
+    return ObjectFiles(band_files={b: p for b, p in files.items() if p is not None}, missing=missing)
 
 
 # ---------------------------------------------------------------- the pixels
@@ -450,6 +455,8 @@ def band_of(header: Any) -> str | None:
 
 def read_object_pixels(files: ObjectFiles) -> np.ndarray:
     """The object's (5, 32, 32) float32 cutout; a FitsInputError subclass names what is wrong."""
+    if files.missing:
+        raise FitsMissingBandError(", ".join(files.missing.values()), f"lacks band(s) {list(files.missing)}")
     if files.object_file is not None:
         planes = _object_file_planes(files.object_file)
     else:
@@ -686,7 +693,12 @@ def _make_plan(table_path: Path, cutouts: Sequence[Path], mag_columns: Sequence[
             rejected.append(Rejected(oid, exc.file, exc.code, str(exc)))
             continue
         if files is not None:
-            claimed.update(p.resolve() for p in files.paths)  # a rejected row still owns its file
+            claimed.update(p.resolve() for p in files.paths)  # a rejected row still owns its files
+            try:
+                files.check_complete(int(table.ids[row]), row)
+            except FitsInputError as exc:
+                rejected.append(Rejected(oid, exc.file, exc.code, str(exc)))
+                continue
         problem = _row_problem(table, row, dup)
         if problem is not None:
             rejected.append(Rejected(oid, files.label if files else None, problem.code, str(problem)))
