@@ -90,3 +90,48 @@ def test_canonical_bytes_are_stable(shard_factory) -> None:
     from safetensors.numpy import load
 
     np.testing.assert_array_equal(load(once.pop())["images"], shard.images)
+
+
+def _positioned(shard, seed: int):
+    from dataclasses import replace
+
+    rng = np.random.default_rng(seed)
+    return replace(shard, ra=rng.uniform(0, 360, shard.n), dec=rng.uniform(-90, 90, shard.n))
+
+
+def test_positions_survive_re_sharding(tmp_path, shard_factory) -> None:
+    from cosmicai.shards import write_shard
+
+    srcs = []
+    for k in range(2):
+        s = _positioned(shard_factory(70, seed=k, id_start=100 * k), seed=k)
+        write_shard(s, tmp_path / f"s{k}.safetensors")
+        srcs.append(s)
+    res = partition([tmp_path / "s0.safetensors", tmp_path / "s1.safetensors"], str(tmp_path / "out"), 1.0, progress=False)
+    shards = _read_all(tmp_path / "out")
+    assert res.objects == 140 and shards[0].n == objects_per_shard(1.0, True, True)
+    assert objects_per_shard(100, True, True) < objects_per_shard(100, True)  # ra/dec take 16 bytes an object
+    np.testing.assert_array_equal(np.concatenate([s.ra for s in shards]), np.concatenate([s.ra for s in srcs]))
+    np.testing.assert_array_equal(np.concatenate([s.dec for s in shards]), np.concatenate([s.dec for s in srcs]))
+    assert "rejected" not in json.loads((tmp_path / "out" / "manifest.json").read_text())  # files never skip objects
+
+
+def test_sources_must_agree_on_positions(tmp_path, shard_factory) -> None:
+    from cosmicai.shards import write_shard
+
+    write_shard(_positioned(shard_factory(5, id_start=0), 1), tmp_path / "a.safetensors")
+    write_shard(shard_factory(5, id_start=10), tmp_path / "b.safetensors")
+    with pytest.raises(PartitionError, match="lacks sky positions"):
+        partition([tmp_path / "a.safetensors", tmp_path / "b.safetensors"], str(tmp_path / "o"), 1.0, progress=False)
+
+
+def test_a_source_may_switch_from_labelled_to_unlabelled(shard_factory) -> None:
+    """FITS input orders labelled objects first; the switch closes the shard instead of failing."""
+    from cosmicai.data.partition import iter_output_shards
+
+    items = [("a", shard_factory(5, id_start=0)), ("b", shard_factory(4, id_start=5)),
+             ("c", shard_factory(6, id_start=20, with_redshift=False))]
+    out = list(iter_output_shards(items, 7, 1.0, split_on_labels=True))
+    assert [(s.n, s.has_redshift) for s in out] == [(7, True), (2, True), (6, False)]
+    with pytest.raises(PartitionError, match="lacks redshift"):
+        list(iter_output_shards(items, 7, 1.0))
