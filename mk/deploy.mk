@@ -37,7 +37,7 @@ TF_CHECK_DIR := $(abspath $(STATE_DIR))/terraform/check
 TF_CHECK_ENV := TF_DATA_DIR=$(TF_CHECK_DIR)/.terraform TF_IN_AUTOMATION=1 \
   $(if $(wildcard $(TF_PLUGIN_MIRROR)),TF_CLI_CONFIG_FILE=$(abspath $(STATE_DIR))/terraform/cli.tfrc,-u TF_CLI_CONFIG_FILE)
 
-.PHONY: preflight deploy plan destroy invoke outputs logs tf-config tf-check scan
+.PHONY: preflight deploy plan destroy invoke resume outputs logs tf-config tf-check scan
 
 # Read-only: every check prints PASS/WARN/FAIL with a fix; exit 1 on any FAIL.
 preflight: setup ## Check what `make deploy TARGET=...` needs (credentials, region, Docker, base image, wheels, quotas); show the plan and idle cost. Changes nothing
@@ -62,6 +62,11 @@ invoke: setup ## Run the pipeline: make invoke PAYLOAD=<file.json or inline JSON
 	@test -n '$(PAYLOAD)' || { echo "invoke: set PAYLOAD=<path to a JSON file or inline JSON>"; exit 2; }
 	$(DEPLOY) exec -- sh -c 'exec "$$0" -m cosmicai.cli invoke --state-machine-arn "$$COSMICAI_TF_STATE_MACHINE_ARN" --payload "$$1" \
 	  --catalog-download-limit "$$2" $(if $(filter-out 0,$(DRY_RUN)),--dry-run)' $(PY) '$(PAYLOAD)' '$(CATALOG_DOWNLOAD_LIMIT)'
+
+resume: setup ## Re-run only the unfinished shards of a run: make resume RUN_ID=<id> [PAYLOAD=...] (same exit codes as invoke)
+	@test -n '$(RUN_ID)' || { echo "resume: set RUN_ID=<the run to resume> (its folder under runs/ holds run.json)"; exit 2; }
+	$(DEPLOY) exec -- sh -c 'exec "$$0" -m cosmicai.cli invoke --state-machine-arn "$$COSMICAI_TF_STATE_MACHINE_ARN" --resume "$$1" \
+	  --catalog-download-limit "$$2" $${3:+--payload "$$3"}' $(PY) '$(RUN_ID)' '$(CATALOG_DOWNLOAD_LIMIT)' '$(PAYLOAD)'
 
 logs: setup ## Print recent function logs (LOGS_SINCE=10m, LOGS_FUNCTION=all|init|infer|summarize|state_machine, LOGS_FOLLOW=1)
 	@$(DEPLOY) exec -- $(PY) -m deploy.logs --since $(LOGS_SINCE) --function $(LOGS_FUNCTION) $(if $(LOGS_FOLLOW),--follow)

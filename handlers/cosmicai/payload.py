@@ -85,6 +85,7 @@ class RunPayload(BaseModel):
     max_concurrency: int = Field(100, ge=1, le=MAX_CONCURRENCY_LIMIT)
     precision: Literal["fp32", "bf16", "int8"] = "fp32"
     run_id: str | None = None
+    resume: bool = Field(False, description="re-run only the shards of run `run_id` without a successful result")
     warnings: tuple[str, ...] = ()
 
     @field_validator("input", "output")

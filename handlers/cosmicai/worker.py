@@ -60,6 +60,8 @@ class WorkItem(BaseModel):
     precision: Literal["fp32", "bf16", "int8"]
     objects: int | None = None
     shards: list[PlannedShard] = Field(min_length=1)
+    # a resumed run's item (resume.py): only its unfinished shards, merged into its earlier report
+    resume: bool = False
 
     @classmethod
     def parse(cls, raw: Any) -> WorkItem:
@@ -253,7 +255,7 @@ def run_item(
             }
             results.append(entry)
             log(_LOG, logging.INFO, "shard done", shard=planned.key, objects=shard.n, compute_s=round(compute_s, 3), **ctx)
-    totals["upload"] += write_partials(s3, item, sections)
+    totals["upload"] += write_partials(s3, item, sections, keep_previous=item.resume)
     wall = time.perf_counter() - t_start
     ok = [r for r in results if r["status"] == "succeeded"]
     predicted = sum(r["objects"] for r in ok)
@@ -282,9 +284,29 @@ def run_item(
         "shards": results,
         "errors": [{"shard": r["key"], "error": r["error"], "message": r["message"]} for r in results if r["status"] == "failed"],
     }
+    if item.resume:
+        report = with_previous_report(s3, loc, report)
     put_json(s3, loc.bucket, loc.worker_key(item.item_id), report)
     log(_LOG, logging.INFO, "item done", status=status, objects=predicted, wall_s=round(wall, 3), **ctx)
     return report
+
+
+def with_previous_report(s3: Any, loc: RunLocation, report: dict[str, Any]) -> dict[str, Any]:
+    """A resumed item's report: this run's earlier entries for the shards it did not re-run, then
+    the new ones, so the item's one report still lists every shard. `status` and `errors` cover
+    all of them; `objects` and the timings stay this invocation's (the performance figures)."""
+    from cosmicai.runstore import get_json_if_exists
+
+    old = get_json_if_exists(s3, loc.bucket, loc.worker_key(str(report["item_id"])))
+    if not isinstance(old, dict) or old.get("run_id") != report["run_id"]:
+        return report
+    fresh = {s.get("key") for s in report["shards"]}
+    shards = [s for s in old.get("shards", []) if s.get("key") not in fresh] + list(report["shards"])
+    ok = sum(1 for s in shards if s.get("status") == "succeeded")
+    status = "succeeded" if ok == len(shards) else ("failed" if not ok else "partial")
+    errors = [{"shard": s.get("key"), "error": s.get("error"), "message": s.get("message")}
+              for s in shards if s.get("status") != "succeeded"]
+    return report | {"status": status, "shards": shards, "errors": errors, "resumed": True}
 
 
 def failure_report(item: dict[str, Any], error: str, message: str) -> dict[str, Any]:

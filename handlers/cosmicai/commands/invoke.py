@@ -6,6 +6,10 @@ S3, waits, then downloads the run into `<out>/<run_id>/` with its catalog (when 
 size is within --catalog-download-limit; else it says how to query it in S3), plots and
 report.md (cosmicai.report) and prints the results table.
 
+With --resume RUN_ID it re-runs only the shards of that run without a successful result, in the
+same output prefix (the payload from --payload, else from <out>/<RUN_ID>/run.json), and reports
+the whole run; on a run whose summary says SUCCEEDED it starts nothing and says so.
+
 With --dry-run it plans the run as Init would (reading S3, writing nothing), prints work
 items, shards, objects, the projected cost and wall time (cosmicai.costs) and the Lambda
 concurrency the run needs against the account's, and starts nothing.
@@ -72,7 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--state-machine-arn", default=os.environ.get(ARN_ENV), metavar="ARN",
                    help=f"the pipeline state machine (default: ${ARN_ENV}, set by `make invoke`)")
-    p.add_argument("--payload", required=True, metavar="JSON_OR_FILE", help="inline JSON or a path to a JSON file")
+    p.add_argument("--payload", metavar="JSON_OR_FILE", help="inline JSON or a path to a JSON file")
+    p.add_argument("--resume", metavar="RUN_ID", default=None,
+                   help="re-run only the shards of run RUN_ID without a successful result (payload: --payload, "
+                   "else <out>/RUN_ID/run.json); nothing to do on a SUCCEEDED run")
     p.add_argument("--out", default="runs", type=Path, metavar="DIR", help="where runs/<run_id>/ goes (default runs)")
     p.add_argument("--run-id", default=None, metavar="ID", help="run id (overrides the payload's; default: a new one)")
     p.add_argument("--poll", type=float, default=2.0, metavar="S", help="seconds between progress polls (default 2)")
@@ -118,6 +125,27 @@ def prepare_payload(raw: dict[str, Any], run_id: str | None = None) -> tuple[dic
     payload = RunPayload.parse(body).with_run_id()
     body["run_id"] = payload.run_id
     return body, payload
+
+
+def resume_body(run_id: str, out_dir: Path, payload_text: str | None) -> dict[str, Any]:
+    """The payload of a resumed run: the run's own (from --payload or the run folder's run.json),
+    with its run id and `resume` set. InvokeError when neither gives one."""
+    if payload_text:
+        raw = load_payload(payload_text)
+    else:
+        run_file = out_dir / run_id / "run.json"
+        if not run_file.is_file():
+            raise InvokeError(f"--resume {run_id}: no {run_file} (pass the run's payload with --payload)")
+        raw = dict(json.loads(run_file.read_text()).get("payload") or {})
+    return raw | {"run_id": run_id, "resume": True}
+
+
+def already_succeeded(s3: Any, loc: Any, run_id: str) -> bool:
+    """Whether the run's summary in S3 says SUCCEEDED (then a resume has nothing to do)."""
+    from cosmicai.runstore import SUMMARY_FILE, get_json_if_exists
+
+    summary = get_json_if_exists(s3, loc.bucket, loc.key(SUMMARY_FILE))
+    return isinstance(summary, dict) and summary.get("run_id") == run_id and summary.get("status") == "SUCCEEDED"
 
 
 def execution_name(run_id: str, now: float | None = None) -> str:
@@ -288,7 +316,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not args.state_machine_arn:
             raise InvokeError(f"no state machine: pass --state-machine-arn or set ${ARN_ENV} (make invoke does)")
-        body, payload = prepare_payload(load_payload(args.payload), args.run_id)
+        if args.resume:
+            raw = resume_body(args.resume, Path(args.out), args.payload)
+        elif args.payload:
+            raw = load_payload(args.payload)
+        else:
+            raise InvokeError("--payload is required (or --resume RUN_ID)")
+        body, payload = prepare_payload(raw, args.resume or args.run_id)
     except (InvokeError, PayloadError) as exc:
         console.print(f"[red]invoke: {exc}[/]  (nothing was started)")
         return EXIT_USAGE
@@ -297,6 +331,9 @@ def run(args: argparse.Namespace) -> int:
     run_id = payload.run_id
     loc = RunLocation(*payload.output_location)
     sfn, s3 = sfn_client(), s3_client()
+    if payload.resume and already_succeeded(s3, loc, run_id):
+        console.print(f"run [bold]{run_id}[/] already SUCCEEDED ({loc.uri}summary.json): nothing to resume, nothing started")
+        return EXIT_OK
     started = sfn.start_execution(stateMachineArn=args.state_machine_arn, name=execution_name(run_id), input=json.dumps(body))
     arn = started["executionArn"]
     console.print(f"run [bold]{run_id}[/]: execution {arn}")
@@ -529,6 +566,8 @@ def dry_run(args: argparse.Namespace) -> int:
     console = Console()
     env = dict(os.environ)
     try:
+        if args.resume or not args.payload:
+            raise InvokeError("--dry-run plans a new run from --payload (a resume re-plans on the cloud)")
         _, payload = prepare_payload(load_payload(args.payload), args.run_id)
         check_stack_locations(payload, env)
         planned = plan_run(s3_client(), payload)

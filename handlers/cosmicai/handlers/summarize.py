@@ -14,7 +14,7 @@ from cosmicai.jsonlog import get_logger, log
 from cosmicai.payload import split_s3_uri
 from cosmicai.runstore import SUMMARY_FILE, RunLocation, put_json, s3_client
 from cosmicai.summary import parse_cause, summarize_run
-from cosmicai.worker import failure_report
+from cosmicai.worker import failure_report, with_previous_report
 
 _LOG = get_logger("cosmicai.summarize")
 
@@ -30,7 +30,10 @@ def _record_failure(event: dict[str, Any]) -> dict[str, Any]:
     name, message = parse_cause(item.get("error"))
     loc = RunLocation(*split_s3_uri(item["output"], "item.output"))
     report = failure_report(item, name, message)
-    put_json(s3_client(), loc.bucket, loc.worker_key(item["item_id"]), report)
+    s3 = s3_client()
+    if item.get("resume"):  # keep what the item's earlier run predicted
+        report = with_previous_report(s3, loc, report)
+    put_json(s3, loc.bucket, loc.worker_key(item["item_id"]), report)
     log(_LOG, logging.WARNING, "item failed", run_id=item.get("run_id"), item=item["item_id"], error=name, detail=message)
     return {"item_id": item["item_id"], "status": "failed"}
 

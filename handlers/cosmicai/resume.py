@@ -1,0 +1,80 @@
+"""Resuming a run: re-plan only the shards of that run without a successful result.
+
+A resumed run keeps its run id, output prefix and `plan.json` (the whole run, which Summarize
+accounts against). Init writes the items still to do to `resume.json`, the Map's ItemReader
+source for this execution: each is the original work item (same `item_id`) restricted to its
+shards without a successful result, flagged `resume`, so its worker merges the new outcomes
+into the item's existing report and leaves the catalogs of shards that already succeeded alone.
+Shard counts are read afresh from the headers: the inputs may have been mended since.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from cosmicai.payload import PayloadError, RunPayload
+from cosmicai.plan import PROBE_THREADS, probe_count
+from cosmicai.runstore import (
+    PLAN_FILE,
+    PREDICTIONS_DIR,
+    RESUME_FILE,
+    RUN_FILE,
+    RunLocation,
+    get_json_if_exists,
+    list_objects,
+    put_json,
+)
+
+
+def unfinished_items(plan: list[dict[str, Any]], outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The plan's items restricted to shards whose outcome is not `succeeded`, in plan order."""
+    done = {o["key"] for o in outcomes if o["status"] == "succeeded"}
+    items = []
+    for item in plan:
+        todo = [s for s in item["shards"] if s["key"] not in done]
+        if todo:
+            items.append(item | {"shards": todo, "objects": None, "resume": True})
+    return items
+
+
+def prepare_resume(s3: Any, payload: RunPayload, started_at: float) -> dict[str, Any]:
+    """Write `resume.json` for the run named by the payload; return Init's small result.
+
+    Raises PayloadError when the output holds no such run.
+    """
+    from cosmicai.summary import account, read_reports
+
+    if not payload.run_id:
+        raise PayloadError("run_id", "required with resume: the run to resume")
+    ob, op = payload.output_location
+    loc = RunLocation(ob, op)
+    run = get_json_if_exists(s3, ob, loc.key(RUN_FILE))
+    plan = get_json_if_exists(s3, ob, loc.key(PLAN_FILE))
+    if run is None or plan is None or run.get("run_id") != payload.run_id:
+        held = f"run {run.get('run_id')}" if run else "no run"
+        raise PayloadError("run_id", f"{payload.output} holds {held}, not {payload.run_id}: nothing to resume there")
+    warnings: list[str] = []
+    reports = read_reports(s3, loc, payload.run_id, warnings)
+    catalogs = {o["Key"] for o in list_objects(s3, ob, loc.key(PREDICTIONS_DIR))}
+    items = unfinished_items(plan, account(plan, reports, catalogs, loc))
+    bucket = items[0]["input_bucket"] if items else None
+    shards = [s for item in items for s in item["shards"]]
+    with ThreadPoolExecutor(PROBE_THREADS) as pool:
+        counts = list(pool.map(lambda s: probe_count(s3, bucket, s["key"], s["bytes"])[0], shards))
+    for shard, count in zip(shards, counts):
+        shard["count"] = count
+    put_json(s3, ob, loc.key(RESUME_FILE), items)
+    resumed = run | {"resumes": [*run.get("resumes", []), {"started_at": started_at, "items": len(items),
+                                                            "shards": len(shards)}]}
+    put_json(s3, ob, loc.key(RUN_FILE), resumed)
+    return {
+        "run_id": payload.run_id,
+        "output": payload.output,
+        "plan": {"bucket": ob, "key": loc.key(RESUME_FILE)},
+        "items": len(items),
+        "shards": len(shards),
+        "objects": sum(c for c in counts if c is not None),
+        "max_concurrency": payload.max_concurrency,
+        "warnings": len(warnings),
+    }
