@@ -185,7 +185,7 @@ class ObjectTable:
 @dataclass
 class _Column:
     name: str
-    values: np.ndarray  # nulls already replaced (0 for numbers, "" for strings)
+    values: np.ndarray  # under a null: "" for text, any value for numbers (see `null`)
     null: np.ndarray  # bool mask
 
 
