@@ -237,7 +237,7 @@ def run_item(
             z_pred = np.asarray(engine.predict(shard.images, shard.magnitudes), dtype=np.float32).reshape(-1)
             compute_s = time.perf_counter() - t1
             t2 = time.perf_counter()
-            body = catalog_to_bytes(shard.object_ids, z_pred, shard.redshift)
+            body = catalog_to_bytes(shard.object_ids, z_pred, shard.redshift, ra=shard.ra, dec=shard.dec)
             key = loc.prediction_key(planned.name)
             s3.put_object(Bucket=loc.bucket, Key=key, Body=body, ContentType="application/vnd.apache.parquet")
             upload_s = time.perf_counter() - t2

@@ -535,8 +535,6 @@ def test_fits_round_trip_keeps_every_object_id_and_value(tmp_path: Path) -> None
     assert np.abs(np.asarray(exported["z_pred"]) - (0.01 * mags.sum(axis=1) - 0.5)).max() < 1e-2
 
 
-@pytest.mark.xfail(strict=True, reason="worker.run_item does not pass shard.ra/shard.dec to catalog_to_bytes yet "
-                   "(handlers/cosmicai/worker.py, owned by another engineer); remove this mark when it does")
 def test_fits_round_trip_keeps_positions(tmp_path: Path) -> None:
     objects, exported, _ = _round_trip(tmp_path)
     by_id = {int(i): k for k, i in enumerate(objects["object_id"])}

@@ -13,6 +13,7 @@ locals {
 }
 
 resource "aws_sfn_state_machine" "this" {
+  #checkov:skip=CKV_AWS_285:Execution history is logged at var.log_level (ERROR by default: every failure, with its error and cause); full execution data for every Distributed Map child is a CloudWatch Logs cost at survey scale, so it is opt-in (log_level = "ALL", include_execution_data).
   #checkov:skip=CKV_AWS_284:X-Ray is opt-in (var.tracing_enabled); the run summary already records per-worker timings and the execution history is logged.
   name       = var.name
   role_arn   = aws_iam_role.this.arn
