@@ -135,7 +135,9 @@ def _download(s3: Any, bucket: str, shard: PlannedShard, max_bytes: int) -> tupl
         code = exc.response.get("Error", {}).get("Code", "?")
         if code in TRANSIENT_S3_CODES:
             raise TransientStorageError(f"{where}: {code} after retries") from exc
-        return None, time.perf_counter() - t0, ("unreadable", f"{where}: {code}")
+        why = " (deleted, or not readable by this function's role: S3 answers 403, not 404, for a missing key" \
+              " to a role without s3:ListBucket on the bucket)" if code in ("AccessDenied", "403") else ""
+        return None, time.perf_counter() - t0, ("unreadable", f"{where}: {code}{why}")
     except BotoCoreError as exc:
         raise TransientStorageError(f"{where}: {exc}") from exc
 

@@ -217,7 +217,8 @@ def test_duplicate_object_ids(fault_run: FaultRun) -> None:
 def test_shard_deleted_after_planning(fault_run: FaultRun) -> None:
     assert fault_run.deleted_before_worker, "the worker had already reported when the shard was deleted"
     _assert_failed_with(fault_run, "zz-deleted")
-    assert "NoSuchKey" in fault_run.failure("zz-deleted")["message"]
+    # AWS's answer to our role (prefix-conditioned s3:ListBucket) for a missing key: 403, not NoSuchKey
+    assert "AccessDenied" in fault_run.failure("zz-deleted")["message"]
 
 
 def test_worker_crash(fault_run: FaultRun) -> None:
