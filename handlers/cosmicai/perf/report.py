@@ -198,6 +198,11 @@ def summarize_section(doc: dict[str, Any] | None) -> list[str]:
                      f"({per_item_kb:+.1f} KB per added item; target: within 20%): {'met' if v['within_20_percent'] else 'NOT met'}; "
                      f"slowest {large:,}-item row {big['seconds']:.0f} s at {big['peak_rss_mb']:.0f} MiB: "
                      f"{'within' if v['within_lambda'] else 'outside'} a Lambda's 10,240 MB and 900 s.")
+    if "summarize" in (doc.get("verdicts") or {}):
+        lines.append("- What grows in `summarize` is what summary.json's format needs per item: plan.json, every worker "
+                     "report (slimmed to the fields used), one outcome per shard and summary.json's `per_worker` rows; the "
+                     "metrics themselves (`merge`) do not grow. Keeping the whole of Summarize flat would need those rows "
+                     "out of summary.json and the plan read as a stream.")
     lines.append("- Metrics merged from partials carry a stated bound (`summary.json` `metrics_source.error_bounds`): "
                  "n and the outlier fraction exact, MAE/MSE/bias/R^2 float64 sums, every quantile of delta within "
                  "9.7e-7, precision (NMAD) within 2.9e-6 (proof in `cosmicai.metrics.DeltaDistribution`).")
