@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -229,24 +228,16 @@ def measure_one(mode: str, items: int, objects: int, shards_per_item: int, laten
             "summary_json_bytes": s3.put_bytes.get(loc.key("summary.json"))}
 
 
-def _child(args: argparse.Namespace) -> int:
-    print(json.dumps(measure_one(args.child, args.items_one, args.objects_per_item, args.shards_per_item,
-                                 float(args.get_latency_ms) / 1e3)))
-    return 0
-
-
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(",") if x.strip())
 
 
 def _run_child(mode: str, items: int, objects: int, shards_per_item: int, latency_ms: float) -> dict[str, Any]:
-    """One row, measured in a fresh interpreter."""
-    cmd = [sys.executable, "-m", "cosmicai.perf.summarize_merge", "--child", mode, "--items-one", str(items),
-           "--objects-per-item", str(objects), "--shards-per-item", str(shards_per_item), "--get-latency-ms", str(latency_ms)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"summarize bench {mode} {items}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    """One row, measured in a fresh interpreter (a spawned process: its VmHWM is its own, not this one's)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(measure_one, (mode, items, objects, shards_per_item, latency_ms / 1e3))
 
 
 def run_all(items: tuple[int, ...], objects: int, shards_per_item: int, latencies_ms: tuple[float, ...],
@@ -287,11 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--get-latency-ms", default="0", help="sleep per GET, as S3's latency; a list runs each (default 0)")
     p.add_argument("--modes", default="merge,summarize")
     p.add_argument("--out", type=Path, default=Path("bench"), help="folder for summarize.json (default bench/)")
-    p.add_argument("--child", choices=("merge", "summarize"), help=argparse.SUPPRESS)
-    p.add_argument("--items-one", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.child:
-        return _child(args)
     from cosmicai.procstats import cpu_info
 
     load0 = os.getloadavg()[0]
