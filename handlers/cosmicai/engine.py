@@ -1,15 +1,23 @@
-"""Fast batched CPU inference for AstroMAE.
+"""Fast batched CPU inference for AstroMAE, on one of two backends.
 
-`Engine` runs a *folded* copy of the model built from its weights (the model itself
-is left untouched): BatchNorm folded into the convolutions, the 1x1 convolutions that
-share an input merged into one, the first conv moved behind its average pool (both
-are linear), patch embedding as one matmul, channels-last convolutions, Linear layers
-through oneDNN with their ReLU/GELU fused where it offers them, and micro-batches small
-enough to stay in cache. Opt-in precisions change only the transformer blocks' four Linear layers, which
-hold ~85% of the arithmetic: `bf16` (bfloat16 weights and activations, fp32 residual
-stream) or `int8` (dynamically quantized, per-channel weights). Everything else stays
-fp32 because it is cheap and precision-sensitive: magnitudes near 18 are only 0.06 apart
-in bf16 or 8-bit, which alone moved z by 4e-2, and bf16 convolutions added 1.3e-3.
+`Engine(model, precision=..., backend=...)` predicts redshifts batch by batch and reports
+per-batch timings; the backend does the arithmetic:
+
+- `torch` (default, the reference and the fp32-exact path; `cosmicai.engine_torch`): a
+  folded copy of the model run eagerly (BatchNorm folded, shared-input 1x1 convolutions
+  merged, patch embedding as one matmul, oneDNN Linear layers with fused activations).
+- `openvino` (`cosmicai.engine_openvino`): the model converted once to OpenVINO IR in three
+  parts (patch embedding, transformer blocks, the rest), each compiled with its own
+  precision, so only the blocks ever run in bf16 or int8.
+
+Precisions change only the transformer blocks (about 85% of the arithmetic): `fp32`,
+`bf16`, `int8`, or `fast`, the fastest of them on this CPU whose max |dz| vs fp32 stays
+within 2e-3 for these weights (`cosmicai.qualify`). The patch embedding, CNN, magnitude MLP
+and heads stay fp32: magnitudes near 18 are only 0.06 apart in bf16 or 8-bit, which alone
+moved z by 4e-2, and bf16 convolutions added 1.3e-3.
+
+This module imports neither torch nor openvino: the backend's module is imported when an
+engine of that backend is built, so a process that runs OpenVINO never loads torch.
 """
 
 from __future__ import annotations
@@ -24,28 +32,23 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional as F
 
+from cosmicai import procstats
 from cosmicai.costs import MB_PER_VCPU
-from cosmicai.model import (
-    EMBED_DIM,
-    IMAGE_BANDS,
-    IMAGE_SIZE,
-    NUM_HEADS,
-    PATCH_SIZE,
-    AstroMAE,
-    ConvBlock,
-    InceptionBlock,
-)
-from cosmicai.procstats import NATIVE_BF16, cpu_info, peak_rss_mb
+from cosmicai.procstats import NATIVE_BF16, peak_rss_mb
+
+if TYPE_CHECKING:
+    from cosmicai.qualify import FastChoice
 
 PRECISIONS = ("fp32", "bf16", "int8")
+# What a payload or the CLI may ask for: a precision, or the fastest qualified one.
+PRECISION_CHOICES = (*PRECISIONS, "fast")
+BACKENDS = ("torch", "openvino")
 DEFAULT_MICRO_BATCH = 128  # measured: 128 objects keep a block's activations in cache
+IMAGE_BANDS, IMAGE_SIZE = 5, 32  # cosmicai.model's (kept here so this module needs no torch)
 
 
 class EngineError(ValueError):
@@ -111,240 +114,6 @@ def _keep_freed_memory() -> None:
     libc.mallopt(m_trim_threshold, 512 * 1024 * 1024)
 
 
-# --------------------------------------------------------------- folded layers
-
-
-class _Linear(nn.Module):
-    """y = x W^T + b in the engine's precision, with an optional fused activation."""
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, precision: str, act: str = "none") -> None:
-        super().__init__()
-        self.precision = precision
-        self.act = act
-        weight = weight.detach().float().contiguous()
-        bias = bias.detach().float().contiguous()
-        if precision == "int8":
-            # Per-output-channel scales: rows of very different norms keep their precision.
-            scales = (weight.abs().amax(dim=1).clamp_min(1e-12) / int8_weight_max()).double()
-            zeros = torch.zeros(weight.shape[0], dtype=torch.long)
-            with warnings.catch_warnings():
-                # The quantized-tensor API still works in this torch; its deprecation notice is noise here.
-                warnings.simplefilter("ignore", UserWarning)
-                qweight = torch.quantize_per_channel(weight, scales, zeros, 0, torch.qint8)
-            self.packed = torch.ops.quantized.linear_prepack(qweight, bias)
-            self.weight = None
-            self.bias = None
-        else:
-            dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-            self.weight = weight.to(dtype)
-            self.bias = bias.to(dtype)
-            self.packed = None
-        # oneDNN's linear (activation fused) measured 7-14% faster than addmm on these shapes.
-        self.fused = self.weight is not None and _has_linear_pointwise(self.weight.dtype)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.packed is not None:
-            y = torch.ops.quantized.linear_dynamic(x.float(), self.packed)
-        else:
-            x = x.to(self.weight.dtype)
-            if self.fused:
-                return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, self.act, [], "none")
-            y = F.linear(x, self.weight, self.bias)
-        if self.act == "gelu":
-            return F.gelu(y)
-        if self.act == "relu":
-            return F.relu(y)
-        return y
-
-
-def int8_weight_max() -> int:
-    """Largest int8 weight magnitude that fbgemm's kernels on this CPU multiply without overflow.
-
-    Without AVX-512 VNNI, fbgemm sums pairs of uint8 x int8 products in saturating int16
-    (255 * 127 * 2 > 32,767), so weights keep 7 bits there (255 * 63 * 2 fits); measured
-    on the demo weights: max |dz| vs fp32 1.6e-3 with 7 bits, 0.9e-3 with 8.
-    """
-    return 127 if "avx512_vnni" in cpu_info()[1] else 63
-
-
-_POINTWISE_OK: dict[torch.dtype, bool] = {}
-
-
-def _has_linear_pointwise(dtype: torch.dtype = torch.float32) -> bool:
-    """Whether oneDNN's fused Linear(+ReLU/GELU) op runs in `dtype` on this CPU and matches the unfused ops.
-
-    Checked per dtype: CPUs without AVX-512 run it in fp32 but have no bf16 primitive.
-    """
-    if dtype not in _POINTWISE_OK:
-        x, w, b = (t.to(dtype) for t in (torch.randn(4, 8), torch.randn(6, 8), torch.randn(6)))
-        tol = 1e-5 if dtype == torch.float32 else 5e-2
-        unfused = {"none": lambda y: y, "relu": F.relu, "gelu": F.gelu}
-        try:
-            _POINTWISE_OK[dtype] = all(
-                torch.allclose(
-                    torch.ops.mkldnn._linear_pointwise(x, w, b, act, [], "none").float(),
-                    fn(F.linear(x, w, b)).float(),
-                    atol=tol,
-                )
-                for act, fn in unfused.items()
-            )
-        except (RuntimeError, AttributeError):
-            _POINTWISE_OK[dtype] = False
-    return _POINTWISE_OK[dtype]
-
-
-def _fold_bn(block: ConvBlock) -> tuple[torch.Tensor, torch.Tensor]:
-    """Conv weight and bias with the eval-mode BatchNorm folded in."""
-    conv, bn = block.conv, block.bn
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    weight = conv.weight * scale[:, None, None, None]
-    bias = (conv.bias - bn.running_mean) * scale + bn.bias
-    return weight.detach().float(), bias.detach().float()
-
-
-class _Conv(nn.Module):
-    """Conv2d (+ReLU) with folded BatchNorm, channels-last weights."""
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, padding: int, relu: bool) -> None:
-        super().__init__()
-        self.weight = weight.contiguous(memory_format=torch.channels_last)
-        self.bias = bias
-        self.padding = padding
-        self.relu = relu
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.conv2d(x, self.weight, self.bias, padding=self.padding)
-        return F.relu_(y) if self.relu else y
-
-
-class _Inception(nn.Module):
-    """Inception block with its shared-input 1x1 convs merged into one conv."""
-
-    def __init__(self, block: InceptionBlock) -> None:
-        super().__init__()
-        self.use_5x5 = block.use_5x5
-        firsts = [block.branch1, block.branch2[0]] + ([block.branch3[0]] if block.use_5x5 else [])
-        folded = [_fold_bn(b) for b in firsts]
-        self.width = folded[0][0].shape[0]
-        self.merged = _Conv(torch.cat([w for w, _ in folded]), torch.cat([b for _, b in folded]), 0, True)
-        self.conv3 = _Conv(*_fold_bn(block.branch2[1]), padding=1, relu=True)
-        self.conv5 = _Conv(*_fold_bn(block.branch3[1]), padding=2, relu=True) if self.use_5x5 else None
-        self.pool_conv = _Conv(*_fold_bn(block.branch4[1]), padding=0, relu=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first = self.merged(x)
-        w = self.width
-        out = [first[:, :w], self.conv3(first[:, w : 2 * w])]
-        if self.conv5 is not None:
-            out.append(self.conv5(first[:, 2 * w : 3 * w]))
-        out.append(self.pool_conv(F.max_pool2d(x, 3, stride=1, padding=1)))
-        return torch.cat(out, dim=1)
-
-
-class _Block(nn.Module):
-    """Pre-norm transformer block on a flat (B*T, C) residual stream."""
-
-    def __init__(self, block: nn.Module, precision: str) -> None:
-        super().__init__()
-        self.ln1 = (block.norm1.weight.detach().float(), block.norm1.bias.detach().float())
-        self.ln2 = (block.norm2.weight.detach().float(), block.norm2.bias.detach().float())
-        self.qkv = _Linear(block.attn.qkv.weight, block.attn.qkv.bias, precision)
-        self.proj = _Linear(block.attn.proj.weight, block.attn.proj.bias, precision)
-        self.fc1 = _Linear(block.mlp.fc1.weight, block.mlp.fc1.bias, precision, act="gelu")
-        self.fc2 = _Linear(block.mlp.fc2.weight, block.mlp.fc2.bias, precision)
-        self.heads = NUM_HEADS
-
-    def forward(self, x: torch.Tensor, batch: int, tokens: int) -> torch.Tensor:
-        c = x.shape[1]
-        h = F.layer_norm(x, (c,), *self.ln1, eps=1e-6)
-        qkv = self.qkv(h).reshape(batch, tokens, 3, self.heads, c // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        a = F.scaled_dot_product_attention(q, k, v)
-        a = a.transpose(1, 2).reshape(batch * tokens, c)
-        x = x + self.proj(a).float()
-        h = F.layer_norm(x, (c,), *self.ln2, eps=1e-6)
-        return x + self.fc2(self.fc1(h)).float()
-
-
-class FoldedAstroMAE(nn.Module):
-    """AstroMAE rebuilt from a model's weights for fast inference (same function, fewer passes)."""
-
-    def __init__(self, model: AstroMAE, precision: str = "fp32") -> None:
-        super().__init__()
-        if precision not in PRECISIONS:
-            raise EngineError(f"precision {precision!r} unknown; choose one of {', '.join(PRECISIONS)}")
-        self.precision = precision
-        with torch.no_grad():
-            proj = model.patch_embed.proj
-            self.grid = IMAGE_SIZE // PATCH_SIZE
-            # Conv 8x8/8 == matmul over flattened patches; position embedding folds into the bias.
-            patch_w = proj.weight.reshape(EMBED_DIM, -1)
-            self.patch = _Linear(patch_w, torch.zeros(EMBED_DIM), "fp32")
-            self.token_bias = (proj.bias[None, :] + model.pos_embed[0, 1:, :]).detach().float()
-            self.cls_row = (model.cls_token[0, 0] + model.pos_embed[0, 0]).detach().float()
-            self.blocks = nn.ModuleList(_Block(b, precision) for b in model.blocks)
-            self.fc_norm = (model.fc_norm.weight.detach().float(), model.fc_norm.bias.detach().float())
-            self.head = _Linear(model.head.weight, model.head.bias, "fp32")
-            vb = model.vit_block
-            self.vit1 = _Linear(vb[0].weight, vb[0].bias, "fp32", act="relu")
-            self.vit2 = _Linear(vb[2].weight, vb[2].bias, "fp32")
-
-            inc = model.inception_model.vis_inception
-            init = model.inception_model.conv2d_init
-            self.init = _Conv(init.weight.detach().float(), init.bias.detach().float(), 0, False)
-            self.inception = nn.ModuleList(_Inception(inc[i]) for i in (2, 3, 5, 6, 8))
-            lin = inc[10]
-            c_last = 12
-            side = lin.in_features // c_last
-            side = int(round(side**0.5))
-            # Channels-last flatten order is (h, w, c); permute the Linear's columns to match.
-            w_nhwc = lin.weight.reshape(lin.out_features, c_last, side, side).permute(0, 2, 3, 1)
-            self.cnn1 = _Linear(w_nhwc.reshape(lin.out_features, -1), lin.bias, "fp32", act="relu")
-            self.cnn2 = _Linear(inc[12].weight, inc[12].bias, "fp32")
-
-            mb = model.magnitude_block
-            self.mag = nn.ModuleList(
-                _Linear(mb[i].weight, mb[i].bias, "fp32", act="relu" if i < 8 else "none") for i in (0, 2, 4, 6, 8)
-            )
-            cb = model.concat_block
-            self.cat1 = _Linear(cb[0].weight, cb[0].bias, "fp32", act="relu")
-            self.cat2 = _Linear(cb[2].weight, cb[2].bias, "fp32")
-
-    def vit(self, images: torch.Tensor) -> torch.Tensor:
-        b = images.shape[0]
-        g, p = self.grid, PATCH_SIZE
-        patches = images.reshape(b, IMAGE_BANDS, g, p, g, p).permute(0, 2, 4, 1, 3, 5).reshape(b * g * g, -1)
-        tok = self.patch(patches).reshape(b, g * g, EMBED_DIM) + self.token_bias
-        x = torch.cat((self.cls_row.expand(b, 1, EMBED_DIM), tok), dim=1)
-        t = g * g + 1
-        x = x.reshape(b * t, EMBED_DIM)
-        for block in self.blocks:
-            x = block(x, b, t)
-        pooled = x.reshape(b, t, EMBED_DIM)[:, 1:, :].mean(dim=1)
-        h = self.head(F.layer_norm(pooled, (EMBED_DIM,), *self.fc_norm, eps=1e-6))
-        return self.vit2(self.vit1(h))
-
-    def cnn(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.contiguous(memory_format=torch.channels_last)
-        # conv1x1 and avg-pool are both linear, so pooling first is the same map at 1/4 the cost.
-        x = self.init(F.avg_pool2d(x, 2))
-        inc = self.inception
-        x = inc[1](inc[0](x))
-        x = F.avg_pool2d(x, 2)
-        x = inc[3](inc[2](x))
-        x = F.avg_pool2d(x, 2)
-        x = inc[4](x)
-        flat = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
-        return self.cnn2(self.cnn1(flat))
-
-    def forward(self, images: torch.Tensor, magnitudes: torch.Tensor) -> torch.Tensor:
-        m = magnitudes
-        for layer in self.mag:
-            m = layer(m)
-        feats = torch.cat((self.vit(images), self.cnn(images), m), dim=1)
-        return self.cat2(self.cat1(feats))
-
-
 # --------------------------------------------------------------- engine
 
 
@@ -390,45 +159,130 @@ class Timings:
         }
 
 
+class Runner(Protocol):
+    """A backend's compiled model: runs one batch in micro-batches (`cosmicai.engine_*`)."""
+
+    backend: str
+    precision: str
+
+    def start(self) -> None:
+        """Called once per `Engine.predict` (torch's thread count is process-wide)."""
+
+    def run(self, images: np.ndarray, magnitudes: np.ndarray) -> np.ndarray:
+        """Redshifts float32 (n,) for contiguous float32 images (n,5,32,32) and magnitudes (n,5)."""
+
+
+def check_choice(backend: str, precision: str) -> None:
+    """Raise EngineError unless `backend` and `precision` are ones the engine knows."""
+    if backend not in BACKENDS:
+        raise EngineError(f"backend {backend!r} unknown; choose one of {', '.join(BACKENDS)}")
+    if precision not in PRECISION_CHOICES:
+        raise EngineError(f"precision {precision!r} unknown; choose one of {', '.join(PRECISION_CHOICES)}")
+
+
+def make_runner(model: Any, backend: str, precision: str, threads: int, micro_batch: int) -> Runner:
+    """The backend's runner for `model` at a concrete precision (imports that backend only)."""
+    if precision not in PRECISIONS:
+        raise EngineError(f"precision {precision!r} is not a concrete precision ({', '.join(PRECISIONS)})")
+    if backend == "torch":
+        from cosmicai.engine_torch import TorchRunner
+
+        return TorchRunner(model, precision, threads, micro_batch)
+    if backend == "openvino":
+        from cosmicai.engine_openvino import OpenVINORunner, as_openvino_model
+
+        return OpenVINORunner(as_openvino_model(model), precision, threads, micro_batch)
+    raise EngineError(f"backend {backend!r} unknown; choose one of {', '.join(BACKENDS)}")
+
+
 class Engine:
-    """Batched AstroMAE inference on CPU: `Engine(model).predict(images, magnitudes)`."""
+    """Batched AstroMAE inference on CPU: `Engine(model).predict(images, magnitudes)`.
+
+    `model` is an `AstroMAE` (either backend; the openvino backend converts it in memory,
+    which takes seconds and imports torch) or, for `backend="openvino"`, an
+    `engine_openvino.OpenVINOModel` read from the IR written next to the weights (no torch).
+    `precision="fast"` picks the fastest qualified precision of this backend on this CPU
+    from `qualification` (`cosmicai.qualify.Qualification`), re-checking on a CPU class the
+    qualification has not seen, and falls back to fp32 with a logged warning; the choice
+    and its reason are in `fast`.
+    """
 
     def __init__(
         self,
-        model: AstroMAE,
+        model: Any,
         precision: str = "fp32",
         threads: int | None = None,
         batch_size: int = 512,
         micro_batch: int = DEFAULT_MICRO_BATCH,
+        backend: str = "torch",
+        qualification: Any = None,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise EngineError(f"precision {precision!r} unknown; choose one of {', '.join(PRECISIONS)}")
+        check_choice(backend, precision)
         if batch_size < 1 or micro_batch < 1:
             raise EngineError(f"batch_size ({batch_size}) and micro_batch ({micro_batch}) must be >= 1")
         if threads is not None and threads < 1:
             raise EngineError(f"threads must be >= 1, got {threads}")
-        self.precision = precision
-        if precision == "bf16" and not cpu_info()[1] & NATIVE_BF16:
-            warnings.warn(
-                "precision bf16 on a CPU without AVX-512 BF16 or AMX runs emulated, slower than fp32; int8 is the fast mode here",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        self.backend = backend
+        self.requested_precision = precision
         self.threads = threads or available_cpus()
         self.batch_size = batch_size
         self.micro_batch = micro_batch
-        torch.set_num_threads(self.threads)
         _keep_freed_memory()
-        model = model.eval()
-        self.folded = FoldedAstroMAE(model, precision).eval()
+        self.fast: FastChoice | None = None
+        runner: Runner | None = None
+        available = PRECISIONS
+        if backend == "openvino":
+            from cosmicai.engine_openvino import as_openvino_model
+
+            model = as_openvino_model(model)  # converts an AstroMAE once, not per precision tried
+            available = model.precisions
+        if precision != "fast" and precision not in available:
+            raise EngineError(f"precision {precision} is not available from this {backend} model (it has {', '.join(available)})")
+        if precision == "fast":
+            from cosmicai.qualify import resolve_fast
+
+            self.fast = resolve_fast(
+                backend, qualification, lambda p: make_runner(model, backend, p, self.threads, micro_batch),
+                available=available,
+            )
+            precision = self.fast.precision
+            runner = self.fast.runner
+        self.precision = precision
+        if precision == "bf16" and not procstats.cpu_info()[1] & NATIVE_BF16:
+            warnings.warn(
+                "precision bf16 on a CPU without AVX-512 BF16 or AMX runs emulated (torch) or in f32 (openvino), "
+                "no faster than fp32; int8 is the fast mode here",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        self._runner = runner or make_runner(model, backend, precision, self.threads, micro_batch)
         self.last_timings = Timings()
 
     @classmethod
-    def from_weights(cls, path: Path | str | None = None, **kwargs: Any) -> Engine:
-        """Engine over `weights.load_model(path)` (None: the default weights)."""
-        from cosmicai.weights import load_model
+    def from_weights(cls, path: Path | str | None = None, backend: str = "torch", **kwargs: Any) -> Engine:
+        """Engine over the weights at `path` (None: `$COSMICAI_WEIGHTS` or the packaged demo weights).
 
-        return cls(load_model(path), **kwargs)
+        torch: `weights.load_model(path)`. openvino: the IR written next to the weights by
+        `cosmicai convert-checkpoint --openvino` (converted in memory, with a warning, when
+        there is none). `precision="fast"` reads the qualification recorded next to them.
+        """
+        from cosmicai.weightsfile import resolve_weights_path
+
+        check_choice(backend, kwargs.get("precision", "fp32"))
+        weights = resolve_weights_path(path)
+        if backend == "openvino":
+            from cosmicai.engine_openvino import load_for_weights
+
+            model: Any = load_for_weights(weights)
+        else:
+            from cosmicai.weights import load_model
+
+            model = load_model(weights)
+        if kwargs.get("precision") == "fast" and kwargs.get("qualification") is None:
+            from cosmicai.qualify import load_qualification
+
+            kwargs["qualification"] = load_qualification(weights)
+        return cls(model, backend=backend, **kwargs)
 
     def _check(self, images: np.ndarray, magnitudes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         images = np.asarray(images)
@@ -443,13 +297,6 @@ class Engine:
             np.ascontiguousarray(magnitudes, dtype=np.float32),
         )
 
-    def _run(self, images: torch.Tensor, magnitudes: torch.Tensor) -> torch.Tensor:
-        outs = []
-        for s in range(0, images.shape[0], self.micro_batch):
-            e = s + self.micro_batch
-            outs.append(self.folded(images[s:e], magnitudes[s:e]))
-        return torch.cat(outs)[:, 0]
-
     def predict(
         self,
         images: np.ndarray,
@@ -461,19 +308,31 @@ class Engine:
         n = images.shape[0]
         out = np.empty(n, dtype=np.float32)
         timings = Timings()
-        torch.set_num_threads(self.threads)
-        with torch.inference_mode():
-            x_all, m_all = torch.from_numpy(images), torch.from_numpy(magnitudes)
-            for s in range(0, n, self.batch_size):
-                e = min(n, s + self.batch_size)
-                t0 = time.perf_counter()
-                out[s:e] = self._run(x_all[s:e], m_all[s:e]).numpy()
-                bt = BatchTiming(e - s, time.perf_counter() - t0)
-                timings.batches.append(bt)
-                if on_batch is not None:
-                    on_batch(bt)
+        self._runner.start()
+        for s in range(0, n, self.batch_size):
+            e = min(n, s + self.batch_size)
+            t0 = time.perf_counter()
+            out[s:e] = self._runner.run(images[s:e], magnitudes[s:e])
+            bt = BatchTiming(e - s, time.perf_counter() - t0)
+            timings.batches.append(bt)
+            if on_batch is not None:
+                on_batch(bt)
         timings.peak_rss_mb = peak_rss_mb()
         self.last_timings = timings
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, precision (and what was asked, and why for `fast`), threads, batch sizes."""
+        out: dict[str, Any] = {
+            "backend": self.backend,
+            "precision": self.precision,
+            "requested_precision": self.requested_precision,
+            "threads": self.threads,
+            "batch_size": self.batch_size,
+            "micro_batch": self.micro_batch,
+        }
+        if self.fast is not None:
+            out["fast"] = {"source": self.fast.source, "reason": self.fast.reason}
         return out
 
 
@@ -522,26 +381,33 @@ def prefetch(sources: Iterable[Any], reader: Callable[[Any], Any], depth: int = 
         thread.join()
 
 
-def plain_eager_predict(model: AstroMAE, images: np.ndarray, magnitudes: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """The baseline: the unmodified model, eager, in `inference_mode`, batch by batch."""
-    model = model.eval()
-    outs = []
-    with torch.inference_mode():
-        for s in range(0, images.shape[0], batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(images[s : s + batch_size], dtype=np.float32))
-            m = torch.from_numpy(np.ascontiguousarray(magnitudes[s : s + batch_size], dtype=np.float32))
-            outs.append(model(x, m)[:, 0].numpy())
-    return np.concatenate(outs) if outs else np.empty(0, np.float32)
+# Torch-backed names kept importable from here (`from cosmicai.engine import plain_eager_predict`)
+# without importing torch when this module loads.
+_TORCH_NAMES = ("FoldedAstroMAE", "TorchRunner", "int8_weight_max", "plain_eager_predict")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TORCH_NAMES:
+        from cosmicai import engine_torch
+
+        return getattr(engine_torch, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
+    "BACKENDS",
     "PRECISIONS",
+    "PRECISION_CHOICES",
     "BatchTiming",
     "Engine",
     "EngineError",
     "FoldedAstroMAE",
     "Timings",
+    "TorchRunner",
+    "int8_weight_max",
     "available_cpus",
+    "check_choice",
+    "make_runner",
     "cgroup_cpu_limit",
     "peak_rss_mb",
     "plain_eager_predict",

@@ -83,7 +83,8 @@ class RunPayload(BaseModel):
     workers: int | None = Field(None, ge=1, le=MAX_WORKERS, description="split into this many work items (reference world_size)")
     max_shards: int | None = Field(None, ge=1, description="use only the first N shards in key order (reference file_limit)")
     max_concurrency: int = Field(100, ge=1, le=MAX_CONCURRENCY_LIMIT)
-    precision: Literal["fp32", "bf16", "int8"] = "fp32"
+    precision: Literal["fp32", "bf16", "int8", "fast"] = "fp32"
+    backend: Literal["torch", "openvino"] = Field("torch", description="engine backend of the workers (cosmicai.engine)")
     run_id: str | None = None
     resume: bool = Field(False, description="re-run only the shards of run `run_id` without a successful result")
     warnings: tuple[str, ...] = ()

@@ -195,6 +195,7 @@ def plan_work_items(payload: RunPayload, shards: Sequence[ShardInfo]) -> list[di
             "output": payload.output,
             "batch_size": payload.batch_size,
             "precision": payload.precision,
+            "backend": payload.backend,
             "objects": None if None in counts else sum(c for c in counts if c is not None),
             "shards": [{"key": s.key, "name": s.name, "bytes": s.bytes, "count": s.count} for s in group],
         }

@@ -17,25 +17,23 @@ import struct
 import types
 import warnings
 from collections import OrderedDict
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from cosmicai import weightsfile
 from cosmicai.model import AstroMAE, DEPTH
-
-WEIGHTS_ENV = "COSMICAI_WEIGHTS"
-PACKAGED_WEIGHTS = "astromae-demo.safetensors"
-WEIGHTS_FORMAT = "cosmicai.weights"
-
-
-class WeightsError(ValueError):
-    """Base of the weights errors."""
-
-
-class WeightsNotFoundError(WeightsError):
-    """No weights file where one was expected."""
+from cosmicai.weightsfile import (  # noqa: F401  (re-exported: the torch-free part lives there)
+    PACKAGED_WEIGHTS,
+    WEIGHTS_ENV,
+    WEIGHTS_FORMAT,
+    WeightsError,
+    WeightsNotFoundError,
+    resolve_weights_path,
+    sidecar,
+    weights_sha256,
+)
 
 
 class InvalidCheckpointError(WeightsError):
@@ -112,23 +110,7 @@ _ALIASED = ("inception_model.conv2d_init", "inception_model.vis_inception.0")
 
 def default_weights_path() -> Path:
     """$COSMICAI_WEIGHTS if set, else the packaged demo weights; raises if the file is absent."""
-    env = os.environ.get(WEIGHTS_ENV, "").strip()
-    if env:
-        path = Path(env)
-        if not path.is_file():
-            raise WeightsNotFoundError(
-                f"{WEIGHTS_ENV}={env} but no such file; point it at a .safetensors weights file"
-            )
-        return path
-    path = Path(str(resources.files("cosmicai") / "assets" / PACKAGED_WEIGHTS))
-    if not path.is_file():
-        raise WeightsNotFoundError(
-            f"no weights given and the packaged demo weights {path} are missing. Either set "
-            f"{WEIGHTS_ENV}=/path/to/weights.safetensors, pass --weights, convert the published "
-            "checkpoint with `cosmicai convert-checkpoint SRC DST --trust-pickle`, or build the "
-            "demo weights (README, 'Data preparation and training')"
-        )
-    return path
+    return weightsfile.default_weights_path(PACKAGED_WEIGHTS)
 
 
 # --------------------------------------------------------------- safetensors I/O

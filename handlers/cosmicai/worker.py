@@ -57,7 +57,8 @@ class WorkItem(BaseModel):
     input_bucket: str = Field(min_length=3)
     output: str = Field(pattern=r"^s3://")
     batch_size: int = Field(ge=1, le=8192)
-    precision: Literal["fp32", "bf16", "int8"]
+    precision: Literal["fp32", "bf16", "int8", "fast"]
+    backend: Literal["torch", "openvino"] = "torch"
     objects: int | None = None
     shards: list[PlannedShard] = Field(min_length=1)
     # a resumed run's item (resume.py): only its unfinished shards, merged into its earlier report

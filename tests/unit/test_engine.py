@@ -61,10 +61,10 @@ def test_lambda_memory_caps_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_bf16_warns_where_the_cpu_would_emulate_it(model_and_inputs, monkeypatch: pytest.MonkeyPatch) -> None:
     model = model_and_inputs[0]
-    monkeypatch.setattr("cosmicai.engine.cpu_info", lambda: ("AVX2 CPU", frozenset({"avx2", "fma"})))
+    monkeypatch.setattr("cosmicai.procstats.cpu_info", lambda: ("AVX2 CPU", frozenset({"avx2", "fma"})))
     with pytest.warns(RuntimeWarning, match="emulated"):
         Engine(model, precision="bf16", threads=1)
-    monkeypatch.setattr("cosmicai.engine.cpu_info", lambda: ("AVX-512 CPU", frozenset({"avx512f", "avx512_bf16"})))
+    monkeypatch.setattr("cosmicai.procstats.cpu_info", lambda: ("AVX-512 CPU", frozenset({"avx512f", "avx512_bf16"})))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Engine(model, precision="bf16", threads=1)
@@ -73,10 +73,10 @@ def test_bf16_warns_where_the_cpu_would_emulate_it(model_and_inputs, monkeypatch
 def test_int8_keeps_7_bit_weights_without_vnni_and_stays_accurate(model_and_inputs, monkeypatch: pytest.MonkeyPatch) -> None:
     # Without AVX-512 VNNI fbgemm's int16 pair sums would saturate on 8-bit weights.
     model, images, mags = model_and_inputs
-    monkeypatch.setattr("cosmicai.engine.cpu_info", lambda: ("AVX2 CPU", frozenset({"avx2", "fma"})))
+    monkeypatch.setattr("cosmicai.procstats.cpu_info", lambda: ("AVX2 CPU", frozenset({"avx2", "fma"})))
     assert int8_weight_max() == 63
     want = plain_eager_predict(model, images, mags)
     got = Engine(model, precision="int8", threads=1).predict(images, mags)
     assert np.abs(got - want).max() < 2e-3 * max(1.0, float(np.abs(want).max()))
-    monkeypatch.setattr("cosmicai.engine.cpu_info", lambda: ("VNNI CPU", frozenset({"avx512f", "avx512_vnni"})))
+    monkeypatch.setattr("cosmicai.procstats.cpu_info", lambda: ("VNNI CPU", frozenset({"avx512f", "avx512_vnni"})))
     assert int8_weight_max() == 127

@@ -60,7 +60,7 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     (GOOD | {"max_shards": -3}, "max_shards", "greater than or equal to 1"),
     (GOOD | {"max_concurrency": 20_000}, "max_concurrency", "less than or equal to 10000"),
     (GOOD | {"max_concurrency": 2.5}, "max_concurrency", "valid integer"),
-    (GOOD | {"precision": "fp8"}, "precision", "'fp32', 'bf16' or 'int8'"),
+    (GOOD | {"precision": "fp8"}, "precision", "'fp32', 'bf16', 'int8' or 'fast'"),
     (GOOD | {"run_id": "../../etc"}, "run_id", "letters, digits"),
     (GOOD | {"run_id": ""}, "run_id", "letters, digits"),
     (GOOD | {"warnings": ["x"]}, "warnings", "set by the system"),

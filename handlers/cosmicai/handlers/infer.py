@@ -1,9 +1,12 @@
 """Lambda `infer`: run one work item of the plan (shards -> catalogs + worker report).
 
-The weights load at import, i.e. in Lambda's INIT phase: a provisioned or pre-warmed
-environment starts ready, and REPORT's Init Duration shows the real start-up cost. The
-engine (the folded model, which depends on the item's precision) is built on the first
-invocation and cached, keyed by the validated (precision, batch_size) of the item.
+The model loads at import, i.e. in Lambda's INIT phase: a provisioned or pre-warmed
+environment starts ready, and REPORT's Init Duration shows the real start-up cost. Which
+backend's model INIT loads is `COSMICAI_BACKEND` (`torch`, the default, or `openvino`):
+an OpenVINO worker reads the IR written next to the weights at image build and never
+imports torch; an item that asks for the other backend loads that one on first use. The
+engine (which depends on the item's backend, precision and batch size) is built on the
+first invocation and cached.
 """
 
 from __future__ import annotations
@@ -12,27 +15,62 @@ import time
 
 _IMPORT_START = time.perf_counter()
 
+import os  # noqa: E402
 from typing import Any  # noqa: E402
 
 from cosmicai import faults  # noqa: E402
-from cosmicai.engine import Engine  # noqa: E402
+from cosmicai.engine import BACKENDS, Engine  # noqa: E402
 from cosmicai.runstore import s3_client  # noqa: E402
-from cosmicai.weights import load_model  # noqa: E402
+from cosmicai.weightsfile import default_weights_path  # noqa: E402
 from cosmicai.worker import Predictor, WorkItem, run_item  # noqa: E402
 
-_MODEL = load_model()  # COSMICAI_WEIGHTS, else the packaged demo weights
-# Import time of this module (imports and weights): the part of the cold start before the handler runs.
+BACKEND_ENV = "COSMICAI_BACKEND"
+
+
+def _load(backend: str) -> Any:
+    """The model one backend's engine is built from (torch: AstroMAE; openvino: the IR)."""
+    if backend == "openvino":
+        from cosmicai.engine_openvino import load_for_weights
+
+        return load_for_weights(default_weights_path())
+    from cosmicai.weights import load_model
+
+    return load_model()  # COSMICAI_WEIGHTS, else the packaged demo weights
+
+
+_INIT_BACKEND = os.environ.get(BACKEND_ENV, "torch").strip() or "torch"
+if _INIT_BACKEND not in BACKENDS:
+    raise RuntimeError(f"{BACKEND_ENV}={_INIT_BACKEND!r}: choose one of {', '.join(BACKENDS)}")
+_MODELS: dict[str, Any] = {_INIT_BACKEND: _load(_INIT_BACKEND)}
+# Import time of this module (imports and model): the part of the cold start before the handler runs.
 _IMPORT_SECONDS = time.perf_counter() - _IMPORT_START
+# Kept for callers that read it (the torch model when INIT loaded torch).
+_MODEL = _MODELS.get("torch")
 # One engine per process, rebuilt only if an item asks for other settings.
-_ENGINE: dict[tuple[str, int], Predictor] = {}
+_ENGINE: dict[tuple[str, int, str], Predictor] = {}
 _STATE = {"invocations": 0}
 
 
-def _engine(precision: str, batch_size: int) -> Predictor:
-    key = (precision, batch_size)
+def _qualification(backend: str, precision: str) -> Any:
+    if precision != "fast":
+        return None
+    from cosmicai.qualify import load_qualification
+
+    return load_qualification(default_weights_path())
+
+
+def _engine(precision: str, batch_size: int, backend: str | None = None) -> Predictor:
+    """The cached engine for these settings (backend None: the one INIT loaded)."""
+    backend = backend or _INIT_BACKEND
+    key = (precision, batch_size, backend)
     if key not in _ENGINE:
         _ENGINE.clear()
-        _ENGINE[key] = Engine(_MODEL, precision=precision, batch_size=batch_size)
+        if backend not in _MODELS:
+            _MODELS[backend] = _load(backend)
+        _ENGINE[key] = Engine(
+            _MODELS[backend], precision=precision, batch_size=batch_size, backend=backend,
+            qualification=_qualification(backend, precision),
+        )
     return _ENGINE[key]
 
 
@@ -56,7 +94,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     report = run_item(
         item,
         s3_client(),
-        lambda: _engine(item.precision, item.batch_size),
+        lambda: _engine(item.precision, item.batch_size, item.backend),
         cold_start=cold,
         init_seconds=init_s,
         context=_context_info(context),

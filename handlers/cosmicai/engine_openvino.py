@@ -1,0 +1,252 @@
+"""The OpenVINO backend of `cosmicai.engine.Engine` (no torch at run time).
+
+The model is converted once (`cosmicai.openvino_convert`, from `cosmicai convert-checkpoint
+... --openvino` or the inference image build) into OpenVINO IR written next to the weights:
+`astromae.safetensors` -> `astromae.openvino/` holding `embed`, `blocks`, `rest` (and
+`blocks_int8` when calibrated) as `.xml`/`.bin` pairs plus `manifest.json`, which records
+the sha256 of the weights it came from. A worker reads the IR and compiles each part with
+its own precision: `embed` and `rest` always f32, `blocks` f32, bf16 (OpenVINO's bf16
+inference precision, native on AVX-512 BF16 / AMX) or int8 (`blocks_int8`: int8 matmuls
+from fake-quantized weights and calibrated activation scales). Three compiled models run
+in turn per micro-batch; the tensors passed between them are small (B x 17 x 192 floats).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cosmicai.engine import EngineError
+from cosmicai.weightsfile import sidecar, weights_sha256
+
+IR_FORMAT = "cosmicai.openvino"
+IR_VERSION = "1"
+IR_SUFFIX = ".openvino"
+MANIFEST = "manifest.json"
+PARTS = ("embed", "blocks", "rest")
+INT8_PART = "blocks_int8"
+# Parts that may be stored f16 when the weights are exactly fp16 (the demo weights are): the
+# CPU plugin then computes the same f32 numbers. Not `rest`: it folds BatchNorm into the CNN's
+# convolutions in the stored precision, which moved z by 4.5e-4 when it was f16.
+F16_SAFE_PARTS = ("embed", "blocks")
+# The part that runs each precision's transformer blocks, and OpenVINO's inference precision for it.
+BLOCKS_FOR = {"fp32": ("blocks", "f32"), "bf16": ("blocks", "bf16"), "int8": (INT8_PART, "f32")}
+
+
+class OpenVINOIRError(EngineError):
+    """The IR folder is missing, incomplete, or belongs to other weights (message says which)."""
+
+
+@functools.cache
+def core() -> Any:
+    """One OpenVINO Core per process (its plugins load once)."""
+    import openvino as ov
+
+    return ov.Core()
+
+
+def openvino_version() -> str:
+    """The installed OpenVINO's version string."""
+    import openvino as ov
+
+    return ov.get_version()
+
+
+def ir_dir(weights: Path | str) -> Path:
+    """Where the IR of these weights lives: `<weights without .safetensors>.openvino/`."""
+    return sidecar(weights, IR_SUFFIX)
+
+
+@dataclass
+class OpenVINOModel:
+    """The IR parts of one weights file, read but not compiled (`ov.Model` per part)."""
+
+    parts: dict[str, Any]
+    manifest: dict[str, Any] = field(default_factory=dict)
+    folder: Path | None = None
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """Precisions this IR can run: fp32 and bf16 always, int8 when `blocks_int8` was written."""
+        return ("fp32", "bf16", "int8") if INT8_PART in self.parts else ("fp32", "bf16")
+
+
+def save(model: OpenVINOModel, folder: Path | str, weights: Path | str, *, weights_fp16: bool, facts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the parts and manifest.json into `folder` (replaced whole); return the manifest.
+
+    `weights_fp16`: every weight is exactly an fp16 value, so `F16_SAFE_PARTS` are stored f16
+    (half the bytes, same results); everything else is stored f32.
+    """
+    import shutil
+
+    import openvino as ov
+
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    files, stored = {}, {}
+    for name, part in model.parts.items():
+        f16 = weights_fp16 and name in F16_SAFE_PARTS
+        ov.save_model(part, tmp / f"{name}.xml", compress_to_fp16=f16)
+        files[name] = f"{name}.xml"
+        stored[name] = "int8 weights" if name == INT8_PART else ("f16 (lossless)" if f16 else "f32")
+    weights = Path(weights)
+    manifest = {
+        "format": IR_FORMAT,
+        "version": IR_VERSION,
+        "openvino": openvino_version(),
+        "weights": {"file": weights.name, "sha256": weights_sha256(weights), "bytes": weights.stat().st_size},
+        "parts": files,
+        "stored": stored,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **(facts or {}),
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.replace(folder)
+    return manifest
+
+
+def load(folder: Path | str, weights: Path | str | None = None) -> OpenVINOModel:
+    """Read the IR in `folder`; with `weights`, refuse an IR converted from other weights."""
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise OpenVINOIRError(f"{folder}: no {MANIFEST}; write the IR with `cosmicai convert-checkpoint WEIGHTS --openvino`") from None
+    except ValueError as exc:
+        raise OpenVINOIRError(f"{folder / MANIFEST}: not JSON ({exc})") from None
+    if manifest.get("format") != IR_FORMAT or manifest.get("version") != IR_VERSION:
+        raise OpenVINOIRError(f"{folder}: not a {IR_FORMAT} v{IR_VERSION} folder (manifest says {manifest.get('format')} v{manifest.get('version')})")
+    if weights is not None:
+        want = manifest.get("weights", {})
+        weights = Path(weights)
+        if weights.stat().st_size != want.get("bytes") or weights_sha256(weights) != want.get("sha256"):
+            raise OpenVINOIRError(
+                f"{folder} was converted from other weights than {weights} (sha256 differs); "
+                f"re-run `cosmicai convert-checkpoint {weights} --openvino`"
+            )
+    parts = {}
+    for name, xml in manifest.get("parts", {}).items():
+        if not (folder / xml).is_file():
+            raise OpenVINOIRError(f"{folder}: part {name} ({xml}) is missing")
+        parts[name] = core().read_model(folder / xml)
+    missing = [p for p in PARTS if p not in parts]
+    if missing:
+        raise OpenVINOIRError(f"{folder}: parts {', '.join(missing)} are missing")
+    return OpenVINOModel(parts, manifest, folder)
+
+
+def load_for_weights(weights: Path | str) -> OpenVINOModel:
+    """The IR next to `weights`; without one, convert in memory (imports torch, takes seconds) and warn."""
+    folder = ir_dir(weights)
+    if (folder / MANIFEST).is_file():
+        return load(folder, weights)
+    warnings.warn(
+        f"no OpenVINO IR at {folder}: converting {weights} now (seconds, and it imports torch); "
+        f"write it once with `cosmicai convert-checkpoint {weights} --openvino`",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    from cosmicai.weights import load_model
+
+    return as_openvino_model(load_model(weights))
+
+
+def as_openvino_model(model: Any) -> OpenVINOModel:
+    """`model` if it already is an OpenVINOModel, else an AstroMAE converted in memory (no int8 part)."""
+    if isinstance(model, OpenVINOModel):
+        return model
+    if type(model).__name__ != "AstroMAE":
+        raise EngineError(f"the openvino backend needs an OpenVINOModel or an AstroMAE, got {type(model).__name__}")
+    from cosmicai.openvino_convert import convert
+
+    parts, facts = convert(model)
+    return OpenVINOModel(parts, {"converted": "in memory", **facts})
+
+
+def compile_config(threads: int, inference_precision: str) -> dict[str, Any]:
+    """CPU plugin settings: one stream of `threads` threads, latency mode, the given precision."""
+    return {
+        "INFERENCE_NUM_THREADS": threads,
+        "NUM_STREAMS": 1,
+        "PERFORMANCE_HINT": "LATENCY",
+        # Explicit: on a CPU with bf16 the plugin's default for every part would be bf16.
+        "INFERENCE_PRECISION_HINT": inference_precision,
+    }
+
+
+class OpenVINORunner:
+    """Three compiled parts run per micro-batch: embed (f32) -> blocks (the precision) -> rest (f32)."""
+
+    backend = "openvino"
+
+    def __init__(self, model: OpenVINOModel, precision: str, threads: int, micro_batch: int) -> None:
+        if precision not in BLOCKS_FOR:
+            raise EngineError(f"precision {precision!r} unknown to the openvino backend")
+        blocks_part, blocks_precision = BLOCKS_FOR[precision]
+        if blocks_part not in model.parts:
+            raise EngineError(
+                f"precision {precision} needs the IR part {blocks_part}, which this IR lacks "
+                "(convert with a calibration set: `cosmicai convert-checkpoint WEIGHTS --openvino`)"
+            )
+        self.precision = precision
+        self.threads = threads
+        self.micro_batch = micro_batch
+        t0 = time.perf_counter()
+        c = core()
+        self._embed = c.compile_model(model.parts["embed"], "CPU", compile_config(threads, "f32")).create_infer_request()
+        blocks = c.compile_model(model.parts[blocks_part], "CPU", compile_config(threads, blocks_precision))
+        self.blocks_inference_precision = str(blocks.get_property("INFERENCE_PRECISION_HINT"))
+        self._blocks = blocks.create_infer_request()
+        self._rest = c.compile_model(model.parts["rest"], "CPU", compile_config(threads, "f32")).create_infer_request()
+        self.compile_s = time.perf_counter() - t0
+        if precision == "bf16" and "bf16" not in self.blocks_inference_precision.replace("bfloat16", "bf16"):
+            warnings.warn(
+                f"OpenVINO compiled the bf16 blocks as {self.blocks_inference_precision}: this CPU has no native bf16",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def start(self) -> None:
+        """Nothing per call: the thread count is part of each compiled model."""
+
+    def run(self, images: np.ndarray, magnitudes: np.ndarray) -> np.ndarray:
+        """Redshifts float32 (n,) for one batch."""
+        n = images.shape[0]
+        out = np.empty(n, dtype=np.float32)
+        for s in range(0, n, self.micro_batch):
+            e = min(n, s + self.micro_batch)
+            img = images[s:e]
+            tokens = self._embed.infer([img], share_inputs=True, share_outputs=True)[0]
+            tokens = self._blocks.infer([tokens], share_inputs=True, share_outputs=True)[0]
+            z = self._rest.infer([tokens, img, magnitudes[s:e]], share_inputs=True, share_outputs=True)[0]
+            out[s:e] = z[:, 0]
+        return out
+
+
+__all__ = [
+    "BLOCKS_FOR",
+    "INT8_PART",
+    "IR_SUFFIX",
+    "OpenVINOIRError",
+    "OpenVINOModel",
+    "OpenVINORunner",
+    "as_openvino_model",
+    "compile_config",
+    "core",
+    "ir_dir",
+    "load",
+    "load_for_weights",
+    "save",
+]
