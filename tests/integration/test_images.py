@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 from botocore.config import Config
 
+from itfixtures.iam import scoped_role
+
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = ROOT / "scripts/docker/engine.sh"
 MANIFEST = ROOT / "build/images.json"
@@ -201,6 +203,18 @@ def test_init_infer_summarize_run_in_their_images_in_docker_mode(images, docker_
 
     orch, inf = images["orchestration"]["local_ref"], images["inference"]["local_ref"]
     names = {role: f"cosmicai-img-{role}-{suffix}" for role in ("init", "infer", "summarize")}
+    # IAM is enforced as on AWS: the functions' role reads and writes this test's bucket, writes their logs
+    statements = [
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{bucket}"]},
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": [f"arn:aws:s3:::{bucket}/*"]},
+        {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": ["arn:aws:logs:*:000000000000:log-group:/aws/lambda/cosmicai-img-*"]},
+    ]
+    with scoped_role(boto3.client("iam", **kw), ROLE.rsplit("/", 1)[1], statements):
+        _run_by_hand(lam, s3, names, orch, inf, bucket, n, docker_env, ls)
+
+
+def _run_by_hand(lam, s3, names: dict, orch: str, inf: str, bucket: str, n: int, docker_env: dict, ls: dict) -> None:
     _create(lam, names["init"], orch, "cosmicai.handlers.init.handler", 512)
     _create(lam, names["infer"], inf, "cosmicai.handlers.infer.handler", 2048)
     _create(lam, names["summarize"], orch, "cosmicai.handlers.summarize.handler", 512)

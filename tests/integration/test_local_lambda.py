@@ -18,6 +18,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from itfixtures.iam import scoped_role
+
 FIXTURES = "tests.integration.lambda_fixtures"
 ROLE = "arn:aws:iam::000000000000:role/cosmicai-test-lambda"
 IMAGE_URI = "000000000000.dkr.ecr.us-east-1.localhost.localstack.cloud:4566/cosmicai-test:local"
@@ -35,7 +37,21 @@ def lam(localstack):
 
 
 @pytest.fixture(scope="module")
-def functions(lam):
+def role(localstack):
+    """The functions' and the test state machine's role: the local cloud enforces IAM as AWS does,
+    so it must allow what they do: write their logs, and (state machine) invoke them."""
+    statements = [
+        {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": ["arn:aws:logs:*:000000000000:log-group:/aws/lambda/cosmicai-it-*"]},
+        {"Effect": "Allow", "Action": ["lambda:InvokeFunction"],
+         "Resource": ["arn:aws:lambda:*:000000000000:function:cosmicai-it-*"]},
+    ]
+    with scoped_role(_client("iam"), ROLE.rsplit("/", 1)[1], statements) as arn:
+        yield arn
+
+
+@pytest.fixture(scope="module")
+def functions(lam, role):
     """Create the fixture functions once; delete them (and so their environments) at the end."""
     specs = {
         "echo": (f"{FIXTURES}.echo.handler", 10, 512),
