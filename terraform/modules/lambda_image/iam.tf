@@ -1,18 +1,15 @@
 data "aws_region" "current" {}
 
 # IAM is global but functions are regional: the same name_prefix deployed in two regions
-# would claim the same role names. The role name carries a short region code (us-east-1
-# -> use1, ap-southeast-2 -> apse2, us-gov-west-1 -> usgw1); the state_machine module
-# computes the same code.
+# would claim the same role names, so the role name carries the region's short code.
+module "region_code" {
+  source = "../region_code"
+  region = data.aws_region.current.name
+}
+
 locals {
-  region_words    = split("-", data.aws_region.current.name)
-  direction_codes = { north = "n", south = "s", east = "e", west = "w", central = "c", northeast = "ne", northwest = "nw", southeast = "se", southwest = "sw" }
-  region_code = join("", concat([local.region_words[0]], [
-    for w in slice(local.region_words, 1, length(local.region_words)) :
-    can(regex("^[0-9]+$", w)) ? w : lookup(local.direction_codes, w, substr(w, 0, 1))
-  ]))
   # At most 64 characters (IAM's limit): function_name <= 51, the code <= 7 ("-<code>-role" <= 13).
-  role_name = "${var.function_name}-${local.region_code}-role"
+  role_name = "${var.function_name}-${module.region_code.code}-role"
 }
 
 # Policies are built with jsonencode (not aws_iam_policy_document) so that their

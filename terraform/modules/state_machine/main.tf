@@ -1,15 +1,13 @@
-# IAM is global but state machines are regional: the same name deployed in two regions
-# would claim the same role name, so it carries a short region code (us-east-1 -> use1),
-# computed as in the lambda_image module.
+# IAM is global but state machines are regional: the role name carries the region's short
+# code, so the same name deployed in two regions does not claim the same role.
+module "region_code" {
+  source = "../region_code"
+  region = data.aws_region.current.name
+}
+
 locals {
-  region_words    = split("-", data.aws_region.current.name)
-  direction_codes = { north = "n", south = "s", east = "e", west = "w", central = "c", northeast = "ne", northwest = "nw", southeast = "se", southwest = "sw" }
-  region_code = join("", concat([local.region_words[0]], [
-    for w in slice(local.region_words, 1, length(local.region_words)) :
-    can(regex("^[0-9]+$", w)) ? w : lookup(local.direction_codes, w, substr(w, 0, 1))
-  ]))
   # At most 64 characters (IAM's limit): name <= 51, "-<code>-role" <= 13.
-  role_name = "${var.name}-${local.region_code}-role"
+  role_name = "${var.name}-${module.region_code.code}-role"
 }
 
 resource "aws_sfn_state_machine" "this" {
