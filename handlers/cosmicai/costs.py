@@ -15,6 +15,12 @@ MAX_VCPU = 6  # ... and 6 vCPU at the 10,240 MB maximum
 MIN_MEMORY_MB = 128
 MAX_MEMORY_MB = 10240
 PER_MILLION = 1_000_000
+# Throughput when no bench/results.json is at hand: the worker path's objects per CPU-second at
+# one thread by precision, and the init (cold start to first prediction), of `make bench` on the
+# 2-core AVX-512 build machine (bench/REPORT.md, 2026-11-25). Rerun `make bench` on your host.
+MEASURED_OBJECTS_PER_S = {"fp32": 386.0, "bf16": 564.0, "int8": 699.0}
+MEASURED_INIT_S = 1.43
+MEASURED_SOURCE = "built-in figures of bench/REPORT.md 2026-11-25"
 
 
 class CostError(ValueError):

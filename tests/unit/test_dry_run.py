@@ -189,8 +189,8 @@ def test_bench_throughput_picks_precision_batch_and_cold_start() -> None:
 
 def test_load_throughput_falls_back_to_the_built_in_figures_and_says_so(tmp_path: Path) -> None:
     t = inv.load_throughput(tmp_path / "absent.json", "int8", 512)
-    assert t.rates_by_threads == {1: inv.FALLBACK_RATES["int8"]} and "absent.json absent" in t.source
-    assert t.source.startswith(inv.FALLBACK_SOURCE)
+    assert t.rates_by_threads == {1: inv.MEASURED_OBJECTS_PER_S["int8"]} and "absent.json absent" in t.source
+    assert t.source.startswith(inv.MEASURED_SOURCE)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     assert "unreadable" in inv.load_throughput(bad, "fp32", 512).source

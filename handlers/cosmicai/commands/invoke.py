@@ -33,6 +33,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# used when bench/results.json is absent (costs.py is plain Python: `--help` stays quick)
+from cosmicai.costs import MEASURED_INIT_S, MEASURED_OBJECTS_PER_S, MEASURED_SOURCE
+
 if TYPE_CHECKING:  # typing only: the command's imports stay lazy so `cosmicai --help` is quick
     from cosmicai.payload import RunPayload
     from cosmicai.plan import RunPlan, ShardInfo
@@ -358,11 +361,6 @@ def run(args: argparse.Namespace) -> int:
 
 # --- the dry run: plan, projected cost and wall time, concurrency; nothing started or written ---
 
-# Throughput used when bench/results.json is absent: the worker path's objects per CPU-second at
-# one thread by precision, and the cold start to first prediction, of bench/REPORT.md (2026-11-25).
-FALLBACK_RATES = {"fp32": 386.0, "bf16": 564.0, "int8": 699.0}
-FALLBACK_INIT_S = 1.4
-FALLBACK_SOURCE = "built-in figures of bench/REPORT.md 2026-11-25"
 # The stack's defaults (terraform/variables.tf) when its outputs are not in the environment.
 DEFAULT_MEMORY_MB, DEFAULT_ARCH = 1769, "x86_64"
 # REFERENCE section 4: a Distributed Map child bills at least two transitions (its start and its
@@ -411,7 +409,7 @@ def bench_throughput(results: Mapping[str, Any], precision: str, batch_size: int
     rates = {1: rate1} | ({2: 2 * rate1 * float(eff)} if eff else {})
     probes = (results.get("cold_start") or {}).get("probe") or []
     init = next((p["first_prediction_s"] for p in probes if p.get("precision") == precision),
-                probes[0]["first_prediction_s"] if probes else FALLBACK_INIT_S)
+                probes[0]["first_prediction_s"] if probes else MEASURED_INIT_S)
     when = str(results.get("created_at") or "")[:16]
     return Throughput(rates, float(init), f"{source}, {when}, {precision} at batch {row['batch_size']}")
 
@@ -428,7 +426,7 @@ def load_throughput(path: Path, precision: str, batch_size: int) -> Throughput:
             reason = f"{path} has no {precision} measurement"
         if found is not None:
             return found
-    return Throughput({1: FALLBACK_RATES[precision]}, FALLBACK_INIT_S, f"{FALLBACK_SOURCE} ({reason})")
+    return Throughput({1: MEASURED_OBJECTS_PER_S[precision]}, MEASURED_INIT_S, f"{MEASURED_SOURCE} ({reason})")
 
 
 def stack_function(env: Mapping[str, str]) -> tuple[float, str, str]:

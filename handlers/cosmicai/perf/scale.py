@@ -14,15 +14,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from cosmicai.costs import project_run
+from cosmicai.costs import MEASURED_INIT_S, MEASURED_OBJECTS_PER_S, project_run
 
 UPLOAD_THREADS = 16
 BILLION = 1_000_000_000
 PROJECTION_CONCURRENCY = (1000, 10_000)
-# Without bench/results.json: the int8 worker path per vCPU and the init measured in the last
-# `make bench` (bench/REPORT.md: 698.6 objects/s at 1 thread, init 1.43 s).
-DEFAULT_OBJECTS_PER_S = 698.6
-DEFAULT_INIT_S = 1.43
+# Without bench/results.json: the int8 worker path per vCPU and the init of the last `make bench`.
+DEFAULT_OBJECTS_PER_S = MEASURED_OBJECTS_PER_S["int8"]
+DEFAULT_INIT_S = MEASURED_INIT_S
 PROJECTION_SHARD_OBJECTS = 5113  # a 100 MB shard, the deployed recommendation
 PROJECTION_MEMORY_MB = 1769
 
