@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PORT = int(os.environ.get("COSMICAI_TEST_LAUNCHER_PORT", "4598"))
 
 
-def make(target: str, state_dir: Path, port: int = PORT) -> subprocess.CompletedProcess:
+def make(target: str, state_dir: Path, port: int = PORT, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["make", "-s", target, f"LOCALSTACK_PORT={port}", f"LOCALSTACK_STATE={state_dir}"],
+        ["make", "-s", target, f"LOCALSTACK_PORT={port}", f"LOCALSTACK_STATE={state_dir}", *extra],
         cwd=ROOT, text=True, capture_output=True, timeout=240,
     )
 
@@ -74,3 +74,15 @@ def test_refuses_a_port_it_does_not_own(state_dir: Path) -> None:
         result = make("localstack-up", state_dir, port=port)
     assert result.returncode != 0
     assert f"port {port} is in use" in result.stderr
+
+
+def test_iam_enforcement_is_on_by_default_and_the_opt_out_is_kept(state_dir: Path) -> None:
+    """ENFORCE_IAM=1 unless the user opts out; a running cloud keeps its mode and says so."""
+    started = make("localstack-up", state_dir)
+    assert started.returncode == 0 and "IAM enforced" in started.stdout, started.stdout + started.stderr
+    refused = make("localstack-up", state_dir, PORT, "ENFORCE_IAM=0")
+    assert refused.returncode != 0 and "runs with IAM enforcement on" in refused.stderr, refused.stderr
+    make("localstack-down", state_dir)
+    lax = make("localstack-up", state_dir, PORT, "ENFORCE_IAM=0")
+    assert lax.returncode == 0 and "IAM NOT enforced" in lax.stdout, lax.stdout + lax.stderr
+    assert "IAM NOT enforced" in make("localstack-status", state_dir, PORT, "ENFORCE_IAM=0").stdout
