@@ -3,7 +3,9 @@
 delta = (z_pred - z_true) / (1 + z_true);
 MAE = mean|z_pred - z_true|, MSE = mean (z_pred - z_true)^2, bias = mean(delta),
 precision = 1.48 * median(|delta - median(delta)|) (NMAD), R^2 = 1 - SS_res/SS_tot,
-outlier_fraction = share of |delta| > 0.15.
+outlier_fraction = share of |delta| > 0.15. Beside them, RAIL's point metrics (`RAIL_KEYS`: median
+bias, sigma_IQR, sigma_MAD, outlier rate beyond max(0.06, 3 sigma_IQR); `compute_rail_metrics`,
+`DeltaDistribution.rail`).
 
 Three ways to get them:
 
@@ -52,6 +54,16 @@ DELTA_ERROR_BOUND = BIN_WIDTH / 2 + 2.0**-26  # 9.686e-7 < 1e-6
 # Order statistics move by at most the bound; the MAD by twice it (see DeltaDistribution).
 PRECISION_ERROR_BOUND = NMAD_FACTOR * 2 * DELTA_ERROR_BOUND  # 2.867e-6
 
+# RAIL's point metrics (LSST DESC `rail` evaluation / `qp.metrics.point_estimate_metric_classes`),
+# with ez = delta: bias = median(ez); sigma_IQR = (P75 - P25)/1.349; sigma_MAD = 1.4826 MAD;
+# outlier rate = share of |ez| > max(0.06, 3 sigma_IQR).
+RAIL_KEYS = ("bias", "sigma_iqr", "sigma_mad", "outlier_rate")
+RAIL_IQR_DIVISOR = 1.349
+RAIL_MAD_FACTOR = 1.4826
+RAIL_OUTLIER_FLOOR = 0.06
+RAIL_SIGMA_IQR_ERROR_BOUND = 2 * DELTA_ERROR_BOUND / RAIL_IQR_DIVISOR  # 1.436e-6
+RAIL_SIGMA_MAD_ERROR_BOUND = RAIL_MAD_FACTOR * 2 * DELTA_ERROR_BOUND  # 2.872e-6
+
 
 class MetricsError(ValueError):
     """Inputs that cannot be scored: mismatched lengths, no objects, NaN/inf."""
@@ -94,6 +106,23 @@ def compute_metrics(z_true: Any, z_pred: Any) -> dict[str, Any]:
         "precision": float(NMAD_FACTOR * np.median(np.abs(delta - np.median(delta)))),
         "r2": None if constant or ss_tot == 0.0 else 1.0 - ss_res / ss_tot,
         "outlier_fraction": float(np.mean(np.abs(delta) > OUTLIER_THRESHOLD)),
+    }
+
+
+def compute_rail_metrics(z_true: Any, z_pred: Any) -> dict[str, float]:
+    """RAIL's point metrics (RAIL_KEYS), exact, from all the values (what qp's classes' `evaluate` gives)."""
+    t, p = _as_pair(z_true, z_pred)
+    if t.size == 0:
+        raise MetricsError("no objects to score")
+    ez = (p - t) / (1.0 + t)
+    p75, p25 = np.percentile(ez, [75.0, 25.0])
+    sigma_iqr = float((p75 - p25) / RAIL_IQR_DIVISOR)
+    median = float(np.median(ez))
+    return {
+        "bias": median,
+        "sigma_iqr": sigma_iqr,
+        "sigma_mad": float(RAIL_MAD_FACTOR * np.median(np.abs(ez - median))),
+        "outlier_rate": float(np.count_nonzero(np.abs(ez) > max(RAIL_OUTLIER_FLOOR, 3.0 * sigma_iqr)) / t.size),
     }
 
 
@@ -282,13 +311,65 @@ class DeltaDistribution:
 
         return kth(n // 2) if n % 2 else (kth(n // 2 - 1) + kth(n // 2)) / 2.0
 
-    def abs_above(self, threshold: float) -> tuple[int, int]:
+    def abs_above(self, threshold: float, margin: float = 0.0) -> tuple[int, int]:
         """(at least, at most) the number of objects with |delta| > threshold (for thresholds known only
-        after merging, e.g. RAIL's max(0.06, 3 sigma_IQR)); exact for objects farther than the bound."""
+        after merging, e.g. RAIL's max(0.06, 3 sigma_IQR)); exact for objects farther than the bound.
+
+        `margin`: how far the threshold itself may be from the exact one (a threshold computed from
+        this distribution); the bracket then holds for every threshold within `margin` of `threshold`.
+        """
         mag = np.abs(self.values)
-        sure = int(self.counts[mag > threshold + DELTA_ERROR_BOUND].sum())
-        maybe = int(self.counts[mag > threshold - DELTA_ERROR_BOUND].sum())
+        sure = int(self.counts[mag > threshold + margin + DELTA_ERROR_BOUND].sum())
+        maybe = int(self.counts[mag > threshold - margin - DELTA_ERROR_BOUND].sum())
         return sure, maybe
+
+    def rail(self, mad: float | None = None) -> RailFigures:
+        """RAIL's point metrics of the represented deltas, with the bracket of the outlier count.
+
+        bias, sigma_IQR and sigma_MAD are within DELTA_ERROR_BOUND, RAIL_SIGMA_IQR_ERROR_BOUND and
+        RAIL_SIGMA_MAD_ERROR_BOUND of the exact ones (class docstring). The outlier threshold
+        max(0.06, 3 sigma_IQR) is known only here, after merging, and is within 3 x
+        RAIL_SIGMA_IQR_ERROR_BOUND of the exact one; `outliers` counts representatives beyond it
+        and `outliers_bracket` bounds the exact count: objects whose delta lies within that margin
+        plus DELTA_ERROR_BOUND of the threshold are the only ones the histogram cannot place.
+        `mad`: median(|delta - median|) if already computed.
+        """
+        n = self.n
+        sigma_iqr = (self.quantile(0.75) - self.quantile(0.25)) / RAIL_IQR_DIVISOR
+        threshold = max(RAIL_OUTLIER_FLOOR, 3.0 * sigma_iqr)
+        # 3 sigma_IQR may be off by 3 x its bound; when it is that close to the floor, so is the threshold.
+        margin = 3.0 * RAIL_SIGMA_IQR_ERROR_BOUND if 3.0 * sigma_iqr > RAIL_OUTLIER_FLOOR - 3.0 * RAIL_SIGMA_IQR_ERROR_BOUND else 0.0
+        margin *= 1.0 + 1e-9  # float rounding of the quantiles' interpolation (a few ulps)
+        low, high = self.abs_above(threshold, margin)
+        outliers = int(self.counts[np.abs(self.values) > threshold].sum())
+        return RailFigures(n=n, bias=self.median(), sigma_iqr=sigma_iqr,
+                           sigma_mad=RAIL_MAD_FACTOR * (self.mad() if mad is None else mad),
+                           threshold=threshold, threshold_margin=margin, outliers=outliers, outliers_bracket=(low, high))
+
+
+@dataclass(frozen=True)
+class RailFigures:
+    """RAIL's point metrics from a delta histogram, and what the histogram can say of the outlier count."""
+
+    n: int
+    bias: float
+    sigma_iqr: float
+    sigma_mad: float
+    threshold: float
+    threshold_margin: float
+    outliers: int
+    outliers_bracket: tuple[int, int]
+
+    def metrics(self) -> dict[str, float]:
+        """summary.json's `metrics.rail`: {bias, sigma_iqr, sigma_mad, outlier_rate}."""
+        return {"bias": self.bias, "sigma_iqr": self.sigma_iqr, "sigma_mad": self.sigma_mad,
+                "outlier_rate": self.outliers / self.n}
+
+    def outlier_bounds(self) -> dict[str, Any]:
+        """The bracket the histogram gives on the exact outlier rate (summary.json metrics_source.rail_outlier_rate)."""
+        low, high = self.outliers_bracket
+        return {"threshold": self.threshold, "threshold_error": self.threshold_margin, "lower": low / self.n,
+                "upper": high / self.n, "objects_undecided": high - low, "exact": low == high}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,8 +489,8 @@ def _distribution(values: list[np.ndarray], counts: list[np.ndarray]) -> DeltaDi
 
 
 def _figures(n: int, outliers: int, sum_abs: float, sum_sq: float, sum_delta: float, truth: TruthMoments,
-             dist: DeltaDistribution | None) -> dict[str, Any]:
-    """The METRIC_KEYS dict from merged sums and the delta distribution."""
+             dist: DeltaDistribution | None, mad: float | None = None) -> dict[str, Any]:
+    """The METRIC_KEYS dict from merged sums and the delta distribution (`mad`: its MAD if known)."""
     if n == 0 or dist is None:
         raise MetricsError("no objects to score")
     constant = truth.lo == truth.hi or truth.m2 == 0.0
@@ -418,7 +499,7 @@ def _figures(n: int, outliers: int, sum_abs: float, sum_sq: float, sum_delta: fl
         "mae": sum_abs / n,
         "mse": sum_sq / n,
         "bias": sum_delta / n,
-        "precision": NMAD_FACTOR * dist.mad(),
+        "precision": NMAD_FACTOR * (dist.mad() if mad is None else mad),
         "r2": None if constant else 1.0 - sum_sq / truth.m2,
         "outlier_fraction": outliers / n,
     }
@@ -522,6 +603,18 @@ class MetricAccumulator:
         return _figures(self.n, self.outliers, self._abs.value, self._sq.value, self._delta.value, self.truth,
                         self.distribution())
 
+    def compute_with_rail(self) -> tuple[dict[str, Any], RailFigures]:
+        """(METRIC_KEYS dict plus `rail`: RAIL_KEYS dict, the RAIL figures with their outlier bracket),
+        from one distribution and one MAD (MetricsError if no objects)."""
+        if self.n == 0:
+            raise MetricsError("no objects to score")
+        dist = self.distribution()
+        mad = dist.mad()
+        rail = dist.rail(mad)
+        figures = _figures(self.n, self.outliers, self._abs.value, self._sq.value, self._delta.value, self.truth,
+                           dist, mad)
+        return figures | {"rail": rail.metrics()}, rail
+
 
 def error_bounds() -> dict[str, Any]:
     """What summary.json states about figures merged from partials (see DeltaDistribution)."""
@@ -531,6 +624,10 @@ def error_bounds() -> dict[str, Any]:
         "precision": PRECISION_ERROR_BOUND,
         "exact": ["n", "outlier_fraction"],
         "float64_sums": ["mae", "mse", "bias", "r2"],
+        # RAIL's figures (metrics.rail): median-based, so within these of the exact ones; the outlier
+        # rate is bracketed per run in metrics_source.rail_outlier_rate (exact when lower == upper).
+        "rail": {"bias": DELTA_ERROR_BOUND, "sigma_iqr": RAIL_SIGMA_IQR_ERROR_BOUND,
+                 "sigma_mad": RAIL_SIGMA_MAD_ERROR_BOUND, "outlier_rate": "metrics_source.rail_outlier_rate"},
     }
 
 
@@ -652,6 +749,7 @@ __all__ = [
     "DELTA_ERROR_BOUND",
     "METRIC_KEYS",
     "PRECISION_ERROR_BOUND",
+    "RAIL_KEYS",
     "DeltaDistribution",
     "MetricAccumulator",
     "MetricPartial",
@@ -659,9 +757,11 @@ __all__ = [
     "MetricsError",
     "PartialFile",
     "PartialFormatError",
+    "RailFigures",
     "ShardPartial",
     "TruthMoments",
     "compute_metrics",
+    "compute_rail_metrics",
     "error_bounds",
     "format_metrics",
     "partials_from_bytes",
