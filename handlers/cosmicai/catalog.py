@@ -8,11 +8,21 @@ Every catalog is built against the one `SCHEMA` (no pandas or other metadata; an
 unlabelled shard's `z_true`, a position-less shard's `ra`/`dec`, are columns of nulls), so a run's
 `<output>predictions/*.parquet` is one Parquet dataset that pyarrow.dataset, DuckDB or
 pandas read in place in S3 without unifying schemas.
+
+Provenance: a Parquet catalog may carry what produced it as schema key-value metadata, one key
+per field, `cosmicai.<field>` (PROVENANCE_PREFIX; e.g. `cosmicai.weights_sha256`), values UTF-8
+strings (JSON for non-strings). Workers write the fields of summary.json's `provenance`
+(`cosmicai_version`, `weights_name`, `weights_sha256`, `model_card`, `backend`, `precision`,
+`uncertainty`); `catalog_provenance` reads them back (a string value that is itself valid JSON, such
+as "123", reads back decoded). Metadata does not change the schema's
+fields, so the catalogs still read as one dataset. CSV has no metadata and carries none.
 """
 
 from __future__ import annotations
 
 import io
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -34,6 +44,7 @@ SCHEMA = pa.schema(
 OPTIONAL_COLUMNS = ("ra", "dec")
 FORMATS = ("parquet", "csv")
 PARQUET_MAGIC = b"PAR1"
+PROVENANCE_PREFIX = "cosmicai."
 
 
 class CatalogError(ValueError):
@@ -73,12 +84,43 @@ def _position(values: Any, what: str, n: int) -> pa.Array:
 
 
 def catalog_to_bytes(
-    object_ids: Any, z_pred: Any, z_true: Any = None, fmt: str = "parquet", *, ra: Any = None, dec: Any = None
+    object_ids: Any, z_pred: Any, z_true: Any = None, fmt: str = "parquet", *, ra: Any = None, dec: Any = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """Serialise a catalog in memory (for an S3 PUT)."""
+    """Serialise a catalog in memory (for an S3 PUT); `provenance` goes into Parquet's key-value metadata."""
     buf = io.BytesIO()
-    _write_table(catalog_table(object_ids, z_pred, z_true, ra=ra, dec=dec), buf, fmt)
+    table = catalog_table(object_ids, z_pred, z_true, ra=ra, dec=dec)
+    if provenance and fmt == "parquet":
+        table = table.replace_schema_metadata(provenance_metadata(provenance))
+    _write_table(table, buf, fmt)
     return buf.getvalue()
+
+
+def provenance_metadata(provenance: Mapping[str, Any]) -> dict[str, str]:
+    """Parquet key-value metadata of a provenance mapping: `cosmicai.<key>` -> string (JSON if not one)."""
+    return {PROVENANCE_PREFIX + str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+            for k, v in provenance.items()}
+
+
+def catalog_provenance(src: Path | str | bytes) -> dict[str, Any]:
+    """The provenance a Parquet catalog carries ({} for none, or for CSV): keys without the prefix."""
+    data = bytes(src) if isinstance(src, (bytes, bytearray, memoryview)) else Path(src).read_bytes()
+    if data[:4] != PARQUET_MAGIC:
+        return {}
+    try:
+        meta = pq.read_schema(io.BytesIO(data)).metadata or {}
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise CatalogError(f"not a readable Parquet catalog ({exc})") from exc
+    out: dict[str, Any] = {}
+    for k, v in meta.items():
+        key, text = k.decode(), v.decode()
+        if key.startswith(PROVENANCE_PREFIX):
+            try:  # strings are stored as they are, anything else as JSON
+                value = json.loads(text)
+            except ValueError:
+                value = text
+            out[key.removeprefix(PROVENANCE_PREFIX)] = value
+    return out
 
 
 def _write_table(table: pa.Table, sink: BinaryIO | str, fmt: str) -> None:

@@ -298,7 +298,15 @@ def draw_plots(files: RunFiles) -> list[Path]:
 
 def _metrics_text(m: dict[str, Any]) -> str:
     keys = ("n", "mae", "mse", "bias", "precision", "r2", "outlier_fraction")
-    return "\n".join(f"{k} = {m[k]:.4g}" if isinstance(m.get(k), float) else f"{k} = {m.get(k)}" for k in keys if k in m)
+    lines = [f"{k} = {m[k]:.4g}" if isinstance(m.get(k), float) else f"{k} = {m.get(k)}" for k in keys if k in m]
+    rail = m.get("rail")
+    if isinstance(rail, dict):  # LSST DESC RAIL's point metrics, labelled as such
+        lines += ["RAIL (ez = dz/(1+z)):"] + [f"RAIL {k} = {rail[k]:.4g}" for k in RAIL_ROWS if isinstance(rail.get(k), float)]
+    return "\n".join(lines)
+
+
+# RAIL's point metrics (summary.json metrics.rail), shown beside the reference's and labelled RAIL.
+RAIL_ROWS = ("bias", "sigma_iqr", "sigma_mad", "outlier_rate")
 
 
 def _sample_note(files: RunFiles) -> str:
@@ -321,6 +329,8 @@ def _accuracy_plots(plt: Any, out: Path, z_true: np.ndarray, z_pred: np.ndarray,
         ax.scatter(z_true, z_pred, s=6, alpha=0.6)
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
     title = "Predicted vs true redshift" + (f" ({note}; metrics: whole run)" if note else "")
+    if metrics.get("rail"):
+        title += "\nreference metrics and RAIL point metrics"
     ax.set(xlabel="true redshift", ylabel="predicted redshift", title=title, xlim=(lo, hi), ylim=(lo, hi))
     ax.text(0.03, 0.97, _metrics_text(metrics), transform=ax.transAxes, va="top", family="monospace", fontsize=8,
             bbox={"facecolor": "white", "alpha": 0.8})
@@ -384,6 +394,8 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     m = summary.get("metrics")
     if m:
         rows += [(k, _fmt(m.get(k))) for k in ("n", "mae", "mse", "bias", "precision", "r2", "outlier_fraction")]
+        rail = m.get("rail") or {}
+        rows += [(f"RAIL {k}", _fmt(rail.get(k))) for k in RAIL_ROWS if k in rail]
     else:
         rows.append(("metrics", "none (no labelled objects predicted)"))
     rows += [

@@ -5,7 +5,8 @@ a shard counts as predicted only if its report says so *and* its catalog exists.
 planned shard with neither is failed with reason `missing_result`. Metrics are merged
 from the workers' metric partials (`metrics/<item_id>.json`, one section per succeeded
 shard; see cosmicai.metrics): only the sections of shards accounted as succeeded count, so
-the metrics cover exactly the predicted objects. Summarize reads no catalog for them (a
+the metrics cover exactly the predicted objects. `metrics.rail` holds RAIL's point metrics
+from the same merged distribution; `provenance` what the workers' reports say they ran with. Summarize reads no catalog for them (a
 shard without a usable section, e.g. written by an older worker, is read from its catalog
 and named in the warnings), so its memory and time grow with work items, not objects.
 """
@@ -105,7 +106,7 @@ def account(plan: list[dict[str, Any]], reports: dict[str, dict[str, Any]], cata
 # to ~1.5 KB each in Summarize's memory (measured with tracemalloc; bench/REPORT.md).
 REPORT_FIELDS = ("run_id", "item_id", "status", "crashed", "cold_start", "init_seconds", "download_seconds",
                  "compute_seconds", "upload_seconds", "wall_seconds", "objects", "objects_per_second",
-                 "compute_objects_per_second", "peak_rss_mb", "cpus", "started_at", "finished_at")
+                 "compute_objects_per_second", "peak_rss_mb", "cpus", "started_at", "finished_at", "provenance")
 REPORT_SHARD_FIELDS = ("key", "status", "objects", "error", "message")
 
 
@@ -135,16 +136,51 @@ def read_reports(s3: Any, loc: RunLocation, run_id: str, warnings: list[str]) ->
         return slim_report(doc) if isinstance(doc, dict) else None
 
     reports, stale = {}, 0
+    seen: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
     for doc in stream_map(read, keys):
         if doc is None:
             continue
         if doc.get("run_id") != run_id:
             stale += 1
             continue
+        if isinstance(doc.get("provenance"), dict):  # one shared dict per distinct combination, not one per report
+            doc["provenance"] = seen.setdefault(_provenance_key(doc["provenance"]), doc["provenance"])
         reports[str(doc.get("item_id"))] = doc
     if stale:
         warnings.append(f"{stale} worker report(s) of other runs under {loc.key(WORKERS_DIR)} ignored")
     return reports
+
+
+# What a worker report's `provenance` records (worker.worker_provenance), in summary.json's order.
+PROVENANCE_FIELDS = ("cosmicai_version", "weights_name", "weights_sha256", "model_card", "backend", "precision",
+                     "uncertainty")
+
+
+def _provenance_key(prov: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple((k, json.dumps(prov.get(k), sort_keys=True)) for k in PROVENANCE_FIELDS)
+
+
+def provenance(reports: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """summary.json's `provenance`: what the workers report they ran with.
+
+    Each field (PROVENANCE_FIELDS) is the value every reporting worker agrees on, null where they
+    differ; `combinations` lists each distinct combination with its item count (one entry when
+    all agree); `items_unrecorded` counts reports without provenance (crashed items, older workers).
+    """
+    counts: dict[tuple[tuple[str, str], ...], int] = {}
+    first: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+    unrecorded = 0
+    for r in sorted(reports, key=lambda r: str(r.get("item_id"))):
+        prov = r.get("provenance")
+        if not isinstance(prov, dict):
+            unrecorded += 1
+            continue
+        key = _provenance_key(prov)
+        counts[key] = counts.get(key, 0) + 1
+        first.setdefault(key, {k: prov.get(k) for k in PROVENANCE_FIELDS})
+    combos = [first[k] | {"items": n} for k, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+    agreed = {k: (combos[0][k] if combos and all(c[k] == combos[0][k] for c in combos) else None) for k in PROVENANCE_FIELDS}
+    return agreed | {"consistent": len(combos) == 1, "combinations": combos, "items_unrecorded": unrecorded}
 
 
 def stream_map(fn: Callable[[T], R], items: Iterable[T], threads: int = READ_THREADS, window: int | None = None) -> Iterator[R]:
@@ -357,6 +393,14 @@ def summarize_run(s3: Any, loc: RunLocation, run_id: str | None = None, map_erro
         name, msg = parse_cause(map_error)
         warnings.append(f"the Map state failed: {name}: {msg}")
     acc, labelled, metrics_source = _merge_partials(s3, loc, run_id, outcomes, warnings)
+    metrics = None
+    if acc.n:  # the reference's figures and RAIL's (metrics.rail) from one merged distribution
+        metrics, rail = acc.compute_with_rail()
+        metrics_source["rail_outlier_rate"] = rail.outlier_bounds()
+        if not rail.outlier_bounds()["exact"]:
+            warnings.append(f"metrics.rail.outlier_rate: {rail.outlier_bounds()['objects_undecided']} object(s) lie within "
+                            "the histogram's error of the outlier threshold; the exact rate is within "
+                            "metrics_source.rail_outlier_rate [lower, upper]")
     ok = [o for o in outcomes if o["status"] == "succeeded"]
     bad = [o for o in outcomes if o["status"] != "succeeded"]
     predicted = sum(o["objects"] for o in ok)
@@ -382,8 +426,9 @@ def summarize_run(s3: Any, loc: RunLocation, run_id: str | None = None, map_erro
         },
         "items": {"total": len(plan), "reported": sum(1 for i in plan if i["item_id"] in reports),
                   "crashed": sum(1 for r in reports.values() if r.get("crashed"))},
-        "metrics": acc.compute() if acc.n else None,
+        "metrics": metrics,
         "metrics_source": metrics_source,
+        "provenance": provenance(reports.values()),
         "performance": perf,
         "cost": _cost(perf, len(plan), len(outcomes), predicted),
         "warnings": warnings,

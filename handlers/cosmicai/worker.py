@@ -189,6 +189,38 @@ def write_partials(s3: Any, item: WorkItem, sections: list[ShardPartial], *, kee
     return time.perf_counter() - t0
 
 
+def worker_provenance(engine: Any, item: WorkItem) -> dict[str, Any]:
+    """What this worker ran with (its report's `provenance`, the catalogs' Parquet metadata): the
+    cosmicai version, the weights' file name and sha256, the name the model card beside them gives
+    when the card describes these very weights (by sha256; else null), the engine's backend and the
+    precision it actually runs (`fast` resolved), and the uncertainty mode."""
+    import json
+    from pathlib import Path
+
+    from cosmicai import __version__
+    from cosmicai.weightsfile import WeightsError, default_weights_path, weights_sha256
+
+    name = sha = card = None
+    path = None
+    try:
+        path = default_weights_path()  # what the infer handler's models load
+        name, sha = path.name, weights_sha256(path)
+    except (WeightsError, OSError):
+        pass
+    # the card beside the weights, else the packaged one (images copy the weights elsewhere, renamed)
+    for where in ([Path(path).parent / "MODEL_CARD.json"] if name else []) + [Path(__file__).parent / "assets" / "MODEL_CARD.json"]:
+        try:
+            doc = json.loads(where.read_text())
+        except (OSError, ValueError):
+            continue
+        if sha and isinstance(doc, dict) and doc.get("sha256") == sha:
+            card = str(doc.get("weights_name") or name)
+            break
+    return {"cosmicai_version": __version__, "weights_name": name, "weights_sha256": sha, "model_card": card,
+            "backend": str(getattr(engine, "backend", item.backend)),
+            "precision": str(getattr(engine, "precision", item.precision)), "uncertainty": "none"}
+
+
 def run_item(
     item: WorkItem,
     s3: Any,
@@ -209,6 +241,7 @@ def run_item(
     t0 = time.perf_counter()
     engine = predictor()  # built (or taken from the warm cache) before the first shard
     engine_seconds = time.perf_counter() - t0
+    provenance = worker_provenance(engine, item)
     totals = {"download": 0.0, "compute": 0.0, "upload": 0.0}
     results: list[dict[str, Any]] = []
     sections: list[ShardPartial] = []
@@ -240,7 +273,8 @@ def run_item(
             z_pred = np.asarray(engine.predict(shard.images, shard.magnitudes), dtype=np.float32).reshape(-1)
             compute_s = time.perf_counter() - t1
             t2 = time.perf_counter()
-            body = catalog_to_bytes(shard.object_ids, z_pred, shard.redshift, ra=shard.ra, dec=shard.dec)
+            body = catalog_to_bytes(shard.object_ids, z_pred, shard.redshift, ra=shard.ra, dec=shard.dec,
+                                    provenance=provenance)
             key = loc.prediction_key(planned.name)
             s3.put_object(Bucket=loc.bucket, Key=key, Body=body, ContentType="application/vnd.apache.parquet")
             upload_s = time.perf_counter() - t2
@@ -281,6 +315,7 @@ def run_item(
         "cpus": cpus_seen(),
         "batch_size": item.batch_size,
         "precision": item.precision,
+        "provenance": provenance,
         "started_at": started_at,
         "finished_at": time.time(),
         "function": context or {},

@@ -122,3 +122,80 @@ def test_catalogs_written_before_positions_still_read(tmp_path, fmt):
     table = read_catalog(path)
     assert table.schema.equals(SCHEMA, check_metadata=False) and table.num_rows == 3
     assert table.column("ra").null_count == 3
+
+
+PROV = {"cosmicai_version": "0.1.0", "weights_name": "astromae-demo.safetensors", "weights_sha256": "ab" * 32,
+        "model_card": None, "backend": "torch", "precision": "int8", "uncertainty": "none"}
+
+
+def test_provenance_rides_in_parquet_metadata_and_keeps_one_dataset(tmp_path):
+    from cosmicai.catalog import catalog_provenance
+
+    body = catalog_to_bytes(IDS, PRED, TRUE, provenance=PROV)
+    assert catalog_provenance(body) == PROV
+    meta = pq.read_schema(io.BytesIO(body)).metadata
+    assert meta[b"cosmicai.weights_sha256"] == b"ab" * 32 and meta[b"cosmicai.model_card"] == b"null"
+    assert read_catalog(body).schema.equals(SCHEMA)  # fields unchanged
+    (tmp_path / "a.parquet").write_bytes(body)
+    write_catalog(tmp_path / "b.parquet", IDS + 100, PRED)  # an older catalog without provenance
+    assert catalog_provenance(tmp_path / "b.parquet") == {}
+    import pyarrow.dataset as ds
+
+    assert ds.dataset(tmp_path, format="parquet").to_table().num_rows == 6
+    assert catalog_provenance(catalog_to_bytes(IDS, PRED, TRUE, "csv", provenance=PROV)) == {}  # CSV has no metadata
+
+
+def _run_dir(tmp_path, prov: dict | None):
+    import json
+
+    run = tmp_path / "run-x"
+    write_catalog(run / "catalog.parquet", IDS, PRED, TRUE)
+    if prov is not None:
+        (run / "summary.json").write_text(json.dumps({"run_id": "run-x", "provenance": prov}))
+    return run
+
+
+def test_export_fits_and_parquet_carry_the_run_provenance(tmp_path, capsys):
+    pytest.importorskip("astropy")
+    import json
+
+    from astropy.io import fits
+
+    from cosmicai.catalog import catalog_provenance
+    from cosmicai.cli import main
+
+    summary_prov = PROV | {"model_card": "astromae-demo.safetensors", "consistent": True,
+                           "combinations": [PROV | {"items": 3}], "items_unrecorded": 0}
+    run = _run_dir(tmp_path, summary_prov)
+    assert main(["export", str(run), "--format", "fits"]) == 0
+    assert json.loads(capsys.readouterr().out)["provenance"]["weights_sha256"] == "ab" * 32
+    with fits.open(run / "catalog.fits") as hdul:
+        h = hdul["CATALOG"].header
+        assert (h["CAIVERS"], h["WGTSHA"], h["MODLCARD"], h["BACKEND"], h["PRECISN"], h["UNCERT"]) == (
+            "0.1.0", "ab" * 32, "astromae-demo.safetensors", "torch", "int8", "none")
+        assert "PROVMIX" not in h and hdul["CATALOG"].data.shape[0] == 3
+    assert main(["export", str(run), "--format", "parquet"]) == 0
+    got = catalog_provenance(run / "catalog.export.parquet")
+    assert got["weights_sha256"] == "ab" * 32 and got["precision"] == "int8"
+    assert b"table_meta_yaml" in pq.read_schema(run / "catalog.export.parquet").metadata  # astropy's kept
+
+
+def test_export_of_a_mixed_run_flags_it_and_without_summary_reads_the_catalog(tmp_path, capsys):
+    pytest.importorskip("astropy")
+    from astropy.io import fits
+
+    from cosmicai.cli import main
+
+    mixed = PROV | {"precision": None, "consistent": False, "combinations": [PROV | {"items": 1}, PROV | {"items": 1}]}
+    run = _run_dir(tmp_path, mixed)
+    assert main(["export", str(run), "--format", "fits"]) == 0
+    with fits.open(run / "catalog.fits") as hdul:
+        h = hdul["CATALOG"].header
+        assert h["PROVMIX"] is True and "PRECISN" not in h and h["BACKEND"] == "torch"
+    # a catalog file given directly, no summary: its own metadata
+    cat = tmp_path / "solo" / "c.parquet"
+    cat.parent.mkdir()
+    cat.write_bytes(catalog_to_bytes(IDS, PRED, TRUE, provenance=PROV))
+    assert main(["export", str(cat), "--format", "fits", "--out", str(tmp_path / "solo.fits")]) == 0
+    with fits.open(tmp_path / "solo.fits") as hdul:
+        assert hdul["CATALOG"].header["WGTSHA"] == "ab" * 32 and "MODLCARD" not in hdul["CATALOG"].header

@@ -127,3 +127,14 @@ def test_summary_states_the_rail_bounds() -> None:
 
     rail = error_bounds()["rail"]
     assert rail["bias"] < 1e-6 and rail["sigma_iqr"] < 1.5e-6 and rail["sigma_mad"] < 3e-6
+
+
+def test_report_rows_and_plot_text_label_rail_metrics() -> None:
+    from cosmicai.report import _metrics_text, summary_rows
+
+    metrics = {"n": 3, "mae": 0.1, "bias": 0.01, "rail": {"bias": 0.002, "sigma_iqr": 0.03, "sigma_mad": 0.031,
+                                                          "outlier_rate": 0.05}}
+    rows = dict(summary_rows({"metrics": metrics}))
+    assert rows["bias"] == "0.01" and rows["RAIL bias"] == "0.002" and rows["RAIL outlier_rate"] == "0.05"
+    text = _metrics_text(metrics)
+    assert "RAIL sigma_iqr = 0.03" in text and "bias = 0.01" in text

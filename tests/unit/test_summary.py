@@ -8,14 +8,25 @@ import numpy as np
 import pytest
 from fanout_s3 import MemoryS3
 
-from cosmicai.catalog import read_catalog
+import cosmicai
+from cosmicai.catalog import catalog_provenance, read_catalog
 from cosmicai.metrics import compute_metrics
 from cosmicai.payload import RunPayload
 from cosmicai.plan import prepare_run
 from cosmicai.runstore import RunLocation
 from cosmicai.shards import shard_to_bytes
-from cosmicai.summary import MISSING, SummaryError, account, parse_cause, stream_map, summarize_run
-from cosmicai.worker import WorkItem, failure_report, run_item
+from cosmicai.summary import (
+    MISSING,
+    PROVENANCE_FIELDS,
+    SummaryError,
+    account,
+    parse_cause,
+    provenance,
+    stream_map,
+    summarize_run,
+)
+from cosmicai.weightsfile import default_weights_path, weights_sha256
+from cosmicai.worker import WorkItem, failure_report, run_item, worker_provenance
 from metric_agreement import assert_metrics_agree
 from tests.conftest import build_shard
 
@@ -103,8 +114,24 @@ def test_full_run_through_worker_and_summary(run_store: MemoryS3) -> None:
     assert failures["in/s5.safetensors"]["error"] == "Sandbox.Timedout"
     assert summary["shards"]["total"] == 7 and summary["shards"]["succeeded"] == 4
 
-    # metrics merged from the two partials agree with those recomputed from the catalogs, within the stated bound
-    assert_metrics_agree(summary["metrics"], _exact_from_catalogs(s3))
+    # metrics merged from the two partials agree with those recomputed from the catalogs, within the stated
+    # bound; metrics.rail with qp's RAIL classes within 1e-5
+    assert_metrics_agree(summary["metrics"], _exact_from_catalogs(s3), _pairs_from_catalogs(s3))
+    assert summary["metrics_source"]["rail_outlier_rate"]["exact"]
+    assert summary["metrics_source"]["error_bounds"]["rail"]["sigma_mad"] < 3e-6
+
+    # provenance: what the workers ran with; the crashed item recorded none
+    prov = summary["provenance"]
+    assert prov["consistent"] and prov["items_unrecorded"] == 1
+    assert [c["items"] for c in prov["combinations"]] == [2]
+    assert prov["cosmicai_version"] == cosmicai.__version__ and prov["uncertainty"] == "none"
+    assert (prov["backend"], prov["precision"]) == ("torch", "fp32")  # the tiny engine names none: the item's
+    assert prov["weights_sha256"] == weights_sha256(default_weights_path())
+    assert prov["weights_name"] == default_weights_path().name
+    assert reports[0]["provenance"] == {k: prov[k] for k in PROVENANCE_FIELDS}
+    # ... and every catalog carries it as Parquet metadata
+    for _, body in _catalogs(s3):
+        assert catalog_provenance(body) == reports[0]["provenance"]
     assert sum(read_catalog(v).num_rows for k, v in _catalogs(s3)) == objs["predicted"] == objs["labelled"]
     src = summary["metrics_source"]
     assert (src["partials"], src["shards"], src["shards_from_catalogs"]) == (2, 4, 0)
@@ -122,12 +149,15 @@ def _catalogs(s3: MemoryS3) -> list[tuple[str, bytes]]:
     return sorted((k, v) for k, v in s3.buckets["out-bucket"].items() if k.startswith("r/predictions/"))
 
 
+def _pairs_from_catalogs(s3: MemoryS3) -> tuple[np.ndarray, np.ndarray]:
+    tables = [read_catalog(v) for _, v in _catalogs(s3)]
+    return (np.concatenate([t.column("z_true").to_numpy() for t in tables]),
+            np.concatenate([t.column("z_pred").to_numpy() for t in tables]))
+
+
 def _exact_from_catalogs(s3: MemoryS3) -> dict:
     """compute_metrics over every catalog present (what Summarize must agree with)."""
-    tables = [read_catalog(v) for _, v in _catalogs(s3)]
-    z_true = np.concatenate([t.column("z_true").to_numpy() for t in tables])
-    z_pred = np.concatenate([t.column("z_pred").to_numpy() for t in tables])
-    return compute_metrics(z_true, z_pred)
+    return compute_metrics(*_pairs_from_catalogs(s3))
 
 
 def _planned_run(s3: MemoryS3, run_id: str = "run-p", workers: int = 3) -> list[dict]:
@@ -255,3 +285,41 @@ def test_a_partial_rewritten_for_some_shards_can_keep_the_others(run_store: Memo
     assert after[first].partial.compute() == before[first].partial.compute()
     write_partials(s3, item, [redo])  # a whole item's run writes only its own sections
     assert set(partials_from_bytes(s3.buckets["out-bucket"][key]).shards) == {second}
+
+
+class _NamedEngine(_TinyEngine):
+    """A predictor that says what it runs, as cosmicai.engine.Engine does (`fast` resolved to int8)."""
+
+    backend = "openvino"
+    precision = "int8"
+
+
+def test_worker_provenance_records_what_the_engine_runs_and_the_model_card() -> None:
+    item = WorkItem.parse({"item_id": "i", "run_id": "r", "input_bucket": "data-bucket", "output": "s3://o/r/",
+                           "batch_size": 8, "precision": "fast", "backend": "openvino",
+                           "shards": [{"key": "k", "name": "n", "bytes": 1}]})
+    prov = worker_provenance(_NamedEngine(), item)
+    assert tuple(prov) == PROVENANCE_FIELDS
+    assert (prov["backend"], prov["precision"], prov["uncertainty"]) == ("openvino", "int8", "none")
+    card = json.loads((default_weights_path().parent / "MODEL_CARD.json").read_text())
+    if card["sha256"] == prov["weights_sha256"]:  # the packaged demo weights and their card
+        assert prov["model_card"] == card["weights_name"]
+
+
+def test_workers_that_disagree_are_listed_by_combination(tmp_path, monkeypatch) -> None:
+    # weights elsewhere (as in the images): no card describes them
+    other = tmp_path / "astromae.safetensors"
+    other.write_bytes(b"not the demo weights")
+    monkeypatch.setenv("COSMICAI_WEIGHTS", str(other))
+    item = WorkItem.parse({"item_id": "i", "run_id": "r", "input_bucket": "data-bucket", "output": "s3://o/r/", "batch_size": 8,
+                           "precision": "fp32", "shards": [{"key": "k", "name": "n", "bytes": 1}]})
+    a = worker_provenance(_TinyEngine(), item)
+    assert a["model_card"] is None and a["weights_name"] == "astromae.safetensors" and a["weights_sha256"] == weights_sha256(other)
+    b = a | {"precision": "int8"}
+    reports = [{"item_id": "i0", "provenance": a}, {"item_id": "i1", "provenance": b}, {"item_id": "i2", "provenance": dict(b)},
+               {"item_id": "i3", "crashed": True}]
+    out = provenance(reports)
+    assert not out["consistent"] and out["precision"] is None and out["backend"] == "torch"
+    assert out["weights_sha256"] == a["weights_sha256"] and out["items_unrecorded"] == 1
+    assert [(c["precision"], c["items"]) for c in out["combinations"]] == [("int8", 2), ("fp32", 1)]
+    assert provenance([])["combinations"] == [] and provenance([])["consistent"] is False
