@@ -1,7 +1,10 @@
-# Inference image: Python 3.11, torch CPU, awslambdaric, cosmicai, AstroMAE weights
-# baked in (nothing is downloaded at run time). Built by scripts/images/build.py from
-# a staged context: wheels/ (dependencies), app/ (the cosmicai wheel), requirements.txt,
-# install.sh, prune.sh, weights/.
+# Inference image: Python 3.11, torch CPU, OpenVINO (CPU plugin), awslambdaric, cosmicai,
+# AstroMAE weights baked in with the engine's files made from them at build time: the
+# OpenVINO IR (nothing converts at run time) and the qualification of every precision on
+# the builder's CPU (nothing is downloaded at run time). Built by scripts/images/build.py
+# from a staged context: wheels/ (dependencies), app/ (the cosmicai wheel),
+# requirements.txt, install.sh, prune.sh, weights/ (astromae.safetensors and the
+# validation set the qualification is measured on).
 # Defaults build from the public Python base and the PyPI / PyTorch CPU indexes; the
 # offline build passes BASE_IMAGE=cosmicai-base:bookworm WHEEL_SOURCE=wheelhouse.
 ARG BASE_IMAGE=python:3.11-slim
@@ -32,15 +35,27 @@ COPY app/ /ctx/app/
 COPY weights/astromae.safetensors /ctx/weights/astromae.safetensors
 RUN PRECOMPILE="${PRECOMPILE}" sh /ctx/install.sh app /ctx \
  && COSMICAI_WEIGHTS=/ctx/weights/astromae.safetensors \
-    /opt/venv/bin/python -c "import cosmicai.handlers.infer, torch, awslambdaric, pyarrow.parquet; \
+    /opt/venv/bin/python -c "import cosmicai.handlers.infer, torch, openvino, awslambdaric, pyarrow.parquet; \
 assert torch.version.cuda is None, 'torch ' + torch.__version__ + ' is a CUDA build: the image needs the CPU one'"
+# The engine's files next to the weights, made once from the baked-in weights: the OpenVINO IR
+# (astromae.openvino/), the validation set and the qualification of every backend and precision
+# on this builder's CPU (astromae.qualification.json; a worker on another CPU class re-checks at
+# start-up). Then an OpenVINO worker's smoke import, which must not load torch.
+COPY weights/validation.safetensors /ctx/weights/validation.safetensors
+RUN mkdir -p /opt/cosmicai/weights \
+ && cp /ctx/weights/astromae.safetensors /opt/cosmicai/weights/astromae.safetensors \
+ && OMP_NUM_THREADS=1 /opt/venv/bin/python -m cosmicai.cli convert-checkpoint /opt/cosmicai/weights/astromae.safetensors \
+    --openvino --qualify --validation /ctx/weights/validation.safetensors \
+ && COSMICAI_WEIGHTS=/opt/cosmicai/weights/astromae.safetensors COSMICAI_BACKEND=openvino \
+    /opt/venv/bin/python -c "import sys, cosmicai.handlers.infer; \
+assert 'torch' not in sys.modules, 'the openvino worker imported torch'"
 
 FROM ${RUNTIME_IMAGE}
 # Lambda runs images on a read-only filesystem as an arbitrary uid: no writes outside /tmp.
 RUN echo 'cosmicai:x:10001:10001:cosmicai:/tmp:/usr/sbin/nologin' >> /etc/passwd \
  && echo 'cosmicai:x:10001:' >> /etc/group
 COPY --from=builder /opt/venv /opt/venv
-COPY weights/astromae.safetensors /opt/cosmicai/weights/astromae.safetensors
+COPY --from=builder /opt/cosmicai/weights /opt/cosmicai/weights
 COPY --from=builder /opt/cosmicai/site /opt/cosmicai/site
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \

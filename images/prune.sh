@@ -2,8 +2,12 @@
 # Removes what a Lambda runtime never loads from a venv's site-packages: test suites,
 # C/C++ headers, static libraries, Cython sources, CMake files, torch's C++ test
 # binaries and test libraries, pyarrow's Flight, Substrait binding, ORC and remote filesystem
-# modules (we read and write through boto3), and botocore's models of AWS services
-# the handlers never call (26 MB). Every removal is checked by the image tests, which
+# modules (we read and write through boto3), botocore's models of AWS services
+# the handlers never call (26 MB), and OpenVINO's GPU/NPU plugins, GPU kernel cache,
+# AUTO/HETERO/BATCH meta-plugins, C API and the frontends of formats we never read
+# (ONNX, TensorFlow, TF Lite, Paddle, JAX, GGUF): 86 MB of its 180. Workers read IR (the
+# IR frontend) on the CPU plugin; the PyTorch frontend stays for the image build's
+# conversion. Every removal is checked by the image tests, which
 # import the packages, write and read a catalog and run a handler inside the image.
 #   prune.sh <venv>
 set -eu
@@ -38,6 +42,16 @@ if [ -d "$sp/pyarrow" ]; then
       case "$(basename "$f")" in "$real") ;; *) ln -sf "$real" "$f" ;; esac
     done
   fi
+fi
+if [ -d "$sp/openvino" ]; then
+  ov="$sp/openvino"
+  rm -f "$ov"/libs/libopenvino_intel_gpu_plugin.so "$ov"/libs/libopenvino_intel_npu_plugin.so "$ov"/libs/cache.json \
+        "$ov"/libs/libopenvino_auto_plugin.so "$ov"/libs/libopenvino_auto_batch_plugin.so \
+        "$ov"/libs/libopenvino_hetero_plugin.so "$ov"/libs/libopenvino_c.so* "$ov"/libs/tbb.pc
+  for fe in onnx tensorflow tensorflow_lite paddle jax gguf; do
+    rm -f "$ov"/libs/libopenvino_"$fe"_frontend.so*
+  done
+  rm -rf "$ov"/frontend/onnx "$ov"/frontend/tensorflow "$ov"/frontend/paddle "$ov"/frontend/jax
 fi
 if [ -d "$sp/botocore/data" ]; then
   # Handlers call S3 only; STS and SSO serve the credential chain; the rest is for

@@ -171,7 +171,11 @@ def convert(
     t0 = time.perf_counter()
     with torch.no_grad():
         for name, (module, example, shapes) in specs.items():
-            ovm = ov.convert_model(module.eval(), example_input=example, input=shapes)
+            # Traced here without torch's trace check, which imports torch.distributed and through it
+            # sympy (left out of the inference image); the parts' outputs are compared with the
+            # eager model by the qualification instead.
+            traced = torch.jit.trace(module.eval(), example, check_trace=False)
+            ovm = ov.convert_model(traced, example_input=example, input=shapes)
             ovm.set_friendly_name(f"astromae_{name}")
             parts[name] = ovm
     facts["convert_s"] = round(time.perf_counter() - t0, 3)

@@ -20,6 +20,8 @@ from image_spec import IMAGES_DIR, ImageSpec
 HANDLERS_DIR = REPO_ROOT / "handlers"
 PACKAGED_WEIGHTS = HANDLERS_DIR / "cosmicai" / "assets" / "astromae-demo.safetensors"
 PLACEHOLDER_WEIGHTS = REPO_ROOT / "build" / "placeholder" / "astromae-PLACEHOLDER-random-init.safetensors"
+# The validation set the image build qualifies the engine's precisions on (cosmicai.qualify).
+VALIDATION_SET = HANDLERS_DIR / "cosmicai" / "assets" / "validation-n256-s21.safetensors"
 _HASH_CACHE = REPO_ROOT / "build" / "wheelhouse" / ".sha256.json"
 
 
@@ -144,6 +146,10 @@ def stage(spec: ImageSpec, wheels: list[Path], requirements: str, base_id: str,
         (ctx / "weights").mkdir()
         _link_or_copy(weights, ctx / "weights" / "astromae.safetensors")
         feed("weights", sha256_file(weights))
+        if not VALIDATION_SET.is_file():
+            raise ContextError(f"the validation set {VALIDATION_SET} is missing (cosmicai.qualify needs it)")
+        _link_or_copy(VALIDATION_SET, ctx / "weights" / "validation.safetensors")
+        feed("validation", sha256_file(VALIDATION_SET))
         facts["weights"] = str(weights.relative_to(REPO_ROOT))
         facts["weights_placeholder"] = str(placeholder).lower()
     return ctx, digest.hexdigest(), facts

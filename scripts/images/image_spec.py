@@ -61,7 +61,8 @@ IMAGES: dict[str, ImageSpec] = {
     "inference": ImageSpec(
         name="inference",
         dockerfile=IMAGES_DIR / "inference.Dockerfile",
-        roots=(*_ORCHESTRATION_ROOTS, "torch"),
+        # openvino: the engine's second backend (its worker never imports torch); pruned in prune.sh.
+        roots=(*_ORCHESTRATION_ROOTS, "torch", "openvino"),
         budget_mb=1000.0,
         bake_weights=True,
         # `import torch` loads none of these: they serve torch.compile / symbolic shapes

@@ -21,9 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--input", nargs="+", required=True, metavar="SHARD", help="shard files (safetensors, npz or reference .pt)")
     p.add_argument("--output", required=True, metavar="OUT", help="catalog file to write")
     p.add_argument("--batch-size", type=int, default=512, metavar="N", help="objects per batch (default 512)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32", help="compute precision (default fp32)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "int8", "fast"), default="fp32",
+                   help="precision of the transformer blocks (default fp32); fast: the fastest one recorded as within "
+                   "2e-3 of fp32 for these weights on this CPU class (see convert-checkpoint --qualify), else fp32")
+    p.add_argument("--backend", choices=("torch", "openvino"), default="torch",
+                   help="engine backend (default torch; openvino reads the IR written by convert-checkpoint --openvino)")
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="catalog format (default parquet)")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads (default: CPUs available to this process)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="engine threads (default: CPUs available to this process)")
     p.set_defaults(run=run)
 
 
@@ -63,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     out = Console(file=sys.stdout)
     err = Console(file=sys.stderr)
     try:
-        engine = Engine.from_weights(args.weights, precision=args.precision, threads=args.threads, batch_size=args.batch_size)
+        engine = Engine.from_weights(args.weights, backend=args.backend, precision=args.precision,
+                                     threads=args.threads, batch_size=args.batch_size)
     except (WeightsError, EngineError) as exc:
         err.print(f"predict: {type(exc).__name__}: {exc}", markup=False, highlight=False)
         return 2
@@ -111,10 +116,13 @@ def run(args: argparse.Namespace) -> int:
         rate = ids.size / seconds if seconds > 0 else float("inf")
         out.print(
             f"catalog: {args.output} ({ids.size} objects, {nbytes:,} bytes, {args.format}); "
-            f"compute {seconds:.3f} s, {rate:.1f} obj/s, precision {args.precision}, "
+            f"compute {seconds:.3f} s, {rate:.1f} obj/s, backend {engine.backend}, precision {engine.precision}"
+            f"{' (fast)' if engine.fast is not None else ''}, "
             f"{engine.threads} thread(s), peak RSS {peak_rss_mb():.0f} MiB",
             markup=False, highlight=False,
         )
+        if engine.fast is not None:
+            out.print(f"fast: {engine.fast.reason} [{engine.fast.source}]", markup=False, highlight=False)
         if metrics.n:
             out.print(f"metrics: {format_metrics(metrics.compute())}", markup=False, highlight=False)
     else:
