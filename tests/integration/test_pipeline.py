@@ -13,8 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from cosmicai import __version__
+from cosmicai.catalog import catalog_provenance
 from cosmicai.metrics import compute_metrics
 from cosmicai.weights import WeightsNotFoundError, default_weights_path
+from cosmicai.weightsfile import weights_sha256
 from itfixtures.pipeline import RunResult, new_test_run_id
 from tests.conftest import build_shard
 from tests.unit.metric_agreement import assert_metrics_agree
@@ -57,7 +60,8 @@ def _assert_metrics_from_partials(summary: dict, table: pa.Table) -> None:
     """Summarize's metrics, merged from the workers' partials only, agree with exact ones over the catalogs."""
     z_true = table.column("z_true").to_numpy(zero_copy_only=False)
     z_pred = table.column("z_pred").to_numpy(zero_copy_only=False)
-    assert_metrics_agree(summary["metrics"], compute_metrics(z_true, z_pred))
+    # metrics.rail against qp's RAIL classes within 1e-5 (issue 17's done-when), on every end-to-end run
+    assert_metrics_agree(summary["metrics"], compute_metrics(z_true, z_pred), (z_true, z_pred))
     src = summary["metrics_source"]
     assert src["shards"] == summary["shards"]["succeeded"] and src["shards_from_catalogs"] == 0, src
     assert src["error_bounds"]["delta"] < 1e-6
@@ -87,6 +91,21 @@ def test_catalog_matches_shards_and_summary_metrics(happy: RunResult) -> None:
     assert np.array_equal(z_true, np.array([truth[i] for i in ids.tolist()], dtype=np.float32))
     _assert_metrics_from_partials(happy.summary, table)
     assert len(happy.keys("metrics/")) == N_SHARDS // 2  # one partial per work item
+
+
+def test_summary_and_catalogs_record_provenance(happy: RunResult) -> None:
+    """What the workers ran with: in summary.json and in every catalog's Parquet metadata."""
+    prov = happy.summary["provenance"]
+    assert prov["consistent"] and prov["combinations"][0]["items"] == N_SHARDS // 2 and prov["items_unrecorded"] == 0
+    assert prov["weights_sha256"] == weights_sha256(default_weights_path())  # predictions equal local ones (below)
+    assert (prov["cosmicai_version"], prov["backend"], prov["precision"], prov["uncertainty"]) == (
+        __version__, happy.payload.get("backend", "torch"), "fp32", "none")
+    loc = happy.location
+    for key in happy.prediction_keys():
+        body = happy._s3.get_object(Bucket=loc.bucket, Key=key)["Body"].read()
+        assert catalog_provenance(body) == {
+            k: prov[k] for k in ("cosmicai_version", "weights_name", "weights_sha256", "model_card", "backend",
+                                 "precision", "uncertainty")}, key
 
 
 def test_predictions_equal_local_inference(happy: RunResult) -> None:
