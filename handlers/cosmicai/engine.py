@@ -247,6 +247,9 @@ class Engine:
             )
             precision = self.fast.precision
             runner = self.fast.runner
+            if runner is not None and backend == "openvino":
+                # A re-check compiled every candidate; keep only what the chosen runner uses.
+                model.compiled = {k: v for k, v in model.compiled.items() if k in runner.keys}
         self.precision = precision
         if precision == "bf16" and not procstats.cpu_info()[1] & NATIVE_BF16:
             warnings.warn(

@@ -71,6 +71,16 @@ class OpenVINOModel:
     parts: dict[str, Any]
     manifest: dict[str, Any] = field(default_factory=dict)
     folder: Path | None = None
+    # Compiled parts by (part, threads, inference precision): runners of several precisions share
+    # the f32 embed and rest (a start-up re-check compiles those once).
+    compiled: dict[tuple[str, int, str], Any] = field(default_factory=dict, repr=False)
+
+    def compile(self, part: str, threads: int, inference_precision: str) -> Any:
+        """The part compiled for the CPU with these settings (cached)."""
+        key = (part, threads, inference_precision)
+        if key not in self.compiled:
+            self.compiled[key] = core().compile_model(self.parts[part], "CPU", compile_config(threads, inference_precision))
+        return self.compiled[key]
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -204,13 +214,13 @@ class OpenVINORunner:
         self.threads = threads
         self.micro_batch = micro_batch
         t0 = time.perf_counter()
-        c = core()
-        self._embed = c.compile_model(model.parts["embed"], "CPU", compile_config(threads, "f32")).create_infer_request()
-        blocks = c.compile_model(model.parts[blocks_part], "CPU", compile_config(threads, blocks_precision))
+        self._embed = model.compile("embed", threads, "f32").create_infer_request()
+        blocks = model.compile(blocks_part, threads, blocks_precision)
         self.blocks_inference_precision = str(blocks.get_property("INFERENCE_PRECISION_HINT"))
         self._blocks = blocks.create_infer_request()
-        self._rest = c.compile_model(model.parts["rest"], "CPU", compile_config(threads, "f32")).create_infer_request()
+        self._rest = model.compile("rest", threads, "f32").create_infer_request()
         self.compile_s = time.perf_counter() - t0
+        self.keys = (("embed", threads, "f32"), (blocks_part, threads, blocks_precision), ("rest", threads, "f32"))
         if precision == "bf16" and "bf16" not in self.blocks_inference_precision.replace("bfloat16", "bf16"):
             warnings.warn(
                 f"OpenVINO compiled the bf16 blocks as {self.blocks_inference_precision}: this CPU has no native bf16",

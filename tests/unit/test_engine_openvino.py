@@ -137,3 +137,20 @@ def test_openvino_worker_init_never_imports_torch(demo: dict) -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.split() == ["openvino", "int8"]
+
+
+def test_fast_on_a_cpu_class_not_recorded_rechecks_at_start_up(demo: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cosmicai import procstats, qualify
+
+    recorded = {"features": ["amx_bf16", "avx2", "avx512_bf16", "avx512f", "avx512_vnni"], "objects": 256,
+                "modes": [{"backend": "openvino", "precision": "fp32", "max_abs_dz_vs_fp32": 0.0, "objects_per_s": 500.0},
+                          {"backend": "openvino", "precision": "bf16", "max_abs_dz_vs_fp32": 3e-4, "objects_per_s": 1200.0}]}
+    qualify.write_qualification(demo["weights"], recorded, qualify.validation_path(demo["weights"]))
+    # A CPU with AVX2 and VNNI but no bf16 (a class the file has not seen): only int8 is worth trying.
+    monkeypatch.setattr(procstats, "cpu_info", lambda: ("AVX2 VNNI CPU", frozenset({"avx2", "fma", "avx_vnni"})))
+    engine = Engine.from_weights(demo["weights"], backend="openvino", precision="fast", threads=1)
+    assert engine.fast.source == "rechecked"
+    assert {m["precision"] for m in engine.fast.modes} == {"fp32", "int8"}
+    assert engine.precision in ("fp32", "int8") and "re-checked on this CPU class" in engine.fast.reason
+    z = engine.predict(demo["images"], demo["mags"])
+    assert np.abs(z - demo["eager"]).max() <= 2e-3
