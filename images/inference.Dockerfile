@@ -41,14 +41,20 @@ assert torch.version.cuda is None, 'torch ' + torch.__version__ + ' is a CUDA bu
 # (astromae.openvino/), the validation set and the qualification of every backend and precision
 # on this builder's CPU (astromae.qualification.json; a worker on another CPU class re-checks at
 # start-up). Then an OpenVINO worker's smoke import, which must not load torch.
+# `import openvino` starts its converter's usage telemetry (Google Analytics events, a client-id
+# file under ~/intel) unless ~/intel/openvino_telemetry says 0: the image opts out, with a HOME
+# that holds only that file (Lambda keeps the image's HOME; nothing writes there).
 COPY weights/validation.safetensors /ctx/weights/validation.safetensors
-RUN mkdir -p /opt/cosmicai/weights \
+RUN mkdir -p /opt/cosmicai/weights /opt/cosmicai/home/intel \
+ && printf 0 > /opt/cosmicai/home/intel/openvino_telemetry \
  && cp /ctx/weights/astromae.safetensors /opt/cosmicai/weights/astromae.safetensors \
+ && export HOME=/opt/cosmicai/home \
  && OMP_NUM_THREADS=1 /opt/venv/bin/python -m cosmicai.cli convert-checkpoint /opt/cosmicai/weights/astromae.safetensors \
     --openvino --qualify --validation /ctx/weights/validation.safetensors \
  && COSMICAI_WEIGHTS=/opt/cosmicai/weights/astromae.safetensors COSMICAI_BACKEND=openvino \
-    /opt/venv/bin/python -c "import sys, cosmicai.handlers.infer; \
-assert 'torch' not in sys.modules, 'the openvino worker imported torch'"
+    /opt/venv/bin/python -c "import sys, cosmicai.handlers.infer, openvino_telemetry; \
+assert 'torch' not in sys.modules, 'the openvino worker imported torch'; \
+assert not openvino_telemetry.Telemetry().consent, 'openvino telemetry is on'"
 
 FROM ${RUNTIME_IMAGE}
 # Lambda runs images on a read-only filesystem as an arbitrary uid: no writes outside /tmp.
@@ -56,12 +62,14 @@ RUN echo 'cosmicai:x:10001:10001:cosmicai:/tmp:/usr/sbin/nologin' >> /etc/passwd
  && echo 'cosmicai:x:10001:' >> /etc/group
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /opt/cosmicai/weights /opt/cosmicai/weights
+COPY --from=builder /opt/cosmicai/home /opt/cosmicai/home
 COPY --from=builder /opt/cosmicai/site /opt/cosmicai/site
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     COSMICAI_WEIGHTS=/opt/cosmicai/weights/astromae.safetensors \
-    COSMICAI_IMAGE=inference
+    COSMICAI_IMAGE=inference \
+    HOME=/opt/cosmicai/home
 USER 10001:10001
 WORKDIR /tmp
 ENTRYPOINT ["/opt/venv/bin/python", "-m", "awslambdaric"]

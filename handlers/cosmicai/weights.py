@@ -11,7 +11,6 @@ builds inert placeholders instead of timm / reference / torch.nn classes.
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import struct
 import types
