@@ -110,7 +110,7 @@ def rehearse(stack: dict[str, Any], shards: int, per_shard: int, shards_per_work
     figures = {
         "kind": "scale rehearsal (local cloud)",
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": " ".join(sys.argv),
+        "command": "cosmicai " + " ".join(sys.argv[1:]),
         "shards": shards, "objects": shards * per_shard, "per_shard": per_shard,
         "shards_per_worker": shards_per_worker, "items": -(-shards // shards_per_worker),
         "max_concurrency": max_concurrency, "upload_s": uploaded["upload_s"],

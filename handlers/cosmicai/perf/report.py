@@ -325,23 +325,31 @@ def render(results: dict[str, Any], plots: list[str] | None = None) -> str:
         if "projection.png" in plots:
             lines += ["", "![projection](projection.png)"]
     lines += summarize_section(results.get("summarize_merge"))
+    if results.get("scale_rehearsal"):
+        from cosmicai.perf.scale import render_section
+
+        lines += ["", render_section(results["scale_rehearsal"])]
     return "\n".join(lines) + "\n"
 
 
 # Written by `python -m cosmicai.perf.summarize_merge`, beside results.json so that `make bench`
 # (which rewrites results.json) keeps it.
 SUMMARIZE_FILE = "summarize.json"
+# Written by `make scale-test` (cosmicai scale-test), kept beside results.json for the same reason.
+SCALE_FILE = "scale.json"
 
 
 def write_report(results: dict[str, Any], out_dir: Path) -> Path:
-    """Plots and REPORT.md into `out_dir` (with `summarize.json`'s section when present); returns the REPORT.md path."""
+    """Plots and REPORT.md into `out_dir` (with the sections of `summarize.json` and `scale.json` when
+    present); returns the REPORT.md path."""
     import json
 
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = plot(results, out_dir)
-    extra = out_dir / SUMMARIZE_FILE
-    if extra.is_file():
-        results = results | {"summarize_merge": json.loads(extra.read_text())}
+    for key, name in (("summarize_merge", SUMMARIZE_FILE), ("scale_rehearsal", SCALE_FILE)):
+        extra = out_dir / name
+        if extra.is_file():
+            results = results | {key: json.loads(extra.read_text())}
     path = out_dir / "REPORT.md"
     path.write_text(render(results, plots))
     return path
