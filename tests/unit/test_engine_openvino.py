@@ -154,3 +154,23 @@ def test_fast_on_a_cpu_class_not_recorded_rechecks_at_start_up(demo: dict, monke
     assert engine.precision in ("fp32", "int8") and "re-checked on this CPU class" in engine.fast.reason
     z = engine.predict(demo["images"], demo["mags"])
     assert np.abs(z - demo["eager"]).max() <= 2e-3
+
+
+def test_predict_cli_runs_the_openvino_backend(demo: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cosmicai.catalog import read_catalog
+    from cosmicai.cli import main
+
+    out = tmp_path / "cat.parquet"
+    rc = main(["predict", "--weights", str(demo["weights"]), "--input", str(packaged_validation()),
+               "--output", str(out), "--backend", "openvino", "--precision", "int8", "--threads", "1"])
+    assert rc == 0
+    text = " ".join(capsys.readouterr().out.split())  # rich wraps at the terminal's width
+    assert "backend openvino, precision int8" in text
+    assert read_catalog(out).num_rows == 256
+
+
+def test_convert_checkpoint_without_dst_needs_an_engine_flag(demo: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    from cosmicai.cli import main
+
+    assert main(["convert-checkpoint", str(demo["weights"])]) == 2
+    assert "--openvino / --qualify" in capsys.readouterr().err
