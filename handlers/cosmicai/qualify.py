@@ -180,7 +180,7 @@ Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 def measure(
     runs: dict[tuple[str, str], Predict],
-    reference: np.ndarray,
+    reference: np.ndarray | None,
     images: np.ndarray,
     magnitudes: np.ndarray,
     rounds: int = 2,
@@ -189,7 +189,7 @@ def measure(
     """Rows {backend, precision, max_abs_dz_vs_fp32, objects_per_s, qualified} for each run.
 
     Runs are interleaved round by round (the best rate of each kept), so a busy machine
-    slows all alike; each is warmed once first.
+    slows all alike; each is warmed once first. `reference` None: the fp32 run's own output.
     """
     for fn in runs.values():
         fn(images[:8], magnitudes[:8])
@@ -203,7 +203,8 @@ def measure(
             best[key] = max(best[key], n / max(time.perf_counter() - t0, 1e-9))
     rows = []
     for (backend, precision), out in outs.items():
-        dz = float(np.abs(out - reference).max())
+        ref = reference if reference is not None else outs[(backend, "fp32")]
+        dz = float(np.abs(out - ref).max())
         rows.append({
             "backend": backend,
             "precision": precision,
@@ -393,8 +394,7 @@ def resolve_fast(
         return FastChoice("fp32", f"no faster {backend} mode for this CPU class ({' '.join(features) or 'none'}); running fp32", "rechecked")
     images, mags = read_validation(qualification.validation, RECHECK_OBJECTS)
     runners = {p: build(p) for p in ["fp32", *tried]}
-    reference = runners["fp32"].run(images, mags)
-    rows = measure({(backend, p): r.run for p, r in runners.items()}, reference, images, mags, rounds=1)
+    rows = measure({(backend, p): r.run for p, r in runners.items()}, None, images, mags, rounds=1)
     precision, reason = choose(rows, backend)
     reason += f" (re-checked on this CPU class, {' '.join(features) or 'none'}, in {time.perf_counter() - t0:.1f} s: {images.shape[0]} validation objects)"
     log = _LOG.warning if precision == "fp32" else _LOG.info
