@@ -52,9 +52,16 @@ class QualificationError(EngineError):
     """A qualification file that cannot be used (message says why)."""
 
 
+# Comma-separated flags that replace /proc/cpuinfo's for the CPU class: for a CPU capped below what
+# it reports (ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2), so `fast` re-checks for that class.
+CPU_FEATURES_ENV = "COSMICAI_CPU_FEATURES"
+
+
 def cpu_features(flags: Iterable[str] | None = None) -> list[str]:
     """The CPU class: sorted instruction-set flags that decide which precision is fast."""
-    flags = procstats.cpu_info()[1] if flags is None else flags
+    if flags is None:
+        override = os.environ.get(CPU_FEATURES_ENV, "").strip()
+        flags = [f.strip() for f in override.split(",") if f.strip()] if override else procstats.cpu_info()[1]
     return sorted(procstats.ISA_OF_INTEREST & frozenset(flags))
 
 
@@ -393,9 +400,19 @@ def resolve_fast(
     if not tried:
         return FastChoice("fp32", f"no faster {backend} mode for this CPU class ({' '.join(features) or 'none'}); running fp32", "rechecked")
     images, mags = read_validation(qualification.validation, RECHECK_OBJECTS)
-    runners = {p: build(p) for p in ["fp32", *tried]}
+    runners = {"fp32": build("fp32")}
+    failed = []
+    for p in tried:
+        try:
+            runners[p] = build(p)
+            runners[p].run(images[:2], mags[:2])
+        except Exception as exc:  # a candidate this CPU (or a capped library) cannot run is no candidate
+            runners.pop(p, None)
+            failed.append(f"{p} failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
     rows = measure({(backend, p): r.run for p, r in runners.items()}, None, images, mags, rounds=1)
     precision, reason = choose(rows, backend)
+    if failed:
+        reason += "; " + "; ".join(failed)
     reason += f" (re-checked on this CPU class, {' '.join(features) or 'none'}, in {time.perf_counter() - t0:.1f} s: {images.shape[0]} validation objects)"
     log = _LOG.warning if precision == "fp32" else _LOG.info
     log("precision fast -> %s: %s", precision, reason)
@@ -404,6 +421,7 @@ def resolve_fast(
 
 __all__ = [
     "BOUND",
+    "CPU_FEATURES_ENV",
     "FastChoice",
     "Qualification",
     "QualificationError",

@@ -199,3 +199,21 @@ def test_demo_weights_qualify_a_fast_mode_and_predict_fast_uses_it(tmp_path: Pat
     assert Q.validation_path(weights).is_file()  # recorded next to the weights for a later re-check
     engine = Engine.from_weights(weights, precision="fast", threads=1)
     assert engine.precision == entry["fast"]["torch"] and engine.fast.source == "recorded"
+
+
+def test_cpu_class_can_be_declared_for_a_capped_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(Q.CPU_FEATURES_ENV, "avx2, fma,sse4_2")
+    assert Q.cpu_features() == ["avx2", "fma"]
+
+
+def test_a_candidate_that_fails_to_build_is_skipped(tmp_path: Path) -> None:
+    weights = _qualified_copy(tmp_path, [])
+    built: list[str] = []
+
+    def build(p: str) -> FakeRunner:
+        if p == "bf16":
+            raise RuntimeError("Supported primitive descriptors list is empty\nmore")
+        return FakeRunner(*{"fp32": (0.0, 0.02), "int8": (1e-3, 0.002)}[p], built, p)
+
+    choice = Q.resolve_fast("openvino", Q.load_qualification(weights), build, flags=SAPPHIRE)
+    assert choice.precision == "int8" and "bf16 failed (RuntimeError: Supported primitive" in choice.reason
