@@ -28,15 +28,6 @@ MAX_WORKERS = 40_000
 # Keys of the reference payload that only made sense when each worker downloaded
 # and exec'd a script: accepted so old payloads still run, never acted upon.
 IGNORED_REFERENCE_KEYS = ("script", "S3_object_name", "object_type")
-REFERENCE_KEYS = (
-    "bucket",
-    "data_bucket",
-    "data_prefix",
-    "file_limit",
-    "world_size",
-    "result_path",
-    *IGNORED_REFERENCE_KEYS,
-)
 
 _S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,79}$")

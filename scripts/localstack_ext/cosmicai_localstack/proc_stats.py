@@ -81,8 +81,3 @@ def _process_tree_by_scan(root: int) -> list[int]:
 def tree_peak_rss_mb(root: int) -> float:
     """Sum of each live process's peak RSS (VmHWM) in the tree under `root`, in MiB."""
     return sum(_status_kib(pid, "VmHWM") for pid in process_tree(root)) / 1024.0
-
-
-def tree_rss_mb(root: int) -> float:
-    """Current RSS of the tree under `root`, in MiB."""
-    return sum(_status_kib(pid, "VmRSS") for pid in process_tree(root)) / 1024.0

@@ -19,9 +19,6 @@ INHERITED = (
 )
 # docker label on our containers: the LocalStack state dir that started them (for clean-up by the launcher)
 STATE_LABEL = "cosmicai.localstack.state"
-# Lambda-container paths LocalStack sets; in process mode they point into the project tree instead
-CONTAINER_PATHS = ("LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR")
-
 
 class ExecutorConfigError(ValueError):
     """A setting or function configuration the executor cannot run with; the message names it."""
