@@ -13,8 +13,9 @@ from typing import Any
 
 from cosmicai.payload import split_s3_uri
 from cosmicai.perf.projection import shard_objects
+from cosmicai.perf.scale import synthetic_shard
 from cosmicai.runstore import RunLocation, aws_client, get_json, s3_client
-from cosmicai.shards import Shard, shard_to_bytes
+from cosmicai.shards import shard_to_bytes
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 TARGET_SHARDS, TARGET_SHARD_OBJECTS = 16, 2048  # issue 8's overhead case
@@ -24,24 +25,12 @@ class EndToEndError(RuntimeError):
     """A benchmark run could not be started or did not finish (message names the run)."""
 
 
-def _shard(first_id: int, n: int, seed: int) -> Shard:
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    return Shard(
-        object_ids=np.arange(first_id, first_id + n, dtype=np.int64),
-        images=rng.normal(0.0, 0.05, (n, 5, 32, 32)).astype(np.float32),
-        magnitudes=rng.normal(18.0, 1.0, (n, 5)).astype(np.float32),
-        redshift=rng.uniform(0.02, 0.4, n).astype(np.float32),
-    )
-
-
 def upload_set(s3: Any, data_uri: str, name: str, shards: int, objects_per_shard: int) -> str:
     """Write `shards` synthetic shards under <data_uri>bench-e2e/<name>/; returns that input URI."""
     bucket, prefix = split_s3_uri(data_uri, "--data-uri")
     key_prefix = f"{prefix}bench-e2e/{name}/"
     for i in range(shards):
-        body = shard_to_bytes(_shard(i * objects_per_shard, objects_per_shard, seed=i))
+        body = shard_to_bytes(synthetic_shard(objects_per_shard, seed=i, id_start=i * objects_per_shard))
         s3.put_object(Bucket=bucket, Key=f"{key_prefix}part-{i:05d}.safetensors", Body=body)
     return f"s3://{bucket}/{key_prefix}"
 
