@@ -24,6 +24,8 @@ Decisions are counted and the latest denials kept for `GET /_cosmicai/iam` (test
 from __future__ import annotations
 
 import collections
+import functools
+import json
 import logging
 import os
 import threading
@@ -42,6 +44,17 @@ _DENIAL_ERRORS = {"s3": ("AccessDenied", 403), "sts": ("AccessDenied", 403), "ia
                   "lambda": ("AccessDeniedException", 403)}
 _DEFAULT_DENIAL = ("AccessDeniedException", 400)
 _MISSING_KEY_OPERATIONS = ("GetObject", "HeadObject")
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(doc: str, kind: str, name: str) -> Policy:
+    """parse_policy of a stored document, once per distinct text: every S3 call of every function
+    is authorized, and the same few role and bucket policies are read each time."""
+    return parse_policy(doc, kind=kind, name=name)  # type: ignore[arg-type]
+
+
+def _policy(doc: Any, kind: str = "identity", name: str = "") -> Policy:
+    return _parsed(doc if isinstance(doc, str) else json.dumps(doc, sort_keys=True), kind, name)
 
 
 def enforcement_enabled(environ: dict[str, str] | None = None) -> bool:
@@ -95,9 +108,9 @@ class RoleIdentities:
         docs += [d for d in (self._managed_document(store, arn) for arn in entity.attached_policy_arns) if d]
         boundary_arn = (entity.role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
         boundary_doc = self._managed_document(store, boundary_arn) if boundary_arn else None
-        policies = [parse_policy(d, name=f"{caller.role_name} policy") for d in docs]
+        policies = [_policy(d, name=f"{caller.role_name} policy") for d in docs]
         # A boundary that cannot be read allows nothing (stricter than AWS, never laxer).
-        boundary = parse_policy(boundary_doc) if boundary_doc else (parse_policy({"Version": "2012-10-17", "Statement": []}) if boundary_arn else None)
+        boundary = _policy(boundary_doc) if boundary_doc else (_policy({"Version": "2012-10-17", "Statement": []}) if boundary_arn else None)
         return policies, boundary
 
     @staticmethod
@@ -214,7 +227,7 @@ class IamEnforcer:
         bucket = _bucket(where.account, where.region, auth.resource.removeprefix("arn:aws:s3:::").split("/", 1)[0])
         if bucket is None or not bucket.policy:
             return None, None
-        return parse_policy(bucket.policy, kind="resource", name=f"bucket policy of {bucket.name}"), bucket.bucket_account_id
+        return _policy(bucket.policy, "resource", f"bucket policy of {bucket.name}"), bucket.bucket_account_id
 
     def _absent_key_is_forbidden(self, caller: Caller, params: dict[str, Any], where: Where) -> None:
         """S3 answers 404 for a missing key only to callers allowed s3:ListBucket on the bucket
