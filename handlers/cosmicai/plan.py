@@ -310,13 +310,20 @@ def prepare_run(s3: Any, payload: RunPayload, started_at: float) -> dict[str, An
         "shards_without_count": planned.shards_without_count,
     }
     put_json(s3, ob, loc.key(RUN_FILE), run_doc)
+    return init_result(payload, ob, loc.key(PLAN_FILE), len(items), len(planned.shards),
+                       planned.objects_planned, len(planned.warnings))
+
+
+def init_result(payload: RunPayload, bucket: str, items_key: str, items: int, shards: int, objects: int,
+                warnings: int) -> dict[str, Any]:
+    """Init's small result (the state machine's ResultSelector reads it): where the Map's items are."""
     return {
         "run_id": payload.run_id,
         "output": payload.output,
-        "plan": {"bucket": ob, "key": loc.key(PLAN_FILE)},
-        "items": len(items),
-        "shards": len(planned.shards),
-        "objects": planned.objects_planned,
+        "plan": {"bucket": bucket, "key": items_key},
+        "items": items,
+        "shards": shards,
+        "objects": objects,
         "max_concurrency": payload.max_concurrency,
-        "warnings": len(planned.warnings),
+        "warnings": warnings,
     }

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from cosmicai.payload import PayloadError, RunPayload
-from cosmicai.plan import PROBE_THREADS, probe_count
+from cosmicai.plan import PROBE_THREADS, init_result, probe_count
 from cosmicai.runstore import (
     PLAN_FILE,
     PREDICTIONS_DIR,
@@ -68,13 +68,5 @@ def prepare_resume(s3: Any, payload: RunPayload, started_at: float) -> dict[str,
     resumed = run | {"resumes": [*run.get("resumes", []), {"started_at": started_at, "items": len(items),
                                                             "shards": len(shards)}]}
     put_json(s3, ob, loc.key(RUN_FILE), resumed)
-    return {
-        "run_id": payload.run_id,
-        "output": payload.output,
-        "plan": {"bucket": ob, "key": loc.key(RESUME_FILE)},
-        "items": len(items),
-        "shards": len(shards),
-        "objects": sum(c for c in counts if c is not None),
-        "max_concurrency": payload.max_concurrency,
-        "warnings": len(warnings),
-    }
+    return init_result(payload, ob, loc.key(RESUME_FILE), len(items), len(shards),
+                       sum(c for c in counts if c is not None), len(warnings))
