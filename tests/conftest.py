@@ -85,3 +85,14 @@ def make_shard(tmp_path: Path) -> Callable[..., Path]:
         return save_as(build_shard(n, seed, with_redshift, size, id_start), path, fmt)
 
     return _make
+
+
+def demo_weights_missing() -> str:
+    """Why the packaged demo weights cannot be found ("" when they can): end-to-end tests need them."""
+    from cosmicai.weights import WeightsNotFoundError, default_weights_path
+
+    try:
+        default_weights_path()
+    except WeightsNotFoundError as exc:
+        return str(exc)
+    return ""

@@ -22,10 +22,9 @@ import pyarrow.fs as pafs
 import pytest
 
 from cosmicai.catalog import SCHEMA
-from cosmicai.weights import WeightsNotFoundError, default_weights_path
 from itfixtures.acceptance import client
 from itfixtures.pipeline import new_test_run_id
-from tests.conftest import build_shard
+from tests.conftest import build_shard, demo_weights_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 # Four labelled shards and two without true redshifts: one dataset all the same.
@@ -35,15 +34,7 @@ TOTAL = sum(s.n for s in SHARDS.values())
 LABELLED = sum(s.n for i, s in enumerate(SHARDS.values()) if i < 4)
 
 
-def _weights_missing() -> str:
-    try:
-        default_weights_path()
-    except WeightsNotFoundError as exc:
-        return str(exc)
-    return ""
-
-
-pytestmark = pytest.mark.skipif(bool(_weights_missing()), reason=_weights_missing() or "weights present")
+pytestmark = pytest.mark.skipif(bool(demo_weights_missing()), reason=demo_weights_missing() or "weights present")
 
 
 def _make_invoke(stack_cli: Any, localstack: Any, payload: dict[str, Any], *variables: str) -> subprocess.CompletedProcess:

@@ -16,10 +16,10 @@ import pytest
 from cosmicai import __version__
 from cosmicai.catalog import catalog_provenance
 from cosmicai.metrics import compute_metrics
-from cosmicai.weights import WeightsNotFoundError, default_weights_path
+from cosmicai.weights import default_weights_path
 from cosmicai.weightsfile import weights_sha256
 from itfixtures.pipeline import RunResult, new_test_run_id
-from tests.conftest import build_shard
+from tests.conftest import build_shard, demo_weights_missing
 from tests.unit.metric_agreement import assert_metrics_agree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,18 +28,8 @@ SHARDS = [build_shard(40 + 3 * i, seed=100 + i, id_start=1000 * i) for i in rang
 TOTAL = sum(s.n for s in SHARDS)
 
 
-
-
-def _weights_missing() -> str:
-    try:
-        default_weights_path()
-    except WeightsNotFoundError as exc:
-        return str(exc)
-    return ""
-
-
 # The local functions load the packaged demo weights; checked before anything is deployed.
-pytestmark = pytest.mark.skipif(bool(_weights_missing()), reason=_weights_missing() or "weights present")
+pytestmark = pytest.mark.skipif(bool(demo_weights_missing()), reason=demo_weights_missing() or "weights present")
 
 
 @pytest.fixture(scope="module")
