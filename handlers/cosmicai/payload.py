@@ -63,7 +63,7 @@ def new_run_id() -> str:
 
 
 class RunPayload(BaseModel):
-    """A validated run payload (see README "The fan-out" for the reference table)."""
+    """A validated run payload (docs/fan-out.md has the reference table)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -120,7 +120,7 @@ class RunPayload(BaseModel):
             loc = ".".join(str(p) for p in err["loc"]) or "<root>"
             cause = err.get("ctx", {}).get("error")
             if err["type"] == "extra_forbidden":
-                msg = "unknown key (see the payload reference in README)"
+                msg = "unknown key (see the payload reference in docs/fan-out.md)"
             elif isinstance(cause, PayloadError):
                 msg = cause.problem
             else:

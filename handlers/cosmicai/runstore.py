@@ -1,6 +1,6 @@
 """Where a run's files live in S3 and small helpers to read and write them.
 
-Layout under the payload's output prefix (see README "The fan-out"):
+Layout under the payload's output prefix (docs/fan-out.md):
 `run.json`, `plan.json`, `workers/<item_id>.json`, `metrics/<item_id>.json` (the item's metric
 partial), `predictions/<shard name>.parquet`, `summary.json`. Keys are deterministic,
 so re-running a run overwrites its files instead of adding new ones.

@@ -40,7 +40,7 @@ def default_weights_path(packaged: str | None = None) -> Path:
             f"no weights given and the packaged demo weights {path} are missing. Either set "
             f"{WEIGHTS_ENV}=/path/to/weights.safetensors, pass --weights, convert the published "
             "checkpoint with `cosmicai convert-checkpoint SRC DST --trust-pickle`, or build the "
-            "demo weights (README, 'Data preparation and training')"
+            "demo weights (docs/data.md)"
         )
     return path
 

@@ -1,4 +1,4 @@
-"""README "Deploy" lists every variable and output of the root Terraform module."""
+"""docs/deploy.md lists every variable and output of the root Terraform module."""
 
 from __future__ import annotations
 
@@ -11,10 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _deploy_section() -> str:
-    text = (ROOT / "README.md").read_text()
-    start = text.index("## Deploy: Terraform, images, AWS")
-    end = text.index("\n## ", start + 1)
-    return text[start:end]
+    return (ROOT / "docs" / "deploy.md").read_text()
 
 
 @pytest.mark.parametrize(("tf_file", "kind"), [("variables.tf", "variable"), ("outputs.tf", "output")])
@@ -23,7 +20,7 @@ def test_readme_names_every_root_variable_and_output(tf_file: str, kind: str) ->
     assert len(names) > 10
     section = _deploy_section()
     missing = [n for n in names if f"`{n}`" not in section]
-    assert not missing, f"README 'Deploy' lacks {kind}s {missing} of terraform/{tf_file}"
+    assert not missing, f"docs/deploy.md lacks {kind}s {missing} of terraform/{tf_file}"
 
 
 def test_readme_memory_default_matches_the_variable() -> None:

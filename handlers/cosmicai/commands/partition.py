@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "image HDUs or a (5,H,W) cube, or <id>_<band>.fits) described by --table (FITS, CSV or "
             "Parquet: object_id, mag_u..mag_z or u..z, optional redshift, ra, dec, file); a bad "
             "cutout or row is listed under 'rejected' (manifest and output) and the rest partitioned; "
-            "exit 2 only if nothing was usable. See README 'FITS input'."
+            "exit 2 only if nothing was usable. See docs/data.md, 'FITS in and out'."
         ),
     )
     p.add_argument("sources", nargs="*", metavar="SRC", help="input files or folders (shards, npz, .pt)")
