@@ -195,7 +195,7 @@ def test_garbage_and_missing_sources(tmp_path):
 
 def test_cli_convert_checkpoint(reference, tmp_path, capsys):
     src, dst = reference["paths"]["whole"], tmp_path / "cli.safetensors"
-    assert cli_main(["convert-checkpoint", str(src), str(dst)]) != 0
+    assert cli_main(["convert-checkpoint", str(src), str(dst)]) == 2  # docs/inference.md: exit 2 on refusal
     err = capsys.readouterr().err
     assert "--trust-pickle" in err and not dst.exists()
     assert cli_main(["convert-checkpoint", str(src), str(dst), "--trust-pickle", "--fp16"]) == 0

@@ -22,10 +22,11 @@ def model_and_inputs() -> tuple[AstroMAE, np.ndarray, np.ndarray]:
     return AstroMAE().eval(), images, mags
 
 
-@pytest.mark.parametrize(("precision", "tol"), [("fp32", 1e-4), ("bf16", 2e-3), ("int8", 2e-3)])
+@pytest.mark.parametrize(("precision", "tol"), [("fp32", 1e-5), ("bf16", 2e-3), ("int8", 2e-3)])
 def test_precisions_run_and_agree_with_eager(model_and_inputs, precision: str, tol: float) -> None:
     # bf16 once crashed on AVX2-only CPUs (fused Linear+GELU has no bf16 primitive there).
-    # 2e-3 is the accuracy bar of issue 2: the fast modes touch only the transformer blocks.
+    # 2e-3 is the accuracy bar of issue 2: the fast modes touch only the transformer blocks;
+    # fp32 is the exact mode docs/inference.md promises within 1e-5 relative.
     model, images, mags = model_and_inputs
     want = plain_eager_predict(model, images, mags, batch_size=4)
     got = Engine(model, precision=precision, threads=1, batch_size=4).predict(images, mags)
