@@ -189,25 +189,15 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
     """Projection, recommendation and targets from the measured parts (also used by --report-only)."""
     from cosmicai.perf import projection, report
 
-    rows = (results.get("worker_path") or {}).get("rows") or []
-    best = report.best_accurate(rows)
     probes = (results.get("cold_start") or {}).get("probe") or []
-    if best and probes:
-        mode, batch = best["runner"], best["batch_size"]
-        init_s = next((p["first_prediction_s"] for p in probes if p["precision"] == mode), probes[0]["first_prediction_s"])
-        rate1 = best["objects_per_cpu_s"]  # per core: CPU seconds, so other work on this machine does not count
-        eff = (results["worker_path"].get("thread_scaling", {}).get(mode) or {}).get("efficiency_t2")
-        rates = {1: rate1} | ({2: 2 * rate1 * eff} if eff else {})
-        grid = projection.projection_grid(rates, init_s)
-        results["projection"] = {"inputs": projection.projection_inputs(rates, init_s, mode, batch), "rows": grid,
-                                 "rate_for_target_x86_1769mb_100mb": round(projection.rate_for_cost(0.10, init_s), 1),
-                                 "rate_for_target_x86_1769mb_100mb_no_init": round(projection.rate_for_cost(0.10, 0.0), 1)}
+    if probes:
         rss = max(p["peak_rss_mb"] for p in probes)
         # Headroom: 25% over the measured peak plus three copies of a 100 MB shard (bytes, arrays, catalog).
         min_mem = 1.25 * rss + 300
-        rec = projection.recommend(grid, "x86_64", min_memory_mb=min_mem)
-        results["recommendation"] = rec | {"batch_size": batch, "precision": mode, "threads": 1,
-                                           "min_memory_mb": round(min_mem), "peak_rss_mb": rss}
+        results["projection"] = projection.derive_projection(results, min_mem)
+        host = results["projection"]["classes"]["host"]
+        if "recommendation" in host:
+            results["recommendation"] = host["recommendation"] | {"min_memory_mb": round(min_mem), "peak_rss_mb": rss}
     results["targets"] = report.targets(results)
     return results
 
