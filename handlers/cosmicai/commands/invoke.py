@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 # used when bench/results.json is absent (costs.py is plain Python: `--help` stays quick)
-from cosmicai.costs import MEASURED_INIT_S, MEASURED_OBJECTS_PER_S, MEASURED_SOURCE
+from cosmicai.costs import BYTES_PER_OBJECT, MEASURED_INIT_S, MEASURED_OBJECTS_PER_S, MEASURED_SOURCE
 
 if TYPE_CHECKING:  # typing only: the command's imports stay lazy so `cosmicai --help` is quick
     from cosmicai.payload import RunPayload
@@ -363,12 +363,6 @@ def run(args: argparse.Namespace) -> int:
 
 # The stack's defaults (terraform/variables.tf) when its outputs are not in the environment.
 DEFAULT_MEMORY_MB, DEFAULT_ARCH = 1769, "x86_64"
-# REFERENCE section 4: a Distributed Map child bills at least two transitions (its start and its
-# task); the run's own states (Init, Map, Summarize, Choice, end) one each.
-ITEM_TRANSITIONS, RUN_TRANSITIONS = 2, 5
-# A shard object of unknown count is sized like the counted ones, else like a safetensors
-# shard: a 5x32x32 float32 image, 5 float32 magnitudes, an int64 id and a float32 redshift.
-BYTES_PER_OBJECT = 5 * 32 * 32 * 4 + 5 * 4 + 8 + 4
 STACK_ENV = {"data": "COSMICAI_TF_DATA_URI", "results": "COSMICAI_TF_RESULTS_URI", "memory": "COSMICAI_TF_INFER_MEMORY_MB",
              "arch": "COSMICAI_TF_ARCHITECTURE", "functions": "COSMICAI_TF_FUNCTION_NAMES"}
 
@@ -461,26 +455,25 @@ def estimate_objects(shards: Sequence[ShardInfo]) -> tuple[int, int]:
 
 
 def project(objects: int, items: int, shards: int, concurrency: int, throughput: Throughput,
-            memory_mb: float, arch: str) -> dict[str, Any]:
-    """Projected USD (run and per million objects) and worker wall time, from the cost model:
-    cost_per_million with this run's per-item requests, project_run for waves and wall time."""
-    from cosmicai.costs import CostInputs, cost_per_million, project_run, throughput_at_memory
+            memory_mb: float, arch: str, shard_bytes: int = 0) -> dict[str, Any]:
+    """Projected bill (run and per million objects) and worker wall time of this plan: costs.run_bill
+    over its items and shards, INIT once per worker, every item a mean one, Init reading each shard's
+    header (an upper bound: a manifest replaces those GETs with one)."""
+    from cosmicai.costs import Deployment, Rates, RunShape, item_seconds, lambda_usage, project_seconds, run_bill, throughput_at_memory
 
     rate = throughput_at_memory(throughput.rates_by_threads, memory_mb)
-    per_item = max(1, math.ceil(objects / items))
-    quote = cost_per_million(CostInputs(
-        memory_mb=memory_mb, objects_per_s=rate, objects_per_invocation=per_item, init_s=throughput.init_s, arch=arch,
-        sfn_transitions_per_invocation=ITEM_TRANSITIONS,
-        # each shard is read by its worker and its catalog by Summarize, with the worker report;
-        # each shard's catalog and the item's report are written
-        s3_gets_per_invocation=(2 * shards + items) / items, s3_puts_per_invocation=(shards + items) / items,
-        fixed_sfn_transitions=RUN_TRANSITIONS, run_objects=objects,
-    ))
-    wall = project_run(objects_per_s=rate, memory_mb=memory_mb, shard_objects=per_item, total_objects=objects,
-                       concurrency=concurrency, init_s=throughput.init_s, arch=arch)
-    return {"objects_per_s": rate, "objects_per_item": per_item, "usd_per_million_objects": quote["usd_per_million_objects"],
-            "run_usd": quote["usd_per_million_objects"] * objects / 1_000_000, "components": quote["components"],
-            "wall_s": wall["wall_s"], "waves": wall["waves"]}
+    rates = Rates(objects_per_s=rate, init_s=throughput.init_s,
+                  bytes_per_object=shard_bytes / objects if shard_bytes and objects else BYTES_PER_OBJECT)
+    one = item_seconds(objects / items, shards / items, rates)
+    waves = math.ceil(items / concurrency)
+    wall = throughput.init_s + waves * one.total_s
+    shape = RunShape(objects=objects, shards=shards, items=items, cold_starts=min(items, concurrency), manifest=False,
+                     wall_s=wall)
+    deployment = Deployment(infer_memory_mb=memory_mb, arch=arch)
+    bill = run_bill(shape, lambda_usage(shape, project_seconds(shape, rates), deployment, "projected"), deployment)
+    return {"objects_per_s": rate, "objects_per_item": max(1, math.ceil(objects / items)),
+            "usd_per_million_objects": bill.usd_per_million_objects, "run_usd": bill.usd, "components": bill.components,
+            "wall_s": wall, "waves": waves}
 
 
 def lambda_concurrency(make_client: Callable[[], Any], needed: int, items: int, max_concurrency: int,
@@ -537,8 +530,12 @@ def dry_run_rows(planned: RunPlan, throughput: Throughput, memory: tuple[float, 
             ("throughput", f"{throughput_at_memory(throughput.rates_by_threads, memory[0]):.0f} objects/s per worker, "
                            f"init {throughput.init_s:.2f} s: {throughput.source}")]
     if objects:
-        pr = project(objects, len(planned.items), len(planned.shards), concurrency.needed, throughput, memory[0], memory[1])
-        rows += [("projected USD (run)", f"{pr['run_usd']:.6f}"),
+        pr = project(objects, len(planned.items), len(planned.shards), max(1, concurrency.needed), throughput, memory[0],
+                     memory[1], shard_bytes=sum(s.bytes for s in planned.shards))
+        c = pr["components"]
+        rows += [("projected USD (run)", f"{pr['run_usd']:.6f}: Lambda {c['lambda_compute']:.6f} + requests "
+                                         f"{c['lambda_requests']:.6f} + Step Functions {c['step_functions']:.6f} + S3 "
+                                         f"{c['s3_requests']:.6f} + logs {c['cloudwatch_logs']:.6f} (costs.run_bill)"),
                  ("projected USD / 1M objects", f"{pr['usd_per_million_objects']:.4f}"),
                  ("projected wall s", f"{pr['wall_s']:.1f} of workers: {pr['waves']} wave(s) of {concurrency.needed}, "
                                       f"~{pr['objects_per_item']} objects per item (Init, Map start and Summarize not included)")]
