@@ -79,7 +79,7 @@ module "infer_function" {
   timeout_s            = var.infer_timeout_s
   architecture         = var.architecture
   reserved_concurrency = var.infer_reserved_concurrency
-  environment          = local.environment
+  environment          = merge(local.environment, { COSMICAI_BACKEND = var.infer_backend })
   read_locations       = [local.data_location]
   write_locations      = [local.results_location]
   log_retention_days   = var.log_retention_days

@@ -204,6 +204,17 @@ variable "infer_reserved_concurrency" {
   }
 }
 
+variable "infer_backend" {
+  description = "Engine backend the inference function loads at INIT (its COSMICAI_BACKEND): torch, or openvino (the IR baked into the inference image; the INIT never imports torch)."
+  type        = string
+  default     = "torch"
+
+  validation {
+    condition     = contains(["torch", "openvino"], var.infer_backend)
+    error_message = "infer_backend must be torch or openvino."
+  }
+}
+
 variable "init_memory_mb" {
   description = "Memory of the Init function in MB."
   type        = number

@@ -27,3 +27,8 @@ output "policy_json" {
   description = "The role's inline policy document (for tests and reviews)."
   value       = local.policy
 }
+
+output "environment" {
+  description = "The function's environment variables as deployed (for tests and reviews)."
+  value       = try(aws_lambda_function.this.environment[0].variables, {})
+}
