@@ -93,7 +93,7 @@ run "lambda_image_function" {
   }
 
   assert {
-    condition = alltrue([for s in jsondecode(aws_iam_role_policy.this.policy).Statement :
+    condition = length([for s in jsondecode(aws_iam_role_policy.this.policy).Statement : s if s.Action == ["s3:ListBucket"]]) == 2 && alltrue([for s in jsondecode(aws_iam_role_policy.this.policy).Statement :
     jsonencode(s.Condition) == jsonencode({ StringLike = { "s3:prefix" = [s.Resource[0] == "arn:aws:s3:::data" ? "shards/*" : "runs/*"] } }) if s.Action == ["s3:ListBucket"]])
     error_message = "listing is limited to the prefixes"
   }
@@ -148,13 +148,13 @@ run "ecr_repositories" {
   }
 
   assert {
-    condition = alltrue([for p in aws_ecr_lifecycle_policy.this :
+    condition = length(aws_ecr_lifecycle_policy.this) == 2 && alltrue([for p in aws_ecr_lifecycle_policy.this :
     length(jsondecode(p.policy).rules) == 2 && jsondecode(p.policy).rules[1].selection.countNumber == 10])
     error_message = "a lifecycle policy keeps keep_images images"
   }
 
   assert {
-    condition = alltrue([for p in aws_ecr_repository_policy.lambda_pull :
+    condition = length(aws_ecr_repository_policy.lambda_pull) == 2 && alltrue([for p in aws_ecr_repository_policy.lambda_pull :
       jsondecode(p.policy).Statement[0].Principal == { Service = "lambda.amazonaws.com" } &&
     jsondecode(p.policy).Statement[0].Condition.StringLike["aws:sourceArn"] == "arn:aws:lambda:us-east-1:123456789012:function:*"])
     error_message = "only this account's Lambda functions may pull the images"

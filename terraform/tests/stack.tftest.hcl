@@ -17,21 +17,6 @@ mock_provider "aws" {
       partition = "aws"
     }
   }
-  mock_resource "aws_s3_bucket" {
-    defaults = {
-      arn = "arn:aws:s3:::mock-bucket"
-    }
-  }
-  mock_resource "aws_lambda_function" {
-    defaults = {
-      arn = "arn:aws:lambda:us-east-1:123456789012:function:mock"
-    }
-  }
-  mock_resource "aws_cloudwatch_log_group" {
-    defaults = {
-      arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock"
-    }
-  }
   mock_resource "aws_iam_role" {
     defaults = {
       arn = "arn:aws:iam::123456789012:role/mock"
@@ -47,6 +32,45 @@ mock_provider "aws" {
       repository_url = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mock"
     }
   }
+}
+
+# Every bucket, function and log group gets its own ARN (a mock default gives all of them one,
+# and then a policy naming the wrong bucket or one function for three would still pass).
+override_resource {
+  target = module.storage.aws_s3_bucket.this["data"]
+  values = { arn = "arn:aws:s3:::mock-data" }
+}
+override_resource {
+  target = module.storage.aws_s3_bucket.this["results"]
+  values = { arn = "arn:aws:s3:::mock-results" }
+}
+override_resource {
+  target = module.init_function.aws_lambda_function.this
+  values = { arn = "arn:aws:lambda:us-east-1:123456789012:function:mock-init" }
+}
+override_resource {
+  target = module.init_function.aws_cloudwatch_log_group.this
+  values = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock-init" }
+}
+override_resource {
+  target = module.infer_function.aws_lambda_function.this
+  values = { arn = "arn:aws:lambda:us-east-1:123456789012:function:mock-infer" }
+}
+override_resource {
+  target = module.infer_function.aws_cloudwatch_log_group.this
+  values = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock-infer" }
+}
+override_resource {
+  target = module.summarize_function.aws_lambda_function.this
+  values = { arn = "arn:aws:lambda:us-east-1:123456789012:function:mock-summarize" }
+}
+override_resource {
+  target = module.summarize_function.aws_cloudwatch_log_group.this
+  values = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock-summarize" }
+}
+override_resource {
+  target = module.state_machine.aws_cloudwatch_log_group.this
+  values = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock-sfn" }
 }
 
 variables {
@@ -80,7 +104,7 @@ run "iam_is_least_privilege" {
   assert {
     condition = alltrue([for role in ["init", "infer", "summarize"] :
       anytrue([for s in jsondecode(output.iam_policies[role]).Statement :
-        try(s.Sid, "") == "OwnLogGroup" && flatten([s.Resource]) == ["arn:aws:logs:us-east-1:123456789012:log-group:mock:*"]
+        try(s.Sid, "") == "OwnLogGroup" && flatten([s.Resource]) == ["arn:aws:logs:us-east-1:123456789012:log-group:mock-${role}:*"]
       ])
     ])
     error_message = "each function may write only its own log group"
@@ -88,13 +112,13 @@ run "iam_is_least_privilege" {
 
   assert {
     condition = anytrue([for s in jsondecode(output.iam_policies.infer).Statement :
-    try(s.Sid, "") == "ReadObjects" && s.Action == ["s3:GetObject"] && s.Resource == ["arn:aws:s3:::mock-bucket/shards/*"]])
+    try(s.Sid, "") == "ReadObjects" && s.Action == ["s3:GetObject"] && s.Resource == ["arn:aws:s3:::mock-data/shards/*"]])
     error_message = "infer may read only the data prefix"
   }
 
   assert {
     condition = anytrue([for s in jsondecode(output.iam_policies.infer).Statement :
-    try(s.Sid, "") == "ReadWriteObjects" && s.Resource == ["arn:aws:s3:::mock-bucket/runs/*"]])
+    try(s.Sid, "") == "ReadWriteObjects" && s.Resource == ["arn:aws:s3:::mock-results/runs/*"]])
     error_message = "infer may write only the results prefix"
   }
 
@@ -107,7 +131,9 @@ run "iam_is_least_privilege" {
   assert {
     condition = anytrue([for s in jsondecode(output.iam_policies.state_machine).Statement :
       try(s.Sid, "") == "InvokeOwnFunctions" && s.Action == ["lambda:InvokeFunction"] &&
-      toset(s.Resource) == toset(["arn:aws:lambda:us-east-1:123456789012:function:mock", "arn:aws:lambda:us-east-1:123456789012:function:mock:*"])
+      toset(s.Resource) == toset(flatten([for fn in ["init", "infer", "summarize"] : [
+        "arn:aws:lambda:us-east-1:123456789012:function:mock-${fn}", "arn:aws:lambda:us-east-1:123456789012:function:mock-${fn}:*"
+      ]]))
     ])
     error_message = "the state machine may invoke only the stack's functions"
   }
@@ -122,7 +148,7 @@ run "iam_is_least_privilege" {
 
   assert {
     condition = anytrue([for s in jsondecode(output.iam_policies.state_machine).Statement :
-    try(s.Sid, "") == "ReadPlan" && s.Action == ["s3:GetObject"] && s.Resource == ["arn:aws:s3:::mock-bucket/runs/*"]])
+    try(s.Sid, "") == "ReadPlan" && s.Action == ["s3:GetObject"] && s.Resource == ["arn:aws:s3:::mock-results/runs/*"]])
     error_message = "the state machine may only read (the plan) below the results prefix"
   }
 
@@ -144,8 +170,9 @@ run "functions_and_state_machine" {
   }
 
   assert {
-    condition     = strcontains(module.state_machine.definition, "arn:aws:lambda:us-east-1:123456789012:function:mock")
-    error_message = "the ASL must name the function ARNs"
+    condition = alltrue([for fn in ["init", "infer", "summarize"] :
+    strcontains(module.state_machine.definition, "\"arn:aws:lambda:us-east-1:123456789012:function:mock-${fn}\"")])
+    error_message = "the ASL must name each of the three function ARNs"
   }
 
   assert {

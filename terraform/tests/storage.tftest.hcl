@@ -16,36 +16,6 @@ mock_provider "aws" {
       partition = "aws"
     }
   }
-  mock_resource "aws_s3_bucket" {
-    defaults = {
-      arn = "arn:aws:s3:::mock-bucket"
-    }
-  }
-  mock_resource "aws_lambda_function" {
-    defaults = {
-      arn = "arn:aws:lambda:us-east-1:123456789012:function:mock"
-    }
-  }
-  mock_resource "aws_cloudwatch_log_group" {
-    defaults = {
-      arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock"
-    }
-  }
-  mock_resource "aws_iam_role" {
-    defaults = {
-      arn = "arn:aws:iam::123456789012:role/mock"
-    }
-  }
-  mock_resource "aws_sfn_state_machine" {
-    defaults = {
-      arn = "arn:aws:states:us-east-1:123456789012:stateMachine:mock"
-    }
-  }
-  mock_resource "aws_ecr_repository" {
-    defaults = {
-      repository_url = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mock"
-    }
-  }
 }
 
 run "storage_is_private_encrypted_and_tls_only" {
@@ -64,14 +34,24 @@ run "storage_is_private_encrypted_and_tls_only" {
     force_destroy           = false
   }
 
+  # Each bucket its own ARN (a mock default would give both one: a policy on the wrong bucket would pass).
+  override_resource {
+    target = aws_s3_bucket.this["data"]
+    values = { arn = "arn:aws:s3:::cosmicai-data-test" }
+  }
+  override_resource {
+    target = aws_s3_bucket.this["results"]
+    values = { arn = "arn:aws:s3:::cosmicai-results-test" }
+  }
+
   assert {
-    condition = alltrue([for b in aws_s3_bucket_public_access_block.this :
+    condition = length(aws_s3_bucket_public_access_block.this) == 2 && alltrue([for b in aws_s3_bucket_public_access_block.this :
     b.block_public_acls && b.block_public_policy && b.ignore_public_acls && b.restrict_public_buckets])
     error_message = "every bucket must block all public access"
   }
 
   assert {
-    condition = alltrue([for c in aws_s3_bucket_server_side_encryption_configuration.this :
+    condition = length(aws_s3_bucket_server_side_encryption_configuration.this) == 2 && alltrue([for c in aws_s3_bucket_server_side_encryption_configuration.this :
     one(one(c.rule).apply_server_side_encryption_by_default).sse_algorithm == "AES256"])
     error_message = "every bucket must have default server-side encryption"
   }
@@ -90,7 +70,13 @@ run "storage_is_private_encrypted_and_tls_only" {
   }
 
   assert {
-    condition = alltrue([for o in aws_s3_bucket_ownership_controls.this :
+    condition = alltrue([for k, p in aws_s3_bucket_policy.tls_only :
+    jsondecode(p.policy).Statement[0].Resource == ["arn:aws:s3:::cosmicai-${k}-test", "arn:aws:s3:::cosmicai-${k}-test/*"]])
+    error_message = "each bucket policy covers its own bucket and its objects"
+  }
+
+  assert {
+    condition = length(aws_s3_bucket_ownership_controls.this) == 2 && alltrue([for o in aws_s3_bucket_ownership_controls.this :
     one(o.rule).object_ownership == "BucketOwnerEnforced"])
     error_message = "ACLs must be disabled (BucketOwnerEnforced)"
   }
@@ -102,14 +88,14 @@ run "storage_is_private_encrypted_and_tls_only" {
   }
 
   assert {
-    condition = alltrue([for b in aws_s3_bucket_lifecycle_configuration.this : anytrue([for r in b.rule :
+    condition = length(aws_s3_bucket_lifecycle_configuration.this) == 2 && alltrue([for b in aws_s3_bucket_lifecycle_configuration.this : anytrue([for r in b.rule :
       r.status == "Enabled" && try(one(r.abort_incomplete_multipart_upload).days_after_initiation, 0) == 7 &&
     try(one(r.noncurrent_version_expiration).noncurrent_days, 0) == 7])])
     error_message = "every bucket must abort stale multipart uploads and expire noncurrent versions"
   }
 
   assert {
-    condition     = alltrue([for r in aws_s3_bucket_lifecycle_configuration.this["data"].rule : length(r.expiration) == 0])
+    condition     = length(aws_s3_bucket_lifecycle_configuration.this["data"].rule) > 0 && alltrue([for r in aws_s3_bucket_lifecycle_configuration.this["data"].rule : length(r.expiration) == 0])
     error_message = "input shards must never expire"
   }
 }
