@@ -58,7 +58,7 @@ def functions(lam, role):
         "fail": (f"{FIXTURES}.echo.fail", 10, 256),
         "sleep": (f"{FIXTURES}.echo.sleep", 1, 256),
         "crash": (f"{FIXTURES}.echo.crash", 10, 256),
-        "par": (f"{FIXTURES}.echo.sleep", 20, 256),
+        "par": (f"{FIXTURES}.echo.window", 20, 256),
         "broken": (f"{FIXTURES}.broken.handler", 10, 256),
         "pause": (f"{FIXTURES}.echo.pause", 20, 256),
     }
@@ -119,14 +119,16 @@ def test_crash_and_init_error_are_named(lam, functions):
 
 
 def test_parallel_invokes_run_in_separate_environments(lam, functions):
+    # Proven by what the invokes saw, not by a wall-clock budget: three environments (pids) whose
+    # sleeps overlap in time, however slow the machine is.
     name = functions["par"]
     invoke(lam, name, {"seconds": 0})  # one warm environment; the other two start cold
-    t0 = time.monotonic()
     with ThreadPoolExecutor(3) as pool:
         results = list(pool.map(lambda _: invoke(lam, name, {"seconds": 2}), range(3)))
-    elapsed = time.monotonic() - t0
-    assert all("FunctionError" not in r and b == {"slept": 2} for r, b in results)
-    assert elapsed < 5.5, f"3 parallel 2 s invokes took {elapsed:.1f} s: not parallel"
+    assert all("FunctionError" not in r for r, _ in results), results
+    spans = [b for _, b in results]
+    assert len({s["pid"] for s in spans}) == 3, f"not three environments: {spans}"
+    assert max(s["start"] for s in spans) < min(s["end"] for s in spans), f"the three sleeps did not overlap: {spans}"
 
 
 def test_report_lines_reach_cloudwatch(lam, functions):

@@ -29,6 +29,13 @@ def sleep(event, context):
     return {"slept": event.get("seconds")}
 
 
+def window(event, context):
+    """Sleep event['seconds']; return this environment's pid and the wall-clock span it slept in."""
+    start = time.time()
+    time.sleep(float(event.get("seconds", 1)))
+    return {"pid": os.getpid(), "start": start, "end": time.time()}
+
+
 def crash(event, context):
     """Exit the runtime process with event['code'] (a hard crash, not an exception)."""
     print("echo fixture: crashing", flush=True)
