@@ -5,10 +5,18 @@ from __future__ import annotations
 import pytest
 
 from cosmicai.costs import (
+    BYTES_PER_OBJECT,
     CostError,
     CostInputs,
+    Deployment,
     Prices,
+    Rates,
+    RunShape,
     cost_per_million,
+    item_seconds,
+    lambda_usage,
+    project_seconds,
+    run_bill,
     lambda_compute_usd,
     memory_for_vcpus,
     recommend_memory,
@@ -43,31 +51,38 @@ def test_reference_invocation_cost() -> None:
 
 
 def test_cost_per_million_by_hand() -> None:
-    # 1,769 MB, 250 obj/s, 5,000 objects per invocation, 2 s init: billed 22 s.
+    # 1,769 MB, 250 obj/s, 5,000 objects per invocation, 2 s init on every invocation (a quote's upper bound).
     q = cost_per_million(CostInputs(memory_mb=1769, objects_per_s=250, objects_per_invocation=5000, init_s=2.0))
-    invocations = 1_000_000 / 5000  # 200
-    compute = 1769 / 1024 * 22 * 0.0000166667 * invocations
-    requests = 0.20 / 1_000_000 * invocations
-    sfn = 0.025 / 1000 * invocations  # one transition each
-    s3 = (0.0004 / 1000 + 0.005 / 1000) * invocations
-    assert q["billed_s_per_invocation"] == pytest.approx(22.0)
-    assert q["invocations_per_million"] == pytest.approx(200)
-    assert q["components"]["lambda_compute"] == pytest.approx(compute)
-    assert q["components"]["lambda_requests"] == pytest.approx(requests)
-    assert q["components"]["step_functions"] == pytest.approx(sfn)
-    assert q["components"]["s3"] == pytest.approx(s3)
-    assert q["usd_per_million_objects"] == pytest.approx(compute + requests + sfn + s3)
-    assert q["usd_per_million_objects"] == pytest.approx(0.13281, rel=1e-4)
+    invocations = 1_000_000 / 5000  # 200, each cold
+    rates = Rates(objects_per_s=250, init_s=2.0)
+    # one item: GET 0.05 s + 5,000 x 20,512 B at 67 MB/s; 20 s compute; catalog PUT 0.05 s + 66 KB; partial and report 0.1 s
+    download = 0.05 + 5000 * BYTES_PER_OBJECT / 67e6
+    upload = 0.05 + 5000 * 13.2 / 67e6 + 0.1
+    billed = 2.0 + download + 20.0 + upload
+    assert item_seconds(5000, 1, rates).total_s == pytest.approx(billed - 2.0)
+    infer = 1769 / 1024 * billed * invocations * 0.0000166667
+    init = 512 / 1024 * (1.0 + 200 * 157.96 / 200_000) * 0.0000166667
+    summarize = 1769 / 1024 * (1.0 + 200 * 152.5 / 40_000) * 0.0000166667
+    assert q["billed_s_per_invocation"] == pytest.approx(billed)
+    assert q["invocations_per_million"] == 200
+    assert q["components"]["lambda_compute"] == pytest.approx(infer + init + summarize)
+    assert q["components"]["lambda_requests"] == pytest.approx(0.20 / 1e6 * (200 + 2))
+    assert q["components"]["step_functions"] == pytest.approx(0.025 / 1000 * (5 + 2 * 200))
+    assert q["usd_per_million_objects"] == pytest.approx(sum(q["components"].values()))
     assert q["inputs"]["memory_mb"] == 1769 and q["prices"]["lambda_gb_s_x86"] == 0.0000166667
     assert q["vcpus"] == pytest.approx(1.0)
 
 
-def test_fixed_transitions_spread_over_run_and_custom_prices() -> None:
+def test_quote_is_the_bill_of_a_million_objects() -> None:
     base = CostInputs(memory_mb=1024, objects_per_s=100, objects_per_invocation=1000)
-    with_fixed = CostInputs(**{**base.__dict__, "fixed_sfn_transitions": 10, "run_objects": 500_000})
-    diff = cost_per_million(with_fixed)["components"]["step_functions"] - cost_per_million(base)["components"]["step_functions"]
-    assert diff == pytest.approx(10 * 2 * 0.025 / 1000)  # 10 transitions per 0.5 M objects
-    free = Prices(lambda_gb_s_x86=0.0, lambda_per_request=0.0, sfn_per_transition=0.0, s3_get=0.0, s3_put=0.0)
+    shape = RunShape(objects=1_000_000, shards=1000, items=1000, cold_starts=1000,
+                     wall_s=item_seconds(1000, 1, Rates(objects_per_s=100, init_s=0.0)).total_s)
+    seconds = project_seconds(shape, Rates(objects_per_s=100, init_s=0.0))
+    bill = run_bill(shape, lambda_usage(shape, seconds, Deployment(infer_memory_mb=1024), "projected"),
+                    Deployment(infer_memory_mb=1024))
+    assert cost_per_million(base)["usd_per_million_objects"] == pytest.approx(bill.usd)
+    free = Prices(lambda_gb_s_x86=0.0, lambda_per_request=0.0, sfn_per_transition=0.0, s3_get=0.0, s3_head=0.0, s3_put=0.0,
+                  s3_list=0.0, logs_ingest_per_gb=0.0)
     assert cost_per_million(base, free)["usd_per_million_objects"] == 0.0
 
 

@@ -197,13 +197,20 @@ def test_project_run_by_hand() -> None:
     p = project_run(objects_per_s=400.0, memory_mb=1769, shard_objects=5000, total_objects=659_817,
                     concurrency=1000, init_s=2.0, arch="x86_64")
     invocations = -(-659_817 // 5000)  # 132
-    billed = 2.0 + 5000 / 400  # 14.5 s
-    compute_per_m = 1769 / 1024 * billed * 0.0000166667 * 1e6 / 5000
-    assert p["invocations"] == invocations
+    per_item = 659_817 / invocations  # the mean item
+    download = 0.05 + per_item * 20_512 / 67e6  # one GET stream at 67 MB/s plus 50 ms (costs.S3_MB_PER_S)
+    upload = 0.05 + per_item * 13.2 / 67e6 + 2 * 0.05  # catalog, then the metric partial and the report
+    billed = 2.0 + download + per_item / 400 + upload
+    infer_per_m = 1769 / 1024 * billed * 0.0000166667 * invocations * 1e6 / 659_817
+    assert p["invocations"] == invocations and p["cold_starts"] == invocations
     assert p["billed_s_per_invocation"] == pytest.approx(billed)
-    assert p["cost"]["components"]["lambda_compute"] == pytest.approx(compute_per_m)
+    assert p["bill"]["counts"]["gb_seconds"]["infer"] == pytest.approx(1769 / 1024 * billed * invocations)
+    assert p["cost"]["components"]["lambda_compute"] == pytest.approx(infer_per_m, rel=2e-3)  # + Init and Summarize
     assert p["wall_s"] == pytest.approx(billed)  # 132 workers <= 1000: one wave
     assert p["run_usd"] == pytest.approx(p["cost"]["usd_per_million_objects"] * 659_817 / 1e6)
     many = project_run(objects_per_s=400.0, memory_mb=1769, shard_objects=500, total_objects=659_817,
                        concurrency=1000, init_s=2.0, prices=Prices())
-    assert many["waves"] == 2 and many["wall_s"] == pytest.approx(2.0 + 2 * 500 / 400)  # init once per worker
+    one = many["item_seconds"]
+    item_s = one["download_s"] + one["compute_s"] + one["upload_s"]
+    assert many["waves"] == 2 and many["wall_s"] == pytest.approx(2.0 + 2 * item_s)  # init once per worker
+    assert many["cold_starts"] == 1000  # the second wave reuses the first wave's environments

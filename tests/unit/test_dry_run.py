@@ -14,7 +14,7 @@ from fanout_s3 import MemoryS3
 
 from cosmicai import cli
 from cosmicai.commands import invoke as inv
-from cosmicai.costs import CostInputs, cost_per_million, throughput_at_memory
+from cosmicai.costs import Deployment, Rates, RunShape, item_seconds, lambda_usage, project_seconds, run_bill, throughput_at_memory
 from cosmicai.payload import RunPayload
 from cosmicai.plan import plan_run, prepare_run
 from cosmicai.shards import shard_to_bytes
@@ -201,14 +201,19 @@ def test_load_throughput_falls_back_to_the_built_in_figures_and_says_so(tmp_path
 
 def test_projection_is_the_cost_model_for_this_plan() -> None:
     t = inv.Throughput({1: 400.0}, 1.0, "test")
-    p = inv.project(objects=10_000, items=4, shards=8, concurrency=2, throughput=t, memory_mb=1769, arch="x86_64")
-    quote = cost_per_million(CostInputs(memory_mb=1769, objects_per_s=throughput_at_memory({1: 400.0}, 1769),
-                                        objects_per_invocation=2500, init_s=1.0, sfn_transitions_per_invocation=2,
-                                        s3_gets_per_invocation=5.0, s3_puts_per_invocation=3.0, fixed_sfn_transitions=5,
-                                        run_objects=10_000))
-    assert p["usd_per_million_objects"] == quote["usd_per_million_objects"]
-    assert p["run_usd"] == pytest.approx(quote["usd_per_million_objects"] / 100)
-    assert p["waves"] == 2 and p["wall_s"] == pytest.approx(1.0 + 2 * 2500 / 400.0)
+    p = inv.project(objects=10_000, items=4, shards=8, concurrency=2, throughput=t, memory_mb=1769, arch="x86_64",
+                    shard_bytes=10_000 * 20_000)
+    # the bill of this plan's shape: 4 items of 2 shards, 2 workers (2 cold starts), header GETs (no manifest known)
+    rates = Rates(objects_per_s=throughput_at_memory({1: 400.0}, 1769), init_s=1.0, bytes_per_object=20_000)
+    one = item_seconds(2500, 2, rates)
+    shape = RunShape(objects=10_000, shards=8, items=4, cold_starts=2, manifest=False, wall_s=1.0 + 2 * one.total_s)
+    bill = run_bill(shape, lambda_usage(shape, project_seconds(shape, rates), Deployment(), "projected"))
+    assert p["usd_per_million_objects"] == pytest.approx(bill.usd_per_million_objects)
+    assert p["run_usd"] == pytest.approx(bill.usd) and p["components"] == pytest.approx(bill.components)
+    # wall: one INIT, then 2 waves of an item: GET 0.05 s + 25 MB at 67 MB/s, the second shard's GET behind
+    # the first's 6.25 s of compute, 2 x 6.25 s compute, 2 catalog PUTs and the partial and report
+    item = 0.05 + 1250 * 20_000 / 67e6 + 2 * 1250 / 400.0 + 2 * (0.05 + 1250 * 13.2 / 67e6) + 0.1
+    assert p["waves"] == 2 and p["wall_s"] == pytest.approx(1.0 + 2 * item)
 
 
 def test_estimate_objects_scales_unknown_shards_by_size() -> None:

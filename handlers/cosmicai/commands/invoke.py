@@ -533,9 +533,10 @@ def dry_run_rows(planned: RunPlan, throughput: Throughput, memory: tuple[float, 
         pr = project(objects, len(planned.items), len(planned.shards), max(1, concurrency.needed), throughput, memory[0],
                      memory[1], shard_bytes=sum(s.bytes for s in planned.shards))
         c = pr["components"]
-        rows += [("projected USD (run)", f"{pr['run_usd']:.6f}: Lambda {c['lambda_compute']:.6f} + requests "
-                                         f"{c['lambda_requests']:.6f} + Step Functions {c['step_functions']:.6f} + S3 "
-                                         f"{c['s3_requests']:.6f} + logs {c['cloudwatch_logs']:.6f} (costs.run_bill)"),
+        rows += [("projected USD (run)", f"{pr['run_usd']:.6f}"),
+                 ("projected USD by charge", f"Lambda {c['lambda_compute']:.6f} + requests {c['lambda_requests']:.6f} + "
+                                             f"Step Functions {c['step_functions']:.6f} + S3 {c['s3_requests']:.6f} + "
+                                             f"logs {c['cloudwatch_logs']:.6f} (costs.run_bill)"),
                  ("projected USD / 1M objects", f"{pr['usd_per_million_objects']:.4f}"),
                  ("projected wall s", f"{pr['wall_s']:.1f} of workers: {pr['waves']} wave(s) of {concurrency.needed}, "
                                       f"~{pr['objects_per_item']} objects per item (Init, Map start and Summarize not included)")]
