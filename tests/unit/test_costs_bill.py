@@ -219,3 +219,33 @@ def test_worker_log_bytes_are_the_workers_lines(caplog: pytest.LogCaptureFixture
 def test_measured_worker_seconds_carry_their_phases() -> None:
     w = WorkerSeconds(init_s=1.0, download_s=2.0, compute_s=3.0, upload_s=0.5, other_s=0.25)
     assert w.total_s == pytest.approx(6.75)
+
+
+def test_costs_command_prices_a_run_from_local_cloud_report_lines() -> None:
+    """`cosmicai costs --run-id`: the REPORT lines the local cloud wrote (infer 3,008 MB, init 512 MB, summarize
+    1,769 MB; two cold and one warm each) give the Lambda GB-s, the run's worker reports every other count."""
+    from cosmicai.commands.costs import RunFacts, group_role, run_bill_from_reports
+    from cosmicai.lambda_logs import parse_report_lines
+
+    lines = (Path(__file__).parent / "data" / "report_lines_localstack.log").read_text().splitlines()
+    reports = parse_report_lines(lines)
+    roles = {"infer": "/aws/lambda/cosmicai-infer", "init": "/aws/lambda/cosmicai-init"}
+    assert group_role("/aws/lambda/cosmicai-infer", roles) == "infer"
+    assert group_role("/aws/lambda/stack-summarize") == "summarize" and group_role("/aws/vendedlogs/states/x") is None
+    by_role = {"infer": reports[:3], "init": reports[3:6], "summarize": reports[6:]}
+    # a run of 2 items (one of 2 shards), 256 objects, 12 s: 3 infer invocations = one retry
+    facts = RunFacts(frozenset(r.request_id for r in reports[:3]), objects=256, items=2, shards=3, failed_items=0,
+                     started_at=100.0, finished_at=112.0)
+    bill = run_bill_from_reports(by_role, facts, "x86_64")
+    # Lambda bills each image cold start's INIT: ceil(duration + init) ms (lambda_logs.ReportLine.billed_seconds)
+    infer_gb_s = 3008 / 1024 * (31.434 + 32.276 + 0.018)
+    init_gb_s = 512 / 1024 * (3.611 + 4.330 + 0.090)  # 2,233.46 + 1,377.22; 3,075.22 + 1,254.36; 89.97
+    summarize_gb_s = 1769 / 1024 * (2.772 + 2.206 + 0.121)  # 1,530.46 + 1,240.72; 1,138.91 + 1,066.20; 120.27
+    assert bill.usage.infer_gb_s == pytest.approx(infer_gb_s, rel=1e-6)
+    assert bill.usage.init_gb_s == pytest.approx(init_gb_s, rel=1e-6)
+    assert bill.usage.summarize_gb_s == pytest.approx(summarize_gb_s, rel=1e-6)
+    assert bill.lambda_compute == pytest.approx((infer_gb_s + init_gb_s + summarize_gb_s) * GB_S, rel=1e-6)
+    # requests: Init + 2 items + 1 retry + Summarize; transitions: 5 + 2 x 2 + 1 retry
+    assert bill.invocations == 5 and bill.transitions == 10
+    assert bill.deployment.infer_memory_mb == 3008 and bill.deployment.init_memory_mb == 512
+    assert bill.usd_per_million_objects == pytest.approx(bill.usd * 1e6 / 256)

@@ -2,9 +2,11 @@
 
 Reads REPORT lines from CloudWatch Logs (AWS, or the local cloud through
 AWS_ENDPOINT_URL), sums billed GB-seconds and prices them (x86_64 or arm64, plus
-requests). With `--output s3://.../ --run-id RUN` only the invocations named in that
-run's worker reports count, and the bill is also quoted per million objects, to set
-beside the projection in bench/REPORT.md.
+requests). With `--output s3://.../ --run-id RUN` only the infer invocations named in that
+run's worker reports count, and the run's whole bill is priced by `costs.run_bill` (the
+function the run summary and the projection use): the REPORT lines' GB-seconds, and the
+run's requests, Step Functions transitions, S3 requests and log bytes counted from its
+worker reports; quoted per million objects, to set beside the projection in bench/REPORT.md.
 """
 
 from __future__ import annotations
@@ -15,8 +17,13 @@ import os
 import re
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typing only: the command's imports stay lazy so `cosmicai --help` is quick
+    from cosmicai.costs import Bill
+    from cosmicai.lambda_logs import ReportLine
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -82,18 +89,35 @@ def function_arch(lambda_client: Any, group: str) -> str | None:
     return str(archs[0])
 
 
-def run_requests(s3: Any, output: str, run_id: str) -> tuple[set[str], int, float, float]:
-    """(request ids, objects, first start, last finish) from the run's worker reports."""
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run's worker reports say about it: the infer request ids, and the counts its bill needs."""
+
+    request_ids: frozenset[str]
+    objects: int
+    items: int
+    shards: int
+    failed_items: int  # reports the Map's Catch wrote (crashed or timed-out items)
+    started_at: float
+    finished_at: float
+
+
+def run_requests(s3: Any, output: str, run_id: str) -> RunFacts:
+    """The run's facts from its worker reports under `output`."""
     from cosmicai.payload import split_s3_uri
     from cosmicai.runstore import WORKERS_DIR, get_json, list_objects
 
     bucket, prefix = split_s3_uri(output, "--output")
     ids: set[str] = set()
-    objects, starts, ends = 0, [], []
+    objects = items = shards = crashed = 0
+    starts, ends = [], []
     for obj in list_objects(s3, bucket, prefix + WORKERS_DIR):
         report = get_json(s3, bucket, obj["Key"])
         if report.get("run_id") != run_id:
             continue
+        items += 1
+        shards += len(report.get("shards") or [])
+        crashed += bool(report.get("crashed"))
         request_id = (report.get("function") or {}).get("request_id")
         if request_id:
             ids.add(request_id)
@@ -104,7 +128,38 @@ def run_requests(s3: Any, output: str, run_id: str) -> tuple[set[str], int, floa
             ends.append(float(report["finished_at"]))
     if not ids:
         raise CostsCommandError(f"--run-id {run_id}: no worker report under {output}{WORKERS_DIR} names a Lambda request id")
-    return ids, objects, min(starts, default=0.0), max(ends, default=time.time())
+    return RunFacts(frozenset(ids), objects, items, max(shards, items), crashed, min(starts, default=0.0),
+                    max(ends, default=time.time()))
+
+
+def group_role(group: str, roles: dict[str, str] | None = None) -> str | None:
+    """`infer`, `init` or `summarize` for a function's log group: from the stack's outputs, else its name's end."""
+    for role, name in (roles or {}).items():
+        if name == group:
+            return role
+    tail = group.rstrip("/").rsplit("/", 1)[-1]
+    return next((r for r in ("infer", "init", "summarize") if tail.endswith(r)), None)
+
+
+def run_bill_from_reports(by_role: dict[str, list[ReportLine]], facts: RunFacts, arch: str) -> Bill:
+    """The run's bill (costs.run_bill): Lambda GB-s as its REPORT lines bill them, by function, and every
+    other charge counted from the run's facts; infer invocations beyond the items are the Map's retries."""
+    from cosmicai.costs import Deployment, LambdaUsage, RunShape, run_bill
+
+    infer = by_role.get("infer", [])
+    gb_s = {role: sum(r.billed_gb_seconds for r in lines) for role, lines in by_role.items()}
+    memory = {role: max(r.memory_size_mb for r in lines) for role, lines in by_role.items() if lines}
+    retries = max(0, len(infer) - facts.items)
+    shape = RunShape(objects=facts.objects, shards=facts.shards, items=facts.items,
+                     cold_starts=min(sum(r.cold for r in infer), facts.items + retries), infer_retries=retries,
+                     failed_items=facts.failed_items, wall_s=max(0.0, facts.finished_at - facts.started_at))
+    defaults = Deployment()
+    deployment = Deployment(infer_memory_mb=memory.get("infer", defaults.infer_memory_mb), arch=arch,
+                            init_memory_mb=memory.get("init", defaults.init_memory_mb),
+                            summarize_memory_mb=memory.get("summarize", defaults.summarize_memory_mb))
+    usage = LambdaUsage(infer_gb_s=gb_s.get("infer", 0.0), init_gb_s=gb_s.get("init", 0.0),
+                        summarize_gb_s=gb_s.get("summarize", 0.0), source="REPORT lines")
+    return run_bill(shape, usage, deployment)
 
 
 def projection_for(results_path: str | None, arch: str, memory_mb: int, objects_per_invocation: float) -> dict[str, Any] | None:
@@ -144,26 +199,32 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     end_ms = parse_time_ms(args.end, "--end")
     if bool(args.run_id) != bool(args.output):
         raise CostsCommandError("--run-id and --output go together (the run's worker reports name its invocations)")
-    request_ids: set[str] | None = None
+    facts = None
     objects = args.objects
     if args.run_id:
-        request_ids, run_objects, first, last = run_requests(s3_client(), args.output, args.run_id)
-        objects = objects or run_objects
+        facts = run_requests(s3_client(), args.output, args.run_id)
+        objects = objects or facts.objects
         # REPORT lines follow the handler's return; a minute of slack each side catches them.
-        start_ms = start_ms if start_ms is not None else int((first - 60) * 1000)
-        end_ms = end_ms if end_ms is not None else int((last + 60) * 1000)
+        start_ms = start_ms if start_ms is not None else int((facts.started_at - 60) * 1000)
+        end_ms = end_ms if end_ms is not None else int((facts.finished_at + 60) * 1000)
+    roles = json.loads(os.environ.get("COSMICAI_TF_LOG_GROUP_NAMES") or "{}")
     logs, lam = aws_client("logs"), aws_client("lambda")
-    groups, everything = [], []
+    groups: list[dict[str, Any]] = []
+    by_role: dict[str, list[ReportLine]] = {}
+    archs: list[str] = []
     for group in args.logs:
         reports = dedupe(fetch_report_lines(logs, group, start_ms=start_ms, end_ms=end_ms))
         filtered_by = "time window"
-        if request_ids is not None and any(r.request_id in request_ids for r in reports):
+        if facts is not None and any(r.request_id in facts.request_ids for r in reports):
             # Worker reports name infer invocations only; other functions keep the run's time window.
-            reports = [r for r in reports if r.request_id in request_ids]
+            reports = [r for r in reports if r.request_id in facts.request_ids]
             filtered_by = "run's request ids"
         arch = args.arch or function_arch(lam, group) or "x86_64"
         groups.append({"log_group": group, "filtered_by": filtered_by} | bill(reports, arch))
-        everything.append((reports, arch))
+        role = group_role(group, roles)
+        if role:
+            by_role.setdefault(role, []).extend(reports)
+        archs.append(arch)
     total_usd = sum(g["usd"]["total"] for g in groups)
     out: dict[str, Any] = {
         "kind": "bill (from REPORT lines)",
@@ -182,6 +243,9 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         if infer["invocations"] and infer["memory_sizes_mb"]:
             out["projection"] = projection_for(getattr(args, "projection", None), infer["arch"], infer["memory_sizes_mb"][-1],
                                                objects / infer["invocations"])
+    if facts is not None and facts.items and by_role.get("infer"):
+        run = run_bill_from_reports(by_role, facts, archs[0] if archs else "x86_64")
+        out["run_bill"] = run.as_dict()
     return out
 
 
@@ -202,8 +266,15 @@ def _print_table(bill_: dict[str, Any]) -> None:
     console.print(table)
     console.print(f"total: {bill_['invocations']} invocations, {bill_['billed_gb_seconds']:.3f} GB-s, ${bill_['usd_total']:.6f}")
     if "usd_per_million_objects" in bill_:
-        console.print(f"{bill_['objects']:,} objects -> ${bill_['usd_per_million_objects']:.4f} per million objects (Lambda only; "
-                      "Step Functions and S3 requests are in the projection, not in REPORT lines)")
+        console.print(f"{bill_['objects']:,} objects -> ${bill_['usd_per_million_objects']:.4f} per million objects (Lambda only)")
+    run = bill_.get("run_bill")
+    if run:
+        c = run["components"]
+        console.print(f"run {bill_['run_id']}, every charge (costs.run_bill; Lambda from these REPORT lines, the rest counted from "
+                      f"its worker reports): ${run['usd']:.6f} = Lambda ${c['lambda_compute']:.6f} + requests "
+                      f"${c['lambda_requests']:.6f} + Step Functions ${c['step_functions']:.6f} + S3 ${c['s3_requests']:.6f} + "
+                      f"logs ${c['cloudwatch_logs']:.6f}"
+                      + (f"; ${run['usd_per_million_objects']:.4f} per million objects" if run["usd_per_million_objects"] else ""))
     proj = bill_.get("projection")
     if proj:
         lam = proj["components_per_million"]["lambda_compute"] + proj["components_per_million"]["lambda_requests"]
