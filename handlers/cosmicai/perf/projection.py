@@ -41,6 +41,8 @@ ITEM_LIMIT_S = 600.0
 # The worker refuses a shard over a third of (memory - 512 MB) (worker.max_shard_bytes).
 WORKER_BASE_MEMORY_MB = 512
 CPU_CLASSES = ("host", "avx2")
+BILLION = 1_000_000_000
+MAP_ITEM_LIMIT = 40_000  # payload.MAX_WORKERS: the work items one run's Map collects
 
 ASSUMPTIONS = (
     "objects/s per vCPU on Lambda equals the worker path's objects per wall second at one thread measured on the "
@@ -262,9 +264,17 @@ def class_projection(results: dict[str, Any], cpu_class: str, min_memory_mb: flo
                         shards_per_item=r["shards_per_item"], rates=rates_obj)
         sens[name] = {"init_s": rates_obj.init_s, "s3_mb_per_s": rates_obj.s3_mb_per_s,
                       "usd_per_million_objects": round(p["cost"]["usd_per_million_objects"], 5)}
+    # Survey scale: 10^9 objects at the recommended row (a Map takes at most 40,000 items: payload.MAX_WORKERS)
+    per_item = max(r["shards_per_item"], math.ceil(BILLION / r["shard_objects"] / MAP_ITEM_LIMIT))
+    big = project_run(objects_per_s=r["objects_per_s"], memory_mb=r["memory_mb"], shard_objects=r["shard_objects"],
+                      total_objects=BILLION, concurrency=CONCURRENCY, init_s=init_s, shards_per_item=per_item)
+    billion = {"objects": BILLION, "shards_per_item": per_item, "items": big["invocations"], "concurrency": CONCURRENCY,
+               "waves": big["waves"], "wall_s": round(big["wall_s"], 1), "run_usd": round(big["run_usd"], 2),
+               "usd_per_million_objects": round(big["cost"]["usd_per_million_objects"], 5)}
     return {
         "cpu_class": cpu_class,
         "inputs": projection_inputs(rates, init_s, mode, batch),
+        "billion": billion,
         "rows": grid,
         "recommendation": rec | {"batch_size": batch, "precision": mode, "threads": 1},
         "recommendation_one_shard_per_item": one_per_item,
@@ -281,7 +291,10 @@ def derive_projection(results: dict[str, Any], min_memory_mb: float) -> dict[str
         return {"classes": classes}
     init_s = host["inputs"]["init_s"]
     rows = host.pop("rows")  # kept once, at the top level
+    rec = host["recommendation"]
     return {"inputs": host["inputs"], "rows": rows, "classes": classes,
+            "rate_for_target_0040_recommended": round(rate_for_cost(0.040, init_s, rec["memory_mb"], rec["shard_mb"],
+                                                                    shards_per_item=rec["shards_per_item"]), 1),
             "rate_for_target_x86_1769mb_100mb": round(rate_for_cost(0.10, init_s), 1),
             "rate_for_target_x86_1769mb_100mb_no_init": round(rate_for_cost(0.10, 0.0), 1)}
 

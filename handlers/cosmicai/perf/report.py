@@ -168,6 +168,13 @@ def findings(results: dict[str, Any]) -> list[str]:
                    f"{proj['rate_for_target_x86_1769mb_100mb']:.0f} objects/s per vCPU with the measured init "
                    f"({proj['rate_for_target_x86_1769mb_100mb_no_init']:.0f} if init were free), against "
                    f"{proj['inputs']['objects_per_s_by_threads']['1']:.0f} measured; arm64 is 20% cheaper per GB-second.")
+    if proj.get("rate_for_target_0040_recommended"):
+        rec = results.get("recommendation") or {}
+        out.append(f"- Every charge counted, ${TARGET_USD_EVERY_CHARGE} per million objects at the recommended settings "
+                   f"({rec.get('memory_mb')} MB, {rec.get('shard_mb')} MB shards, {rec.get('shards_per_item')} per item) needs "
+                   f"about {proj['rate_for_target_0040_recommended']:.0f} objects per wall second per vCPU on x86_64, against "
+                   f"{proj['inputs']['objects_per_s_by_threads']['1']:.0f} measured: compute alone is "
+                   "1.7275 GB x 1.66667e-5 $/GB-s / rate.")
     return ["", "## What the figures say", "", *out] if out else []
 
 
@@ -184,8 +191,9 @@ def summarize_section(doc: dict[str, Any] | None) -> list[str]:
              f"({cfg.get('shards_per_item', '?')} shard each), served by an in-process S3 double that generates every "
              f"object on request from {cfg.get('pool', '?')} real metric partials (~{rows[0]['partial_bytes'] / 1e3:.1f} KB "
              "each); each row is a fresh interpreter, peak RSS is its VmHWM (`procstats.peak_rss_mb`). `merge` is "
-             "`summary._merge_partials` fed the accounted shards as a stream (the merge's own memory); `summarize` is the "
-             "whole `summarize_run` (plan, reports, listings, accounting, merge, summary.json).", "",
+             "`summary.PartialMerge` fed the accounted items as a stream (the merge's own memory); `summarize` is the "
+             "whole `summarize_run` (plan, reports, listings, accounting, merge, summary.json and its per-worker and "
+             "failure files).", "",
              "| mode | items | objects | GETs | ms per GET | seconds | RSS before MiB | peak RSS MiB |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -196,18 +204,22 @@ def summarize_section(doc: dict[str, Any] | None) -> list[str]:
         small, large = v["items"]
         mine = [r for r in rows if r["mode"] == mode]
         big = max((r for r in mine if r["items"] == large), key=lambda r: r["seconds"])
-        lo = next(r for r in mine if r["items"] == small)
-        hi = next(r for r in mine if r["items"] == large and r["get_latency_ms"] == lo["get_latency_ms"])
-        per_item_kb = (hi["peak_rss_mb"] - lo["peak_rss_mb"]) * 1024 / max(large - small, 1)
-        lines.append(f"- `{mode}`: peak RSS at {large:,} items is {v['peak_ratio']:.2f}x that at {small:,} "
-                     f"({per_item_kb:+.1f} KB per added item; target: within 20%): {'met' if v['within_20_percent'] else 'NOT met'}; "
-                     f"slowest {large:,}-item row {big['seconds']:.0f} s at {big['peak_rss_mb']:.0f} MiB: "
-                     f"{'within' if v['within_lambda'] else 'outside'} a Lambda's 10,240 MB and 900 s.")
-    if "summarize" in (doc.get("verdicts") or {}):
-        lines.append("- What grows in `summarize` is what summary.json's format needs per item: plan.json, every worker "
-                     "report (slimmed to the fields used), one outcome per shard and summary.json's `per_worker` rows; the "
-                     "metrics themselves (`merge`) do not grow. Keeping the whole of Summarize flat would need those rows "
-                     "out of summary.json and the plan read as a stream.")
+        ratios = v.get("peak_ratio_by_latency_ms") or {"?": v["peak_ratio"]}
+        each = ", ".join(f"{x:.2f}x at {ms} ms per GET" for ms, x in ratios.items())
+        lines.append(f"- `{mode}`: peak RSS at {large:,} items against {small:,}: {each} (target: within 20%): "
+                     f"{'met' if v['within_20_percent'] else 'NOT met'}; slowest {large:,}-item row {big['seconds']:.0f} s "
+                     f"at {big['peak_rss_mb']:.0f} MiB: {'within' if v['within_lambda'] else 'outside'} a Lambda's "
+                     "10,240 MB and 900 s.")
+    biggest = max((r for r in rows if r["mode"] == "summarize"), key=lambda r: r["items"], default=None)
+    if biggest is not None and biggest.get("summary_json_bytes"):
+        lines.append(f"- `summarize` keeps nothing per item: it parses plan.json as it streams in, reads each item's "
+                     "report and partial in a bounded window, keeps running totals (exact percentiles from 8 bytes a "
+                     "worker), checks presence against 17-byte digests of the listings, and writes the per-worker rows "
+                     f"and failed shards to `summary/workers.jsonl` ({biggest.get('workers_jsonl_bytes') or 0:,} bytes at "
+                     f"{biggest['items']:,} items) and `summary/failures.jsonl`; summary.json is "
+                     f"{biggest['summary_json_bytes']:,} bytes. What still differs between the sizes is the metrics' "
+                     "final computation (as in `merge`): 200 million objects occupy more bins of the delta histogram "
+                     "than 5 million (bounded by the grid, not by items).")
     lines.append("- Metrics merged from partials carry a stated bound (`summary.json` `metrics_source.error_bounds`): "
                  "n and the outlier fraction exact, MAE/MSE/bias/R^2 float64 sums, every quantile of delta within "
                  "9.7e-7, precision (NMAD) within 2.9e-6 (proof in `cosmicai.metrics.DeltaDistribution`).")
@@ -295,6 +307,12 @@ def projection_section(proj: dict[str, Any], rec: dict[str, Any] | None, plots: 
         lines += ["", f"With one shard per work item (the payload default) the cheapest is {one['memory_mb']} MB, {one['shard_mb']} MB "
                   f"shards: ${one['usd_per_million_objects']:.4f} per million objects, {one['wall_s']:.0f} s wall. Every row: "
                   "`results.json` `projection.rows`."]
+    big = host.get("billion")
+    if big:
+        lines.append(f"- At survey scale, 10^9 objects with the recommended settings ({big['shards_per_item']} shards per item, "
+                     f"{big['items']:,} items, {big['concurrency']:,} workers, {big['waves']} waves): ${big['run_usd']:,.2f}, "
+                     f"${big['usd_per_million_objects']:.4f} per million objects, {big['wall_s'] / 60:.0f} min of workers "
+                     "(the scale rehearsal's table below was projected by the earlier cost model when `make scale-test` ran).")
     for name, v in (host.get("sensitivity") or {}).items():
         lines.append(f"- Sensitivity of the recommended row, {name} (init {v['init_s']:.2f} s, S3 {v['s3_mb_per_s']:g} MB/s): "
                      f"${v['usd_per_million_objects']:.4f} per million objects.")
@@ -355,6 +373,12 @@ def render(results: dict[str, Any], plots: list[str] | None = None) -> str:
                   f"- Rule: {rec['rule']}. Batch size: the fastest at one thread for that precision in the worker path.",
                   f"- Projected for 659,817 objects at 1,000 workers ({rec['row']['arch']}): ${rec['row']['usd_per_million_objects']:.4f} "
                   f"per million objects, ${rec['row']['run_usd']:.3f} per run, {rec['row']['wall_s']:.0f} s wall (projection)."]
+        arm = next((r for r in (results.get("projection") or {}).get("rows") or [] if r["arch"] == "arm64"
+                    and (r["memory_mb"], r["shard_mb"], r.get("shards_per_item", 1))
+                    == (rec["memory_mb"], rec["shard_mb"], rec.get("shards_per_item", 1))), None)
+        if arm:
+            lines.append(f"- The same on arm64 (Graviton2; its rate not measured, assumed equal per vCPU): "
+                         f"${arm['usd_per_million_objects']:.4f} per million objects.")
     lines += findings(results)
     wp = results.get("worker_path") or {}
     lines += ["", "## Worker path vs reference-style loop (per core)", ""]
