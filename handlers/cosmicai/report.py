@@ -1,8 +1,9 @@
 """Run reports: download a run's files, merge its catalog, draw plots, write report.md.
 
 Used by `cosmicai invoke` (and so `make invoke`). Everything lands in `runs/<run_id>/`:
-`summary.json`, `run.json`, `plan.json`, `workers/<item>.json`, `catalog.parquet` (the
-run's prediction catalogs concatenated), `plots/*.png` and `report.md`.
+`summary.json` with `summary/workers.jsonl` and `summary/failures.jsonl`, `run.json`, `plan.json`,
+`workers/<item>.json`, `catalog.parquet` (the run's prediction catalogs concatenated),
+`plots/*.png` and `report.md`.
 
 The catalog is downloaded only when the run's prediction objects, as listed in S3, add up to
 no more than a size limit (2 GB by default). Above it the catalog stays in S3, where
@@ -32,6 +33,7 @@ from cosmicai.runstore import (
     RunLocation,
     get_json,
     get_json_if_exists,
+    iter_json_lines,
     list_objects,
 )
 
@@ -88,6 +90,7 @@ class RunFiles:
     summary: dict[str, Any]
     plan: list[dict[str, Any]] = field(default_factory=list)
     reports: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)  # every failed shard (summary/failures.jsonl)
     catalog_rows: int = 0
     catalog_path: Path | None = None
     in_place: CatalogInPlace | None = None  # set instead of catalog_path above the limit
@@ -188,8 +191,8 @@ def fetch_run(s3: Any, loc: RunLocation, run_dir: Path, run_id: str | None = Non
                    if isinstance(r, dict) and r.get("run_id") == run_id]
     for r in reports:
         _save_json(run_dir / WORKERS_DIR / f"{r['item_id']}.json", r)
-    files = RunFiles(run_dir=run_dir, summary=summary, plan=plan, reports=reports)
-    failed = {f["shard"] for f in summary.get("shards", {}).get("failures", [])}
+    files = RunFiles(run_dir=run_dir, summary=summary, plan=plan, reports=reports, failures=_failures(s3, loc, summary, run_dir))
+    failed = {f["shard"] for f in files.failures}
     pred_keys = sorted(loc.prediction_key(s["name"]) for item in plan for s in item["shards"] if s["key"] not in failed)
     listing = list_catalogs(s3, loc, pred_keys)
     # Files of an earlier fetch of the same run id must not pass for this one's.
@@ -206,6 +209,23 @@ def fetch_run(s3: Any, loc: RunLocation, run_dir: Path, run_id: str | None = Non
     files.in_place = CatalogInPlace(uri=listing.uri, bytes=listing.bytes, files=len(listing.keys), limit=catalog_limit,
                                     sample_files=len(sample), sample_rows=sample_rows)
     return files
+
+
+def _failures(s3: Any, loc: RunLocation, summary: dict[str, Any], run_dir: Path) -> list[dict[str, Any]]:
+    """Every failed shard: summary.json lists the first FAILURES_LISTED, `shards.failures_file` all of
+    them (saved beside summary.json, as are the per-worker rows). A summary without that file (older
+    runs) listed all of them itself."""
+    shards = summary.get("shards", {})
+    if not shards.get("failures_file"):
+        return list(shards.get("failures", []))
+    for name in (shards["failures_file"], (summary.get("performance") or {}).get("per_worker_file")):
+        if name:
+            dst = run_dir / name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            with dst.open("w") as f:
+                f.writelines(json.dumps(doc) + "\n" for doc in iter_json_lines(s3, loc.bucket, loc.key(name)))
+    with (run_dir / shards["failures_file"]).open() as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def _read_in_order(read: Callable[[str], Any], keys: Sequence[str], window: int = 2 * READ_THREADS) -> Iterator[Any]:
@@ -415,7 +435,7 @@ def write_report(files: RunFiles, plots: list[Path]) -> Path:
     lines = [f"# Run {s.get('run_id')}: {s.get('status')}", "", f"Input `{s.get('input')}`, output `{s.get('output')}`.", "",
              "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in summary_rows(s)]
-    failures = s.get("shards", {}).get("failures", [])
+    failures = files.failures
     if failures:
         lines += ["", "## Failed shards", "", "| shard | error | objects | message |", "|---|---|---|---|"]
         lines += [f"| `{f['shard']}` | {f['error']} | {f.get('objects')} | {str(f.get('message', '')).replace('|', '/')[:300]} |"

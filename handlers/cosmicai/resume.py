@@ -17,25 +17,21 @@ from cosmicai.payload import PayloadError, RunPayload
 from cosmicai.plan import PROBE_THREADS, init_result, probe_count
 from cosmicai.runstore import (
     PLAN_FILE,
-    PREDICTIONS_DIR,
     RESUME_FILE,
     RUN_FILE,
     RunLocation,
     get_json_if_exists,
-    list_objects,
+    iter_json_array,
+    object_exists,
     put_json,
 )
 
 
-def unfinished_items(plan: list[dict[str, Any]], outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The plan's items restricted to shards whose outcome is not `succeeded`, in plan order."""
+def unfinished_item(item: dict[str, Any], outcomes: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """`item` restricted to its shards whose outcome is not `succeeded`; None when all succeeded."""
     done = {o["key"] for o in outcomes if o["status"] == "succeeded"}
-    items = []
-    for item in plan:
-        todo = [s for s in item["shards"] if s["key"] not in done]
-        if todo:
-            items.append(item | {"shards": todo, "objects": None, "resume": True})
-    return items
+    todo = [s for s in item["shards"] if s["key"] not in done]
+    return item | {"shards": todo, "objects": None, "resume": True} if todo else None
 
 
 def prepare_resume(s3: Any, payload: RunPayload, started_at: float) -> dict[str, Any]:
@@ -43,21 +39,23 @@ def prepare_resume(s3: Any, payload: RunPayload, started_at: float) -> dict[str,
 
     Raises PayloadError when the output holds no such run.
     """
-    from cosmicai.summary import account, read_reports
+    from cosmicai.summary import RunReports
 
     if not payload.run_id:
         raise PayloadError("run_id", "required with resume: the run to resume")
     ob, op = payload.output_location
     loc = RunLocation(ob, op)
     run = get_json_if_exists(s3, ob, loc.key(RUN_FILE))
-    plan = get_json_if_exists(s3, ob, loc.key(PLAN_FILE))
-    if run is None or plan is None or run.get("run_id") != payload.run_id:
+    if run is None or not object_exists(s3, ob, loc.key(PLAN_FILE)) or run.get("run_id") != payload.run_id:
         held = f"run {run.get('run_id')}" if run else "no run"
         raise PayloadError("run_id", f"{payload.output} holds {held}, not {payload.run_id}: nothing to resume there")
-    warnings: list[str] = []
-    reports = read_reports(s3, loc, payload.run_id, warnings)
-    catalogs = {o["Key"] for o in list_objects(s3, ob, loc.key(PREDICTIONS_DIR))}
-    items = unfinished_items(plan, account(plan, reports, catalogs, loc))
+    # accounted as Summarize accounts, streaming the plan; only the unfinished items are held
+    reports = RunReports(s3, loc, payload.run_id)
+    items = [todo for a in reports.accounted(iter_json_array(s3, ob, loc.key(PLAN_FILE)))
+             if (todo := unfinished_item(a.item, a.outcomes)) is not None]
+    for _ in reports.unplanned():  # reads the rest of workers/, so stale reports count in the warnings as in Summarize
+        pass
+    warnings = reports.warnings()
     bucket = items[0]["input_bucket"] if items else None
     shards = [s for item in items for s in item["shards"]]
     with ThreadPoolExecutor(PROBE_THREADS) as pool:

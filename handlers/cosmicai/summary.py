@@ -8,7 +8,13 @@ shard; see cosmicai.metrics): only the sections of shards accounted as succeeded
 the metrics cover exactly the predicted objects. `metrics.rail` holds RAIL's point metrics
 from the same merged distribution; `provenance` what the workers' reports say they ran with. Summarize reads no catalog for them (a
 shard without a usable section, e.g. written by an older worker, is read from its catalog
-and named in the warnings), so its memory and time grow with work items, not objects.
+and named in the warnings), so its time grows with work items, not objects.
+
+Summarize streams: plan.json is parsed as it is read, each item's report and partial are read
+(bounded-parallel) and folded into running totals in plan order, and the rows that grow with the
+run go to their own files (`summary/workers.jsonl`, `summary/failures.jsonl`); summary.json keeps
+totals and the first FAILURES_LISTED failures. Its peak memory is the same at 1,000 and 40,000
+items (bench/REPORT.md "Summarize at the limits").
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import groupby, islice
+from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, TypeVar
 
 import numpy as np
@@ -29,31 +36,35 @@ from cosmicai.runstore import (
     PLAN_FILE,
     PREDICTIONS_DIR,
     RUN_FILE,
+    SUMMARY_FAILURES_FILE,
     SUMMARY_FILE,
+    SUMMARY_WORKERS_FILE,
     WORKERS_DIR,
+    JsonLinesSpool,
+    ListedKeys,
     RunLocation,
     RunStoreError,
     get_json,
     get_json_if_exists,
-    list_objects,
+    iter_json_array,
+    object_exists,
     put_json,
 )
+from cosmicai.summary_tally import PerformanceTally, ProvenanceTally, WorkerTotals
 
 # S3 GETs are latency-bound (~20-50 ms each): 16 in flight keeps Summarize's reads of 40,000
 # reports and 40,000 partials to about a minute, while its memory holds at most 32 partials.
 READ_THREADS = 16
 MISSING = "missing_result"
+# Failed shards listed in summary.json itself (all of them are in summary/failures.jsonl): enough
+# to read what went wrong, and summary.json stays small when a whole 40,000-item run fails.
+FAILURES_LISTED = 100
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 class SummaryError(RuntimeError):
     """The run cannot be summarized (no plan, plan of another run)."""
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-th percentile (linear), None for no values."""
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else None
 
 
 def parse_cause(error: dict[str, Any] | None) -> tuple[str, str]:
@@ -72,115 +83,103 @@ def parse_cause(error: dict[str, Any] | None) -> tuple[str, str]:
     return name, str(cause)[:2000]
 
 
-def account(plan: list[dict[str, Any]], reports: dict[str, dict[str, Any]], catalogs: set[str], loc: RunLocation) -> list[dict[str, Any]]:
-    """One outcome per planned shard: {item_id, key, name, status, objects, error, message}.
+def account_item(item: dict[str, Any], report: dict[str, Any] | None, has_catalog: Callable[[str], bool],
+                 loc: RunLocation) -> list[dict[str, Any]]:
+    """One outcome per planned shard of `item`: {item_id, key, name, status, objects, error, message}.
 
-    `reports` maps item_id to its worker report (this run only); `catalogs` is the set
-    of prediction keys present in S3.
+    `report` is the item's worker report (this run only, None without one); `has_catalog(key)`
+    says whether a prediction key is present in S3.
     """
     outcomes = []
-    for item in plan:
-        report = reports.get(item["item_id"])
-        by_key = {s.get("key"): s for s in (report or {}).get("shards", [])}
-        for planned in item["shards"]:
-            got = by_key.get(planned["key"])
-            base = {"item_id": item["item_id"], "key": planned["key"], "name": planned["name"]}
-            pred_key = loc.prediction_key(planned["name"])
-            if got is None:
-                why = "no worker report for this item" if report is None else "the worker report does not list this shard"
-                outcomes.append(base | {"status": "failed", "objects": planned.get("count") or 0, "error": MISSING, "message": why})
-            elif got.get("status") == "succeeded" and pred_key in catalogs:
-                outcomes.append(base | {"status": "succeeded", "objects": int(got["objects"]), "prediction_key": pred_key})
-            elif got.get("status") == "succeeded":
-                outcomes.append(base | {"status": "failed", "objects": int(got["objects"]), "error": MISSING,
-                                        "message": f"worker reported success but {pred_key} is absent"})
-            else:
-                count = got.get("objects") or planned.get("count") or 0
-                outcomes.append(base | {"status": "failed", "objects": int(count), "error": str(got.get("error") or "unknown"),
-                                        "message": str(got.get("message") or "")})
+    by_key = {s.get("key"): s for s in (report or {}).get("shards", []) if isinstance(s, dict)}
+    for planned in item["shards"]:
+        got = by_key.get(planned["key"])
+        base = {"item_id": item["item_id"], "key": planned["key"], "name": planned["name"]}
+        pred_key = loc.prediction_key(planned["name"])
+        if got is None:
+            why = "no worker report for this item" if report is None else "the worker report does not list this shard"
+            outcomes.append(base | {"status": "failed", "objects": planned.get("count") or 0, "error": MISSING, "message": why})
+        elif got.get("status") == "succeeded" and has_catalog(pred_key):
+            outcomes.append(base | {"status": "succeeded", "objects": int(got["objects"]), "prediction_key": pred_key})
+        elif got.get("status") == "succeeded":
+            outcomes.append(base | {"status": "failed", "objects": int(got["objects"]), "error": MISSING,
+                                    "message": f"worker reported success but {pred_key} is absent"})
+        else:
+            count = got.get("objects") or planned.get("count") or 0
+            outcomes.append(base | {"status": "failed", "objects": int(count), "error": str(got.get("error") or "unknown"),
+                                    "message": str(got.get("message") or "")})
     return outcomes
 
 
-# What accounting, summary.json's performance section and the resume planner read of a worker
-# report. Keeping only these (in dicts with shared key strings) took 40,000 reports from ~4.2 KB
-# to ~1.5 KB each in Summarize's memory (measured with tracemalloc; bench/REPORT.md).
-REPORT_FIELDS = ("run_id", "item_id", "status", "crashed", "cold_start", "init_seconds", "download_seconds",
-                 "compute_seconds", "upload_seconds", "wall_seconds", "objects", "objects_per_second",
-                 "compute_objects_per_second", "peak_rss_mb", "cpus", "started_at", "finished_at", "provenance")
-REPORT_SHARD_FIELDS = ("key", "status", "objects", "error", "message")
+@dataclass(frozen=True)
+class AccountedItem:
+    """One planned item, its worker report (None: none of this run) and one outcome per shard."""
+
+    item: dict[str, Any]
+    report: dict[str, Any] | None
+    outcomes: list[dict[str, Any]]
 
 
-def slim_report(doc: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a worker report that Summarize uses (REPORT_FIELDS, shards' REPORT_SHARD_FIELDS,
-    function.memory_mb)."""
-    out = {k: doc[k] for k in REPORT_FIELDS if k in doc}
-    function = doc.get("function")
-    if isinstance(function, dict) and "memory_mb" in function:
-        out["function"] = {"memory_mb": function["memory_mb"]}
-    shards = doc.get("shards")
-    out["shards"] = [{k: s[k] for k in REPORT_SHARD_FIELDS if k in s} if isinstance(s, dict) else s
-                     for s in (shards if isinstance(shards, list) else [])]
-    return out
+class RunReports:
+    """The run's worker reports, read item by item in plan order, and its catalogs' presence.
 
-
-def read_reports(s3: Any, loc: RunLocation, run_id: str, warnings: list[str]) -> dict[str, dict[str, Any]]:
-    """item_id -> slim_report of every worker report of `run_id` under workers/ (others counted in a warning)."""
-    keys = [o["Key"] for o in list_objects(s3, loc.bucket, loc.key(WORKERS_DIR)) if o["Key"].endswith(".json")]
-
-    def read(key: str) -> dict[str, Any] | None:
-        try:
-            doc = get_json(s3, loc.bucket, key)
-        except RunStoreError as exc:
-            warnings.append(str(exc))
-            return None
-        return slim_report(doc) if isinstance(doc, dict) else None
-
-    reports, stale = {}, 0
-    seen: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
-    for doc in stream_map(read, keys):
-        if doc is None:
-            continue
-        if doc.get("run_id") != run_id:
-            stale += 1
-            continue
-        if isinstance(doc.get("provenance"), dict):  # one shared dict per distinct combination, not one per report
-            doc["provenance"] = seen.setdefault(_provenance_key(doc["provenance"]), doc["provenance"])
-        reports[str(doc.get("item_id"))] = doc
-    if stale:
-        warnings.append(f"{stale} worker report(s) of other runs under {loc.key(WORKERS_DIR)} ignored")
-    return reports
-
-
-# What a worker report's `provenance` records (worker.worker_provenance), in summary.json's order.
-PROVENANCE_FIELDS = ("cosmicai_version", "weights_name", "weights_sha256", "model_card", "backend", "precision",
-                     "uncertainty")
-
-
-def _provenance_key(prov: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    return tuple((k, json.dumps(prov.get(k), sort_keys=True)) for k in PROVENANCE_FIELDS)
-
-
-def provenance(reports: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """summary.json's `provenance`: what the workers report they ran with.
-
-    Each field (PROVENANCE_FIELDS) is the value every reporting worker agrees on, null where they
-    differ; `combinations` lists each distinct combination with its item count (one entry when
-    all agree); `items_unrecorded` counts reports without provenance (crashed items, older workers).
+    One listing each of `workers/` and `predictions/` says what exists (ListedKeys: a GET of an
+    absent key answers 403 to our roles, and 17 bytes a key, not a set of 40,000 strings).
+    `accounted(plan)` reads each planned item's report (bounded-parallel) and accounts its shards;
+    `unplanned()` then reads the reports no planned item claimed (other runs' are counted as
+    stale, this run's are yielded). `warnings()` names unreadable and stale reports.
     """
-    counts: dict[tuple[tuple[str, str], ...], int] = {}
-    first: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
-    unrecorded = 0
-    for r in sorted(reports, key=lambda r: str(r.get("item_id"))):
-        prov = r.get("provenance")
-        if not isinstance(prov, dict):
-            unrecorded += 1
-            continue
-        key = _provenance_key(prov)
-        counts[key] = counts.get(key, 0) + 1
-        first.setdefault(key, {k: prov.get(k) for k in PROVENANCE_FIELDS})
-    combos = [first[k] | {"items": n} for k, n in sorted(counts.items(), key=lambda kv: -kv[1])]
-    agreed = {k: (combos[0][k] if combos and all(c[k] == combos[0][k] for c in combos) else None) for k in PROVENANCE_FIELDS}
-    return agreed | {"consistent": len(combos) == 1, "combinations": combos, "items_unrecorded": unrecorded}
+
+    def __init__(self, s3: Any, loc: RunLocation, run_id: str) -> None:
+        self.s3, self.loc, self.run_id = s3, loc, run_id
+        self.listed = ListedKeys(s3, loc.bucket, loc.key(WORKERS_DIR), suffix=".json")
+        self.catalogs = ListedKeys(s3, loc.bucket, loc.key(PREDICTIONS_DIR))
+        self.errors: list[str] = []
+        self.stale = 0
+
+    def _get(self, key: str) -> Any:
+        """The report at `key` (None when absent), or the RunStoreError reading it raised (kept for the consumer)."""
+        if key not in self.listed:
+            return None
+        try:
+            return get_json(self.s3, self.loc.bucket, key)
+        except RunStoreError as exc:
+            return exc
+
+    def _keep(self, doc: Any) -> dict[str, Any] | None:
+        """`doc` if it is a report of this run; counts the others (in the consumer's thread: no races)."""
+        if isinstance(doc, RunStoreError):
+            self.errors.append(str(doc))
+            return None
+        if not isinstance(doc, dict):
+            return None
+        if doc.get("run_id") != self.run_id:
+            self.stale += 1
+            return None
+        return doc
+
+    def accounted(self, plan: Iterable[dict[str, Any]]) -> Iterator[AccountedItem]:
+        def read(item: dict[str, Any]) -> tuple[dict[str, Any], str, Any]:
+            key = self.loc.worker_key(item["item_id"])
+            return item, key, self._get(key)
+
+        for item, key, doc in stream_map(read, plan):
+            self.listed.take(key)
+            report = self._keep(doc)
+            yield AccountedItem(item, report, account_item(item, report, self.catalogs.take, self.loc))
+
+    def unplanned(self) -> Iterator[dict[str, Any]]:
+        """This run's reports under workers/ that no planned item read (after `accounted`)."""
+        if not self.listed.untaken:
+            return
+        for doc in stream_map(self._get, self.listed.untaken_keys(self.s3)):
+            report = self._keep(doc)
+            if report is not None:
+                yield report
+
+    def warnings(self) -> list[str]:
+        stale = [f"{self.stale} worker report(s) of other runs under {self.loc.key(WORKERS_DIR)} ignored"] if self.stale else []
+        return self.errors + stale
 
 
 def stream_map(fn: Callable[[T], R], items: Iterable[T], threads: int = READ_THREADS, window: int | None = None) -> Iterator[R]:
@@ -235,85 +234,97 @@ def _item_partials(s3: Any, loc: RunLocation, run_id: str, item_id: str, wanted:
     return sections, why
 
 
-def _succeeded_by_item(outcomes: Iterable[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """(item_id, its succeeded outcomes) lazily; `account` lists each item's shards together."""
-    for item_id, group in groupby(outcomes, key=lambda o: o["item_id"]):
-        ok = [o for o in group if o["status"] == "succeeded"]
-        if ok:
-            yield item_id, ok
+class PartialMerge:
+    """The metric partials of every succeeded shard merged into one MetricAccumulator, item by item.
 
+    `read(entry)` (on a read thread) fetches an item's sections; `add` (in plan order) merges them
+    and fixes each outcome's `objects` to the rows its partial says the catalog holds. Holds one
+    accumulator and the presence of the partials (ListedKeys), nothing per item.
+    """
 
-def _merge_partials(s3: Any, loc: RunLocation, run_id: str, outcomes: Iterable[dict[str, Any]],
-                    warnings: list[str]) -> tuple[MetricAccumulator, int, dict[str, Any]]:
-    """Merge the metric partials of every succeeded shard (bounded-parallel, streaming); fixes
-    `objects` to the rows each partial says its catalog holds. Returns (accumulator, labelled, source)."""
-    # One listing, not a GET per item: absent keys answer 403 to our role, and 40 pages are cheap.
-    present = {o["Key"] for o in list_objects(s3, loc.bucket, loc.key(METRICS_DIR))}
+    def __init__(self, s3: Any, loc: RunLocation, run_id: str) -> None:
+        self.s3, self.loc, self.run_id = s3, loc, run_id
+        # One listing, not a GET per item: absent keys answer 403 to our role, and 40 pages are cheap.
+        self.present = ListedKeys(s3, loc.bucket, loc.key(METRICS_DIR))
+        self.acc = MetricAccumulator()
+        self.labelled = self.items = self.shards = self.fallback_items = self.fallback_shards = 0
+        self.first_reason = ""
+        self.warnings: list[str] = []
 
-    def read(entry: tuple[str, list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], list[ShardPartial], str | None]:
-        item_id, wanted = entry
-        return (wanted, *_item_partials(s3, loc, run_id, item_id, wanted, loc.metrics_key(item_id) in present))
+    def read(self, entry: AccountedItem) -> tuple[AccountedItem, list[ShardPartial], str | None]:
+        wanted = [o for o in entry.outcomes if o["status"] == "succeeded"]
+        if not wanted:
+            return entry, [], None
+        item_id = entry.item["item_id"]
+        present = self.loc.metrics_key(item_id) in self.present
+        return (entry, *_item_partials(self.s3, self.loc, self.run_id, item_id, wanted, present))
 
-    acc = MetricAccumulator()
-    labelled = items = shards = fallback_items = fallback_shards = 0
-    first_reason = ""
-    for wanted, sections, why in stream_map(read, _succeeded_by_item(outcomes)):
+    def add(self, entry: AccountedItem, sections: list[ShardPartial], why: str | None) -> None:
+        wanted = [o for o in entry.outcomes if o["status"] == "succeeded"]
+        if not wanted:
+            return
         for o, sec in zip(wanted, sections):
             if sec.rows != o["objects"]:
-                warnings.append(f"{o['prediction_key']}: {sec.rows} rows but the worker reported {o['objects']}")
+                self.warnings.append(f"{o['prediction_key']}: {sec.rows} rows but the worker reported {o['objects']}")
                 o["objects"] = sec.rows
-            acc.add(sec.partial)
-            labelled += sec.partial.n
-        items += 1
-        shards += len(wanted)
+            self.acc.add(sec.partial)
+            self.labelled += sec.partial.n
+        self.items += 1
+        self.shards += len(wanted)
         if why:
-            fallback_items += 1
-            fallback_shards += len(wanted)
-            first_reason = first_reason or why
-    if fallback_items:
-        warnings.append(f"metrics of {fallback_shards} shard(s) of {fallback_items} item(s) read from their catalogs, "
-                        f"no usable metric partial (first: {first_reason})")
-    source = {"method": "merged per-item metric partials (cosmicai.metrics.MetricAccumulator)",
-              "partials": items - fallback_items, "shards": shards, "shards_from_catalogs": fallback_shards,
-              "error_bounds": error_bounds()}
-    return acc, labelled, source
+            self.fallback_items += 1
+            self.fallback_shards += len(wanted)
+            self.first_reason = self.first_reason or why
+
+    def all_warnings(self) -> list[str]:
+        fallback = [f"metrics of {self.fallback_shards} shard(s) of {self.fallback_items} item(s) read from their "
+                    f"catalogs, no usable metric partial (first: {self.first_reason})"] if self.fallback_items else []
+        return self.warnings + fallback
+
+    def source(self) -> dict[str, Any]:
+        """summary.json's `metrics_source`."""
+        return {"method": "merged per-item metric partials (cosmicai.metrics.MetricAccumulator)",
+                "partials": self.items - self.fallback_items, "shards": self.shards,
+                "shards_from_catalogs": self.fallback_shards, "error_bounds": error_bounds()}
 
 
-def _performance(reports: dict[str, dict[str, Any]], wall: float | None, predicted: int) -> dict[str, Any]:
-    live = [r for r in reports.values() if not r.get("crashed")]
-    secs = [float(r.get("wall_seconds") or 0.0) for r in live]
-    workers = [
-        {
-            "item_id": r["item_id"],
-            "objects": r.get("objects", 0),
-            "seconds": r.get("wall_seconds"),
-            "objects_per_second": r.get("objects_per_second"),
-            "compute_objects_per_second": r.get("compute_objects_per_second"),
-            "cold_start": r.get("cold_start"),
-            "init_seconds": r.get("init_seconds"),
-            "download_seconds": r.get("download_seconds"),
-            "compute_seconds": r.get("compute_seconds"),
-            "upload_seconds": r.get("upload_seconds"),
-            "started_at": r.get("started_at"),
-            "finished_at": r.get("finished_at"),
-            "peak_rss_mb": r.get("peak_rss_mb"),
-            "cpus": r.get("cpus"),
-            "memory_mb": (r.get("function") or {}).get("memory_mb"),
-        }
-        for r in sorted(live, key=lambda r: r["item_id"])
-    ]
-    rates = [w["objects_per_second"] for w in workers if w["objects_per_second"]]
-    return {
-        "wall_seconds": round(wall, 3) if wall is not None else None,
-        "objects_per_second": round(predicted / wall, 2) if wall else None,
-        "workers": len(workers),
-        "worker_seconds_p50": percentile(secs, 50),
-        "worker_seconds_p95": percentile(secs, 95),
-        "worker_seconds_total": round(sum(secs), 3),
-        "worker_objects_per_second_p50": percentile(rates, 50),
-        "cold_starts": sum(1 for w in workers if w["cold_start"]),
-        "per_worker": workers,
-    }
+@dataclass
+class ShardTally:
+    """summary.json's `objects` and `shards` from the outcomes added item by item: counts, the first
+    FAILURES_LISTED failures, and every failure written to `failures` (summary/failures.jsonl)."""
+
+    failures: JsonLinesSpool
+    total: int = 0
+    succeeded: int = 0
+    predicted: int = 0
+    failed_objects: int = 0
+    listed: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, outcomes: list[dict[str, Any]]) -> None:
+        for o in outcomes:
+            self.total += 1
+            if o["status"] == "succeeded":
+                self.succeeded += 1
+                self.predicted += o["objects"]
+                continue
+            self.failed_objects += o["objects"]
+            row = {"shard": o["key"], "item_id": o["item_id"], "error": o["error"], "message": o["message"],
+                   "objects": o["objects"]}
+            self.failures.write(row)
+            if len(self.listed) < FAILURES_LISTED:
+                self.listed.append(row)
+
+    @property
+    def failed(self) -> int:
+        return self.total - self.succeeded
+
+    @property
+    def status(self) -> str:
+        return "SUCCEEDED" if not self.failed else ("FAILED" if not self.succeeded else "PARTIAL")
+
+    def shards_doc(self) -> dict[str, Any]:
+        return {"total": self.total, "succeeded": self.succeeded, "failed": self.failed, "failures": self.listed,
+                "failures_listed": len(self.listed), "failures_file": SUMMARY_FAILURES_FILE}
 
 
 # State transitions of the run: Init, Map, Summarize, Choice, end; per item: start + Infer.
@@ -321,19 +332,19 @@ RUN_TRANSITIONS = 5
 ITEM_TRANSITIONS = 2
 
 
-def _cost(perf: dict[str, Any], items: int, shards: int, predicted: int, arch: str = "x86_64") -> dict[str, Any]:
-    """Projected USD of this run and per million objects (costs.py), from the worker reports."""
+def _cost(totals: WorkerTotals, items: int, shards: int, predicted: int, arch: str = "x86_64") -> dict[str, Any]:
+    """Projected USD of this run and per million objects (costs.py), from the live workers' totals."""
     from cosmicai.costs import DEFAULT_PRICES, CostError, CostInputs, cost_per_million, lambda_compute_usd
 
-    workers = perf["per_worker"]
-    memories = {w["memory_mb"] for w in workers if w.get("memory_mb")}
-    if not workers or not memories:
+    if not totals.workers or not totals.memory_mb:
         return {"usd": None, "usd_per_million_objects": None,
                 "reason": "no worker reported its Lambda memory size (functions not run on Lambda?)"}
-    memory = max(memories)
-    billed = [float(w.get("init_seconds") or 0) + float(w.get("seconds") or 0) for w in workers]
+    memory = totals.memory_mb
     p = DEFAULT_PRICES
-    compute = sum(lambda_compute_usd(w.get("memory_mb") or memory, b, arch, p) for w, b in zip(workers, billed))
+    # Each worker at its own size (GB-seconds are linear: sum(mb x s) / memory seconds at `memory`);
+    # workers that report none at the largest reported.
+    compute = (lambda_compute_usd(memory, totals.billed_mb_seconds / memory, arch, p)
+               + lambda_compute_usd(memory, totals.billed_seconds_unsized, arch, p))
     # Requests: every item plus init, summarize. S3 GETs: each shard once (the worker), each item's report
     # and metric partial (Summarize), run and plan; PUTs: catalogs, reports, partials, run, plan, summary.
     requests = p.lambda_per_request * (items + 2)
@@ -343,24 +354,18 @@ def _cost(perf: dict[str, Any], items: int, shards: int, predicted: int, arch: s
     out: dict[str, Any] = {
         "usd": run_usd,
         "components": {"lambda_compute": compute, "lambda_requests": requests, "step_functions": sfn, "s3": s3},
-        "inputs": {"memory_mb": memory, "arch": arch, "billed_seconds_total": sum(billed), "items": items,
+        "inputs": {"memory_mb": memory, "arch": arch, "billed_seconds_total": totals.billed_seconds, "items": items,
                    "shards": shards, "objects": predicted},
     }
-    busy = sum(float(w.get("seconds") or 0) for w in workers)
+    busy = totals.busy_seconds
     if predicted and busy > 0:
-        cold = [float(w.get("init_seconds") or 0) for w in workers if w.get("cold_start")]
         try:
             out["per_million"] = cost_per_million(CostInputs(
                 memory_mb=memory,
                 objects_per_s=predicted / busy,
-                objects_per_invocation=max(1, round(predicted / len(workers))),
-                init_s=sum(cold) / len(workers),
+                objects_per_invocation=max(1, round(predicted / totals.workers)),
+                init_s=totals.cold_init_seconds / totals.workers,
                 arch=arch,
-                sfn_transitions_per_invocation=ITEM_TRANSITIONS,
-                s3_gets_per_invocation=shards / items + 2,
-                s3_puts_per_invocation=shards / items + 2,
-                fixed_sfn_transitions=RUN_TRANSITIONS,
-                run_objects=predicted,
             ), p)
             out["usd_per_million_objects"] = out["per_million"]["usd_per_million_objects"]
         except CostError as exc:
@@ -373,64 +378,75 @@ def _cost(perf: dict[str, Any], items: int, shards: int, predicted: int, arch: s
 
 def summarize_run(s3: Any, loc: RunLocation, run_id: str | None = None, map_error: dict[str, Any] | None = None,
                   now: float | None = None) -> dict[str, Any]:
-    """Build and write `<output>/summary.json`; returns the summary document."""
+    """Build and write `<output>/summary.json` (and summary/workers.jsonl, summary/failures.jsonl);
+    returns the summary document."""
     run = get_json_if_exists(s3, loc.bucket, loc.key(RUN_FILE))
-    plan = get_json_if_exists(s3, loc.bucket, loc.key(PLAN_FILE))
-    if run is None or plan is None:
+    if run is None or not object_exists(s3, loc.bucket, loc.key(PLAN_FILE)):
         raise SummaryError(f"{loc.uri}: no {RUN_FILE}/{PLAN_FILE}; did Init run?")
     if run_id is not None and run.get("run_id") != run_id:
         raise SummaryError(f"{loc.uri}{RUN_FILE} belongs to run {run.get('run_id')}, not {run_id}")
     run_id = run["run_id"]
-    warnings: list[str] = list(run.get("warnings", []))
-    reports = read_reports(s3, loc, run_id, warnings)
-    catalogs = {o["Key"] for o in list_objects(s3, loc.bucket, loc.key(PREDICTIONS_DIR))}
-    outcomes = account(plan, reports, catalogs, loc)
-    planned_names = {loc.prediction_key(s["name"]) for item in plan for s in item["shards"]}
-    extra = catalogs - planned_names
-    if extra:
-        warnings.append(f"{len(extra)} catalog(s) under {loc.key(PREDICTIONS_DIR)} not in this run's plan ignored")
+    reports = RunReports(s3, loc, run_id)
+    merge = PartialMerge(s3, loc, run_id)
+    provenance = ProvenanceTally()
+    items = reported = crashed = 0
+    with JsonLinesSpool() as worker_rows, JsonLinesSpool() as failure_rows:
+        perf = PerformanceTally(worker_rows)
+        shards = ShardTally(failure_rows)
+
+        def add_report(report: dict[str, Any]) -> None:
+            nonlocal crashed
+            perf.add(report)
+            provenance.add(report)
+            crashed += bool(report.get("crashed"))
+
+        plan = iter_json_array(s3, loc.bucket, loc.key(PLAN_FILE))
+        for entry, sections, why in stream_map(merge.read, reports.accounted(plan)):
+            merge.add(entry, sections, why)  # first: it fixes `objects` to the partial's rows
+            shards.add(entry.outcomes)
+            items += 1
+            if entry.report is not None:
+                reported += 1
+                add_report(entry.report)
+        for report in reports.unplanned():
+            add_report(report)
+        worker_rows.upload(s3, loc.bucket, loc.key(SUMMARY_WORKERS_FILE))
+        failure_rows.upload(s3, loc.bucket, loc.key(SUMMARY_FAILURES_FILE))
+
+    warnings: list[str] = list(run.get("warnings", [])) + reports.warnings()
+    if reports.catalogs.untaken:
+        warnings.append(f"{reports.catalogs.untaken} catalog(s) under {loc.key(PREDICTIONS_DIR)} not in this run's plan ignored")
     if map_error:
         name, msg = parse_cause(map_error)
         warnings.append(f"the Map state failed: {name}: {msg}")
-    acc, labelled, metrics_source = _merge_partials(s3, loc, run_id, outcomes, warnings)
+    warnings += merge.all_warnings()
+    metrics_source = merge.source()
     metrics = None
-    if acc.n:  # the reference's figures and RAIL's (metrics.rail) from one merged distribution
-        metrics, rail = acc.compute_with_rail()
+    if merge.acc.n:  # the reference's figures and RAIL's (metrics.rail) from one merged distribution
+        metrics, rail = merge.acc.compute_with_rail()
         metrics_source["rail_outlier_rate"] = rail.outlier_bounds()
         if not rail.outlier_bounds()["exact"]:
             warnings.append(f"metrics.rail.outlier_rate: {rail.outlier_bounds()['objects_undecided']} object(s) lie within "
                             "the histogram's error of the outlier threshold; the exact rate is within "
                             "metrics_source.rail_outlier_rate [lower, upper]")
-    ok = [o for o in outcomes if o["status"] == "succeeded"]
-    bad = [o for o in outcomes if o["status"] != "succeeded"]
-    predicted = sum(o["objects"] for o in ok)
-    failed = sum(o["objects"] for o in bad)
-    status = "SUCCEEDED" if not bad else ("FAILED" if not ok else "PARTIAL")
     finished = now if now is not None else time.time()
     wall = finished - float(run["started_at"]) if run.get("started_at") else None
-    perf = _performance(reports, wall, predicted)
     summary = {
         "run_id": run_id,
-        "status": status,
+        "status": shards.status,
         "input": run.get("payload", {}).get("input"),
         "output": loc.uri,
         "started_at": run.get("started_at"),
         "finished_at": finished,
-        "objects": {"total": predicted + failed, "predicted": predicted, "failed": failed, "labelled": labelled},
-        "shards": {
-            "total": len(outcomes),
-            "succeeded": len(ok),
-            "failed": len(bad),
-            "failures": [{"shard": o["key"], "item_id": o["item_id"], "error": o["error"], "message": o["message"],
-                          "objects": o["objects"]} for o in bad],
-        },
-        "items": {"total": len(plan), "reported": sum(1 for i in plan if i["item_id"] in reports),
-                  "crashed": sum(1 for r in reports.values() if r.get("crashed"))},
+        "objects": {"total": shards.predicted + shards.failed_objects, "predicted": shards.predicted,
+                    "failed": shards.failed_objects, "labelled": merge.labelled},
+        "shards": shards.shards_doc(),
+        "items": {"total": items, "reported": reported, "crashed": crashed},
         "metrics": metrics,
         "metrics_source": metrics_source,
-        "provenance": provenance(reports.values()),
-        "performance": perf,
-        "cost": _cost(perf, len(plan), len(outcomes), predicted),
+        "provenance": provenance.result(),
+        "performance": perf.result(wall, shards.predicted),
+        "cost": _cost(perf.totals, items, shards.total, shards.predicted),
         "warnings": warnings,
     }
     put_json(s3, loc.bucket, loc.key(SUMMARY_FILE), summary)

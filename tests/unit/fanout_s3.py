@@ -69,9 +69,9 @@ class MemoryS3:
         keys = sorted(k for k in bucket if k.startswith(Prefix))[:MaxKeys]
         return {"Contents": [self._meta(Bucket, k) for k in keys]} if keys else {"KeyCount": 0}
 
-    def put_object(self, Bucket: str, Key: str, Body: bytes, **_: Any) -> dict[str, Any]:
-        self.calls.append(f"put {Key}")
-        self._bucket(Bucket, "PutObject")[Key] = bytes(Body)
+    def put_object(self, Bucket: str, Key: str, Body: Any, **_: Any) -> dict[str, Any]:
+        self.calls.append(f"put {Key}")  # Body: bytes or a readable file, as boto3 takes
+        self._bucket(Bucket, "PutObject")[Key] = Body.read() if hasattr(Body, "read") else bytes(Body)
         self.modified[(Bucket, Key)] = self.clock
         return {}
 

@@ -11,7 +11,7 @@ from fanout_s3 import MemoryS3
 
 from cosmicai.payload import PayloadError, RunPayload
 from cosmicai.plan import prepare_run
-from cosmicai.resume import prepare_resume, unfinished_items
+from cosmicai.resume import prepare_resume, unfinished_item
 from cosmicai.runstore import RunLocation
 from cosmicai.shards import shard_to_bytes
 from cosmicai.summary import summarize_run
@@ -71,9 +71,11 @@ def test_resume_reruns_only_unfinished_shards_and_ends_succeeded() -> None:
 
 
 def test_nothing_unfinished_gives_no_items() -> None:
-    plan = [{"item_id": "a", "shards": [{"key": "k1"}, {"key": "k2"}]}]
+    item = {"item_id": "a", "shards": [{"key": "k1"}, {"key": "k2"}]}
     outcomes = [{"key": "k1", "status": "succeeded"}, {"key": "k2", "status": "succeeded"}]
-    assert unfinished_items(plan, outcomes) == []
+    assert unfinished_item(item, outcomes) is None
+    assert unfinished_item(item, outcomes[:1] + [{"key": "k2", "status": "failed"}]) == \
+        {"item_id": "a", "shards": [{"key": "k2"}], "objects": None, "resume": True}
 
 
 def test_resume_of_an_unknown_run_is_a_payload_error() -> None:

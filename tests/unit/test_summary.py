@@ -16,15 +16,15 @@ from cosmicai.plan import prepare_run
 from cosmicai.runstore import RunLocation
 from cosmicai.shards import shard_to_bytes
 from cosmicai.summary import (
+    FAILURES_LISTED,
     MISSING,
-    PROVENANCE_FIELDS,
     SummaryError,
-    account,
+    account_item,
     parse_cause,
-    provenance,
     stream_map,
     summarize_run,
 )
+from cosmicai.summary_tally import PROVENANCE_FIELDS, ProvenanceTally
 from cosmicai.weightsfile import default_weights_path, weights_sha256
 from cosmicai.worker import WorkItem, failure_report, run_item, worker_provenance
 from metric_agreement import assert_metrics_agree
@@ -52,7 +52,7 @@ def test_account_lists_every_planned_shard_once_with_missing_results() -> None:
         # item-2 never reported
     }
     catalogs = {LOC.prediction_key("a")}  # c's catalog is missing although reported
-    out = account(_plan(), reports, catalogs, LOC)
+    out = [o for item in _plan() for o in account_item(item, reports.get(item["item_id"]), catalogs.__contains__, LOC)]
     assert [o["key"] for o in out] == [f"in/{x}.safetensors" for x in "abcd"]
     by = {o["name"]: o for o in out}
     assert by["a"]["status"] == "succeeded" and by["a"]["objects"] == 4
@@ -96,7 +96,7 @@ def test_full_run_through_worker_and_summary(run_store: MemoryS3) -> None:
                         context={"memory_mb": 3008}) for i, item in enumerate(plan[:2])]
     # The third worker "timed out": the Catch path records its failure.
     crashed = plan[2] | {"error": {"Error": "Sandbox.Timedout", "Cause": json.dumps({"errorMessage": "Task timed out after 900 s"})}}
-    s3.put_object(Bucket="out-bucket", Key=LOC.worker_key("item-2"), Body=json.dumps(failure_report(crashed, "Sandbox.Timedout", "Task timed out after 900 s")).encode())
+    s3.put_object(Bucket="out-bucket", Key=LOC.worker_key(plan[2]["item_id"]), Body=json.dumps(failure_report(crashed, "Sandbox.Timedout", "Task timed out after 900 s")).encode())
     assert reports[1]["status"] == "partial" and reports[1]["errors"][0]["error"] == "unreadable"
     assert reports[0]["status"] == "succeeded" and reports[0]["cold_start"] is True
 
@@ -143,6 +143,62 @@ def test_full_run_through_worker_and_summary(run_store: MemoryS3) -> None:
     assert perf["wall_seconds"] == 10.0 and perf["workers"] == 2 and perf["cold_starts"] == 1
     assert perf["worker_seconds_p50"] is not None
     assert summary["cost"]["usd"] > 0 and summary["cost"]["inputs"]["memory_mb"] == 3008
+    # the rows that grow with the run are in their own files, summary.json points at them
+    rows = _lines(s3, perf["per_worker_file"])
+    assert [r["item_id"] for r in rows] == ["item-00000", "item-00001"]  # the crashed item timed nothing
+    assert [r["memory_mb"] for r in rows] == [3008, 3008] and rows[0]["cold_start"] is True
+    assert rows[0]["seconds"] == reports[0]["wall_seconds"] and rows[1]["objects"] == reports[1]["objects"]
+    assert "per_worker" not in perf
+    assert _lines(s3, summary["shards"]["failures_file"]) == summary["shards"]["failures"]
+    assert summary["shards"]["failures_listed"] == 3
+    assert summary["items"] == {"total": 3, "reported": 3, "crashed": 1}
+
+
+def _lines(s3: MemoryS3, name: str) -> list[dict]:
+    return [json.loads(line) for line in s3.buckets["out-bucket"][LOC.key(name)].decode().splitlines()]
+
+
+def test_summary_json_lists_the_first_failures_and_the_file_all_of_them(run_store: MemoryS3, monkeypatch) -> None:
+    """A run whose every shard failed: summary.json stays small, summary/failures.jsonl has every one, in plan order."""
+    import cosmicai.summary as summary_module
+
+    monkeypatch.setattr(summary_module, "FAILURES_LISTED", 2)
+    payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "run_id": "run-f"})
+    prepare_run(run_store, payload, started_at=0.0)  # 7 items, no worker ran
+    summary = summarize_run(run_store, LOC, "run-f", now=1.0)
+    shards = summary["shards"]
+    assert summary["status"] == "FAILED" and (shards["total"], shards["failed"], shards["failures_listed"]) == (7, 7, 2)
+    every = _lines(run_store, shards["failures_file"])
+    assert [f["shard"] for f in every] == [f"in/s{i}.safetensors" for i in range(7)]
+    assert shards["failures"] == every[:2] and {f["error"] for f in every} == {MISSING}
+    assert summary["objects"]["failed"] == sum(f["objects"] for f in every)
+    assert _lines(run_store, summary["performance"]["per_worker_file"]) == [] and summary["cost"]["usd"] is None
+    # a rerun overwrites both files (never appends to an earlier run's)
+    monkeypatch.setattr(summary_module, "FAILURES_LISTED", 100)
+    assert summarize_run(run_store, LOC, "run-f", now=2.0)["shards"]["failures"] == every
+    assert _lines(run_store, shards["failures_file"]) == every
+
+
+def test_reports_outside_the_plan_count_as_before(run_store: MemoryS3) -> None:
+    """A report of this run that no planned item claims still counts as a worker (timing, provenance);
+    one of another run is counted as stale; a catalog outside the plan is named."""
+    s3 = run_store
+    plan = _planned_run(s3, workers=2)
+    out = s3.buckets["out-bucket"]
+    mine = json.loads(out[LOC.worker_key(plan[0]["item_id"])]) | {"item_id": "item-extra"}
+    out[LOC.worker_key("item-extra")] = json.dumps(mine).encode()
+    out[LOC.worker_key("item-older")] = json.dumps(mine | {"run_id": "older"}).encode()
+    out[LOC.worker_key("item-bad")] = b"{not json"
+    out[LOC.prediction_key("stray")] = b"x"
+    summary = summarize_run(s3, LOC, "run-p", now=1.0)
+    assert summary["status"] == "SUCCEEDED" and summary["items"] == {"total": 2, "reported": 2, "crashed": 0}
+    assert summary["performance"]["workers"] == 3 and summary["provenance"]["combinations"][0]["items"] == 3
+    assert [r["item_id"] for r in _lines(s3, summary["performance"]["per_worker_file"])] == \
+        [plan[0]["item_id"], plan[1]["item_id"], "item-extra"]
+    w = summary["warnings"]
+    assert any("item-bad.json: not valid JSON" in x for x in w)
+    assert "1 worker report(s) of other runs under r/workers/ ignored" in w
+    assert "1 catalog(s) under r/predictions/ not in this run's plan ignored" in w
 
 
 def _catalogs(s3: MemoryS3) -> list[tuple[str, bytes]]:
@@ -318,8 +374,11 @@ def test_workers_that_disagree_are_listed_by_combination(tmp_path, monkeypatch) 
     b = a | {"precision": "int8"}
     reports = [{"item_id": "i0", "provenance": a}, {"item_id": "i1", "provenance": b}, {"item_id": "i2", "provenance": dict(b)},
                {"item_id": "i3", "crashed": True}]
-    out = provenance(reports)
+    tally = ProvenanceTally()
+    for r in reports:
+        tally.add(r)
+    out = tally.result()
     assert not out["consistent"] and out["precision"] is None and out["backend"] == "torch"
     assert out["weights_sha256"] == a["weights_sha256"] and out["items_unrecorded"] == 1
     assert [(c["precision"], c["items"]) for c in out["combinations"]] == [("int8", 2), ("fp32", 1)]
-    assert provenance([])["combinations"] == [] and provenance([])["consistent"] is False
+    assert ProvenanceTally().result()["combinations"] == [] and ProvenanceTally().result()["consistent"] is False

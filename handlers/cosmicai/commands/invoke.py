@@ -282,11 +282,13 @@ def print_results(console: Any, summary: dict[str, Any], run_dir: Path, plots: l
     for k, v in summary_rows(summary):
         table.add_row(k, v)
     console.print(table)
-    failures = summary.get("shards", {}).get("failures", [])
+    shards = summary.get("shards", {})
+    failures = shards.get("failures", [])  # the first ones; summary/failures.jsonl and report.md list all
     for f in failures[:20]:
         console.print(f"[red]failed[/] {f['shard']}: {f['error']}: {f.get('message', '')}")
-    if len(failures) > 20:
-        console.print(f"... and {len(failures) - 20} more failed shards (see {run_dir / REPORT_FILE})")
+    failed = shards.get("failed", len(failures))
+    if failed > 20:
+        console.print(f"... and {failed - 20} more failed shards (see {run_dir / REPORT_FILE})")
     console.print(f"report: {run_dir / REPORT_FILE}")
     if catalog is not None:
         console.print(f"catalog: {catalog}")

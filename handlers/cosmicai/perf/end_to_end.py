@@ -14,7 +14,7 @@ from typing import Any
 from cosmicai.payload import split_s3_uri
 from cosmicai.perf.projection import shard_objects
 from cosmicai.perf.scale import synthetic_shard
-from cosmicai.runstore import RunLocation, aws_client, get_json, s3_client
+from cosmicai.runstore import SUMMARY_FILE, SUMMARY_WORKERS_FILE, RunLocation, aws_client, get_json, iter_json_lines, s3_client
 from cosmicai.shards import shard_to_bytes
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -36,7 +36,8 @@ def upload_set(s3: Any, data_uri: str, name: str, shards: int, objects_per_shard
 
 
 def run_once(sfn: Any, s3: Any, arn: str, payload: dict[str, Any], timeout_s: float = 900) -> dict[str, Any]:
-    """Start one execution, wait for it, return (status, wall from Step Functions' own dates, summary.json)."""
+    """Start one execution, wait for it, return (status, wall from Step Functions' own dates, summary.json and
+    its per-worker rows, summary/workers.jsonl)."""
     import json
 
     start = sfn.start_execution(stateMachineArn=arn, name=payload["run_id"], input=json.dumps(payload))
@@ -53,10 +54,11 @@ def run_once(sfn: Any, s3: Any, arn: str, payload: dict[str, Any], timeout_s: fl
     window = (desc["startDate"].timestamp(), desc["stopDate"].timestamp())
     loc = RunLocation(*split_s3_uri(payload["output"], "output"))
     try:
-        summary = get_json(s3, loc.bucket, loc.key("summary.json"))
+        summary = get_json(s3, loc.bucket, loc.key(SUMMARY_FILE))
+        workers = list(iter_json_lines(s3, loc.bucket, loc.key(SUMMARY_WORKERS_FILE)))
     except Exception as exc:  # a run that never reached Summarize: report the status, not a crash
-        summary = {"error": f"no summary.json: {exc}"}
-    return {"status": desc["status"], "wall_s": round(wall, 3), "window": window, "summary": summary}
+        summary, workers = {"error": f"no summary.json: {exc}"}, []
+    return {"status": desc["status"], "wall_s": round(wall, 3), "window": window, "summary": summary, "workers": workers}
 
 
 def overhead(wall_s: float, worker_s: Sequence[float], slots: int) -> tuple[float, float]:
@@ -69,7 +71,7 @@ def overhead(wall_s: float, worker_s: Sequence[float], slots: int) -> tuple[floa
 
 def _row(kind: str, mb: float, n_shards: int, per_shard: int, conc: int, res: dict[str, Any]) -> dict[str, Any]:
     perf = (res["summary"] or {}).get("performance") or {}
-    workers = perf.get("per_worker") or []
+    workers = res["workers"]
     busy = [float(w.get("seconds") or 0) + float(w.get("init_seconds") or 0) for w in workers]
     row: dict[str, Any] = {
         "kind": kind, "shard_mb": mb, "shards": n_shards, "shard_objects": per_shard, "objects": n_shards * per_shard,
