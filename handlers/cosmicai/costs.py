@@ -293,12 +293,17 @@ def orchestration_seconds(shape: RunShape) -> tuple[float, float]:
     return init, summarize
 
 
+def usage_with_orchestration(shape: RunShape, infer_gb_s: float, deployment: Deployment, source: str) -> LambdaUsage:
+    """The infer GB-seconds given (measured by the worker reports, or projected) and Init's and
+    Summarize's modelled ones (orchestration_seconds)."""
+    init_s, summarize_s = orchestration_seconds(shape)
+    return LambdaUsage(infer_gb_s=infer_gb_s, init_gb_s=deployment.init_memory_mb / 1024 * init_s,
+                       summarize_gb_s=deployment.summarize_memory_mb / 1024 * summarize_s, source=source)
+
+
 def lambda_usage(shape: RunShape, worker: WorkerSeconds, deployment: Deployment, source: str) -> LambdaUsage:
     """GB-seconds from the infer workers' seconds and the modelled Init and Summarize seconds."""
-    init_s, summarize_s = orchestration_seconds(shape)
-    return LambdaUsage(infer_gb_s=deployment.infer_memory_mb / 1024 * worker.total_s,
-                       init_gb_s=deployment.init_memory_mb / 1024 * init_s,
-                       summarize_gb_s=deployment.summarize_memory_mb / 1024 * summarize_s, source=source)
+    return usage_with_orchestration(shape, deployment.infer_memory_mb / 1024 * worker.total_s, deployment, source)
 
 
 @dataclass(frozen=True)
@@ -602,5 +607,6 @@ __all__ = [
     "s3_requests",
     "throughput_at_memory",
     "transitions",
+    "usage_with_orchestration",
     "vcpus_for_memory",
 ]
