@@ -1,16 +1,19 @@
 """Fault injection through the real state machine (issue 7 item 2): one faulty run, one test per fault.
 
 A single execution holds good shards next to one shard per fault: corrupt, truncated, wrong
-shape, NaN, inf, empty, duplicate ids, deleted after planning, and (through the test-only hook
-`cosmicai.faults`, switched on in the infer function's configuration for this module only) a
-worker crash, a timeout, an out-of-memory kill and transient errors that succeed on retry.
-Each test checks its shard's named reason and the summary's accounting invariant. A second
-pair of runs checks that the same run twice gives identical outputs.
+shape, NaN, inf, empty, duplicate ids, deleted after planning, and a worker crash, a timeout,
+an out-of-memory kill and transient errors that succeed on retry. Those four come from the
+test-only wrapper `lambda_fixtures/faulty_infer.py`, which this module deploys as the infer
+handler of a stack of its own (the session's stack is never reconfigured: no state leaks
+into other modules). Each test checks its shard's named reason and the summary's accounting
+invariant. A second pair of runs, on the session's stack, checks that the same run twice
+gives identical outputs.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -23,11 +26,14 @@ from safetensors.numpy import save
 
 from cosmicai.shards import shard_to_bytes
 from itfixtures.acceptance import Area, assert_accounting, client, new_area, start, wait
+from itfixtures.stack import executor_mode, leftovers, stack_with_prefix
 from tests.conftest import build_shard
 
 N = 8  # objects per shard: small, so the run is about orchestration, not compute
 INFER_TIMEOUT_S = 45
 INFER_MEMORY_MB = 1536
+# The fault stack's infer handler (by name: importing it here would load the model into pytest).
+FAULTY_INFER = "tests.integration.lambda_fixtures.faulty_infer.handler"
 
 
 def raw_shard(ids: np.ndarray, images: np.ndarray, mags: np.ndarray, z: np.ndarray | None = None) -> bytes:
@@ -98,24 +104,34 @@ def _fault_shards() -> dict[str, tuple[bytes, int, str | None]]:
 
 
 @pytest.fixture(scope="module")
-def fault_functions(deployed_stack: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The infer function with fault injection on, a short timeout and a small memory size; restored after."""
-    lam = client("lambda")
-    name = deployed_stack["function_names"]["infer"]
-    before = lam.get_function_configuration(FunctionName=name)
-    env = dict(before.get("Environment", {}).get("Variables", {}))
-    _configure(lam, name, Environment={"Variables": {**env, "COSMICAI_FAULT_INJECTION": "1"}},
-               Timeout=INFER_TIMEOUT_S, MemorySize=INFER_MEMORY_MB)
+def fault_stack(localstack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The fault tests' own stack: Terraform's, with a short infer timeout and a small memory size,
+    and the fault-injecting wrapper as the infer handler; destroyed at the end of the module."""
+    if executor_mode() != "process":
+        pytest.skip("the fault wrapper runs from the project tree: process executor mode only")
+    stack = stack_with_prefix(localstack.endpoint, tmp_path_factory.mktemp("fault-stack"), f"cosmicai-f{os.getpid() % 100000}")
+    stack.var_file.write_text(stack.var_file.read_text()
+                              + f"infer_timeout_s = {INFER_TIMEOUT_S}\ninfer_memory_mb = {INFER_MEMORY_MB}\n")
+    stack.env["COSMICAI_EXECUTOR_MODE"] = executor_mode()
+    stack.deploy()
+    outputs = stack.outputs()
     try:
-        yield deployed_stack
+        _use_wrapper(client("lambda"), outputs["function_names"]["infer"])
+        yield outputs
     finally:
-        _configure(lam, name, Environment={"Variables": env}, Timeout=before["Timeout"], MemorySize=before["MemorySize"])
+        stack.destroy()
+        left = leftovers(stack.endpoint, outputs)
+        assert not left, f"the fault stack's destroy left {left}"
 
 
-def _configure(lam: Any, name: str, **config: Any) -> None:
-    lam.update_function_configuration(FunctionName=name, **config)
+def _use_wrapper(lam: Any, name: str) -> None:
+    """Point the stack's infer function at the fault wrapper (the image stays: same code, other entry)."""
+    lam.update_function_configuration(FunctionName=name, ImageConfig={"Command": [FAULTY_INFER]})
     for _ in range(120):
-        if lam.get_function_configuration(FunctionName=name).get("LastUpdateStatus", "Successful") == "Successful":
+        conf = lam.get_function_configuration(FunctionName=name)
+        if conf.get("LastUpdateStatus", "Successful") == "Successful":
+            assert conf["ImageConfigResponse"]["ImageConfig"]["Command"] == [FAULTY_INFER], conf
+            assert (conf["Timeout"], conf["MemorySize"]) == (INFER_TIMEOUT_S, INFER_MEMORY_MB), conf
             return
         time.sleep(0.5)
     raise TimeoutError(f"{name}: configuration update did not finish")
@@ -146,14 +162,14 @@ class FaultRun:
 
 
 @pytest.fixture(scope="module")
-def fault_run(fault_functions: dict[str, Any]) -> FaultRun:
+def fault_run(fault_stack: dict[str, Any]) -> FaultRun:
     """Upload the fault shards, start the run, delete `zz-deleted` once plan.json exists, wait."""
-    area = new_area(fault_functions, "faults")
+    area = new_area(fault_stack, "faults")
     shards = _fault_shards()
     area.put_many([(f"{n}.safetensors", b) for n, (b, _, _) in shards.items()])
     area.put_manifest({f"{n}.safetensors": c for n, (_, c, _) in shards.items()})
     t0 = time.monotonic()
-    arn = start(fault_functions, area.payload(max_concurrency=3))
+    arn = start(fault_stack, area.payload(max_concurrency=3))
     wait(arn, timeout_s=120, poll_s=0.1, until=lambda: area.result("plan.json") is not None)
     client("s3").delete_object(Bucket=area.data_bucket, Key=f"{area.input_prefix}zz-deleted.safetensors")
     # The deleted shard's worker must not have reported yet, or the test proves nothing.

@@ -18,7 +18,6 @@ _IMPORT_START = time.perf_counter()
 import os  # noqa: E402
 from typing import Any  # noqa: E402
 
-from cosmicai import faults  # noqa: E402
 from cosmicai.engine import BACKENDS, Engine  # noqa: E402
 from cosmicai.runstore import s3_client  # noqa: E402
 from cosmicai.weightsfile import default_weights_path  # noqa: E402
@@ -89,7 +88,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     cold = _STATE["invocations"] == 0
     _STATE["invocations"] += 1
     item = WorkItem.parse(event)
-    faults.inject(item.run_id, [s.name for s in item.shards], context)  # test deploys only; inert otherwise
     init_s = _IMPORT_SECONDS if cold else 0.0
     report = run_item(
         item,
