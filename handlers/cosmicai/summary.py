@@ -249,7 +249,7 @@ class PartialMerge:
         self.acc = MetricAccumulator()
         self.labelled = self.items = self.shards = self.fallback_items = self.fallback_shards = 0
         self.first_reason = ""
-        self.warnings: list[str] = []
+        self.row_warnings: list[str] = []  # a partial whose rows differ from its worker's report
 
     def read(self, entry: AccountedItem) -> tuple[AccountedItem, list[ShardPartial], str | None]:
         wanted = [o for o in entry.outcomes if o["status"] == "succeeded"]
@@ -265,7 +265,7 @@ class PartialMerge:
             return
         for o, sec in zip(wanted, sections):
             if sec.rows != o["objects"]:
-                self.warnings.append(f"{o['prediction_key']}: {sec.rows} rows but the worker reported {o['objects']}")
+                self.row_warnings.append(f"{o['prediction_key']}: {sec.rows} rows but the worker reported {o['objects']}")
                 o["objects"] = sec.rows
             self.acc.add(sec.partial)
             self.labelled += sec.partial.n
@@ -276,10 +276,10 @@ class PartialMerge:
             self.fallback_shards += len(wanted)
             self.first_reason = self.first_reason or why
 
-    def all_warnings(self) -> list[str]:
+    def warnings(self) -> list[str]:
         fallback = [f"metrics of {self.fallback_shards} shard(s) of {self.fallback_items} item(s) read from their "
                     f"catalogs, no usable metric partial (first: {self.first_reason})"] if self.fallback_items else []
-        return self.warnings + fallback
+        return self.row_warnings + fallback
 
     def source(self) -> dict[str, Any]:
         """summary.json's `metrics_source`."""
@@ -419,7 +419,7 @@ def summarize_run(s3: Any, loc: RunLocation, run_id: str | None = None, map_erro
     if map_error:
         name, msg = parse_cause(map_error)
         warnings.append(f"the Map state failed: {name}: {msg}")
-    warnings += merge.all_warnings()
+    warnings += merge.warnings()
     metrics_source = merge.source()
     metrics = None
     if merge.acc.n:  # the reference's figures and RAIL's (metrics.rail) from one merged distribution

@@ -88,6 +88,23 @@ def test_report_merges_only_predicted_catalogs_and_draws_plots(tmp_path: Path) -
     assert len(list((tmp_path / "run-r" / "workers").glob("*.json"))) == 2
 
 
+def test_report_reads_every_failure_from_the_failures_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """summary.json lists the first failures only: the report takes all of them from summary/failures.jsonl
+    (else the failed shard would count as predicted and its absent catalog fail the report)."""
+    import cosmicai.summary as summary_module
+
+    monkeypatch.setattr(summary_module, "FAILURES_LISTED", 0)
+    s3 = MemoryS3("data-bucket", "out-bucket")
+    summary = _run(s3, "run-f", corrupt=True)
+    assert summary["shards"]["failed"] == 1 and summary["shards"]["failures"] == []
+    files, _, report = build_report(s3, LOC, tmp_path / "run-f", run_id="run-f")
+    assert [f["shard"] for f in files.failures] == ["in/s2.safetensors"] and "in/s2.safetensors" in report.read_text()
+    assert files.catalog_rows == summary["objects"]["predicted"]
+    local = tmp_path / "run-f" / "summary"
+    assert (local / "failures.jsonl").read_text().count("\n") == 1
+    assert [json.loads(x)["item_id"] for x in (local / "workers.jsonl").read_text().splitlines()] == ["item-00000", "item-00001"]
+
+
 def test_report_refuses_a_summary_of_another_run(tmp_path: Path) -> None:
     s3 = MemoryS3("data-bucket", "out-bucket")
     _run(s3, "run-old")

@@ -2,7 +2,8 @@
 
 `record_failure` (from the Map's Catch): write `workers/<item>.json` marking every
 shard of a crashed or timed-out item failed with the caught error.
-`summarize`: account for every planned shard and write `<output>/summary.json`.
+`summarize`: account for every planned shard and write `<output>/summary.json` (with
+`summary/workers.jsonl` and `summary/failures.jsonl`; memory flat in the run's items).
 """
 
 from __future__ import annotations
