@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements/lock.txt handlers/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found (set PYTHON=/path/to/python3.11)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -c requirements/lock.txt -r requirements/lock.txt
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e 'handlers[infer,report,data,dev]'
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e 'handlers[cli,infer,report,data,dev]'
 	touch $@
 
 test: setup localstack-install asl-tools ## Run the whole suite (unit + integration): the CI command

@@ -3,7 +3,7 @@
 # OpenVINO IR (nothing converts at run time) and the qualification of every precision on
 # the builder's CPU (nothing is downloaded at run time). Built by scripts/images/build.py
 # from a staged context: wheels/ (dependencies), app/ (the cosmicai wheel),
-# requirements.txt, install.sh, prune.sh, weights/ (astromae.safetensors and the
+# requirements.txt, install.sh, prune.sh, runtime_modules.py, weights/ (astromae.safetensors and the
 # validation set the qualification is measured on).
 # Defaults build from the public Python base and the PyPI / PyTorch CPU indexes; the
 # offline build passes BASE_IMAGE=cosmicai-base:bookworm WHEEL_SOURCE=wheelhouse.
@@ -40,17 +40,21 @@ assert torch.version.cuda is None, 'torch ' + torch.__version__ + ' is a CUDA bu
 # The engine's files next to the weights, made once from the baked-in weights: the OpenVINO IR
 # (astromae.openvino/), the validation set and the qualification of every backend and precision
 # on this builder's CPU (astromae.qualification.json; a worker on another CPU class re-checks at
-# start-up). Then an OpenVINO worker's smoke import, which must not load torch.
+# start-up). Then the cosmicai modules the infer handler never imports go (the CLI, the bench,
+# training: images/runtime_modules.py; the conversion above was their last use), and an
+# OpenVINO worker's smoke import, which must not load torch, runs on what is left.
 # `import openvino` starts its converter's usage telemetry (Google Analytics events, a client-id
 # file under ~/intel) unless ~/intel/openvino_telemetry says 0: the image opts out, with a HOME
 # that holds only that file (Lambda keeps the image's HOME; nothing writes there).
 COPY weights/validation.safetensors /ctx/weights/validation.safetensors
+COPY runtime_modules.py /ctx/
 RUN mkdir -p /opt/cosmicai/weights /opt/cosmicai/home/intel \
  && printf 0 > /opt/cosmicai/home/intel/openvino_telemetry \
  && cp /ctx/weights/astromae.safetensors /opt/cosmicai/weights/astromae.safetensors \
  && export HOME=/opt/cosmicai/home \
  && OMP_NUM_THREADS=1 /opt/venv/bin/python -m cosmicai.cli convert-checkpoint /opt/cosmicai/weights/astromae.safetensors \
     --openvino --qualify --validation /ctx/weights/validation.safetensors \
+ && /opt/venv/bin/python /ctx/runtime_modules.py /opt/cosmicai/site cosmicai.handlers.infer \
  && COSMICAI_WEIGHTS=/opt/cosmicai/weights/astromae.safetensors COSMICAI_BACKEND=openvino \
     /opt/venv/bin/python -c "import sys, cosmicai.handlers.infer, openvino_telemetry; \
 assert 'torch' not in sys.modules, 'the openvino worker imported torch'; \

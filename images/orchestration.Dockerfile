@@ -25,7 +25,11 @@ COPY requirements.txt install.sh prune.sh /ctx/
 RUN STRIP="${STRIP}" PRECOMPILE="${PRECOMPILE}" WHEEL_SOURCE="${WHEEL_SOURCE}" PIP_INDEX_URL="${PIP_INDEX_URL}" \
     TORCH_INDEX_URL="${TORCH_INDEX_URL}" sh /ctx/install.sh deps /ctx
 COPY app/ /ctx/app/
+COPY runtime_modules.py /ctx/
+# Only the modules Init and Summarize can import stay (images/runtime_modules.py); the smoke
+# import runs on what is left.
 RUN PRECOMPILE="${PRECOMPILE}" sh /ctx/install.sh app /ctx \
+ && /opt/venv/bin/python /ctx/runtime_modules.py /opt/cosmicai/site cosmicai.handlers.init cosmicai.handlers.summarize \
  && /opt/venv/bin/python -c "import cosmicai.handlers.init, cosmicai.handlers.summarize, pyarrow.parquet, awslambdaric"
 
 FROM ${RUNTIME_IMAGE}

@@ -20,10 +20,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The `cli` extra's packages: the commands that draw import them when they run.
+CLI_EXTRA = ("rich",)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, dispatch to the command's `run(args)`, return its exit code."""
     args = build_parser().parse_args(argv)
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except ModuleNotFoundError as exc:
+        # Commands that only compute (convert-checkpoint in the image build) run without the extra.
+        if exc.name not in CLI_EXTRA:
+            raise
+        print(f"cosmicai {args.command}: needs {exc.name}, from the `cli` extra: pip install 'cosmicai[cli]'",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

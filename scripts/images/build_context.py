@@ -23,6 +23,9 @@ PLACEHOLDER_WEIGHTS = REPO_ROOT / "build" / "placeholder" / "astromae-PLACEHOLDE
 # The validation set the image build qualifies the engine's precisions on (cosmicai.qualify).
 VALIDATION_SET = HANDLERS_DIR / "cosmicai" / "assets" / "validation-n256-s21.safetensors"
 _HASH_CACHE = REPO_ROOT / "build" / "wheelhouse" / ".sha256.json"
+# images/ files every build context carries: the installer, the venv pruner, and the pruner of
+# cosmicai modules the image's handlers never import.
+BUILD_SCRIPTS = ("install.sh", "prune.sh", "runtime_modules.py")
 
 
 class ContextError(RuntimeError):
@@ -125,9 +128,9 @@ def stage(spec: ImageSpec, wheels: list[Path], requirements: str, base_id: str,
         digest.update(label.encode() + b"\0" + (data.encode() if isinstance(data, str) else data) + b"\0")
 
     shutil.copy2(spec.dockerfile, ctx / "Dockerfile")
-    for name in ("install.sh", "prune.sh"):
+    for name in BUILD_SCRIPTS:
         shutil.copy2(IMAGES_DIR / name, ctx / name)
-    for name in ("Dockerfile", "install.sh", "prune.sh"):
+    for name in ("Dockerfile", *BUILD_SCRIPTS):
         feed(name, (ctx / name).read_bytes())
     (ctx / "requirements.txt").write_text(requirements)
     feed("requirements.txt", requirements)

@@ -127,6 +127,30 @@ def test_inference_image_loads_baked_weights(images, docker_env):
     assert out[1:] in (["(2,)"], ["(2,", "1)"]), out
 
 
+# Code no function runs (images/runtime_modules.py keeps each image's handlers' imports only).
+CLI_ONLY = ("cosmicai.cli", "cosmicai.commands", "cosmicai.perf", "cosmicai.data.train", "cosmicai.data.generate", "rich")
+
+
+@pytest.mark.parametrize(("name", "handlers"), [
+    ("inference", "cosmicai.handlers.infer"),
+    ("orchestration", "cosmicai.handlers.init, cosmicai.handlers.summarize"),
+])
+def test_images_carry_their_handlers_and_no_cli_code(images, docker_env, name, handlers):
+    code = (
+        f"import importlib.util as u, pathlib, {handlers}\n"
+        "def has(m):\n"
+        "    try:\n"
+        "        return u.find_spec(m) is not None\n"
+        "    except ModuleNotFoundError:  # its parent package is gone too\n"
+        "        return False\n"
+        f"print(*[m for m in {CLI_ONLY!r} if has(m)], 'cli-only-end')\n"
+        "print(*sorted(str(p) for p in pathlib.Path('/opt/cosmicai/site').rglob('*') if 'fault' in p.name))\n"
+        "import os; os._exit(0)\n"
+    )
+    out = run_python(docker_env, images[name]["local_ref"], code).stdout.split()
+    assert out == ["cli-only-end"], f"{name} image carries {out}"
+
+
 def test_orchestration_has_handlers_and_catalogs_but_no_torch(images, docker_env):
     code = (
         "import importlib.util as u, numpy as np\n"
