@@ -96,8 +96,8 @@ FUNCTION_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SFN_LOG_RECORD = json.dumps({
     "id": "12", "type": "TaskStateExited", "details": {"name": "Infer", "outputDetails": {"truncated": False}},
     "previous_event_id": "11", "event_timestamp": "1764491696000",
-    "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:cosmicai-pipeline/0123abcd-4567-89ef-0123-456789abcdef:"
-                     "run-20261130T083451Z-72177a-20261130T083451-1a2b",
+    "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:cosmicai-pipeline/"
+                     "0123abcd-4567-89ef-0123-456789abcdef:run-20261130T083451Z-72177a-20261130T083451-1a2b",
     "redrive_count": "0",
 })
 SFN_LOG_LEVELS = ("ALL", "ERROR", "FATAL")
@@ -161,7 +161,8 @@ def memory_for_vcpus(vcpus: float) -> int:
     return min(MAX_MEMORY_MB, max(MIN_MEMORY_MB, math.ceil(vcpus * MB_PER_VCPU)))
 
 
-def lambda_compute_usd(memory_mb: float, billed_s: float, arch: str = "x86_64", prices: Prices = DEFAULT_PRICES) -> float:
+def lambda_compute_usd(memory_mb: float, billed_s: float, arch: str = "x86_64",
+                       prices: Prices = DEFAULT_PRICES) -> float:
     """Compute charge of one invocation: GB x billed seconds x GB-s price."""
     _check_memory(memory_mb)
     if billed_s < 0:
@@ -190,7 +191,8 @@ class Deployment:
         if self.function_log_level not in FUNCTION_LOG_LEVELS:
             raise CostError(f"function_log_level={self.function_log_level!r}: one of {', '.join(FUNCTION_LOG_LEVELS)}")
         if self.state_machine_log_level not in SFN_LOG_LEVELS:
-            raise CostError(f"state_machine_log_level={self.state_machine_log_level!r}: one of {', '.join(SFN_LOG_LEVELS)}")
+            raise CostError(f"state_machine_log_level={self.state_machine_log_level!r}: "
+                            f"one of {', '.join(SFN_LOG_LEVELS)}")
 
 
 @dataclass(frozen=True)
@@ -209,12 +211,14 @@ class RunShape:
 
     def __post_init__(self) -> None:
         if self.items < 1 or self.shards < self.items or self.objects < 0:
-            raise CostError(f"items={self.items} must be >= 1, shards={self.shards} >= items, objects={self.objects} >= 0")
+            raise CostError(f"items={self.items} must be >= 1, shards={self.shards} >= items, "
+                            f"objects={self.objects} >= 0")
         for name in ("cold_starts", "infer_retries", "failed_items"):
             if getattr(self, name) < 0:
                 raise CostError(f"{name}={getattr(self, name)} must be >= 0")
         if self.cold_starts > self.items + self.infer_retries:
-            raise CostError(f"cold_starts={self.cold_starts} exceeds the {self.items + self.infer_retries} infer invocations")
+            raise CostError(f"cold_starts={self.cold_starts} exceeds the {self.items + self.infer_retries} "
+                            "infer invocations")
         if self.wall_s < 0:
             raise CostError(f"wall_s={self.wall_s} is negative")
 
@@ -319,7 +323,8 @@ class S3Requests:
         return S3Requests(self.get + other.get, self.put + other.put, self.list + other.list, self.head + other.head)
 
     def usd(self, prices: Prices) -> float:
-        return self.get * prices.s3_get + self.put * prices.s3_put + self.list * prices.s3_list + self.head * prices.s3_head
+        return (self.get * prices.s3_get + self.put * prices.s3_put + self.list * prices.s3_list
+                + self.head * prices.s3_head)
 
 
 def _pages(keys: float) -> int:
@@ -447,7 +452,8 @@ def run_bill(shape: RunShape, usage: LambdaUsage, deployment: Deployment = Deplo
     )
 
 
-def recommend_memory(objects_per_s_by_threads: dict[int, float], min_memory_mb: float = MIN_MEMORY_MB) -> tuple[int, int]:
+def recommend_memory(objects_per_s_by_threads: dict[int, float],
+                     min_memory_mb: float = MIN_MEMORY_MB) -> tuple[int, int]:
     """(threads, memory_mb) with the lowest GB-s per object, each thread given a full vCPU
     and never less memory than `min_memory_mb` (e.g. peak RSS plus headroom).
 
@@ -524,7 +530,8 @@ def project_run(
         raise CostError(f"shard_objects={shard_objects}, total_objects={total_objects}, concurrency={concurrency}, "
                         f"shards_per_item={shards_per_item} must be >= 1")
     deployment = replace(deployment or Deployment(), infer_memory_mb=memory_mb, arch=arch)
-    rates = replace(rates or Rates(objects_per_s=objects_per_s, init_s=init_s), objects_per_s=objects_per_s, init_s=init_s)
+    rates = replace(rates or Rates(objects_per_s=objects_per_s, init_s=init_s), objects_per_s=objects_per_s,
+                    init_s=init_s)
     shards = math.ceil(total_objects / shard_objects)
     items = math.ceil(shards / shards_per_item)
     waves = math.ceil(items / concurrency)
@@ -545,8 +552,8 @@ def project_run(
         "item_seconds": asdict(one),
         "wall_s": wall_s,
         "run_usd": bill.usd,
-        "cost": {"usd_per_million_objects": bill.usd_per_million_objects, "components": bill.as_dict()["components_per_million"],
-                 "vcpus": vcpus_for_memory(memory_mb)},
+        "cost": {"usd_per_million_objects": bill.usd_per_million_objects,
+                 "components": bill.as_dict()["components_per_million"], "vcpus": vcpus_for_memory(memory_mb)},
         "bill": bill.as_dict(),
         "rates": asdict(rates),
         "inputs": {"total_objects": total_objects, "concurrency": concurrency, "shard_objects": shard_objects,

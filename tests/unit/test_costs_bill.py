@@ -82,7 +82,8 @@ def test_bill_by_hand() -> None:
     # init: LIST 2 location checks + 1 page of the input + run.json's existence = 4; GET manifest; PUT plan, run
     # infer: GET 8 x 1.25 = 10; PUT (8 catalogs + 4 partials + 4 reports) x 1.25 = 20
     # record failure: PUT 1; item reader: GET plan.json
-    # summarize: LIST run, plan, workers/, metrics/, predictions/ = 5; GET run, plan + 4 reports + 4 partials = 10; PUT 1
+    # summarize: LIST run, plan, workers/, metrics/, predictions/ = 5; GET run, plan + 4 reports + 4 partials = 10;
+    #            PUT 1
     # client: 5 polls (9 s / 2 s) of workers/ + summary/run/plan + workers/ + predictions/ = 10 LIST,
     #         GET run.json + 4 reports + summary/run/plan + 4 reports + 8 catalogs = 20, HEAD run.json 1
     gets, puts, lists, heads = 1 + 10 + 1 + 10 + 20, 2 + 20 + 1 + 1, 4 + 5 + 10, 1
@@ -124,18 +125,22 @@ def test_worker_seconds_by_hand() -> None:
     rates = Rates(objects_per_s=500.0, init_s=2.0, bytes_per_object=20_000, s3_mb_per_s=50.0, s3_request_s=0.05,
                   catalog_bytes_per_object=10.0)
     # an item of 3 shards of 1,000 objects: each GET 0.05 + 20 MB / 50 MB/s = 0.45 s, hidden behind the
-    # previous shard's 2 s of compute except the first; each catalog PUT 0.05 + 10 KB / 50 MB/s; partial and report 0.05 each
+    # previous shard's 2 s of compute except the first; each catalog PUT 0.05 + 10 KB / 50 MB/s; partial and
+    # report 0.05 each
     one = item_seconds(3000, 3, rates)
     assert one.download_s == pytest.approx(0.45)
     assert one.compute_s == pytest.approx(6.0)
     assert one.upload_s == pytest.approx(3 * (0.05 + 10_000 / 50e6) + 0.1)
     shape = RunShape(objects=6000, shards=6, items=2, cold_starts=1)
     run = project_seconds(shape, rates)
-    assert run.init_s == 2.0 and run.compute_s == pytest.approx(12.0) and run.total_s == pytest.approx(2.0 + 2 * one.total_s)
+    assert run.init_s == 2.0 and run.compute_s == pytest.approx(12.0)
+    assert run.total_s == pytest.approx(2.0 + 2 * one.total_s)
     usage = lambda_usage(shape, run, Deployment(), "projected")
     init_s, summarize_s = costs.orchestration_seconds(shape)
-    assert init_s == pytest.approx(1.0 + 6 * 157.96 / 200_000) and summarize_s == pytest.approx(1.0 + 2 * 152.5 / 40_000)
-    assert usage.infer_gb_s == pytest.approx(1769 / 1024 * run.total_s) and usage.init_gb_s == pytest.approx(0.5 * init_s)
+    assert init_s == pytest.approx(1.0 + 6 * 157.96 / 200_000)
+    assert summarize_s == pytest.approx(1.0 + 2 * 152.5 / 40_000)
+    assert usage.infer_gb_s == pytest.approx(1769 / 1024 * run.total_s)
+    assert usage.init_gb_s == pytest.approx(0.5 * init_s)
 
 
 def test_project_run_is_the_bill_of_its_shape() -> None:
@@ -166,7 +171,8 @@ class _TinyEngine:
 
 
 def _as_counts(req: costs.S3Requests) -> Counter:
-    return Counter({k: int(v) for k, v in (("get", req.get), ("put", req.put), ("list", req.list), ("head", req.head)) if v})
+    kinds = (("get", req.get), ("put", req.put), ("list", req.list), ("head", req.head))
+    return Counter({k: int(v) for k, v in kinds if v})
 
 
 def test_s3_requests_are_those_the_code_makes() -> None:
@@ -174,7 +180,8 @@ def test_s3_requests_are_those_the_code_makes() -> None:
     shards = {f"in/s{i}.safetensors": build_shard(5 + i, seed=i, id_start=100 * i) for i in range(5)}
     for key, shard in shards.items():
         s3.buckets["data-bucket"][key] = shard_to_bytes(shard)
-    manifest = {"format": MANIFEST_FORMAT, "shards": [{"key": k.removeprefix("in/"), "count": s.n} for k, s in shards.items()]}
+    entries = [{"key": k.removeprefix("in/"), "count": s.n} for k, s in shards.items()]
+    manifest = {"format": MANIFEST_FORMAT, "shards": entries}
     s3.buckets["data-bucket"]["in/" + MANIFEST_NAME] = json.dumps(manifest).encode()
     payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "shards_per_worker": 2,
                                 "run_id": "run-bill"})
@@ -201,7 +208,8 @@ def test_worker_log_bytes_are_the_workers_lines(caplog: pytest.LogCaptureFixture
     s3.buckets["cosmicai-data-123456789012"][key] = shard_to_bytes(build_shard(8, seed=1))
     item = WorkItem.parse({"item_id": "item-00000", "run_id": "run-20261130T083451Z-72177a",
                            "input_bucket": "cosmicai-data-123456789012",
-                           "output": "s3://cosmicai-results-123456789012/runs/run-20261130T083451Z-72177a/", "batch_size": 512,
+                           "output": "s3://cosmicai-results-123456789012/runs/run-20261130T083451Z-72177a/",
+                           "batch_size": 512,
                            "precision": "fp32", "shards": [{"key": key, "name": "part-00000", "bytes": 1, "count": 8}]})
     handler = worker._LOG.handlers[0]
     stream, handler.stream = handler.stream, io.StringIO()

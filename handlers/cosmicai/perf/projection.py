@@ -134,9 +134,10 @@ def rate_for_cost(target_usd: float, init_s: float, memory_mb: int = 1769, shard
                   shards_per_item: int = 1) -> float:
     """Objects/s per invocation needed for `target_usd` per million objects (all charges), by bisection."""
     def usd(rate: float) -> float:
-        return project_run(objects_per_s=rate, memory_mb=memory_mb, shard_objects=shard_objects(shard_mb),
-                           total_objects=REFERENCE_OBJECTS, concurrency=CONCURRENCY, init_s=init_s, arch=arch,
-                           shards_per_item=shards_per_item)["cost"]["usd_per_million_objects"]
+        p = project_run(objects_per_s=rate, memory_mb=memory_mb, shard_objects=shard_objects(shard_mb),
+                        total_objects=REFERENCE_OBJECTS, concurrency=CONCURRENCY, init_s=init_s, arch=arch,
+                        shards_per_item=shards_per_item)
+        return float(p["cost"]["usd_per_million_objects"])
 
     lo, hi = 1.0, 1e6
     if usd(hi) > target_usd:
@@ -253,16 +254,16 @@ def class_projection(results: dict[str, Any], cpu_class: str, min_memory_mb: flo
     s3_per_m = r["components_per_million"]["s3_requests"]
     sens = {}
     local_init = ((results.get("cold_start") or {}).get("local_cloud_report_init_ms") or {}).get("mean")
-    for name, kwargs in (("S3 at half the throughput", {"s3": S3_MB_PER_S / 2}),
-                         ("init as the local cloud's REPORT mean", {"init": local_init / 1000 if local_init else None})):
-        if any(v is None for v in kwargs.values()):
-            continue
-        rates_obj = Rates(objects_per_s=r["objects_per_s"], init_s=kwargs.get("init", init_s),
-                          s3_mb_per_s=kwargs.get("s3", S3_MB_PER_S))
+    variants = [("S3 at half the throughput", Rates(objects_per_s=r["objects_per_s"], init_s=init_s,
+                                                    s3_mb_per_s=S3_MB_PER_S / 2))]
+    if local_init:
+        variants.append(("init as the local cloud's REPORT mean", Rates(objects_per_s=r["objects_per_s"],
+                                                                        init_s=local_init / 1000)))
+    for name, variant in variants:
         p = project_run(objects_per_s=r["objects_per_s"], memory_mb=r["memory_mb"], shard_objects=r["shard_objects"],
-                        total_objects=REFERENCE_OBJECTS, concurrency=CONCURRENCY, init_s=rates_obj.init_s,
-                        shards_per_item=r["shards_per_item"], rates=rates_obj)
-        sens[name] = {"init_s": rates_obj.init_s, "s3_mb_per_s": rates_obj.s3_mb_per_s,
+                        total_objects=REFERENCE_OBJECTS, concurrency=CONCURRENCY, init_s=variant.init_s,
+                        shards_per_item=r["shards_per_item"], rates=variant)
+        sens[name] = {"init_s": variant.init_s, "s3_mb_per_s": variant.s3_mb_per_s,
                       "usd_per_million_objects": round(p["cost"]["usd_per_million_objects"], 5)}
     # Survey scale: 10^9 objects at the recommended row (a Map takes at most 40,000 items: payload.MAX_WORKERS)
     per_item = max(r["shards_per_item"], math.ceil(BILLION / r["shard_objects"] / MAP_ITEM_LIMIT))
@@ -279,7 +280,8 @@ def class_projection(results: dict[str, Any], cpu_class: str, min_memory_mb: flo
         "recommendation": rec | {"batch_size": batch, "precision": mode, "threads": 1},
         "recommendation_one_shard_per_item": one_per_item,
         "sensitivity": sens,
-        "ec2": ec2_comparison(rate1, r["usd_per_million_objects"], s3_usd_per_million=s3_per_m, lambda_wall_s=r["wall_s"]),
+        "ec2": ec2_comparison(rate1, r["usd_per_million_objects"], s3_usd_per_million=s3_per_m,
+                              lambda_wall_s=r["wall_s"]),
     }
 
 
