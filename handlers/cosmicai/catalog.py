@@ -2,7 +2,9 @@
 
 Columns: `object_id` int64, `z_pred` float32, `z_true` float32 (nullable: null
 where no true redshift is known), `ra`, `dec` float64 degrees (nullable: null where
-the shard carried no sky positions). Readers detect the format from the bytes.
+the shard carried no sky positions); with per-object uncertainty (`uncertainty: "tta8"`,
+cosmicai.uncertainty) three more, float32: `z_err`, `z_p16`, `z_p84` (UNCERTAINTY_COLUMNS),
+absent otherwise. Readers detect the format from the bytes.
 
 Every catalog is built against the one `SCHEMA` (no pandas or other metadata; an
 unlabelled shard's `z_true`, a position-less shard's `ra`/`dec`, are columns of nulls), so a run's
@@ -40,6 +42,9 @@ SCHEMA = pa.schema(
         pa.field("dec", pa.float64(), nullable=True),
     ]
 )
+# With uncertainty "tta8": the calibrated 1-sigma error and the 16th/84th percentiles (cosmicai.uncertainty).
+UNCERTAINTY_COLUMNS = ("z_err", "z_p16", "z_p84")
+UNCERTAINTY_SCHEMA = pa.schema([*SCHEMA, *(pa.field(c, pa.float32(), nullable=False) for c in UNCERTAINTY_COLUMNS)])
 # Columns a catalog written before they existed may lack; read_catalog fills them with nulls.
 OPTIONAL_COLUMNS = ("ra", "dec")
 FORMATS = ("parquet", "csv")
@@ -51,8 +56,10 @@ class CatalogError(ValueError):
     """A catalog that cannot be written or read; the message names the source and problem."""
 
 
-def catalog_table(object_ids: Any, z_pred: Any, z_true: Any = None, *, ra: Any = None, dec: Any = None) -> pa.Table:
-    """Build the catalog table; NaN in `z_true`, `ra` or `dec` becomes null (unknown)."""
+def catalog_table(object_ids: Any, z_pred: Any, z_true: Any = None, *, ra: Any = None, dec: Any = None,
+                  uncertainty: Mapping[str, Any] | None = None) -> pa.Table:
+    """Build the catalog table; NaN in `z_true`, `ra` or `dec` becomes null (unknown). `uncertainty`:
+    the UNCERTAINTY_COLUMNS arrays (all three), appended after the five columns."""
     ids = np.asarray(object_ids)
     pred = np.asarray(z_pred, dtype=np.float32).reshape(-1)
     if ids.ndim != 1 or ids.dtype.kind not in "iu":
@@ -69,9 +76,17 @@ def catalog_table(object_ids: Any, z_pred: Any, z_true: Any = None, *, ra: Any =
     if (ra is None) != (dec is None):
         raise CatalogError("ra and dec come together: got only one of them")
     pos = [_position(ra, "ra", ids.shape[0]), _position(dec, "dec", ids.shape[0])]
-    return pa.table(
-        [pa.array(ids.astype(np.int64, copy=False)), pa.array(pred), true, *pos], schema=SCHEMA
-    )
+    columns = [pa.array(ids.astype(np.int64, copy=False)), pa.array(pred), true, *pos]
+    if uncertainty is None:
+        return pa.table(columns, schema=SCHEMA)
+    if set(uncertainty) != set(UNCERTAINTY_COLUMNS):
+        raise CatalogError(f"uncertainty columns must be {list(UNCERTAINTY_COLUMNS)}, got {sorted(uncertainty)}")
+    for name in UNCERTAINTY_COLUMNS:
+        col = np.asarray(uncertainty[name], dtype=np.float32).reshape(-1)
+        if col.shape[0] != ids.shape[0] or not np.isfinite(col).all():
+            raise CatalogError(f"{name}: {col.shape[0]} values for {ids.shape[0]} object ids, all finite expected")
+        columns.append(pa.array(col))
+    return pa.table(columns, schema=UNCERTAINTY_SCHEMA)
 
 
 def _position(values: Any, what: str, n: int) -> pa.Array:
@@ -85,11 +100,11 @@ def _position(values: Any, what: str, n: int) -> pa.Array:
 
 def catalog_to_bytes(
     object_ids: Any, z_pred: Any, z_true: Any = None, fmt: str = "parquet", *, ra: Any = None, dec: Any = None,
-    provenance: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None, uncertainty: Mapping[str, Any] | None = None,
 ) -> bytes:
     """Serialise a catalog in memory (for an S3 PUT); `provenance` goes into Parquet's key-value metadata."""
     buf = io.BytesIO()
-    table = catalog_table(object_ids, z_pred, z_true, ra=ra, dec=dec)
+    table = catalog_table(object_ids, z_pred, z_true, ra=ra, dec=dec, uncertainty=uncertainty)
     if provenance and fmt == "parquet":
         table = table.replace_schema_metadata(provenance_metadata(provenance))
     _write_table(table, buf, fmt)
@@ -141,9 +156,10 @@ def write_catalog(
     *,
     ra: Any = None,
     dec: Any = None,
+    uncertainty: Mapping[str, Any] | None = None,
 ) -> int:
     """Write a catalog to a path (atomically) or a binary file object; return the bytes written."""
-    data = catalog_to_bytes(object_ids, z_pred, z_true, fmt, ra=ra, dec=dec)
+    data = catalog_to_bytes(object_ids, z_pred, z_true, fmt, ra=ra, dec=dec, uncertainty=uncertainty)
     if hasattr(dst, "write"):
         dst.write(data)  # type: ignore[union-attr]
         return len(data)
@@ -156,7 +172,8 @@ def write_catalog(
 
 
 def read_catalog(src: Path | str | bytes) -> pa.Table:
-    """Read a Parquet or CSV catalog (detected from the bytes) with the catalog schema."""
+    """Read a Parquet or CSV catalog (detected from the bytes) with the catalog schema (UNCERTAINTY_SCHEMA
+    when it has uncertainty columns: all three, or CatalogError)."""
     if isinstance(src, (bytes, bytearray, memoryview)):
         data, name = bytes(src), "<bytes>"
     else:
@@ -172,7 +189,7 @@ def read_catalog(src: Path | str | bytes) -> pa.Table:
             table = pq.read_table(io.BytesIO(data))
         else:
             opts = pacsv.ConvertOptions(
-                column_types={f.name: f.type for f in SCHEMA}, strings_can_be_null=True
+                column_types={f.name: f.type for f in UNCERTAINTY_SCHEMA}, strings_can_be_null=True
             )
             table = pacsv.read_csv(io.BytesIO(data), convert_options=opts)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
@@ -180,10 +197,12 @@ def read_catalog(src: Path | str | bytes) -> pa.Table:
     for col in OPTIONAL_COLUMNS:  # a catalog from before positions existed: unknown, not invalid
         if col not in table.column_names:
             table = table.append_column(pa.field(col, pa.float64()), pa.nulls(table.num_rows, pa.float64()))
-    missing = [f.name for f in SCHEMA if f.name not in table.column_names]
+    has_err = [c for c in UNCERTAINTY_COLUMNS if c in table.column_names]
+    schema = UNCERTAINTY_SCHEMA if has_err else SCHEMA
+    missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
         raise CatalogError(f"{name}: missing column(s) {missing}; has {table.column_names}")
     try:
-        return table.select(SCHEMA.names).cast(SCHEMA)
+        return table.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise CatalogError(f"{name}: columns do not fit the catalog schema ({exc})") from exc

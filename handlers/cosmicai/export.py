@@ -2,8 +2,9 @@
 
 Reads `runs/<run_id>/catalog.parquet` (what `cosmicai invoke` downloads, see report.py) and
 writes the columns with units and descriptions: `object_id`, `z_pred`, `z_true` (only when
-some object is labelled; null/NaN where unknown) and `ra`, `dec` in degrees (only when the
-shards carried positions). Formats:
+some object is labelled; null/NaN where unknown), `ra`, `dec` in degrees (only when the
+shards carried positions) and `z_err`, `z_p16`, `z_p84` (only for a run with uncertainty tta8).
+Formats:
 
 - `fits`: a BINTABLE HDU `CATALOG` with TUNITn, TCOMMn (descriptions, as TOPCAT reads them)
   and astropy's serialized column metadata, so `Table.read(path)` restores units and
@@ -44,6 +45,10 @@ COLUMNS: dict[str, ColumnInfo] = {
     "z_true": ColumnInfo("", "true redshift from the input shards (dimensionless); NaN/null: unknown"),
     "ra": ColumnInfo("deg", "right ascension of the object, as given in the input table (degrees)"),
     "dec": ColumnInfo("deg", "declination of the object, as given in the input table (degrees)"),
+    "z_err": ColumnInfo("", "1-sigma error of z_pred (dimensionless): std of the predictions of the 8 "
+                            "rotations/flips x the scale calibrated in the model card"),
+    "z_p16": ColumnInfo("", "16th percentile of z (dimensionless): of the 8 rotations/flips, calibrated like z_err"),
+    "z_p84": ColumnInfo("", "84th percentile of z (dimensionless): of the 8 rotations/flips, calibrated like z_err"),
 }
 
 
@@ -81,13 +86,16 @@ def _run_id(run: Path) -> str | None:
 
 
 def export_columns(table: Any) -> list[str]:
-    """The columns worth exporting: z_true only if something is labelled, ra/dec only if known."""
+    """The columns worth exporting: z_true only if something is labelled, ra/dec only if known, the
+    uncertainty columns when the catalog has them."""
+    from cosmicai.catalog import UNCERTAINTY_COLUMNS
+
     cols = ["object_id", "z_pred"]
     if table.column("z_true").null_count < table.num_rows:
         cols.append("z_true")
     if table.column("ra").null_count < table.num_rows:
         cols += ["ra", "dec"]
-    return cols
+    return cols + [c for c in UNCERTAINTY_COLUMNS if c in table.column_names]
 
 
 def astropy_table(table: Any, columns: list[str], run_id: str | None) -> Any:

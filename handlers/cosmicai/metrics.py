@@ -5,7 +5,9 @@ MAE = mean|z_pred - z_true|, MSE = mean (z_pred - z_true)^2, bias = mean(delta),
 precision = 1.48 * median(|delta - median(delta)|) (NMAD), R^2 = 1 - SS_res/SS_tot,
 outlier_fraction = share of |delta| > 0.15. Beside them, RAIL's point metrics (`RAIL_KEYS`: median
 bias, sigma_IQR, sigma_MAD, outlier rate beyond max(0.06, 3 sigma_IQR); `compute_rail_metrics`,
-`DeltaDistribution.rail`).
+`DeltaDistribution.rail`). With per-object errors (uncertainty tta8), `coverage_68` = share of the
+labelled objects with |z_true - z_pred| <= z_err and `coverage_68_n` = how many had one (both exact
+counts in the partials).
 
 Three ways to get them:
 
@@ -437,6 +439,8 @@ class MetricPartial:
 
     `bins`/`counts`: the sparse histogram of delta on the grid (sorted unique int64 indices, counts
     >= 1); `extremes`: the exact, sorted deltas with |delta| >= GRID_LIMIT (normally none).
+    `with_err`: objects that carry a z_err (0 without uncertainty); `covered`: those of them with
+    |z_true - z_pred| <= z_err.
     """
 
     n: int = 0
@@ -448,13 +452,16 @@ class MetricPartial:
     bins: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     counts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     extremes: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+    with_err: int = 0
+    covered: int = 0
 
     @classmethod
-    def from_pairs(cls, z_true: Any, z_pred: Any) -> MetricPartial:
-        """The partial of these pairs (each sum correctly rounded by math.fsum)."""
+    def from_pairs(cls, z_true: Any, z_pred: Any, z_err: Any = None) -> MetricPartial:
+        """The partial of these pairs (each sum correctly rounded by math.fsum); with `z_err`, their coverage."""
         t, p = _as_pair(z_true, z_pred)
         if t.size == 0:
             return cls()
+        hits = _covered(t, p, z_err)
         err = p - t
         delta = err / (1.0 + t)
         on_grid = np.abs(delta) < GRID_LIMIT
@@ -469,6 +476,8 @@ class MetricPartial:
             bins=bins.astype(np.int64),
             counts=counts.astype(np.int64),
             extremes=np.sort(delta[~on_grid]),
+            with_err=0 if hits is None else int(t.size),
+            covered=0 if hits is None else int(np.count_nonzero(hits)),
         )
 
     def distribution(self) -> DeltaDistribution:
@@ -479,7 +488,22 @@ class MetricPartial:
     def compute(self) -> dict[str, Any]:
         """This partial's metrics (MetricsError if it holds no objects)."""
         return _figures(self.n, self.outliers, self.sum_abs_err, self.sum_sq_err, self.sum_delta, self.truth,
-                        self.distribution() if self.n else None)
+                        self.distribution() if self.n else None) | coverage(self.covered, self.with_err)
+
+
+def _covered(t: np.ndarray, p: np.ndarray, z_err: Any) -> np.ndarray | None:
+    """|z_true - z_pred| <= z_err per object in float64 (None without errors)."""
+    if z_err is None:
+        return None
+    e = np.asarray(z_err, dtype=np.float64).reshape(-1)
+    if e.shape != t.shape or not np.isfinite(e).all():
+        raise MetricsError(f"z_err has {e.size} values for {t.size} objects, all finite expected")
+    return np.abs(t - p) <= e
+
+
+def coverage(covered: int, with_err: int) -> dict[str, Any]:
+    """{coverage_68, coverage_68_n} of exact counts ({} when no object carried a z_err)."""
+    return {"coverage_68": covered / with_err, "coverage_68_n": with_err} if with_err else {}
 
 
 def _distribution(values: list[np.ndarray], counts: list[np.ndarray]) -> DeltaDistribution:
@@ -529,6 +553,7 @@ class MetricAccumulator:
         self._abs, self._sq, self._delta = CompensatedSum(), CompensatedSum(), CompensatedSum()
         self.truth = TruthMoments()
         self.partials = 0
+        self.with_err = self.covered = 0
 
     def _add_sparse(self, bins: np.ndarray, counts: np.ndarray) -> None:
         if bins.size:
@@ -560,6 +585,8 @@ class MetricAccumulator:
         if p.extremes.size:
             self._extremes.append(p.extremes)
         self._add_sums(p.n, p.outliers, p.sum_abs_err, p.sum_sq_err, p.sum_delta, p.truth)
+        self.with_err += p.with_err
+        self.covered += p.covered
         self.partials += 1
         return self
 
@@ -575,6 +602,8 @@ class MetricAccumulator:
             mine.add(theirs.total)
             mine.add(theirs.carry)
         self.truth = self.truth.merge(other.truth)
+        self.with_err += other.with_err
+        self.covered += other.covered
         self.partials += other.partials
         return self
 
@@ -601,7 +630,7 @@ class MetricAccumulator:
         if self.n == 0:
             raise MetricsError("no objects to score")
         return _figures(self.n, self.outliers, self._abs.value, self._sq.value, self._delta.value, self.truth,
-                        self.distribution())
+                        self.distribution()) | coverage(self.covered, self.with_err)
 
     def compute_with_rail(self) -> tuple[dict[str, Any], RailFigures]:
         """(METRIC_KEYS dict plus `rail`: RAIL_KEYS dict, the RAIL figures with their outlier bracket),
@@ -613,7 +642,7 @@ class MetricAccumulator:
         rail = dist.rail(mad)
         figures = _figures(self.n, self.outliers, self._abs.value, self._sq.value, self._delta.value, self.truth,
                            dist, mad)
-        return figures | {"rail": rail.metrics()}, rail
+        return figures | coverage(self.covered, self.with_err) | {"rail": rail.metrics()}, rail
 
 
 def error_bounds() -> dict[str, Any]:
@@ -622,7 +651,7 @@ def error_bounds() -> dict[str, Any]:
         "delta_bin_width": BIN_WIDTH,
         "delta": DELTA_ERROR_BOUND,
         "precision": PRECISION_ERROR_BOUND,
-        "exact": ["n", "outlier_fraction"],
+        "exact": ["n", "outlier_fraction", "coverage_68"],
         "float64_sums": ["mae", "mse", "bias", "r2"],
         # RAIL's figures (metrics.rail): median-based, so within these of the exact ones; the outlier
         # rate is bracketed per run in metrics_source.rail_outlier_rate (exact when lower == upper).
@@ -677,11 +706,14 @@ def _unpack_ints(text: Any, limit: int, what: str) -> np.ndarray:
 def _section(s: ShardPartial) -> dict[str, Any]:
     p = s.partial
     truth = {"mean": p.truth.mean, "m2": p.truth.m2, "min": p.truth.lo, "max": p.truth.hi} if p.n else None
-    return {"key": s.key, "rows": s.rows, "n": p.n, "outliers": p.outliers, "sum_abs_err": p.sum_abs_err,
-            "sum_sq_err": p.sum_sq_err, "sum_delta": p.sum_delta, "z_true": truth,
-            # first differences of the sorted indices: small numbers, which deflate to ~1.3 bytes a bin
-            "bins": _pack_ints(np.diff(p.bins, prepend=np.int64(0))), "counts": _pack_ints(p.counts),
-            "extremes": [float(x) for x in p.extremes]}
+    doc = {"key": s.key, "rows": s.rows, "n": p.n, "outliers": p.outliers, "sum_abs_err": p.sum_abs_err,
+           "sum_sq_err": p.sum_sq_err, "sum_delta": p.sum_delta, "z_true": truth,
+           # first differences of the sorted indices: small numbers, which deflate to ~1.3 bytes a bin
+           "bins": _pack_ints(np.diff(p.bins, prepend=np.int64(0))), "counts": _pack_ints(p.counts),
+           "extremes": [float(x) for x in p.extremes]}
+    if p.with_err:  # only with uncertainty: a section without errors stays what version 1 always wrote
+        doc |= {"with_err": p.with_err, "covered": p.covered}
+    return doc
 
 
 def partials_to_bytes(run_id: str, item_id: str, shards: Sequence[ShardPartial]) -> bytes:
@@ -698,9 +730,10 @@ def partials_to_bytes(run_id: str, item_id: str, shards: Sequence[ShardPartial])
 def _read_section(sec: Any) -> ShardPartial:
     """One section, checked (ValueError/KeyError/TypeError on anything malformed)."""
     n, rows, outliers = (int(sec[k]) for k in ("n", "rows", "outliers"))
+    with_err, hits = int(sec.get("with_err", 0)), int(sec.get("covered", 0))
     sums = [float(sec[k]) for k in ("sum_abs_err", "sum_sq_err", "sum_delta")]
-    if n < 0 or rows < n or not 0 <= outliers <= n or not all(map(math.isfinite, sums)):
-        raise ValueError(f"n {n}, rows {rows}, outliers {outliers}, sums {sums}")
+    if n < 0 or rows < n or not 0 <= outliers <= n or not all(map(math.isfinite, sums)) or not 0 <= hits <= with_err <= n:
+        raise ValueError(f"n {n}, rows {rows}, outliers {outliers}, sums {sums}, covered {hits} of {with_err}")
     bins = np.cumsum(_unpack_ints(sec["bins"], n, "bins"))
     counts = _unpack_ints(sec["counts"], n, "counts")
     extremes = np.asarray(sec["extremes"], dtype=np.float64).reshape(-1)
@@ -710,7 +743,8 @@ def _read_section(sec: Any) -> ShardPartial:
         raise ValueError(f"histogram of {int(counts.sum())} + {extremes.size} values for n {n}")
     t = sec["z_true"]
     truth = TruthMoments(n, float(t["mean"]), float(t["m2"]), float(t["min"]), float(t["max"])) if n else TruthMoments()
-    partial = MetricPartial(n, outliers, *sums, truth=truth, bins=bins, counts=counts, extremes=np.sort(extremes))
+    partial = MetricPartial(n, outliers, *sums, truth=truth, bins=bins, counts=counts, extremes=np.sort(extremes),
+                            with_err=with_err, covered=hits)
     return ShardPartial(str(sec["key"]), rows, partial)
 
 
@@ -738,9 +772,10 @@ def partials_from_bytes(data: bytes, source: str = "metric partial") -> PartialF
 def format_metrics(m: dict[str, Any]) -> str:
     """One line of text for CLI output."""
     r2 = "n/a" if m.get("r2") is None else f"{m['r2']:.4f}"
+    cover = f" coverage_68={m['coverage_68']:.4f} (of {m['coverage_68_n']} with z_err)" if "coverage_68" in m else ""
     return (
         f"n={m['n']} MAE={m['mae']:.4f} MSE={m['mse']:.5f} bias={m['bias']:.4f} "
-        f"precision={m['precision']:.4f} R2={r2} outliers={m['outlier_fraction']:.4f}"
+        f"precision={m['precision']:.4f} R2={r2} outliers={m['outlier_fraction']:.4f}{cover}"
     )
 
 
@@ -762,6 +797,7 @@ __all__ = [
     "TruthMoments",
     "compute_metrics",
     "compute_rail_metrics",
+    "coverage",
     "error_bounds",
     "format_metrics",
     "partials_from_bytes",

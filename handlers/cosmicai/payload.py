@@ -76,6 +76,9 @@ class RunPayload(BaseModel):
     max_concurrency: int = Field(100, ge=1, le=MAX_CONCURRENCY_LIMIT)
     precision: Literal["fp32", "bf16", "int8", "fast"] = "fp32"
     backend: Literal["torch", "openvino"] = Field("torch", description="engine backend of the workers (cosmicai.engine)")
+    uncertainty: Literal["none", "tta8"] = Field(
+        "none", description="per-object z_err and 16/84 percentiles from the 8 rotations/flips of each cutout "
+        "(cosmicai.uncertainty; ~8x compute; needs weights whose model card is calibrated)")
     run_id: str | None = None
     resume: bool = Field(False, description="re-run only the shards of run `run_id` without a successful result")
     warnings: tuple[str, ...] = ()

@@ -196,6 +196,7 @@ def plan_work_items(payload: RunPayload, shards: Sequence[ShardInfo]) -> list[di
             "batch_size": payload.batch_size,
             "precision": payload.precision,
             "backend": payload.backend,
+            "uncertainty": payload.uncertainty,
             "objects": None if None in counts else sum(c for c in counts if c is not None),
             "shards": [{"key": s.key, "name": s.name, "bytes": s.bytes, "count": s.count} for s in group],
         }

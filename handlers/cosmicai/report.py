@@ -13,6 +13,7 @@ the accuracy plots are drawn from `catalog.sample.parquet`, a few evenly spaced 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections import deque
@@ -248,7 +249,7 @@ def _merge_catalogs(s3: Any, bucket: str, keys: Sequence[str], dst: Path) -> int
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from cosmicai.catalog import SCHEMA, CatalogError, read_catalog
+    from cosmicai.catalog import CatalogError, read_catalog
 
     if not keys:
         return 0
@@ -261,8 +262,10 @@ def _merge_catalogs(s3: Any, bucket: str, keys: Sequence[str], dst: Path) -> int
 
     tmp = dst.with_suffix(".parquet.tmp")
     rows, buffered, buffered_rows = 0, [], 0
-    with pq.ParquetWriter(tmp, SCHEMA, compression="zstd") as writer:
-        for table in _read_in_order(read, keys):
+    tables = _read_in_order(read, keys)
+    first = next(tables)  # its schema: the catalog's, with the uncertainty columns when the run has them
+    with pq.ParquetWriter(tmp, first.schema, compression="zstd") as writer:
+        for table in itertools.chain([first], tables):
             buffered.append(table)
             buffered_rows += table.num_rows
             if buffered_rows >= ROW_GROUP_ROWS:

@@ -59,6 +59,8 @@ class WorkItem(BaseModel):
     batch_size: int = Field(ge=1, le=8192)
     precision: Literal["fp32", "bf16", "int8", "fast"]
     backend: Literal["torch", "openvino"] = "torch"
+    # per-object uncertainty (cosmicai.uncertainty): tta8 predicts the 8 rotations/flips of each cutout
+    uncertainty: Literal["none", "tta8"] = "none"
     objects: int | None = None
     shards: list[PlannedShard] = Field(min_length=1)
     # a resumed run's item (resume.py): only its unfinished shards, merged into its earlier report
@@ -143,11 +145,11 @@ def _download(s3: Any, bucket: str, shard: PlannedShard, max_bytes: int) -> tupl
         raise TransientStorageError(f"{where}: {exc}") from exc
 
 
-def shard_partial(key: str, z_true: np.ndarray | None, z_pred: np.ndarray) -> ShardPartial:
-    """The metric-partial section of one predicted shard (empty when it has no labels)."""
+def shard_partial(key: str, z_true: np.ndarray | None, z_pred: np.ndarray, z_err: np.ndarray | None = None) -> ShardPartial:
+    """The metric-partial section of one predicted shard (empty when it has no labels; with `z_err`, its coverage)."""
     from cosmicai.metrics import MetricPartial, ShardPartial
 
-    partial = MetricPartial.from_pairs(z_true, z_pred) if z_true is not None else MetricPartial()
+    partial = MetricPartial.from_pairs(z_true, z_pred, z_err) if z_true is not None else MetricPartial()
     return ShardPartial(key, int(z_pred.size), partial)
 
 
@@ -194,31 +196,41 @@ def worker_provenance(engine: Any, item: WorkItem) -> dict[str, Any]:
     cosmicai version, the weights' file name and sha256, the name the model card beside them gives
     when the card describes these very weights (by sha256; else null), the engine's backend and the
     precision it actually runs (`fast` resolved), and the uncertainty mode."""
-    import json
-    from pathlib import Path
-
     from cosmicai import __version__
+    from cosmicai.data.modelcard import find_model_card
     from cosmicai.weightsfile import WeightsError, default_weights_path, weights_sha256
 
     name = sha = card = None
-    path = None
     try:
         path = default_weights_path()  # what the infer handler's models load
         name, sha = path.name, weights_sha256(path)
+        found = find_model_card(path)
+        card = str(found[1].get("weights_name") or name) if found else None
     except (WeightsError, OSError):
         pass
-    # the card beside the weights, else the packaged one (images copy the weights elsewhere, renamed)
-    for where in ([Path(path).parent / "MODEL_CARD.json"] if name else []) + [Path(__file__).parent / "assets" / "MODEL_CARD.json"]:
-        try:
-            doc = json.loads(where.read_text())
-        except (OSError, ValueError):
-            continue
-        if sha and isinstance(doc, dict) and doc.get("sha256") == sha:
-            card = str(doc.get("weights_name") or name)
-            break
     return {"cosmicai_version": __version__, "weights_name": name, "weights_sha256": sha, "model_card": card,
             "backend": str(getattr(engine, "backend", item.backend)),
-            "precision": str(getattr(engine, "precision", item.precision)), "uncertainty": "none"}
+            "precision": str(getattr(engine, "precision", item.precision)), "uncertainty": item.uncertainty}
+
+
+def shard_predictor(engine: Predictor, item: WorkItem) -> Callable[[Any], tuple[np.ndarray, dict[str, np.ndarray] | None]]:
+    """shard -> (z_pred, the catalog's uncertainty columns or None), for the item's uncertainty mode.
+
+    tta8 reads the calibration from the model card of the weights the handler loads and raises
+    UncertaintyNotCalibratedError (the item fails by that name) before any shard when there is none.
+    """
+    if item.uncertainty == "none":
+        return lambda shard: (np.asarray(engine.predict(shard.images, shard.magnitudes), dtype=np.float32).reshape(-1), None)
+    from cosmicai.uncertainty import Tta8Predictor, calibration_for
+    from cosmicai.weightsfile import default_weights_path
+
+    tta = Tta8Predictor(engine, calibration_for(default_weights_path()), images_per_call=item.batch_size)
+
+    def predict(shard: Any) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+        got = tta.predict(shard.images, shard.magnitudes)
+        return got.z_pred, got.columns()
+
+    return predict
 
 
 def run_item(
@@ -242,6 +254,7 @@ def run_item(
     engine = predictor()  # built (or taken from the warm cache) before the first shard
     engine_seconds = time.perf_counter() - t0
     provenance = worker_provenance(engine, item)
+    predict = shard_predictor(engine, item)
     totals = {"download": 0.0, "compute": 0.0, "upload": 0.0}
     results: list[dict[str, Any]] = []
     sections: list[ShardPartial] = []
@@ -270,15 +283,15 @@ def run_item(
                 continue
             del data
             t1 = time.perf_counter()
-            z_pred = np.asarray(engine.predict(shard.images, shard.magnitudes), dtype=np.float32).reshape(-1)
+            z_pred, errors = predict(shard)
             compute_s = time.perf_counter() - t1
             t2 = time.perf_counter()
             body = catalog_to_bytes(shard.object_ids, z_pred, shard.redshift, ra=shard.ra, dec=shard.dec,
-                                    provenance=provenance)
+                                    provenance=provenance, uncertainty=errors)
             key = loc.prediction_key(planned.name)
             s3.put_object(Bucket=loc.bucket, Key=key, Body=body, ContentType="application/vnd.apache.parquet")
             upload_s = time.perf_counter() - t2
-            sections.append(shard_partial(planned.key, shard.redshift, z_pred))
+            sections.append(shard_partial(planned.key, shard.redshift, z_pred, errors["z_err"] if errors else None))
             totals["compute"] += compute_s
             totals["upload"] += upload_s
             entry |= {

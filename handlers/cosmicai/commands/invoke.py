@@ -516,18 +516,26 @@ def concurrency_text(c: Concurrency) -> str:
 
 
 def dry_run_rows(planned: RunPlan, throughput: Throughput, memory: tuple[float, str, str], concurrency: Concurrency) -> list[tuple[str, str]]:
-    """(label, value) rows the dry run prints: the plan, its objects, cost, wall time and concurrency."""
+    """(label, value) rows the dry run prints: the plan, its objects, cost, wall time and concurrency.
+    With uncertainty tta8 the throughput is divided by its measured compute factor (~8x), said in a row."""
     from cosmicai.costs import throughput_at_memory
+    from cosmicai.uncertainty import cost_factor
 
     p = planned.payload
     counted, estimated = estimate_objects(planned.shards)
     objects = counted + estimated
+    factor, factor_source = cost_factor(p.uncertainty)
+    if factor != 1.0:
+        throughput = replace(throughput, rates_by_threads={k: v / factor for k, v in throughput.rates_by_threads.items()},
+                             source=f"{throughput.source}, / {factor:.2f} for uncertainty {p.uncertainty}")
     rows = [("run", p.run_id), ("input", p.input), ("output", p.output),
             ("work items", str(len(planned.items))),
             ("shards", f"{len(planned.shards)} ({planned.shards_without_count} of unknown count)"),
             ("objects", f"{counted}" + (f" counted + ~{estimated} estimated from the size of the "
                                         f"{planned.shards_without_count} shards of unknown count" if planned.shards_without_count else "")),
             ("precision, batch", f"{p.precision}, {p.batch_size}"),
+            ("uncertainty", p.uncertainty if factor == 1.0 else
+             f"{p.uncertainty}: {factor:.2f}x the compute of none ({factor_source}); throughput, cost and wall time below include it"),
             ("infer function", f"{memory[0]:.0f} MB {memory[1]}: {memory[2]}"),
             ("throughput", f"{throughput_at_memory(throughput.rates_by_threads, memory[0]):.0f} objects/s per worker, "
                            f"init {throughput.init_s:.2f} s: {throughput.source}")]

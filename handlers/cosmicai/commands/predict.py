@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "2e-3 of fp32 for these weights on this CPU class (see convert-checkpoint --qualify), else fp32")
     p.add_argument("--backend", choices=("torch", "openvino"), default="torch",
                    help="engine backend (default torch; openvino reads the IR written by convert-checkpoint --openvino)")
+    p.add_argument("--uncertainty", choices=("none", "tta8"), default="none",
+                   help="per-object uncertainty (default none); tta8: predict the 8 rotations/flips of each cutout and "
+                   "write their mean as z_pred, z_err (their spread x the scale calibrated in the weights' model card) "
+                   "and z_p16/z_p84; ~8x the compute")
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="catalog format (default parquet)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="engine threads (default: CPUs available to this process)")
     p.set_defaults(run=run)
@@ -38,6 +43,7 @@ class _Collected:
     ids: list[Any] = field(default_factory=list)
     preds: list[Any] = field(default_factory=list)
     trues: list[Any] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)  # uncertainty columns per shard (tta8)
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -61,20 +67,25 @@ def run(args: argparse.Namespace) -> int:
 
     from cosmicai.catalog import write_catalog
     from cosmicai.engine import Engine, EngineError, peak_rss_mb, prefetch
-    from cosmicai.metrics import MetricState, format_metrics
+    from cosmicai.metrics import MetricState, coverage, format_metrics
+    from cosmicai.uncertainty import Tta8Predictor, UncertaintyError, calibration_for, covered
     from cosmicai.weights import WeightsError
+    from cosmicai.weightsfile import resolve_weights_path
 
     out = Console(file=sys.stdout)
     err = Console(file=sys.stderr)
     try:
         engine = Engine.from_weights(args.weights, backend=args.backend, precision=args.precision,
                                      threads=args.threads, batch_size=args.batch_size)
-    except (WeightsError, EngineError) as exc:
+        tta = None if args.uncertainty == "none" else Tta8Predictor(
+            engine, calibration_for(resolve_weights_path(args.weights)), images_per_call=args.batch_size)
+    except (WeightsError, EngineError, UncertaintyError) as exc:
         err.print(f"predict: {type(exc).__name__}: {exc}", markup=False, highlight=False)
         return 2
 
-    got = _Collected()
+    collected = _Collected()
     metrics = MetricState()
+    hits = [0, 0]  # labelled objects within z_err, labelled objects (tta8)
     seconds = 0.0
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -83,49 +94,58 @@ def run(args: argparse.Namespace) -> int:
         task = progress.add_task("shards", total=len(args.input))
         for path, shard, exc in prefetch(args.input, _read, depth=1):
             if exc is None:
+                t0 = time.perf_counter()
                 try:
-                    z = engine.predict(shard.images, shard.magnitudes)
+                    got = tta.predict(shard.images, shard.magnitudes) if tta else None
+                    z = got.z_pred if got else engine.predict(shard.images, shard.magnitudes)
                 except EngineError as e:
                     exc = e
+                wall = time.perf_counter() - t0
             if exc is not None:
-                got.failed.append((str(path), _error_line(str(path), exc)))
+                collected.failed.append((str(path), _error_line(str(path), exc)))
                 progress.console.print(_error_line(str(path), exc), markup=False, highlight=False)
                 progress.advance(task)
                 continue
-            t = engine.last_timings
-            seconds += t.seconds
-            got.ids.append(shard.object_ids)
-            got.preds.append(z)
-            got.trues.append(shard.redshift if shard.redshift is not None else np.full(shard.n, np.nan, np.float32))
+            seconds += wall
+            collected.ids.append(shard.object_ids)
+            collected.preds.append(z)
+            collected.trues.append(shard.redshift if shard.redshift is not None else np.full(shard.n, np.nan, np.float32))
+            if got is not None:
+                collected.errors.append(got.columns())
             if shard.redshift is not None:
                 metrics.update(shard.redshift, z)
+                if got is not None:
+                    hits[0] += int(covered(shard.redshift, z, got.z_err).sum())
+                    hits[1] += shard.n
+            views = f", {8 * shard.n} images: 8 views each" if tta else ""
             progress.console.print(
-                f"{path}: {t.n} objects in {t.seconds:.3f} s ({t.objects_per_s:.1f} obj/s, "
-                f"{len(t.batches)} batch(es))", markup=False, highlight=False,
+                f"{path}: {shard.n} objects in {wall:.3f} s ({shard.n / wall if wall > 0 else float('inf'):.1f} obj/s{views})",
+                markup=False, highlight=False,
             )
             progress.advance(task)
 
-    n_ok = len(args.input) - len(got.failed)
-    if got.ids:
-        ids = np.concatenate(got.ids)
-        trues = np.concatenate(got.trues)
+    n_ok = len(args.input) - len(collected.failed)
+    if collected.ids:
+        ids = np.concatenate(collected.ids)
+        trues = np.concatenate(collected.trues)
+        errors = {k: np.concatenate([e[k] for e in collected.errors]) for k in collected.errors[0]} if collected.errors else None
         nbytes = write_catalog(
-            args.output, ids, np.concatenate(got.preds),
-            None if np.isnan(trues).all() else trues, fmt=args.format,
+            args.output, ids, np.concatenate(collected.preds),
+            None if np.isnan(trues).all() else trues, fmt=args.format, uncertainty=errors,
         )
         rate = ids.size / seconds if seconds > 0 else float("inf")
         out.print(
             f"catalog: {args.output} ({ids.size} objects, {nbytes:,} bytes, {args.format}); "
             f"compute {seconds:.3f} s, {rate:.1f} obj/s, backend {engine.backend}, precision {engine.precision}"
             f"{' (fast)' if engine.fast is not None else ''}, "
-            f"{engine.threads} thread(s), peak RSS {peak_rss_mb():.0f} MiB",
+            f"{engine.threads} thread(s), uncertainty {args.uncertainty}, peak RSS {peak_rss_mb():.0f} MiB",
             markup=False, highlight=False,
         )
         if engine.fast is not None:
             out.print(f"fast: {engine.fast.reason} [{engine.fast.source}]", markup=False, highlight=False)
         if metrics.n:
-            out.print(f"metrics: {format_metrics(metrics.compute())}", markup=False, highlight=False)
+            out.print(f"metrics: {format_metrics(metrics.compute() | coverage(*hits))}", markup=False, highlight=False)
     else:
         out.print("no catalog written: every shard failed", markup=False, highlight=False)
-    out.print(f"shards: {n_ok} ok, {len(got.failed)} failed", markup=False, highlight=False)
-    return 1 if got.failed else 0
+    out.print(f"shards: {n_ok} ok, {len(collected.failed)} failed", markup=False, highlight=False)
+    return 1 if collected.failed else 0

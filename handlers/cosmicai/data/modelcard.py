@@ -51,6 +51,49 @@ def metrics_table(columns: dict[str, dict[str, Any] | None]) -> str:
     return "\n".join(lines)
 
 
+CARD_FILE = "MODEL_CARD.json"
+PACKAGED_CARD = Path(__file__).resolve().parents[1] / "assets" / CARD_FILE
+
+
+def find_model_card(weights: Path | str) -> tuple[Path, dict[str, Any]] | None:
+    """(path, fields) of the model card of these weights: `MODEL_CARD.json` beside them, else the one
+    packaged in cosmicai/assets (images copy the weights elsewhere, renamed), whichever records their
+    sha256; None when neither does."""
+    from cosmicai.weightsfile import weights_sha256
+
+    weights = Path(weights)
+    sha = weights_sha256(weights)
+    for where in dict.fromkeys([weights.parent / CARD_FILE, PACKAGED_CARD]):
+        try:
+            doc = json.loads(where.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and doc.get("sha256") == sha:
+            return where, doc
+    return None
+
+
+def uncertainty_lines(info: dict[str, Any]) -> list[str]:
+    """The card's "Uncertainty (tta8)" section ([] when the weights are not calibrated)."""
+    tta = (info.get("uncertainty") or {}).get("tta8")
+    if not tta:
+        return []
+    cal, held, cost = tta["calibration"], tta["heldout"], tta.get("cost") or {}
+    return [
+        "",
+        "## Uncertainty (tta8)",
+        "`uncertainty: \"tta8\"` predicts each object over the 8 rotations/flips of its cutout: z_pred is their mean, "
+        f"z_err = {tta['scale']:.4g} x their standard deviation, the factor fitted so that |z_true - z_pred| <= z_err "
+        f"for {tta['target_coverage']:.2%} of the calibration split's objects.",
+        f"- calibrated on: {cal['split']} ({cal['objects']} objects; coverage there {cal['coverage_68']:.4f})",
+        f"- measured on the held-out split: {held['split']} ({held['objects']} objects): coverage of z_err "
+        f"**{held['coverage_68']:.4f}**, of [z_p16, z_p84] {held['coverage_p16_p84']:.4f}; median z_err "
+        f"{held['median_z_err']:.4g}; MAE of the 8-view mean {held['mae']:.4f} (single view {held['mae_single_view']:.4f})",
+        f"- cost: {tta['cost_factor']:.2f}x the compute of no uncertainty ({cost.get('detail', 'measured')})",
+        f"- command: `{tta['command']}` ({tta['backend']} {tta['precision']}, measured {tta['measured_at']})",
+    ]
+
+
 def write_model_card(path: Path | str, info: dict[str, Any]) -> None:
     """Write MODEL_CARD.md (human) and a sibling .json (all fields) describing trained weights."""
     path = Path(path)
@@ -97,6 +140,7 @@ def write_model_card(path: Path | str, info: dict[str, Any]) -> None:
             f"| {e['epoch']} | {_fmt(e['train_loss'])} | {_fmt(e['val_mae'])} | {_fmt(e['val_precision'])} | "
             f"{_fmt(e['val_r2'])} | {e.get('train_objects_per_s')} | {e['seconds']} |"
         )
+    lines += uncertainty_lines(info)
     if info.get("notes"):
         lines += ["", "## Limitations", *[f"- {n}" for n in info["notes"]]]
     path.parent.mkdir(parents=True, exist_ok=True)
