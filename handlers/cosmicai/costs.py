@@ -346,12 +346,14 @@ def s3_requests(shape: RunShape) -> dict[str, S3Requests]:
         "infer": S3Requests(get=s * (1 + redo), put=(s + 2 * i) * (1 + redo)),
         "record_failure": S3Requests(put=shape.failed_items),  # the failure report
         # summary.summarize_run: run.json and plan.json (listed, read), workers/, predictions/ and
-        # metrics/ listed, every report and metric partial read, summary.json written
-        "summarize": S3Requests(list=2 + 2 * _pages(i) + _pages(s), get=2 + 2 * i, put=1),
+        # metrics/ listed, every report and metric partial read; summary.json and its two line files
+        # (summary/workers.jsonl, summary/failures.jsonl) written
+        "summarize": S3Requests(list=2 + 2 * _pages(i) + _pages(s), get=2 + 2 * i, put=3),
         # cosmicai invoke: progress polls (run.json HEAD and GET, workers/ listed, each new report
-        # read), then report.fetch_run (summary, run and plan listed and read; reports; the catalogs)
+        # read), then report.fetch_run (summary, run and plan listed and read; the reports; the two
+        # line files; predictions/ listed and the catalogs read)
         "client": S3Requests(head=1, list=polls * _pages(i) + 3 + _pages(i) + _pages(s),
-                             get=4 + 2 * i + (s if shape.catalogs_downloaded else 0)),
+                             get=6 + 2 * i + (s if shape.catalogs_downloaded else 0)),
     }
 
 

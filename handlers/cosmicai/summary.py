@@ -327,53 +327,30 @@ class ShardTally:
                 "failures_listed": len(self.listed), "failures_file": SUMMARY_FAILURES_FILE}
 
 
-# State transitions of the run: Init, Map, Summarize, Choice, end; per item: start + Infer.
-RUN_TRANSITIONS = 5
-ITEM_TRANSITIONS = 2
-
-
 def _cost(totals: WorkerTotals, items: int, shards: int, predicted: int, arch: str = "x86_64") -> dict[str, Any]:
-    """Projected USD of this run and per million objects (costs.py), from the live workers' totals."""
-    from cosmicai.costs import DEFAULT_PRICES, CostError, CostInputs, cost_per_million, lambda_compute_usd
+    """This run's bill (costs.run_bill, the function the projection and `cosmicai costs` use): the infer
+    GB-s the live workers' reports measured, every other charge counted from the run's counts."""
+    from cosmicai.costs import CostError, Deployment, RunShape, run_bill, usage_with_orchestration
 
     if not totals.workers or not totals.memory_mb:
         return {"usd": None, "usd_per_million_objects": None,
                 "reason": "no worker reported its Lambda memory size (functions not run on Lambda?)"}
     memory = totals.memory_mb
-    p = DEFAULT_PRICES
-    # Each worker at its own size (GB-seconds are linear: sum(mb x s) / memory seconds at `memory`);
-    # workers that report none at the largest reported.
-    compute = (lambda_compute_usd(memory, totals.billed_mb_seconds / memory, arch, p)
-               + lambda_compute_usd(memory, totals.billed_seconds_unsized, arch, p))
-    # Requests: every item plus init, summarize. S3 GETs: each shard once (the worker), each item's report
-    # and metric partial (Summarize), run and plan; PUTs: catalogs, reports, partials, run, plan, summary.
-    requests = p.lambda_per_request * (items + 2)
-    sfn = p.sfn_per_transition * (RUN_TRANSITIONS + ITEM_TRANSITIONS * items)
-    s3 = p.s3_get * (shards + 2 * items + 2) + p.s3_put * (shards + 2 * items + 3)
-    run_usd = compute + requests + sfn + s3
-    out: dict[str, Any] = {
-        "usd": run_usd,
-        "components": {"lambda_compute": compute, "lambda_requests": requests, "step_functions": sfn, "s3": s3},
-        "inputs": {"memory_mb": memory, "arch": arch, "billed_seconds_total": totals.billed_seconds, "items": items,
-                   "shards": shards, "objects": predicted},
-    }
-    busy = totals.busy_seconds
-    if predicted and busy > 0:
-        try:
-            out["per_million"] = cost_per_million(CostInputs(
-                memory_mb=memory,
-                objects_per_s=predicted / busy,
-                objects_per_invocation=max(1, round(predicted / totals.workers)),
-                init_s=totals.cold_init_seconds / totals.workers,
-                arch=arch,
-            ), p)
-            out["usd_per_million_objects"] = out["per_million"]["usd_per_million_objects"]
-        except CostError as exc:
-            out["usd_per_million_objects"] = None
-            out["reason"] = str(exc)
-    else:
-        out["usd_per_million_objects"] = None
-    return out
+    # Each worker at its own size; workers that report none at the largest reported.
+    infer_gb_s = (totals.billed_mb_seconds + memory * totals.billed_seconds_unsized) / 1024
+    try:
+        deployment = Deployment(infer_memory_mb=memory, arch=arch)
+        # Items without a live worker's report went through Record failure; retries and the client's
+        # polling time are not known to Summarize (counted as none and one poll).
+        shape = RunShape(objects=predicted, shards=max(shards, items), items=max(items, 1),
+                         cold_starts=min(totals.cold_starts, max(items, 1)), failed_items=max(0, items - totals.workers))
+        bill = run_bill(shape, usage_with_orchestration(shape, infer_gb_s, deployment, "worker reports"), deployment)
+    except CostError as exc:
+        return {"usd": None, "usd_per_million_objects": None, "reason": str(exc)}
+    return {"usd": bill.usd, "usd_per_million_objects": bill.usd_per_million_objects, "components": bill.components,
+            "bill": bill.as_dict(),
+            "inputs": {"memory_mb": memory, "arch": arch, "billed_seconds_total": totals.billed_seconds, "items": items,
+                       "shards": shards, "objects": predicted}}
 
 
 def summarize_run(s3: Any, loc: RunLocation, run_id: str | None = None, map_error: dict[str, Any] | None = None,

@@ -83,10 +83,11 @@ def test_bill_by_hand() -> None:
     # infer: GET 8 x 1.25 = 10; PUT (8 catalogs + 4 partials + 4 reports) x 1.25 = 20
     # record failure: PUT 1; item reader: GET plan.json
     # summarize: LIST run, plan, workers/, metrics/, predictions/ = 5; GET run, plan + 4 reports + 4 partials = 10;
-    #            PUT 1
+    #            PUT summary.json, summary/workers.jsonl, summary/failures.jsonl = 3
     # client: 5 polls (9 s / 2 s) of workers/ + summary/run/plan + workers/ + predictions/ = 10 LIST,
-    #         GET run.json + 4 reports + summary/run/plan + 4 reports + 8 catalogs = 20, HEAD run.json 1
-    gets, puts, lists, heads = 1 + 10 + 1 + 10 + 20, 2 + 20 + 1 + 1, 4 + 5 + 10, 1
+    #         GET run.json + 4 reports + summary/run/plan + 4 reports + 2 line files + 8 catalogs = 22,
+    #         HEAD run.json 1
+    gets, puts, lists, heads = 1 + 10 + 1 + 10 + 22, 2 + 20 + 1 + 3, 4 + 5 + 10, 1
     assert bill.s3_requests == pytest.approx(gets * GET + puts * PUT + lists * PUT + heads * GET)
     # CloudWatch Logs: functions at INFO (8 shard lines, 4 item lines, 3 run lines; the failure line at WARNING),
     # Lambda's START/END/REPORT for 8 invocations, Step Functions at ERROR (1 retry event, 2 failure events)
@@ -194,8 +195,26 @@ def test_s3_requests_are_those_the_code_makes() -> None:
     for item in plan:
         run_item(WorkItem.parse(item), s3, _TinyEngine, cold_start=True, init_seconds=0.0, context={"memory_mb": 1769})
     assert s3.tally() == want["infer"]
-    summarize_run(s3, RunLocation("out-bucket", "r/"), "run-bill", now=1010.0)
+    summary = summarize_run(s3, RunLocation("out-bucket", "r/"), "run-bill", now=1010.0)
     assert s3.tally() == want["summarize"]
+
+    # summary.json's cost is this bill: the workers' measured GB-s (1,769 MB x their wall seconds, init 0 here),
+    # Init's and Summarize's modelled (512 MB x (1 s + 5 x 0.79 ms), 1,769 MB x (1 s + 3 x 3.81 ms)), 5 requests
+    # (Init, 3 items, Summarize), 5 + 3 x 2 = 11 transitions, the S3 requests counted above, the log bytes
+    reports = [json.loads(s3.buckets["out-bucket"][f"r/workers/{item['item_id']}.json"]) for item in plan]
+    infer_gb_s = sum(1769 * r["wall_seconds"] for r in reports) / 1024
+    gb_s = infer_gb_s + 0.5 * (1 + 5 * 157.96 / 200_000) + 1769 / 1024 * (1 + 3 * 152.5 / 40_000)
+    shape3 = RunShape(objects=shape.objects, shards=5, items=3, cold_starts=3)
+    s3_usd = sum(r.usd(Prices()) for r in s3_requests(shape3).values())
+    logs_usd = sum(costs.log_bytes(shape3, Deployment()).values()) / 1e9 * LOGS_GB
+    cost = summary["cost"]
+    assert cost["components"]["lambda_compute"] == pytest.approx(gb_s * GB_S, rel=1e-3)  # reports round to 0.1 ms
+    assert cost["components"]["lambda_requests"] == pytest.approx(5 * REQ)
+    assert cost["components"]["step_functions"] == pytest.approx(11 * TRANSITION)
+    assert cost["components"]["s3_requests"] == pytest.approx(s3_usd)
+    assert cost["components"]["cloudwatch_logs"] == pytest.approx(logs_usd)
+    assert cost["usd"] == pytest.approx(sum(cost["components"].values()))
+    assert cost["usd_per_million_objects"] == pytest.approx(cost["usd"] * 1e6 / shape.objects)
 
 
 def test_worker_log_bytes_are_the_workers_lines(caplog: pytest.LogCaptureFixture) -> None:
