@@ -93,13 +93,18 @@ RECORD_FAILURE_LOG_BYTES = 247
 FUNCTION_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Step Functions execution logs: one record per history event. ALL logs every event; ERROR and
 # FATAL only failures. A record without execution data (include_execution_data = false):
-SFN_LOG_RECORD = json.dumps({
-    "id": "12", "type": "TaskStateExited", "details": {"name": "Infer", "outputDetails": {"truncated": False}},
-    "previous_event_id": "11", "event_timestamp": "1764491696000",
-    "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:cosmicai-pipeline/"
-                     "0123abcd-4567-89ef-0123-456789abcdef:run-20261130T083451Z-72177a-20261130T083451-1a2b",
-    "redrive_count": "0",
-})
+SFN_LOG_RECORD = json.dumps(
+    {
+        "id": "12",
+        "type": "TaskStateExited",
+        "details": {"name": "Infer", "outputDetails": {"truncated": False}},
+        "previous_event_id": "11",
+        "event_timestamp": "1764491696000",
+        "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:cosmicai-pipeline/"
+        "0123abcd-4567-89ef-0123-456789abcdef:run-20261130T083451Z-72177a-20261130T083451-1a2b",
+        "redrive_count": "0",
+    }
+)
 SFN_LOG_LEVELS = ("ALL", "ERROR", "FATAL")
 # History events at ALL: the run (ExecutionStarted, 5 each for Init and Summarize, MapStateEntered,
 # MapRunStarted, MapRunSucceeded, MapStateExited, 2 for the Choice, 2 for Done, ExecutionSucceeded);
@@ -161,8 +166,9 @@ def memory_for_vcpus(vcpus: float) -> int:
     return min(MAX_MEMORY_MB, max(MIN_MEMORY_MB, math.ceil(vcpus * MB_PER_VCPU)))
 
 
-def lambda_compute_usd(memory_mb: float, billed_s: float, arch: str = "x86_64",
-                       prices: Prices = DEFAULT_PRICES) -> float:
+def lambda_compute_usd(
+    memory_mb: float, billed_s: float, arch: str = "x86_64", prices: Prices = DEFAULT_PRICES
+) -> float:
     """Compute charge of one invocation: GB x billed seconds x GB-s price."""
     _check_memory(memory_mb)
     if billed_s < 0:
@@ -191,8 +197,9 @@ class Deployment:
         if self.function_log_level not in FUNCTION_LOG_LEVELS:
             raise CostError(f"function_log_level={self.function_log_level!r}: one of {', '.join(FUNCTION_LOG_LEVELS)}")
         if self.state_machine_log_level not in SFN_LOG_LEVELS:
-            raise CostError(f"state_machine_log_level={self.state_machine_log_level!r}: "
-                            f"one of {', '.join(SFN_LOG_LEVELS)}")
+            raise CostError(
+                f"state_machine_log_level={self.state_machine_log_level!r}: one of {', '.join(SFN_LOG_LEVELS)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -211,14 +218,16 @@ class RunShape:
 
     def __post_init__(self) -> None:
         if self.items < 1 or self.shards < self.items or self.objects < 0:
-            raise CostError(f"items={self.items} must be >= 1, shards={self.shards} >= items, "
-                            f"objects={self.objects} >= 0")
+            raise CostError(
+                f"items={self.items} must be >= 1, shards={self.shards} >= items, objects={self.objects} >= 0"
+            )
         for name in ("cold_starts", "infer_retries", "failed_items"):
             if getattr(self, name) < 0:
                 raise CostError(f"{name}={getattr(self, name)} must be >= 0")
         if self.cold_starts > self.items + self.infer_retries:
-            raise CostError(f"cold_starts={self.cold_starts} exceeds the {self.items + self.infer_retries} "
-                            "infer invocations")
+            raise CostError(
+                f"cold_starts={self.cold_starts} exceeds the {self.items + self.infer_retries} infer invocations"
+            )
         if self.wall_s < 0:
             raise CostError(f"wall_s={self.wall_s} is negative")
 
@@ -253,8 +262,10 @@ class Rates:
         if self.objects_per_s <= 0:
             raise CostError(f"objects_per_s={self.objects_per_s} must be > 0")
         if self.init_s < 0 or self.s3_mb_per_s <= 0 or self.s3_request_s < 0 or self.bytes_per_object < 0:
-            raise CostError(f"init_s={self.init_s}, s3_request_s={self.s3_request_s} and bytes_per_object="
-                            f"{self.bytes_per_object} must be >= 0, s3_mb_per_s={self.s3_mb_per_s} > 0")
+            raise CostError(
+                f"init_s={self.init_s}, s3_request_s={self.s3_request_s} and bytes_per_object="
+                f"{self.bytes_per_object} must be >= 0, s3_mb_per_s={self.s3_mb_per_s} > 0"
+            )
 
 
 def item_seconds(objects: float, shards: float, rates: Rates) -> WorkerSeconds:
@@ -264,16 +275,24 @@ def item_seconds(objects: float, shards: float, rates: Rates) -> WorkerSeconds:
     download = rates.s3_request_s + per_shard * rates.bytes_per_object / (rates.s3_mb_per_s * 1e6)
     compute = per_shard / rates.objects_per_s
     upload = rates.s3_request_s + per_shard * rates.catalog_bytes_per_object / (rates.s3_mb_per_s * 1e6)
-    return WorkerSeconds(init_s=0.0, download_s=download + (shards - 1) * max(0.0, download - compute),
-                         compute_s=shards * compute, upload_s=shards * upload + 2 * rates.s3_request_s)
+    return WorkerSeconds(
+        init_s=0.0,
+        download_s=download + (shards - 1) * max(0.0, download - compute),
+        compute_s=shards * compute,
+        upload_s=shards * upload + 2 * rates.s3_request_s,
+    )
 
 
 def project_seconds(shape: RunShape, rates: Rates) -> WorkerSeconds:
     """Projected infer seconds of a run: every attempt (items and retries) a mean item, INIT per cold start."""
     one = item_seconds(shape.objects / shape.items, shape.shards / shape.items, rates)
     attempts = shape.items + shape.infer_retries
-    return WorkerSeconds(init_s=shape.cold_starts * rates.init_s, download_s=attempts * one.download_s,
-                         compute_s=attempts * one.compute_s, upload_s=attempts * one.upload_s)
+    return WorkerSeconds(
+        init_s=shape.cold_starts * rates.init_s,
+        download_s=attempts * one.download_s,
+        compute_s=attempts * one.compute_s,
+        upload_s=attempts * one.upload_s,
+    )
 
 
 @dataclass(frozen=True)
@@ -301,8 +320,12 @@ def usage_with_orchestration(shape: RunShape, infer_gb_s: float, deployment: Dep
     """The infer GB-seconds given (measured by the worker reports, or projected) and Init's and
     Summarize's modelled ones (orchestration_seconds)."""
     init_s, summarize_s = orchestration_seconds(shape)
-    return LambdaUsage(infer_gb_s=infer_gb_s, init_gb_s=deployment.init_memory_mb / 1024 * init_s,
-                       summarize_gb_s=deployment.summarize_memory_mb / 1024 * summarize_s, source=source)
+    return LambdaUsage(
+        infer_gb_s=infer_gb_s,
+        init_gb_s=deployment.init_memory_mb / 1024 * init_s,
+        summarize_gb_s=deployment.summarize_memory_mb / 1024 * summarize_s,
+        source=source,
+    )
 
 
 def lambda_usage(shape: RunShape, worker: WorkerSeconds, deployment: Deployment, source: str) -> LambdaUsage:
@@ -323,8 +346,12 @@ class S3Requests:
         return S3Requests(self.get + other.get, self.put + other.put, self.list + other.list, self.head + other.head)
 
     def usd(self, prices: Prices) -> float:
-        return (self.get * prices.s3_get + self.put * prices.s3_put + self.list * prices.s3_list
-                + self.head * prices.s3_head)
+        return (
+            self.get * prices.s3_get
+            + self.put * prices.s3_put
+            + self.list * prices.s3_list
+            + self.head * prices.s3_head
+        )
 
 
 def _pages(keys: float) -> int:
@@ -352,8 +379,11 @@ def s3_requests(shape: RunShape) -> dict[str, S3Requests]:
         # cosmicai invoke: progress polls (run.json HEAD and GET, workers/ listed, each new report
         # read), then report.fetch_run (summary, run and plan listed and read; the reports; the two
         # line files; predictions/ listed and the catalogs read)
-        "client": S3Requests(head=1, list=polls * _pages(i) + 3 + _pages(i) + _pages(s),
-                             get=6 + 2 * i + (s if shape.catalogs_downloaded else 0)),
+        "client": S3Requests(
+            head=1,
+            list=polls * _pages(i) + 3 + _pages(i) + _pages(s),
+            get=6 + 2 * i + (s if shape.catalogs_downloaded else 0),
+        ),
     }
 
 
@@ -374,15 +404,26 @@ def log_bytes(shape: RunShape, deployment: Deployment) -> dict[str, float]:
     warning = FUNCTION_LOG_LEVELS.index(deployment.function_log_level) <= FUNCTION_LOG_LEVELS.index("WARNING")
     function_lines = (shape.shards + shape.items + 3) if info else 0
     function_lines += shape.failed_items if warning else 0
-    function_bytes = ((WORKER_LOG_BYTES_PER_SHARD * shape.shards + WORKER_LOG_BYTES_PER_ITEM * shape.items
-                       + ORCHESTRATION_LOG_BYTES_PER_RUN) if info else 0)
+    function_bytes = (
+        (
+            WORKER_LOG_BYTES_PER_SHARD * shape.shards
+            + WORKER_LOG_BYTES_PER_ITEM * shape.items
+            + ORCHESTRATION_LOG_BYTES_PER_RUN
+        )
+        if info
+        else 0
+    )
     function_bytes += RECORD_FAILURE_LOG_BYTES * shape.failed_items if warning else 0
     events["functions"] = function_bytes + LOG_EVENT_OVERHEAD_BYTES * function_lines
     per_invocation = sum(len(line) + LOG_EVENT_OVERHEAD_BYTES for line in LAMBDA_PLATFORM_LINES)
     events["lambda_platform"] = per_invocation * lambda_requests(shape)
     counts = SFN_EVENTS_ALL if deployment.state_machine_log_level == "ALL" else SFN_EVENTS_ERROR
-    sfn_events = (counts["run"] + counts["child"] * shape.items + counts["retry"] * shape.infer_retries
-                  + counts["failed_item"] * shape.failed_items)
+    sfn_events = (
+        counts["run"]
+        + counts["child"] * shape.items
+        + counts["retry"] * shape.infer_retries
+        + counts["failed_item"] * shape.failed_items
+    )
     events["step_functions"] = sfn_events * (len(SFN_LOG_RECORD) + LOG_EVENT_OVERHEAD_BYTES)
     return events
 
@@ -406,8 +447,13 @@ class Bill:
 
     @property
     def components(self) -> dict[str, float]:
-        return {"lambda_compute": self.lambda_compute, "lambda_requests": self.lambda_requests,
-                "step_functions": self.step_functions, "s3_requests": self.s3_requests, "cloudwatch_logs": self.logs}
+        return {
+            "lambda_compute": self.lambda_compute,
+            "lambda_requests": self.lambda_requests,
+            "step_functions": self.step_functions,
+            "s3_requests": self.s3_requests,
+            "cloudwatch_logs": self.logs,
+        }
 
     @property
     def usd(self) -> float:
@@ -426,9 +472,15 @@ class Bill:
             "components": self.components,
             "components_per_million": {k: v * per_m for k, v in self.components.items()} if per_m else None,
             "counts": {
-                "objects": self.objects, "invocations": self.invocations, "transitions": self.transitions,
-                "gb_seconds": {"infer": self.usage.infer_gb_s, "init": self.usage.init_gb_s,
-                               "summarize": self.usage.summarize_gb_s, "source": self.usage.source},
+                "objects": self.objects,
+                "invocations": self.invocations,
+                "transitions": self.transitions,
+                "gb_seconds": {
+                    "infer": self.usage.infer_gb_s,
+                    "init": self.usage.init_gb_s,
+                    "summarize": self.usage.summarize_gb_s,
+                    "source": self.usage.source,
+                },
                 "s3_requests": {k: asdict(v) for k, v in self.s3.items()},
                 "log_bytes": self.log_bytes,
             },
@@ -436,8 +488,9 @@ class Bill:
         }
 
 
-def run_bill(shape: RunShape, usage: LambdaUsage, deployment: Deployment = Deployment(),
-             prices: Prices = DEFAULT_PRICES) -> Bill:
+def run_bill(
+    shape: RunShape, usage: LambdaUsage, deployment: Deployment = Deployment(), prices: Prices = DEFAULT_PRICES
+) -> Bill:
     """The bill of a run: Lambda GB-s and requests, Step Functions, S3 requests, CloudWatch Logs."""
     s3 = s3_requests(shape)
     logs = log_bytes(shape, deployment)
@@ -450,12 +503,18 @@ def run_bill(shape: RunShape, usage: LambdaUsage, deployment: Deployment = Deplo
         step_functions=n_transitions * prices.sfn_per_transition,
         s3_requests=sum(r.usd(prices) for r in s3.values()),
         logs=sum(logs.values()) / 1e9 * prices.logs_ingest_per_gb,
-        usage=usage, invocations=invocations, transitions=n_transitions, s3=s3, log_bytes=logs, deployment=deployment,
+        usage=usage,
+        invocations=invocations,
+        transitions=n_transitions,
+        s3=s3,
+        log_bytes=logs,
+        deployment=deployment,
     )
 
 
-def recommend_memory(objects_per_s_by_threads: dict[int, float],
-                     min_memory_mb: float = MIN_MEMORY_MB) -> tuple[int, int]:
+def recommend_memory(
+    objects_per_s_by_threads: dict[int, float], min_memory_mb: float = MIN_MEMORY_MB
+) -> tuple[int, int]:
     """(threads, memory_mb) with the lowest GB-s per object, each thread given a full vCPU
     and never less memory than `min_memory_mb` (e.g. peak RSS plus headroom).
 
@@ -529,11 +588,14 @@ def project_run(
     Wall time: one INIT, then the items in waves of `concurrency` (Init and Summarize not included).
     """
     if shard_objects < 1 or total_objects < 1 or concurrency < 1 or shards_per_item < 1:
-        raise CostError(f"shard_objects={shard_objects}, total_objects={total_objects}, concurrency={concurrency}, "
-                        f"shards_per_item={shards_per_item} must be >= 1")
+        raise CostError(
+            f"shard_objects={shard_objects}, total_objects={total_objects}, concurrency={concurrency}, "
+            f"shards_per_item={shards_per_item} must be >= 1"
+        )
     deployment = replace(deployment or Deployment(), infer_memory_mb=memory_mb, arch=arch)
-    rates = replace(rates or Rates(objects_per_s=objects_per_s, init_s=init_s), objects_per_s=objects_per_s,
-                    init_s=init_s)
+    rates = replace(
+        rates or Rates(objects_per_s=objects_per_s, init_s=init_s), objects_per_s=objects_per_s, init_s=init_s
+    )
     shards = math.ceil(total_objects / shard_objects)
     items = math.ceil(shards / shards_per_item)
     waves = math.ceil(items / concurrency)
@@ -554,12 +616,19 @@ def project_run(
         "item_seconds": asdict(one),
         "wall_s": wall_s,
         "run_usd": bill.usd,
-        "cost": {"usd_per_million_objects": bill.usd_per_million_objects,
-                 "components": bill.as_dict()["components_per_million"], "vcpus": vcpus_for_memory(memory_mb)},
+        "cost": {
+            "usd_per_million_objects": bill.usd_per_million_objects,
+            "components": bill.as_dict()["components_per_million"],
+            "vcpus": vcpus_for_memory(memory_mb),
+        },
         "bill": bill.as_dict(),
         "rates": asdict(rates),
-        "inputs": {"total_objects": total_objects, "concurrency": concurrency, "shard_objects": shard_objects,
-                   "shards_per_item": shards_per_item},
+        "inputs": {
+            "total_objects": total_objects,
+            "concurrency": concurrency,
+            "shard_objects": shard_objects,
+            "shards_per_item": shards_per_item,
+        },
     }
 
 
@@ -582,11 +651,25 @@ def cost_per_million(inputs: CostInputs, prices: Prices = DEFAULT_PRICES) -> dic
     if i.init_s < 0:
         raise CostError(f"init_s={i.init_s} must be >= 0")
     invocations = math.ceil(PER_MILLION / i.objects_per_invocation)
-    p = project_run(objects_per_s=i.objects_per_s, memory_mb=i.memory_mb, shard_objects=i.objects_per_invocation,
-                    total_objects=PER_MILLION, concurrency=invocations, init_s=i.init_s, arch=i.arch, prices=prices)
-    return {"usd_per_million_objects": p["cost"]["usd_per_million_objects"], "components": p["cost"]["components"],
-            "billed_s_per_invocation": p["billed_s_per_invocation"], "invocations_per_million": invocations,
-            "vcpus": p["cost"]["vcpus"], "inputs": asdict(i), "prices": asdict(prices)}
+    p = project_run(
+        objects_per_s=i.objects_per_s,
+        memory_mb=i.memory_mb,
+        shard_objects=i.objects_per_invocation,
+        total_objects=PER_MILLION,
+        concurrency=invocations,
+        init_s=i.init_s,
+        arch=i.arch,
+        prices=prices,
+    )
+    return {
+        "usd_per_million_objects": p["cost"]["usd_per_million_objects"],
+        "components": p["cost"]["components"],
+        "billed_s_per_invocation": p["billed_s_per_invocation"],
+        "invocations_per_million": invocations,
+        "vcpus": p["cost"]["vcpus"],
+        "inputs": asdict(i),
+        "prices": asdict(prices),
+    }
 
 
 __all__ = [

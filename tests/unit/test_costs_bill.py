@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fanout_s3 import MemoryS3
 
 from cosmicai import costs
 from cosmicai.costs import (
@@ -37,6 +36,7 @@ from cosmicai.runstore import RunLocation
 from cosmicai.shards import shard_to_bytes
 from cosmicai.summary import summarize_run
 from cosmicai.worker import WorkItem, run_item
+from fanout_s3 import MemoryS3
 from tests.conftest import build_shard
 
 ASL = json.loads((Path(__file__).parents[2] / "statemachine" / "pipeline.asl.json").read_text())
@@ -113,8 +113,20 @@ def test_log_levels_and_arm64_change_what_they_should() -> None:
     assert loud.log_bytes["step_functions"] == (20 + 2 * 7) * (len(costs.SFN_LOG_RECORD) + 26)
     arm = run_bill(shape, usage, Deployment(arch="arm64"))
     assert arm.lambda_compute == pytest.approx(10.0 * 0.0000133334)
-    free = run_bill(shape, usage, prices=Prices(lambda_gb_s_x86=0, lambda_per_request=0, sfn_per_transition=0, s3_get=0,
-                                                s3_head=0, s3_put=0, s3_list=0, logs_ingest_per_gb=0))
+    free = run_bill(
+        shape,
+        usage,
+        prices=Prices(
+            lambda_gb_s_x86=0,
+            lambda_per_request=0,
+            sfn_per_transition=0,
+            s3_get=0,
+            s3_head=0,
+            s3_put=0,
+            s3_list=0,
+            logs_ingest_per_gb=0,
+        ),
+    )
     assert free.usd == 0.0
     with pytest.raises(CostError, match="state_machine_log_level='OFF'"):
         Deployment(state_machine_log_level="OFF")
@@ -123,8 +135,14 @@ def test_log_levels_and_arm64_change_what_they_should() -> None:
 
 
 def test_worker_seconds_by_hand() -> None:
-    rates = Rates(objects_per_s=500.0, init_s=2.0, bytes_per_object=20_000, s3_mb_per_s=50.0, s3_request_s=0.05,
-                  catalog_bytes_per_object=10.0)
+    rates = Rates(
+        objects_per_s=500.0,
+        init_s=2.0,
+        bytes_per_object=20_000,
+        s3_mb_per_s=50.0,
+        s3_request_s=0.05,
+        catalog_bytes_per_object=10.0,
+    )
     # an item of 3 shards of 1,000 objects: each GET 0.05 + 20 MB / 50 MB/s = 0.45 s, hidden behind the
     # previous shard's 2 s of compute except the first; each catalog PUT 0.05 + 10 KB / 50 MB/s; partial and
     # report 0.05 each
@@ -145,8 +163,15 @@ def test_worker_seconds_by_hand() -> None:
 
 
 def test_project_run_is_the_bill_of_its_shape() -> None:
-    p = project_run(objects_per_s=400.0, memory_mb=1769, shard_objects=5000, total_objects=659_817, concurrency=100,
-                    init_s=2.0, shards_per_item=2)
+    p = project_run(
+        objects_per_s=400.0,
+        memory_mb=1769,
+        shard_objects=5000,
+        total_objects=659_817,
+        concurrency=100,
+        init_s=2.0,
+        shards_per_item=2,
+    )
     # 132 shards in 66 items; 100 workers: one cold start each for the first wave, 2 waves
     assert (p["shards"], p["invocations"], p["cold_starts"], p["waves"]) == (132, 66, 66, 1)
     rates = Rates(objects_per_s=400.0, init_s=2.0)
@@ -184,8 +209,9 @@ def test_s3_requests_are_those_the_code_makes() -> None:
     entries = [{"key": k.removeprefix("in/"), "count": s.n} for k, s in shards.items()]
     manifest = {"format": MANIFEST_FORMAT, "shards": entries}
     s3.buckets["data-bucket"]["in/" + MANIFEST_NAME] = json.dumps(manifest).encode()
-    payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "shards_per_worker": 2,
-                                "run_id": "run-bill"})
+    payload = RunPayload.parse(
+        {"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "shards_per_worker": 2, "run_id": "run-bill"}
+    )
     shape = RunShape(objects=sum(s.n for s in shards.values()), shards=5, items=3, cold_starts=3)
     want = {k: _as_counts(v) for k, v in s3_requests(shape).items()}
 
@@ -225,11 +251,17 @@ def test_worker_log_bytes_are_the_workers_lines(caplog: pytest.LogCaptureFixture
     s3 = MemoryS3("cosmicai-data-123456789012", "cosmicai-results-123456789012")
     key = "shards/sdss-dr16/part-00000.safetensors"
     s3.buckets["cosmicai-data-123456789012"][key] = shard_to_bytes(build_shard(8, seed=1))
-    item = WorkItem.parse({"item_id": "item-00000", "run_id": "run-20261130T083451Z-72177a",
-                           "input_bucket": "cosmicai-data-123456789012",
-                           "output": "s3://cosmicai-results-123456789012/runs/run-20261130T083451Z-72177a/",
-                           "batch_size": 512,
-                           "precision": "fp32", "shards": [{"key": key, "name": "part-00000", "bytes": 1, "count": 8}]})
+    item = WorkItem.parse(
+        {
+            "item_id": "item-00000",
+            "run_id": "run-20261130T083451Z-72177a",
+            "input_bucket": "cosmicai-data-123456789012",
+            "output": "s3://cosmicai-results-123456789012/runs/run-20261130T083451Z-72177a/",
+            "batch_size": 512,
+            "precision": "fp32",
+            "shards": [{"key": key, "name": "part-00000", "bytes": 1, "count": 8}],
+        }
+    )
     handler = worker._LOG.handlers[0]
     stream, handler.stream = handler.stream, io.StringIO()
     try:
@@ -261,8 +293,15 @@ def test_costs_command_prices_a_run_from_local_cloud_report_lines() -> None:
     assert group_role("/aws/lambda/stack-summarize") == "summarize" and group_role("/aws/vendedlogs/states/x") is None
     by_role = {"infer": reports[:3], "init": reports[3:6], "summarize": reports[6:]}
     # a run of 2 items (one of 2 shards), 256 objects, 12 s: 3 infer invocations = one retry
-    facts = RunFacts(frozenset(r.request_id for r in reports[:3]), objects=256, items=2, shards=3, failed_items=0,
-                     started_at=100.0, finished_at=112.0)
+    facts = RunFacts(
+        frozenset(r.request_id for r in reports[:3]),
+        objects=256,
+        items=2,
+        shards=3,
+        failed_items=0,
+        started_at=100.0,
+        finished_at=112.0,
+    )
     bill = run_bill_from_reports(by_role, facts, "x86_64")
     # Lambda bills each image cold start's INIT: ceil(duration + init) ms (lambda_logs.ReportLine.billed_seconds)
     infer_gb_s = 3008 / 1024 * (31.434 + 32.276 + 0.018)

@@ -18,7 +18,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # typing only: the command's imports stay lazy so `cosmicai --help` is quick
@@ -33,7 +33,7 @@ class CostsCommandError(ValueError):
     """A bad argument of `cosmicai costs` (message names the option)."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the costs parser."""
     p = subparsers.add_parser(
         "costs",
@@ -41,17 +41,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--logs", action="append", metavar="GROUP",
-                   help="CloudWatch log group, e.g. /aws/lambda/cosmicai-infer (repeat for several functions; default: "
-                   "the function log groups of the deployed stack, from COSMICAI_TF_LOG_GROUP_NAMES as `make costs` sets it)")
-    p.add_argument("--start", "--since", dest="start", help="only lines at or after this time: ISO-8601, epoch seconds, or an age like 2h / 30m")
+    p.add_argument(
+        "--logs",
+        action="append",
+        metavar="GROUP",
+        help="CloudWatch log group, e.g. /aws/lambda/cosmicai-infer (repeat for several functions; default: "
+        "the function log groups of the deployed stack, from COSMICAI_TF_LOG_GROUP_NAMES as `make costs` sets it)",
+    )
+    p.add_argument(
+        "--start",
+        "--since",
+        dest="start",
+        help="only lines at or after this time: ISO-8601, epoch seconds, or an age like 2h / 30m",
+    )
     p.add_argument("--end", help="only lines before this time (same forms as --start)")
-    p.add_argument("--output", metavar="S3_URI", help="the run's output prefix (s3://bucket/prefix/), used with --run-id")
+    p.add_argument(
+        "--output", metavar="S3_URI", help="the run's output prefix (s3://bucket/prefix/), used with --run-id"
+    )
     p.add_argument("--run-id", help="only invocations whose request ids appear in this run's worker reports")
-    p.add_argument("--arch", choices=("x86_64", "arm64"), help="price as this architecture (default: ask Lambda, else x86_64)")
+    p.add_argument(
+        "--arch", choices=("x86_64", "arm64"), help="price as this architecture (default: ask Lambda, else x86_64)"
+    )
     p.add_argument("--objects", type=int, help="objects these invocations predicted (for USD per million objects)")
-    p.add_argument("--projection", default="bench/results.json", metavar="RESULTS",
-                   help="bench results whose projection is shown beside the bill (default bench/results.json, skipped if absent)")
+    p.add_argument(
+        "--projection",
+        default="bench/results.json",
+        metavar="RESULTS",
+        help="bench results whose projection is shown beside the bill (default bench/results.json, skipped if absent)",
+    )
     p.add_argument("--json", action="store_true", help="print the bill as JSON")
     p.set_defaults(run=run)
 
@@ -73,7 +90,7 @@ def parse_time_ms(value: str | None, option: str, now: float | None = None) -> i
     except ValueError:
         raise CostsCommandError(f"{option} {value!r}: not ISO-8601, epoch seconds or an age like 2h") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
 
 
@@ -127,9 +144,18 @@ def run_requests(s3: Any, output: str, run_id: str) -> RunFacts:
         if report.get("finished_at"):
             ends.append(float(report["finished_at"]))
     if not ids:
-        raise CostsCommandError(f"--run-id {run_id}: no worker report under {output}{WORKERS_DIR} names a Lambda request id")
-    return RunFacts(frozenset(ids), objects, items, max(shards, items), crashed, min(starts, default=0.0),
-                    max(ends, default=time.time()))
+        raise CostsCommandError(
+            f"--run-id {run_id}: no worker report under {output}{WORKERS_DIR} names a Lambda request id"
+        )
+    return RunFacts(
+        frozenset(ids),
+        objects,
+        items,
+        max(shards, items),
+        crashed,
+        min(starts, default=0.0),
+        max(ends, default=time.time()),
+    )
 
 
 def group_role(group: str, roles: dict[str, str] | None = None) -> str | None:
@@ -150,19 +176,34 @@ def run_bill_from_reports(by_role: dict[str, list[ReportLine]], facts: RunFacts,
     gb_s = {role: sum(r.billed_gb_seconds for r in lines) for role, lines in by_role.items()}
     memory = {role: max(r.memory_size_mb for r in lines) for role, lines in by_role.items() if lines}
     retries = max(0, len(infer) - facts.items)
-    shape = RunShape(objects=facts.objects, shards=facts.shards, items=facts.items,
-                     cold_starts=min(sum(r.cold for r in infer), facts.items + retries), infer_retries=retries,
-                     failed_items=facts.failed_items, wall_s=max(0.0, facts.finished_at - facts.started_at))
+    shape = RunShape(
+        objects=facts.objects,
+        shards=facts.shards,
+        items=facts.items,
+        cold_starts=min(sum(r.cold for r in infer), facts.items + retries),
+        infer_retries=retries,
+        failed_items=facts.failed_items,
+        wall_s=max(0.0, facts.finished_at - facts.started_at),
+    )
     defaults = Deployment()
-    deployment = Deployment(infer_memory_mb=memory.get("infer", defaults.infer_memory_mb), arch=arch,
-                            init_memory_mb=memory.get("init", defaults.init_memory_mb),
-                            summarize_memory_mb=memory.get("summarize", defaults.summarize_memory_mb))
-    usage = LambdaUsage(infer_gb_s=gb_s.get("infer", 0.0), init_gb_s=gb_s.get("init", 0.0),
-                        summarize_gb_s=gb_s.get("summarize", 0.0), source="REPORT lines")
+    deployment = Deployment(
+        infer_memory_mb=memory.get("infer", defaults.infer_memory_mb),
+        arch=arch,
+        init_memory_mb=memory.get("init", defaults.init_memory_mb),
+        summarize_memory_mb=memory.get("summarize", defaults.summarize_memory_mb),
+    )
+    usage = LambdaUsage(
+        infer_gb_s=gb_s.get("infer", 0.0),
+        init_gb_s=gb_s.get("init", 0.0),
+        summarize_gb_s=gb_s.get("summarize", 0.0),
+        source="REPORT lines",
+    )
     return run_bill(shape, usage, deployment)
 
 
-def projection_for(results_path: str | None, arch: str, memory_mb: int, objects_per_invocation: float) -> dict[str, Any] | None:
+def projection_for(
+    results_path: str | None, arch: str, memory_mb: int, objects_per_invocation: float
+) -> dict[str, Any] | None:
     """The bench projection row nearest to this bill (same arch, nearest memory, nearest shard size), if any."""
     from pathlib import Path
 
@@ -173,8 +214,18 @@ def projection_for(results_path: str | None, arch: str, memory_mb: int, objects_
     if not rows:
         return None
     best = min(rows, key=lambda r: (abs(r["memory_mb"] - memory_mb), abs(r["shard_objects"] - objects_per_invocation)))
-    return {"source": results_path, "kind": "projection"} | {k: best[k] for k in (
-        "arch", "memory_mb", "shard_mb", "shard_objects", "usd_per_million_objects", "components_per_million", "billed_s_per_invocation")}
+    return {"source": results_path, "kind": "projection"} | {
+        k: best[k]
+        for k in (
+            "arch",
+            "memory_mb",
+            "shard_mb",
+            "shard_objects",
+            "usd_per_million_objects",
+            "components_per_million",
+            "billed_s_per_invocation",
+        )
+    }
 
 
 def stack_defaults(args: argparse.Namespace, env: dict[str, str] | None = None) -> None:
@@ -184,7 +235,9 @@ def stack_defaults(args: argparse.Namespace, env: dict[str, str] | None = None) 
         groups = json.loads(env.get("COSMICAI_TF_LOG_GROUP_NAMES") or "{}")
         args.logs = [g for role, g in sorted(groups.items()) if role != "state_machine"]
         if not args.logs:
-            raise CostsCommandError("--logs: no log group given and COSMICAI_TF_LOG_GROUP_NAMES is unset (deploy first, or name a group)")
+            raise CostsCommandError(
+                "--logs: no log group given and COSMICAI_TF_LOG_GROUP_NAMES is unset (deploy first, or name a group)"
+            )
     if args.run_id and not args.output and env.get("COSMICAI_TF_RESULTS_URI"):
         args.output = f"{env['COSMICAI_TF_RESULTS_URI'].rstrip('/')}/{args.run_id}/"
 
@@ -241,8 +294,12 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         out["usd_per_million_objects"] = total_usd * 1_000_000 / objects
         infer = max(groups, key=lambda g: g["billed_gb_seconds"])
         if infer["invocations"] and infer["memory_sizes_mb"]:
-            out["projection"] = projection_for(getattr(args, "projection", None), infer["arch"], infer["memory_sizes_mb"][-1],
-                                               objects / infer["invocations"])
+            out["projection"] = projection_for(
+                getattr(args, "projection", None),
+                infer["arch"],
+                infer["memory_sizes_mb"][-1],
+                objects / infer["invocations"],
+            )
     if facts is not None and facts.items and by_role.get("infer"):
         run = run_bill_from_reports(by_role, facts, archs[0] if archs else "x86_64")
         out["run_bill"] = run.as_dict()
@@ -254,32 +311,58 @@ def _print_table(bill_: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=f"Lambda bill from REPORT lines ({bill_['endpoint']})")
-    for col in ("log group", "arch", "invocations", "cold", "memory MB", "billed s", "GB-s", "compute $", "requests $", "total $"):
+    for col in (
+        "log group",
+        "arch",
+        "invocations",
+        "cold",
+        "memory MB",
+        "billed s",
+        "GB-s",
+        "compute $",
+        "requests $",
+        "total $",
+    ):
         table.add_column(col, justify="left" if col == "log group" else "right")
     for g in bill_["groups"]:
         table.add_row(
-            g["log_group"], g["arch"], str(g["invocations"]), str(g["cold_starts"]),
-            ",".join(map(str, g["memory_sizes_mb"])) or "-", f"{g['billed_seconds']:.3f}", f"{g['billed_gb_seconds']:.3f}",
-            f"{g['usd']['lambda_compute']:.6f}", f"{g['usd']['lambda_requests']:.6f}", f"{g['usd']['total']:.6f}",
+            g["log_group"],
+            g["arch"],
+            str(g["invocations"]),
+            str(g["cold_starts"]),
+            ",".join(map(str, g["memory_sizes_mb"])) or "-",
+            f"{g['billed_seconds']:.3f}",
+            f"{g['billed_gb_seconds']:.3f}",
+            f"{g['usd']['lambda_compute']:.6f}",
+            f"{g['usd']['lambda_requests']:.6f}",
+            f"{g['usd']['total']:.6f}",
         )
     console = Console(width=None if sys.stdout.isatty() else 160)  # piped: keep the log group names readable
     console.print(table)
-    console.print(f"total: {bill_['invocations']} invocations, {bill_['billed_gb_seconds']:.3f} GB-s, ${bill_['usd_total']:.6f}")
+    console.print(
+        f"total: {bill_['invocations']} invocations, {bill_['billed_gb_seconds']:.3f} GB-s, ${bill_['usd_total']:.6f}"
+    )
     if "usd_per_million_objects" in bill_:
-        console.print(f"{bill_['objects']:,} objects -> ${bill_['usd_per_million_objects']:.4f} per million objects (Lambda only)")
+        console.print(
+            f"{bill_['objects']:,} objects -> ${bill_['usd_per_million_objects']:.4f} per million objects (Lambda only)"
+        )
     run = bill_.get("run_bill")
     if run:
         c = run["components"]
-        console.print(f"run {bill_['run_id']}, every charge (costs.run_bill; Lambda from these REPORT lines, the rest counted from "
-                      f"its worker reports): ${run['usd']:.6f} = Lambda ${c['lambda_compute']:.6f} + requests "
-                      f"${c['lambda_requests']:.6f} + Step Functions ${c['step_functions']:.6f} + S3 ${c['s3_requests']:.6f} + "
-                      f"logs ${c['cloudwatch_logs']:.6f}"
-                      + (f"; ${run['usd_per_million_objects']:.4f} per million objects" if run["usd_per_million_objects"] else ""))
+        console.print(
+            f"run {bill_['run_id']}, every charge (costs.run_bill; Lambda from these REPORT lines, the rest "
+            f"counted from its worker reports): ${run['usd']:.6f} = Lambda ${c['lambda_compute']:.6f} + requests "
+            f"${c['lambda_requests']:.6f} + Step Functions ${c['step_functions']:.6f} + S3 ${c['s3_requests']:.6f} + "
+            f"logs ${c['cloudwatch_logs']:.6f}"
+            + (f"; ${run['usd_per_million_objects']:.4f} per million objects" if run["usd_per_million_objects"] else "")
+        )
     proj = bill_.get("projection")
     if proj:
         lam = proj["components_per_million"]["lambda_compute"] + proj["components_per_million"]["lambda_requests"]
-        console.print(f"projection ({proj['source']}, {proj['arch']} {proj['memory_mb']} MB, {proj['shard_mb']} MB shards): "
-                      f"${lam:.4f} per million objects for Lambda, ${proj['usd_per_million_objects']:.4f} with all charges")
+        console.print(
+            f"projection ({proj['source']}, {proj['arch']} {proj['memory_mb']} MB, {proj['shard_mb']} MB shards): "
+            f"${lam:.4f} per million objects for Lambda, ${proj['usd_per_million_objects']:.4f} with all charges"
+        )
 
 
 def run(args: argparse.Namespace) -> int:

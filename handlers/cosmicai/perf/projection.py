@@ -87,27 +87,37 @@ def projection_grid(
                 if not shard_fits(mb, memory):
                     continue
                 for per_item in shards_per_item:
-                    p = project_run(objects_per_s=rate, memory_mb=memory, shard_objects=shard_objects(mb),
-                                    total_objects=total_objects, concurrency=concurrency, init_s=init_s, arch=arch,
-                                    prices=prices, shards_per_item=per_item)
+                    p = project_run(
+                        objects_per_s=rate,
+                        memory_mb=memory,
+                        shard_objects=shard_objects(mb),
+                        total_objects=total_objects,
+                        concurrency=concurrency,
+                        init_s=init_s,
+                        arch=arch,
+                        prices=prices,
+                        shards_per_item=per_item,
+                    )
                     if p["billed_s_per_invocation"] > ITEM_LIMIT_S or (per_item > 1 and p["shards"] <= per_item // 2):
                         continue  # over the time limit, or more shards per item than the run has
-                    rows.append({
-                        "arch": arch,
-                        "memory_mb": memory,
-                        "vcpus": round(p["cost"]["vcpus"], 3),
-                        "shard_mb": mb,
-                        "shard_objects": shard_objects(mb),
-                        "shards_per_item": per_item,
-                        "objects_per_s": round(rate, 2),
-                        "invocations": p["invocations"],
-                        "waves": p["waves"],
-                        "billed_s_per_invocation": round(p["billed_s_per_invocation"], 3),
-                        "usd_per_million_objects": round(p["cost"]["usd_per_million_objects"], 5),
-                        "components_per_million": {k: round(v, 6) for k, v in p["cost"]["components"].items()},
-                        "run_usd": round(p["run_usd"], 4),
-                        "wall_s": round(p["wall_s"], 2),
-                    })
+                    rows.append(
+                        {
+                            "arch": arch,
+                            "memory_mb": memory,
+                            "vcpus": round(p["cost"]["vcpus"], 3),
+                            "shard_mb": mb,
+                            "shard_objects": shard_objects(mb),
+                            "shards_per_item": per_item,
+                            "objects_per_s": round(rate, 2),
+                            "invocations": p["invocations"],
+                            "waves": p["waves"],
+                            "billed_s_per_invocation": round(p["billed_s_per_invocation"], 3),
+                            "usd_per_million_objects": round(p["cost"]["usd_per_million_objects"], 5),
+                            "components_per_million": {k: round(v, 6) for k, v in p["cost"]["components"].items()},
+                            "run_usd": round(p["run_usd"], 4),
+                            "wall_s": round(p["wall_s"], 2),
+                        }
+                    )
     return rows
 
 
@@ -130,13 +140,27 @@ def recommend(rows: list[dict[str, Any]], arch: str = "x86_64", min_memory_mb: f
     }
 
 
-def rate_for_cost(target_usd: float, init_s: float, memory_mb: int = 1769, shard_mb: int = 100, arch: str = "x86_64",
-                  shards_per_item: int = 1) -> float:
+def rate_for_cost(
+    target_usd: float,
+    init_s: float,
+    memory_mb: int = 1769,
+    shard_mb: int = 100,
+    arch: str = "x86_64",
+    shards_per_item: int = 1,
+) -> float:
     """Objects/s per invocation needed for `target_usd` per million objects (all charges), by bisection."""
+
     def usd(rate: float) -> float:
-        p = project_run(objects_per_s=rate, memory_mb=memory_mb, shard_objects=shard_objects(shard_mb),
-                        total_objects=REFERENCE_OBJECTS, concurrency=CONCURRENCY, init_s=init_s, arch=arch,
-                        shards_per_item=shards_per_item)
+        p = project_run(
+            objects_per_s=rate,
+            memory_mb=memory_mb,
+            shard_objects=shard_objects(shard_mb),
+            total_objects=REFERENCE_OBJECTS,
+            concurrency=CONCURRENCY,
+            init_s=init_s,
+            arch=arch,
+            shards_per_item=shards_per_item,
+        )
         return float(p["cost"]["usd_per_million_objects"])
 
     lo, hi = 1.0, 1e6
@@ -165,8 +189,12 @@ class Instance:
 # The EC2 instance like the bench machine: AMD EPYC 4th gen (Zen 4: AVX-512, VNNI, BF16), one physical
 # core per vCPU (no SMT on c7a), so a vCPU does what one core of the bench did.
 C7A_LARGE = Instance(
-    name="c7a.large", vcpus=2, memory_gib=4.0, on_demand_usd_h=0.10264,
-    spot_usd_h=round(0.10264 * 0.35, 5), cpu="AMD EPYC 9R14 (Zen 4), one core per vCPU",
+    name="c7a.large",
+    vcpus=2,
+    memory_gib=4.0,
+    on_demand_usd_h=0.10264,
+    spot_usd_h=round(0.10264 * 0.35, 5),
+    cpu="AMD EPYC 9R14 (Zen 4), one core per vCPU",
     source="on-demand: AWS EC2 on-demand price list, us-east-1 Linux, $0.10264/h (as of 2026-11; not re-read from "
     "this offline machine); spot: an assumption of 35% of on-demand (spot prices move hourly: check "
     "`aws ec2 describe-spot-price-history --instance-types c7a.large`); AWS Batch: no charge beyond EC2 "
@@ -174,9 +202,15 @@ C7A_LARGE = Instance(
 )
 
 
-def ec2_comparison(rate_per_core: float, lambda_usd_per_million: float, *, instance: Instance = C7A_LARGE,
-                   total_objects: int = REFERENCE_OBJECTS, s3_usd_per_million: float = 0.0,
-                   lambda_wall_s: float | None = None) -> dict[str, Any]:
+def ec2_comparison(
+    rate_per_core: float,
+    lambda_usd_per_million: float,
+    *,
+    instance: Instance = C7A_LARGE,
+    total_objects: int = REFERENCE_OBJECTS,
+    s3_usd_per_million: float = 0.0,
+    lambda_wall_s: float | None = None,
+) -> dict[str, Any]:
     """What the same worker costs on EC2/AWS Batch at `rate_per_core` objects/s per vCPU, and when it
     is cheaper than Lambda's `lambda_usd_per_million` (every charge).
 
@@ -187,23 +221,34 @@ def ec2_comparison(rate_per_core: float, lambda_usd_per_million: float, *, insta
     makes too) is added to both EC2 figures.
     """
     per_hour = rate_per_core * instance.vcpus * 3600
-    out: dict[str, Any] = {"instance": asdict(instance), "objects_per_hour": round(per_hour),
-                           "lambda_usd_per_million": lambda_usd_per_million, "s3_usd_per_million": s3_usd_per_million,
-                           "lambda_wall_s": lambda_wall_s}
+    out: dict[str, Any] = {
+        "instance": asdict(instance),
+        "objects_per_hour": round(per_hour),
+        "lambda_usd_per_million": lambda_usd_per_million,
+        "s3_usd_per_million": s3_usd_per_million,
+        "lambda_wall_s": lambda_wall_s,
+    }
     for kind, price in (("on_demand", instance.on_demand_usd_h), ("spot", instance.spot_usd_h)):
         full = price / per_hour * 1e6 + s3_usd_per_million
         marginal = lambda_usd_per_million - s3_usd_per_million  # what Lambda charges beyond the S3 requests
         startup_usd = price * max(60.0, instance.startup_s) / 3600
         run_wall = instance.startup_s + total_objects / (per_hour / 3600)
         run_usd = price * max(60.0, run_wall) / 3600 + s3_usd_per_million * total_objects / 1e6
-        break_even_run = (startup_usd / ((marginal - (full - s3_usd_per_million)) / 1e6)
-                          if marginal > full - s3_usd_per_million else math.inf)
+        break_even_run = (
+            startup_usd / ((marginal - (full - s3_usd_per_million)) / 1e6)
+            if marginal > full - s3_usd_per_million
+            else math.inf
+        )
         out[kind] = {
             "usd_h": price,
             "usd_per_million_full_use": round(full, 5),
             "break_even_utilisation": round((full - s3_usd_per_million) / marginal, 3) if marginal > 0 else None,
-            "one_instance_run": {"objects": total_objects, "wall_s": round(run_wall), "usd": round(run_usd, 5),
-                                 "usd_per_million": round(run_usd * 1e6 / total_objects, 5)},
+            "one_instance_run": {
+                "objects": total_objects,
+                "wall_s": round(run_wall),
+                "usd": round(run_usd, 5),
+                "usd_per_million": round(run_usd * 1e6 / total_objects, 5),
+            },
             "break_even_objects_one_instance": None if math.isinf(break_even_run) else round(break_even_run),
         }
     return out
@@ -239,8 +284,12 @@ def class_projection(results: dict[str, Any], cpu_class: str, min_memory_mb: flo
     probes = _of_class((results.get("cold_start") or {}).get("probe") or [], cpu_class)
     best = best_accurate(rows)
     if not best or not probes:
-        return {"cpu_class": cpu_class, "not_measured": f"bench/results.json has no {cpu_class} worker-path rows and "
-                "cold-start probes" if not rows else f"no {cpu_class} mode within 2e-3 of fp32, or no cold-start probe"}
+        return {
+            "cpu_class": cpu_class,
+            "not_measured": f"bench/results.json has no {cpu_class} worker-path rows and cold-start probes"
+            if not rows
+            else f"no {cpu_class} mode within 2e-3 of fp32, or no cold-start probe",
+        }
     mode, batch = best["runner"], best["batch_size"]
     init_s = next((p["first_prediction_s"] for p in probes if p["precision"] == mode), probes[0]["first_prediction_s"])
     rate1 = best["objects_per_s"]  # wall seconds: Lambda bills wall time
@@ -254,24 +303,53 @@ def class_projection(results: dict[str, Any], cpu_class: str, min_memory_mb: flo
     s3_per_m = r["components_per_million"]["s3_requests"]
     sens = {}
     local_init = ((results.get("cold_start") or {}).get("local_cloud_report_init_ms") or {}).get("mean")
-    variants = [("S3 at half the throughput", Rates(objects_per_s=r["objects_per_s"], init_s=init_s,
-                                                    s3_mb_per_s=S3_MB_PER_S / 2))]
+    variants = [
+        (
+            "S3 at half the throughput",
+            Rates(objects_per_s=r["objects_per_s"], init_s=init_s, s3_mb_per_s=S3_MB_PER_S / 2),
+        )
+    ]
     if local_init:
-        variants.append(("init as the local cloud's REPORT mean", Rates(objects_per_s=r["objects_per_s"],
-                                                                        init_s=local_init / 1000)))
+        variants.append(
+            ("init as the local cloud's REPORT mean", Rates(objects_per_s=r["objects_per_s"], init_s=local_init / 1000))
+        )
     for name, variant in variants:
-        p = project_run(objects_per_s=r["objects_per_s"], memory_mb=r["memory_mb"], shard_objects=r["shard_objects"],
-                        total_objects=REFERENCE_OBJECTS, concurrency=CONCURRENCY, init_s=variant.init_s,
-                        shards_per_item=r["shards_per_item"], rates=variant)
-        sens[name] = {"init_s": variant.init_s, "s3_mb_per_s": variant.s3_mb_per_s,
-                      "usd_per_million_objects": round(p["cost"]["usd_per_million_objects"], 5)}
+        p = project_run(
+            objects_per_s=r["objects_per_s"],
+            memory_mb=r["memory_mb"],
+            shard_objects=r["shard_objects"],
+            total_objects=REFERENCE_OBJECTS,
+            concurrency=CONCURRENCY,
+            init_s=variant.init_s,
+            shards_per_item=r["shards_per_item"],
+            rates=variant,
+        )
+        sens[name] = {
+            "init_s": variant.init_s,
+            "s3_mb_per_s": variant.s3_mb_per_s,
+            "usd_per_million_objects": round(p["cost"]["usd_per_million_objects"], 5),
+        }
     # Survey scale: 10^9 objects at the recommended row (a Map takes at most 40,000 items: payload.MAX_WORKERS)
     per_item = max(r["shards_per_item"], math.ceil(BILLION / r["shard_objects"] / MAP_ITEM_LIMIT))
-    big = project_run(objects_per_s=r["objects_per_s"], memory_mb=r["memory_mb"], shard_objects=r["shard_objects"],
-                      total_objects=BILLION, concurrency=CONCURRENCY, init_s=init_s, shards_per_item=per_item)
-    billion = {"objects": BILLION, "shards_per_item": per_item, "items": big["invocations"], "concurrency": CONCURRENCY,
-               "waves": big["waves"], "wall_s": round(big["wall_s"], 1), "run_usd": round(big["run_usd"], 2),
-               "usd_per_million_objects": round(big["cost"]["usd_per_million_objects"], 5)}
+    big = project_run(
+        objects_per_s=r["objects_per_s"],
+        memory_mb=r["memory_mb"],
+        shard_objects=r["shard_objects"],
+        total_objects=BILLION,
+        concurrency=CONCURRENCY,
+        init_s=init_s,
+        shards_per_item=per_item,
+    )
+    billion = {
+        "objects": BILLION,
+        "shards_per_item": per_item,
+        "items": big["invocations"],
+        "concurrency": CONCURRENCY,
+        "waves": big["waves"],
+        "wall_s": round(big["wall_s"], 1),
+        "run_usd": round(big["run_usd"], 2),
+        "usd_per_million_objects": round(big["cost"]["usd_per_million_objects"], 5),
+    }
     return {
         "cpu_class": cpu_class,
         "inputs": projection_inputs(rates, init_s, mode, batch),
@@ -280,8 +358,9 @@ def class_projection(results: dict[str, Any], cpu_class: str, min_memory_mb: flo
         "recommendation": rec | {"batch_size": batch, "precision": mode, "threads": 1},
         "recommendation_one_shard_per_item": one_per_item,
         "sensitivity": sens,
-        "ec2": ec2_comparison(rate1, r["usd_per_million_objects"], s3_usd_per_million=s3_per_m,
-                              lambda_wall_s=r["wall_s"]),
+        "ec2": ec2_comparison(
+            rate1, r["usd_per_million_objects"], s3_usd_per_million=s3_per_m, lambda_wall_s=r["wall_s"]
+        ),
     }
 
 
@@ -294,11 +373,16 @@ def derive_projection(results: dict[str, Any], min_memory_mb: float) -> dict[str
     init_s = host["inputs"]["init_s"]
     rows = host.pop("rows")  # kept once, at the top level
     rec = host["recommendation"]
-    return {"inputs": host["inputs"], "rows": rows, "classes": classes,
-            "rate_for_target_0040_recommended": round(rate_for_cost(0.040, init_s, rec["memory_mb"], rec["shard_mb"],
-                                                                    shards_per_item=rec["shards_per_item"]), 1),
-            "rate_for_target_x86_1769mb_100mb": round(rate_for_cost(0.10, init_s), 1),
-            "rate_for_target_x86_1769mb_100mb_no_init": round(rate_for_cost(0.10, 0.0), 1)}
+    return {
+        "inputs": host["inputs"],
+        "rows": rows,
+        "classes": classes,
+        "rate_for_target_0040_recommended": round(
+            rate_for_cost(0.040, init_s, rec["memory_mb"], rec["shard_mb"], shards_per_item=rec["shards_per_item"]), 1
+        ),
+        "rate_for_target_x86_1769mb_100mb": round(rate_for_cost(0.10, init_s), 1),
+        "rate_for_target_x86_1769mb_100mb_no_init": round(rate_for_cost(0.10, 0.0), 1),
+    }
 
 
 __all__ = [
