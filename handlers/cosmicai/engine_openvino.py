@@ -79,7 +79,9 @@ class OpenVINOModel:
         """The part compiled for the CPU with these settings (cached)."""
         key = (part, threads, inference_precision)
         if key not in self.compiled:
-            self.compiled[key] = core().compile_model(self.parts[part], "CPU", compile_config(threads, inference_precision))
+            self.compiled[key] = core().compile_model(
+                self.parts[part], "CPU", compile_config(threads, inference_precision)
+            )
         return self.compiled[key]
 
     @property
@@ -88,7 +90,14 @@ class OpenVINOModel:
         return ("fp32", "bf16", "int8") if INT8_PART in self.parts else ("fp32", "bf16")
 
 
-def save(model: OpenVINOModel, folder: Path | str, weights: Path | str, *, weights_fp16: bool, facts: dict[str, Any] | None = None) -> dict[str, Any]:
+def save(
+    model: OpenVINOModel,
+    folder: Path | str,
+    weights: Path | str,
+    *,
+    weights_fp16: bool,
+    facts: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write the parts and manifest.json into `folder` (replaced whole); return the manifest.
 
     `weights_fp16`: every weight is exactly an fp16 value, so `F16_SAFE_PARTS` are stored f16
@@ -133,11 +142,15 @@ def load(folder: Path | str, weights: Path | str | None = None) -> OpenVINOModel
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except FileNotFoundError:
-        raise OpenVINOIRError(f"{folder}: no {MANIFEST}; write the IR with `cosmicai convert-checkpoint WEIGHTS --openvino`") from None
+        raise OpenVINOIRError(
+            f"{folder}: no {MANIFEST}; write the IR with `cosmicai convert-checkpoint WEIGHTS --openvino`"
+        ) from None
     except ValueError as exc:
         raise OpenVINOIRError(f"{folder / MANIFEST}: not JSON ({exc})") from None
     if manifest.get("format") != IR_FORMAT or manifest.get("version") != IR_VERSION:
-        raise OpenVINOIRError(f"{folder}: not a {IR_FORMAT} v{IR_VERSION} folder (manifest says {manifest.get('format')} v{manifest.get('version')})")
+        raise OpenVINOIRError(
+            f"{folder}: not a {IR_FORMAT} v{IR_VERSION} folder (manifest says {manifest.get('format')} v{manifest.get('version')})"
+        )
     if weights is not None:
         want = manifest.get("weights", {})
         weights = Path(weights)

@@ -268,7 +268,6 @@ class FoldedAstroMAE(nn.Module):
         return self.cat2(self.cat1(feats))
 
 
-
 class TorchRunner:
     """Runs one batch through `FoldedAstroMAE` in micro-batches (the torch backend of `Engine`)."""
 
@@ -291,11 +290,16 @@ class TorchRunner:
         """Redshifts (n,) float32 for one batch of contiguous float32 arrays."""
         with torch.inference_mode():
             x, m = torch.from_numpy(images), torch.from_numpy(magnitudes)
-            outs = [self.folded(x[s : s + self.micro_batch], m[s : s + self.micro_batch]) for s in range(0, x.shape[0], self.micro_batch)]
+            outs = [
+                self.folded(x[s : s + self.micro_batch], m[s : s + self.micro_batch])
+                for s in range(0, x.shape[0], self.micro_batch)
+            ]
             return torch.cat(outs)[:, 0].numpy()
 
 
-def plain_eager_predict(model: AstroMAE, images: np.ndarray, magnitudes: np.ndarray, batch_size: int = 512) -> np.ndarray:
+def plain_eager_predict(
+    model: AstroMAE, images: np.ndarray, magnitudes: np.ndarray, batch_size: int = 512
+) -> np.ndarray:
     """The baseline: the unmodified model, eager, in `inference_mode`, batch by batch."""
     model = model.eval()
     outs = []

@@ -36,9 +36,7 @@ def sincos_pos_embed(embed_dim: int, grid_size: int, cls_token: bool = True) -> 
         out = np.einsum("m,d->md", pos.reshape(-1), omega)
         return np.concatenate([np.sin(out), np.cos(out)], axis=1)
 
-    emb = np.concatenate(
-        [one_axis(embed_dim // 2, grid[0]), one_axis(embed_dim // 2, grid[1])], axis=1
-    )
+    emb = np.concatenate([one_axis(embed_dim // 2, grid[0]), one_axis(embed_dim // 2, grid[1])], axis=1)
     if cls_token:
         emb = np.concatenate([np.zeros([1, embed_dim]), emb], axis=0)
     return emb
@@ -125,9 +123,7 @@ class InceptionBlock(nn.Module):
         self.branch1 = ConvBlock(in_ch, width, 1)
         self.branch2 = nn.Sequential(ConvBlock(in_ch, width, 1), ConvBlock(width, width, 3, 1))
         self.branch3 = nn.Sequential(ConvBlock(in_ch, width, 1), ConvBlock(width, width, 5, 2))
-        self.branch4 = nn.Sequential(
-            nn.MaxPool2d(3, stride=1, padding=1), ConvBlock(in_ch, width, 1)
-        )
+        self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), ConvBlock(in_ch, width, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branches = [self.branch1(x), self.branch2(x)]

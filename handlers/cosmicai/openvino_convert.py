@@ -110,7 +110,9 @@ def _set(module: nn.Module, path: str, value: nn.Module) -> None:
     setattr(module, last, value)
 
 
-def calibrate_block_inputs(model: AstroMAE, images: np.ndarray, magnitudes: np.ndarray, batch: int = 128) -> dict[str, float]:
+def calibrate_block_inputs(
+    model: AstroMAE, images: np.ndarray, magnitudes: np.ndarray, batch: int = 128
+) -> dict[str, float]:
     """Max |input| of each block Linear (`blocks.<i>.<attn.qkv|...>`) over a calibration set, fp32."""
     seen: dict[str, float] = {}
     hooks = []
@@ -125,8 +127,10 @@ def calibrate_block_inputs(model: AstroMAE, images: np.ndarray, magnitudes: np.n
     try:
         with torch.inference_mode():
             for s in range(0, images.shape[0], batch):
-                model(torch.from_numpy(np.ascontiguousarray(images[s : s + batch], np.float32)),
-                      torch.from_numpy(np.ascontiguousarray(magnitudes[s : s + batch], np.float32)))
+                model(
+                    torch.from_numpy(np.ascontiguousarray(images[s : s + batch], np.float32)),
+                    torch.from_numpy(np.ascontiguousarray(magnitudes[s : s + batch], np.float32)),
+                )
     finally:
         for h in hooks:
             h.remove()
@@ -190,4 +194,14 @@ def lossless_fp16(model: AstroMAE) -> bool:
     return True
 
 
-__all__ = ["BLOCK_LINEARS", "BlocksPart", "EmbedPart", "FakeQuantLinear", "RestPart", "calibrate_block_inputs", "convert", "int8_blocks", "lossless_fp16"]
+__all__ = [
+    "BLOCK_LINEARS",
+    "BlocksPart",
+    "EmbedPart",
+    "FakeQuantLinear",
+    "RestPart",
+    "calibrate_block_inputs",
+    "convert",
+    "int8_blocks",
+    "lossless_fp16",
+]

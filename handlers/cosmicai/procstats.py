@@ -25,7 +25,9 @@ def peak_rss_mb(status: Path = Path("/proc/self/status")) -> float:
 
 
 # The instruction sets that decide which precision can be fast on a CPU.
-ISA_OF_INTEREST = frozenset({"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8"})
+ISA_OF_INTEREST = frozenset(
+    {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8"}
+)
 NATIVE_BF16 = frozenset({"avx512_bf16", "amx_bf16"})
 
 

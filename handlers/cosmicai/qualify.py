@@ -157,7 +157,12 @@ def load_qualification(weights: Path | str) -> Qualification:
     if not val.is_file():
         val = packaged_validation() if packaged_validation().is_file() else None
     if not path.is_file():
-        return Qualification(weights, None, val, f"no qualification recorded at {path} (write it: `cosmicai convert-checkpoint {weights} --qualify`)")
+        return Qualification(
+            weights,
+            None,
+            val,
+            f"no qualification recorded at {path} (write it: `cosmicai convert-checkpoint {weights} --qualify`)",
+        )
     try:
         doc = json.loads(path.read_text())
     except ValueError as exc:
@@ -166,7 +171,12 @@ def load_qualification(weights: Path | str) -> Qualification:
         return Qualification(weights, None, val, f"{path} is not a {FORMAT} v{VERSION} file")
     want = doc.get("weights", {})
     if weights.stat().st_size != want.get("bytes") or weights_sha256(weights) != want.get("sha256"):
-        return Qualification(weights, None, val, f"{path} was measured for other weights (sha256 differs); re-run `cosmicai convert-checkpoint {weights} --qualify`")
+        return Qualification(
+            weights,
+            None,
+            val,
+            f"{path} was measured for other weights (sha256 differs); re-run `cosmicai convert-checkpoint {weights} --qualify`",
+        )
     return Qualification(weights, doc, val)
 
 
@@ -212,17 +222,21 @@ def measure(
     for (backend, precision), out in outs.items():
         ref = reference if reference is not None else outs[(backend, "fp32")]
         dz = float(np.abs(out - ref).max())
-        rows.append({
-            "backend": backend,
-            "precision": precision,
-            "max_abs_dz_vs_fp32": dz,
-            "objects_per_s": round(best[(backend, precision)], 1),
-            "qualified": precision == "fp32" or dz <= bound,
-        })
+        rows.append(
+            {
+                "backend": backend,
+                "precision": precision,
+                "max_abs_dz_vs_fp32": dz,
+                "objects_per_s": round(best[(backend, precision)], 1),
+                "qualified": precision == "fp32" or dz <= bound,
+            }
+        )
     return rows
 
 
-def cpu_entry(modes: list[dict[str, Any]], threads: int, reference: str, objects: int, seconds: float) -> dict[str, Any]:
+def cpu_entry(
+    modes: list[dict[str, Any]], threads: int, reference: str, objects: int, seconds: float
+) -> dict[str, Any]:
     """One CPU class's record: where and how it was measured, the rows, and `fast` per backend."""
     model, _ = procstats.cpu_info()
     backends = sorted({m["backend"] for m in modes})
@@ -242,7 +256,9 @@ def cpu_entry(modes: list[dict[str, Any]], threads: int, reference: str, objects
     }
 
 
-def write_qualification(weights: Path | str, entry: dict[str, Any], validation: Path, extra: dict[str, Any] | None = None) -> Path:
+def write_qualification(
+    weights: Path | str, entry: dict[str, Any], validation: Path, extra: dict[str, Any] | None = None
+) -> Path:
     """Record `entry` in the qualification next to `weights` (replacing this CPU class's entry)."""
     weights = Path(weights)
     path = qualification_path(weights)
@@ -304,7 +320,9 @@ def qualify_weights(
 
             runs[(backend, precision)] = run
     rows = measure(runs, reference, images, mags, rounds=rounds)
-    return cpu_entry(rows, threads, "torch fp32 eager (the unmodified model)", int(images.shape[0]), time.perf_counter() - t0)
+    return cpu_entry(
+        rows, threads, "torch fp32 eager (the unmodified model)", int(images.shape[0]), time.perf_counter() - t0
+    )
 
 
 def prepare_engine_files(
@@ -325,7 +343,9 @@ def prepare_engine_files(
     weights = Path(weights)
     src = Path(validation) if validation is not None else packaged_validation()
     if not src.is_file():
-        raise QualificationError(f"validation set {src} not found (pass --validation SHARD, e.g. one written by `cosmicai make-dataset`)")
+        raise QualificationError(
+            f"validation set {src} not found (pass --validation SHARD, e.g. one written by `cosmicai make-dataset`)"
+        )
     val = validation_path(weights)
     if src.resolve() != val.resolve():
         shutil.copyfile(src, val)
@@ -341,12 +361,15 @@ def prepare_engine_files(
         parts, facts = convert(model, calibration=(calibration_images(images), mags))
         facts["int8_calibration"] = f"{val.name}, images turned 90 degrees and mirrored"
         folder = engine_openvino.ir_dir(weights)
-        engine_openvino.save(engine_openvino.OpenVINOModel(parts), folder, weights, weights_fp16=lossless_fp16(model), facts=facts)
+        engine_openvino.save(
+            engine_openvino.OpenVINOModel(parts), folder, weights, weights_fp16=lossless_fp16(model), facts=facts
+        )
         ir = engine_openvino.load(folder, weights)
         summary["openvino"] = {"folder": str(folder), **ir.manifest}
     if qualify:
-        entry = qualify_weights(weights, val, ir=ir, threads=threads, rounds=rounds,
-                                backends=BACKENDS if ir is not None else ("torch",))
+        entry = qualify_weights(
+            weights, val, ir=ir, threads=threads, rounds=rounds, backends=BACKENDS if ir is not None else ("torch",)
+        )
         summary["qualification"] = str(write_qualification(weights, entry, val))
         summary["entry"] = entry
     return summary
@@ -398,7 +421,11 @@ def resolve_fast(
     t0 = time.perf_counter()
     tried = candidates(backend, features, available)
     if not tried:
-        return FastChoice("fp32", f"no faster {backend} mode for this CPU class ({' '.join(features) or 'none'}); running fp32", "rechecked")
+        return FastChoice(
+            "fp32",
+            f"no faster {backend} mode for this CPU class ({' '.join(features) or 'none'}); running fp32",
+            "rechecked",
+        )
     images, mags = read_validation(qualification.validation, RECHECK_OBJECTS)
     runners = {"fp32": build("fp32")}
     failed = []

@@ -99,9 +99,7 @@ class ShardHeaderIncompleteError(ShardUnreadableError):
 
     def __init__(self, source: str, needed: int, have: int) -> None:
         self.needed = needed
-        super().__init__(
-            source, f"safetensors header needs {needed} bytes but only {have} were read"
-        )
+        super().__init__(source, f"safetensors header needs {needed} bytes but only {have} were read")
 
 
 @dataclass
@@ -175,9 +173,7 @@ def _zip_kind(data: bytes, name: str) -> str:
         return "pt"
     if names and all(n.endswith(".npy") for n in names):
         return "npz"
-    raise UnknownShardFormatError(
-        name, f"zip archive is neither an npz nor a torch file (members {names[:5]})"
-    )
+    raise UnknownShardFormatError(name, f"zip archive is neither an npz nor a torch file (members {names[:5]})")
 
 
 # ---------------------------------------------------------------- reading
@@ -206,9 +202,7 @@ def read_shard(src: Path | str | bytes, name: str | None = None) -> Shard:
         arrays, meta = _read_pt(data, label), {}
     shard = _build(arrays, label)
     if "count" in meta and meta["count"] != str(shard.n):
-        raise ShardLengthMismatchError(
-            label, f"metadata count {meta['count']} but arrays hold {shard.n} objects"
-        )
+        raise ShardLengthMismatchError(label, f"metadata count {meta['count']} but arrays hold {shard.n} objects")
     return shard
 
 
@@ -220,18 +214,14 @@ def _read_safetensors(data: bytes, name: str) -> tuple[dict[str, np.ndarray], di
     end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
     hlen = struct.unpack("<Q", data[:8])[0]
     if 8 + hlen + end > len(data):
-        raise ShardUnreadableError(
-            name, f"truncated: tensors need {8 + hlen + end} bytes, file has {len(data)}"
-        )
+        raise ShardUnreadableError(name, f"truncated: tensors need {8 + hlen + end} bytes, file has {len(data)}")
     try:
         arrays = load(data)
     except (SafetensorError, ValueError, TypeError) as exc:
         raise ShardUnreadableError(name, f"corrupt safetensors data ({exc})") from exc
     meta = header.get("__metadata__") or {}
     if meta.get("format", FORMAT_NAME) != FORMAT_NAME:
-        raise UnknownShardFormatError(
-            name, f"safetensors file of format {meta.get('format')!r}, not {FORMAT_NAME!r}"
-        )
+        raise UnknownShardFormatError(name, f"safetensors file of format {meta.get('format')!r}, not {FORMAT_NAME!r}")
     if meta.get("version", FORMAT_VERSION) != FORMAT_VERSION:
         raise UnknownShardFormatError(
             name, f"shard version {meta.get('version')!r}; this reader knows {FORMAT_VERSION!r}"
@@ -288,9 +278,7 @@ def _read_pt(data: bytes, name: str) -> dict[str, np.ndarray]:
             f"tensors are accepted; nothing was executed): {first}",
         ) from exc
     except Exception as exc:  # torch raises many types on corrupt bytes; all mean "unreadable"
-        raise ShardUnreadableError(
-            name, f"corrupt or truncated torch file ({type(exc).__name__}: {exc})"
-        ) from exc
+        raise ShardUnreadableError(name, f"corrupt or truncated torch file ({type(exc).__name__}: {exc})") from exc
     return _pt_arrays(obj, name)
 
 
@@ -326,9 +314,7 @@ def _pt_arrays(obj: Any, name: str) -> dict[str, np.ndarray]:
 def _build(arrays: dict[str, np.ndarray], name: str) -> Shard:
     missing = [k for k in REQUIRED if k not in arrays]
     if missing:
-        raise ShardShapeError(
-            name, f"missing array(s) {missing}; found {sorted(arrays)} (need {list(REQUIRED)})"
-        )
+        raise ShardShapeError(name, f"missing array(s) {missing}; found {sorted(arrays)} (need {list(REQUIRED)})")
     unknown = sorted(set(arrays) - set(REQUIRED) - set(OPTIONAL))
     if unknown:
         raise ShardShapeError(name, f"unexpected array(s) {unknown}")
@@ -373,15 +359,12 @@ def validate_shard(shard: Shard, name: str = "<shard>") -> Shard:
     if ids.dtype.kind == "u" and ids.size and ids.max() > np.iinfo(np.int64).max:
         raise ShardShapeError(name, "object_id values exceed the int64 range")
     if images.ndim != 4 or images.shape[1] != BANDS:
-        raise ShardShapeError(
-            name, f"images has shape {images.shape}, expected (N, {BANDS}, {CROP}, {CROP})"
-        )
+        raise ShardShapeError(name, f"images has shape {images.shape}, expected (N, {BANDS}, {CROP}, {CROP})")
     h, w = images.shape[2:]
     if h != w or h < CROP or (h - CROP) % 2:
         raise ShardShapeError(
             name,
-            f"images are {h}x{w}; expected {CROP}x{CROP} or a larger square to centre-crop "
-            f"(e.g. 64x64)",
+            f"images are {h}x{w}; expected {CROP}x{CROP} or a larger square to centre-crop (e.g. 64x64)",
         )
     if mags.ndim != 2 or mags.shape[1] != BANDS:
         raise ShardShapeError(name, f"magnitudes has shape {mags.shape}, expected (N, {BANDS})")
@@ -418,9 +401,7 @@ def validate_shard(shard: Shard, name: str = "<shard>") -> Shard:
     uniq, counts = np.unique(ids, return_counts=True)
     if uniq.size != ids.size:
         dup = uniq[counts > 1]
-        raise DuplicateObjectIdError(
-            name, f"{dup.size} object id(s) occur more than once, e.g. {dup[:5].tolist()}"
-        )
+        raise DuplicateObjectIdError(name, f"{dup.size} object id(s) occur more than once, e.g. {dup[:5].tolist()}")
 
     if h != CROP:
         images = centre_crop(images)
@@ -502,17 +483,13 @@ def read_shard_header(prefix_bytes: bytes, name: str = "<bytes>") -> ShardHeader
     header = _parse_safetensors_header(prefix_bytes, name)
     meta = header.get("__metadata__") or {}
     if meta.get("format", FORMAT_NAME) != FORMAT_NAME:
-        raise UnknownShardFormatError(
-            name, f"safetensors file of format {meta.get('format')!r}, not {FORMAT_NAME!r}"
-        )
+        raise UnknownShardFormatError(name, f"safetensors file of format {meta.get('format')!r}, not {FORMAT_NAME!r}")
     ids = header.get("object_id")
     if not isinstance(ids, dict) or len(ids.get("shape", [])) != 1:
         raise ShardShapeError(name, "header has no 1-D object_id tensor")
     count = int(ids["shape"][0])
     if "count" in meta and meta["count"] != str(count):
-        raise ShardLengthMismatchError(
-            name, f"metadata count {meta['count']} but object_id holds {count}"
-        )
+        raise ShardLengthMismatchError(name, f"metadata count {meta['count']} but object_id holds {count}")
     if count == 0:
         raise EmptyShardError(name, "shard holds no objects")
     return ShardHeader(count=count, has_redshift="redshift" in header, format="safetensors")

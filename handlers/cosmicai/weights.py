@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from cosmicai import weightsfile
-from cosmicai.model import AstroMAE, DEPTH
+from cosmicai.model import DEPTH, AstroMAE
 from cosmicai.weightsfile import (  # noqa: F401  (re-exported: the torch-free part lives there)
     PACKAGED_WEIGHTS,
     WEIGHTS_ENV,
@@ -52,8 +52,7 @@ class UnsafePickleError(WeightsError):
 
 def _convblock(prefix: str) -> list[str]:
     return [f"{prefix}.conv.{p}" for p in ("weight", "bias")] + [
-        f"{prefix}.bn.{p}"
-        for p in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+        f"{prefix}.bn.{p}" for p in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
     ]
 
 
@@ -162,9 +161,7 @@ def load_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
 
 
-def check_state_dict(
-    state: dict[str, torch.Tensor], source: str, model: AstroMAE | None = None
-) -> None:
+def check_state_dict(state: dict[str, torch.Tensor], source: str, model: AstroMAE | None = None) -> None:
     """Raise InvalidCheckpointError listing missing, unexpected and mis-shaped entries."""
     # A plain CPU model (about 60 ms): the meta device would cost over a second on
     # first use because its random init goes through torch's Python decompositions.
@@ -299,9 +296,7 @@ def _load_trusted_pickle(data: bytes, source: str) -> dict[str, torch.Tensor]:
             # Legacy (pre-zip) files make torch compare each module class's source
             # with the saved one; our placeholders have none, which is expected.
             warnings.filterwarnings("ignore", message="Couldn't retrieve source code for container")
-            obj = torch.load(
-                io.BytesIO(data), map_location="cpu", weights_only=False, pickle_module=_RESTRICTED_PICKLE
-            )
+            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False, pickle_module=_RESTRICTED_PICKLE)
     except UnsafePickleError as exc:
         raise UnsafePickleError(f"{source}: {exc}") from None
     return _extract_state(obj, source)
@@ -318,9 +313,7 @@ def _extract_state(obj: Any, source: str) -> dict[str, torch.Tensor]:
         for key in ("model", "state_dict", "model_state_dict", "module"):
             if key in obj:
                 return _extract_state(obj[key], source)
-    raise InvalidCheckpointError(
-        f"{source}: holds a {type(obj).__name__}; expected a state dict or a pickled model"
-    )
+    raise InvalidCheckpointError(f"{source}: holds a {type(obj).__name__}; expected a state dict or a pickled model")
 
 
 # --------------------------------------------------------------- conversion
@@ -341,9 +334,7 @@ def _read_checkpoint(data: bytes, source: str, trust_pickle: bool) -> tuple[dict
         reason = str(exc).strip().splitlines()
         detail = next((line for line in reason if "GLOBAL" in line or "global" in line), "")
         if not detail:  # not a refused class: the pickle stream itself is broken
-            raise InvalidCheckpointError(
-                f"{source}: corrupt pickle ({reason[-1] if reason else exc})"
-            ) from exc
+            raise InvalidCheckpointError(f"{source}: corrupt pickle ({reason[-1] if reason else exc})") from exc
         if not trust_pickle:
             raise UntrustedPickleError(
                 f"{source}: holds pickled Python objects, not just tensors ({detail.strip()[:200]}). "

@@ -30,9 +30,7 @@ def default_weights_path(packaged: str | None = None) -> Path:
     if env:
         path = Path(env)
         if not path.is_file():
-            raise WeightsNotFoundError(
-                f"{WEIGHTS_ENV}={env} but no such file; point it at a .safetensors weights file"
-            )
+            raise WeightsNotFoundError(f"{WEIGHTS_ENV}={env} but no such file; point it at a .safetensors weights file")
         return path
     path = Path(str(resources.files("cosmicai") / "assets" / (packaged or PACKAGED_WEIGHTS)))
     if not path.is_file():

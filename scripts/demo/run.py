@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -66,9 +66,15 @@ def settings_from_args(argv: list[str] | None = None) -> DemoSettings:
     if a.objects < 1:
         p.error("--objects must be at least 1")
     return DemoSettings(
-        objects=a.objects, seed=a.seed, shard_mb=a.shard_mb, data_dir=a.data_dir,
-        runs_dir=a.runs_dir, data_uri=_output("data_uri"), results_uri=_output("results_uri"),
-        state_machine_arn=_output("state_machine_arn"), batch_size=a.batch_size,
+        objects=a.objects,
+        seed=a.seed,
+        shard_mb=a.shard_mb,
+        data_dir=a.data_dir,
+        runs_dir=a.runs_dir,
+        data_uri=_output("data_uri"),
+        results_uri=_output("results_uri"),
+        state_machine_arn=_output("state_machine_arn"),
+        batch_size=a.batch_size,
         shards_per_worker=a.shards_per_worker,
     )
 
@@ -92,23 +98,39 @@ def make_sample_data(s: DemoSettings) -> None:
     if (s.dataset_dir / "dataset.json").exists():
         print(f"\n==> Sample data: reusing {s.dataset_dir}", flush=True)
         return
-    step(f"Generate {s.objects:,} SDSS-like galaxies (seed {s.seed})",
-         cosmicai("make-dataset", "--n", str(s.objects), "--seed", str(s.seed), "--out", str(s.dataset_dir)))
+    step(
+        f"Generate {s.objects:,} SDSS-like galaxies (seed {s.seed})",
+        cosmicai("make-dataset", "--n", str(s.objects), "--seed", str(s.seed), "--out", str(s.dataset_dir)),
+    )
 
 
 def upload_sample_data(s: DemoSettings) -> None:
-    step(f"Partition into ~{s.shard_mb} MB shards and upload to {s.input_uri}",
-         cosmicai("partition", str(s.dataset_dir), "--target-mb", str(s.shard_mb), "--out", s.input_uri))
+    step(
+        f"Partition into ~{s.shard_mb} MB shards and upload to {s.input_uri}",
+        cosmicai("partition", str(s.dataset_dir), "--target-mb", str(s.shard_mb), "--out", s.input_uri),
+    )
 
 
 def invoke(s: DemoSettings, run_id: str) -> Path:
     payload = {
-        "input": s.input_uri, "output": s.results_uri, "run_id": run_id,
-        "batch_size": s.batch_size, "shards_per_worker": s.shards_per_worker,
+        "input": s.input_uri,
+        "output": s.results_uri,
+        "run_id": run_id,
+        "batch_size": s.batch_size,
+        "shards_per_worker": s.shards_per_worker,
     }
-    step("Run the pipeline (Init -> Map of inference workers -> Summarize)",
-         cosmicai("invoke", "--state-machine-arn", s.state_machine_arn, "--payload", json.dumps(payload),
-                  "--out", str(s.runs_dir)))
+    step(
+        "Run the pipeline (Init -> Map of inference workers -> Summarize)",
+        cosmicai(
+            "invoke",
+            "--state-machine-arn",
+            s.state_machine_arn,
+            "--payload",
+            json.dumps(payload),
+            "--out",
+            str(s.runs_dir),
+        ),
+    )
     return s.runs_dir / run_id
 
 
@@ -122,8 +144,10 @@ def verdict(run_dir: Path) -> str:
     metrics = summary.get("metrics") or {}
     mae = f", MAE {metrics['mae']:.4f}" if metrics.get("mae") is not None else ""
     status = "SUCCEEDED" if objects["failed"] == 0 and objects["total"] == objects["predicted"] else "INCOMPLETE"
-    return (f"demo: {status}: {objects['predicted']:,}/{objects['total']:,} objects predicted, "
-            f"{objects['failed']:,} failed{mae}; report, plots and catalog in {run_dir}/")
+    return (
+        f"demo: {status}: {objects['predicted']:,}/{objects['total']:,} objects predicted, "
+        f"{objects['failed']:,} failed{mae}; report, plots and catalog in {run_dir}/"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         s = settings_from_args(argv)
         make_sample_data(s)
         upload_sample_data(s)
-        run_id = "demo-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        run_id = "demo-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         run_dir = invoke(s, run_id)
         print("\n" + verdict(run_dir))
         return 0

@@ -51,8 +51,11 @@ def empty_repositories(ecr: Any, names: list[str], log: Callable[[str], None] = 
     total = 0
     for name in names:
         try:
-            ids = [img for page in ecr.get_paginator("list_images").paginate(repositoryName=name)
-                   for img in page.get("imageIds", [])]
+            ids = [
+                img
+                for page in ecr.get_paginator("list_images").paginate(repositoryName=name)
+                for img in page.get("imageIds", [])
+            ]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "RepositoryNotFoundException":
                 continue
@@ -61,10 +64,12 @@ def empty_repositories(ecr: Any, names: list[str], log: Callable[[str], None] = 
         digests = list(dict.fromkeys(img["imageDigest"] for img in ids if img.get("imageDigest")))
         if not digests:
             continue
-        log(f"destroy: deleting {len(digests)} image(s) from ECR repository {name} "
-            "(build outputs of this tree; `make deploy` builds and pushes them again)")
+        log(
+            f"destroy: deleting {len(digests)} image(s) from ECR repository {name} "
+            "(build outputs of this tree; `make deploy` builds and pushes them again)"
+        )
         for start in range(0, len(digests), _BATCH):
-            batch = [{"imageDigest": d} for d in digests[start:start + _BATCH]]
+            batch = [{"imageDigest": d} for d in digests[start : start + _BATCH]]
             try:
                 failures = ecr.batch_delete_image(repositoryName=name, imageIds=batch).get("failures", [])
             except ClientError as exc:

@@ -70,8 +70,9 @@ def build_images(make: str, root: Path, target: str = "local", architecture: str
         raise DeployError(f"`make images` failed (exit {proc.returncode}); see its output above")
 
 
-def push_command(make: str, root: Path, repository_urls: dict[str, str], target: str = "aws",
-                 architecture: str = "x86_64") -> list[str]:
+def push_command(
+    make: str, root: Path, repository_urls: dict[str, str], target: str = "aws", architecture: str = "x86_64"
+) -> list[str]:
     """`make images` with the push settings of the images tooling, one repository per image
     (the same target and architecture as the build, so the same tags)."""
     missing = [name for name in IMAGE_NAMES if name not in repository_urls]
@@ -81,11 +82,21 @@ def push_command(make: str, root: Path, repository_urls: dict[str, str], target:
     if len(registries) != 1:
         raise DeployError(f"expected one ECR registry, got {sorted(registries)}")
     repos = " ".join(f"--repository {name}={repository_urls[name]}" for name in IMAGE_NAMES)
-    return [*images_command(make, root, target, architecture), f"IMAGES_PUSH={registries.pop()}", f"IMAGES_ARGS={repos}"]
+    return [
+        *images_command(make, root, target, architecture),
+        f"IMAGES_PUSH={registries.pop()}",
+        f"IMAGES_ARGS={repos}",
+    ]
 
 
-def push_images(make: str, root: Path, repository_urls: dict[str, str], env: dict[str, str],
-                target: str = "aws", architecture: str = "x86_64") -> None:
+def push_images(
+    make: str,
+    root: Path,
+    repository_urls: dict[str, str],
+    env: dict[str, str],
+    target: str = "aws",
+    architecture: str = "x86_64",
+) -> None:
     """Push the built images (already tagged with their content digests) to their ECR repositories."""
     proc = subprocess.run(push_command(make, root, repository_urls, target, architecture), env=env)
     if proc.returncode != 0:

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .errors import DeployError
 
@@ -34,7 +34,7 @@ class LogEvent:
     event_id: str
 
     def render(self) -> str:
-        when = datetime.fromtimestamp(self.timestamp_ms / 1000, tz=timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+        when = datetime.fromtimestamp(self.timestamp_ms / 1000, tz=UTC).strftime("%H:%M:%S.%f")[:-3]
         return f"{when} {self.role:<13} {self.message.rstrip()}"
 
 
@@ -82,8 +82,9 @@ def _group_events(logs_client, role: str, group: str, start_ms: int) -> Iterator
     try:
         for page in paginator.paginate(logGroupName=group, startTime=start_ms):
             for ev in page.get("events", []):
-                yield LogEvent(ev["timestamp"], role, ev.get("logStreamName", ""), ev.get("message", ""),
-                               ev.get("eventId", ""))
+                yield LogEvent(
+                    ev["timestamp"], role, ev.get("logStreamName", ""), ev.get("message", ""), ev.get("eventId", "")
+                )
     except logs_client.exceptions.ResourceNotFoundException:
         # Terraform creates every group; one can only be missing if removed by hand.
         print(f"logs: log group {group} ({role}) does not exist; re-run `make deploy`", file=sys.stderr)

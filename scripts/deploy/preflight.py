@@ -31,8 +31,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # AWS keeps at least this many concurrent executions unreserved per account and region
 # (PutFunctionConcurrency fails below it).
 MIN_UNRESERVED = 10
-LAMBDA_QUOTA_HINT = ("request more in Service Quotas (AWS Lambda > Concurrent executions, L-B99A9384) "
-                     "or run with a smaller payload max_concurrency")
+LAMBDA_QUOTA_HINT = (
+    "request more in Service Quotas (AWS Lambda > Concurrent executions, L-B99A9384) "
+    "or run with a smaller payload max_concurrency"
+)
 SFN_QUOTAS_URL = "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html"
 DISTRIBUTED_MAP_URL = "https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html"
 # Documented defaults, used when Service Quotas does not answer (no permission, local cloud).
@@ -59,8 +61,9 @@ class Check:
 # ---- region and credentials ------------------------------------------------------
 
 
-def check_region(target: str, explicit: str, environ: Mapping[str, str],
-                 profile: Callable[[], str | None], state_file: Path) -> tuple[Check, ResolvedRegion | None]:
+def check_region(
+    target: str, explicit: str, environ: Mapping[str, str], profile: Callable[[], str | None], state_file: Path
+) -> tuple[Check, ResolvedRegion | None]:
     """The region by deploy.regions' order, and whether it agrees with a deployed stack's."""
     try:
         resolved = resolve_region(target, explicit, environ, profile)
@@ -72,8 +75,12 @@ def check_region(target: str, explicit: str, environ: Mapping[str, str],
         return Check("region", "FAIL", exc.what, exc.fix), resolved
     env_region, default_region = environ.get("AWS_REGION"), environ.get("AWS_DEFAULT_REGION")
     if env_region and default_region and env_region != default_region and resolved.source == "AWS_REGION":
-        return Check("region", "WARN", f"{resolved.region} (from AWS_REGION); AWS_DEFAULT_REGION says {default_region}",
-                     "the AWS CLI and older tools read AWS_DEFAULT_REGION: set both alike"), resolved
+        return Check(
+            "region",
+            "WARN",
+            f"{resolved.region} (from AWS_REGION); AWS_DEFAULT_REGION says {default_region}",
+            "the AWS CLI and older tools read AWS_DEFAULT_REGION: set both alike",
+        ), resolved
     return Check("region", "PASS", f"{resolved.region} (from {resolved.source})"), resolved
 
 
@@ -84,8 +91,12 @@ def check_credentials(sts: Any, target: str) -> Check:
     try:
         ident = sts.get_caller_identity()
     except (BotoCoreError, ClientError) as exc:
-        fix = ("configure the standard chain: `aws configure`, `aws sso login --profile X` with AWS_PROFILE=X, "
-               "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY" if target == "aws" else "`make localstack-up`")
+        fix = (
+            "configure the standard chain: `aws configure`, `aws sso login --profile X` with AWS_PROFILE=X, "
+            "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+            if target == "aws"
+            else "`make localstack-up`"
+        )
         return Check("credentials", "FAIL", f"sts get-caller-identity failed: {exc}", fix)
     return Check("credentials", "PASS", f"account {ident['Account']} as {ident['Arn']}")
 
@@ -106,36 +117,59 @@ def check_docker(connect: Callable[[], Any], platform: str) -> tuple[Check, Any]
         client = connect()
         info = client.info()
     except Exception as exc:  # noqa: BLE001 - any failure to reach the engine is this check's FAIL
-        return Check("docker", "FAIL", f"no Docker engine answers: {exc}",
-                     "start Docker (Docker Desktop, `systemctl start docker`), or `make docker-up` as root, "
-                     "or point DOCKER_HOST at one"), None
+        return Check(
+            "docker",
+            "FAIL",
+            f"no Docker engine answers: {exc}",
+            "start Docker (Docker Desktop, `systemctl start docker`), or `make docker-up` as root, "
+            "or point DOCKER_HOST at one",
+        ), None
     own = engine_platform(info)
     detail = f"engine {info.get('ServerVersion', '?')} on {own}"
     if own != platform:
-        return Check("docker", "WARN", f"{detail}; the functions need {platform}, built under emulation (slower)",
-                     "Docker Desktop emulates it already; elsewhere install binfmt/qemu "
-                     f"(`docker run --privileged --rm tonistiigi/binfmt --install {platform.split('/')[1]}`)"), client
+        return Check(
+            "docker",
+            "WARN",
+            f"{detail}; the functions need {platform}, built under emulation (slower)",
+            "Docker Desktop emulates it already; elsewhere install binfmt/qemu "
+            f"(`docker run --privileged --rm tonistiigi/binfmt --install {platform.split('/')[1]}`)",
+        ), client
     return Check("docker", "PASS", detail), client
 
 
-def check_base_image(client: Any, base: str, runtime: str, platform: str, *, is_root: bool,
-                     has_debootstrap: bool) -> Check:
+def check_base_image(
+    client: Any, base: str, runtime: str, platform: str, *, is_root: bool, has_debootstrap: bool
+) -> Check:
     """BASE_IMAGE (and RUNTIME_IMAGE) can be had for the functions' platform."""
     own = base.startswith("cosmicai-base:")
     if own != runtime.startswith("cosmicai-base:"):
-        return Check("base image", "FAIL", f"BASE_IMAGE={base} with RUNTIME_IMAGE={runtime}: their Pythons differ",
-                     "use one family: BASE_IMAGE=python:3.11-slim with RUNTIME_IMAGE unset, or our cosmicai-base")
+        return Check(
+            "base image",
+            "FAIL",
+            f"BASE_IMAGE={base} with RUNTIME_IMAGE={runtime}: their Pythons differ",
+            "use one family: BASE_IMAGE=python:3.11-slim with RUNTIME_IMAGE unset, or our cosmicai-base",
+        )
     if own:
         engine = engine_platform(client.info())
         if engine != platform:
-            return Check("base image", "FAIL", f"{base} (debootstrap) exists only for this engine's {engine}, "
-                         f"the functions need {platform}", "make deploy TARGET=aws BASE_IMAGE=python:3.11-slim")
+            return Check(
+                "base image",
+                "FAIL",
+                f"{base} (debootstrap) exists only for this engine's {engine}, the functions need {platform}",
+                "make deploy TARGET=aws BASE_IMAGE=python:3.11-slim",
+            )
         if _local_image_arch(client, base) and _local_image_arch(client, runtime):
             return Check("base image", "PASS", f"{base} and {runtime} are built")
         if is_root and has_debootstrap:
-            return Check("base image", "PASS", f"{base} will be built by debootstrap (root, about 90 s, needs deb.debian.org)")
-        return Check("base image", "FAIL", f"{base} is not built and building it needs root and debootstrap",
-                     "use the public base: BASE_IMAGE=python:3.11-slim (the TARGET=aws default)")
+            return Check(
+                "base image", "PASS", f"{base} will be built by debootstrap (root, about 90 s, needs deb.debian.org)"
+            )
+        return Check(
+            "base image",
+            "FAIL",
+            f"{base} is not built and building it needs root and debootstrap",
+            "use the public base: BASE_IMAGE=python:3.11-slim (the TARGET=aws default)",
+        )
     for ref in dict.fromkeys((base, runtime)):
         arch = _local_image_arch(client, ref)
         if arch == platform.split("/", 1)[1]:
@@ -143,13 +177,24 @@ def check_base_image(client: Any, base: str, runtime: str, platform: str, *, is_
         try:
             data = client.images.get_registry_data(ref)
         except Exception as exc:  # noqa: BLE001 - registry, auth and network failures alike
-            return Check("base image", "FAIL", f"{ref} is not local and its registry does not answer: {exc}",
-                         f"`docker pull --platform {platform} {ref}` (or `docker login`), or choose another BASE_IMAGE")
+            return Check(
+                "base image",
+                "FAIL",
+                f"{ref} is not local and its registry does not answer: {exc}",
+                f"`docker pull --platform {platform} {ref}` (or `docker login`), or choose another BASE_IMAGE",
+            )
         if not data.has_platform(platform):
-            return Check("base image", "FAIL", f"{ref} has no {platform} variant",
-                         "choose a multi-platform base such as python:3.11-slim")
-    return Check("base image", "PASS", f"{base} is available for {platform}"
-                 + (f" (final stage {runtime})" if runtime != base else ""))
+            return Check(
+                "base image",
+                "FAIL",
+                f"{ref} has no {platform} variant",
+                "choose a multi-platform base such as python:3.11-slim",
+            )
+    return Check(
+        "base image",
+        "PASS",
+        f"{base} is available for {platform}" + (f" (final stage {runtime})" if runtime != base else ""),
+    )
 
 
 def _local_image_arch(client: Any, ref: str) -> str | None:
@@ -162,9 +207,16 @@ def _local_image_arch(client: Any, ref: str) -> str | None:
         return None
 
 
-def check_wheel_source(wheel_source: str, torch_pin: str | None, machine: str, wheelhouse: Path,
-                       torch_index: str, reachable: Callable[[str], bool], find_links: Iterable[Path],
-                       pip_index: str = "https://pypi.org/simple") -> Check:
+def check_wheel_source(
+    wheel_source: str,
+    torch_pin: str | None,
+    machine: str,
+    wheelhouse: Path,
+    torch_index: str,
+    reachable: Callable[[str], bool],
+    find_links: Iterable[Path],
+    pip_index: str = "https://pypi.org/simple",
+) -> Check:
     """The CPU torch wheel (the one wheel that decides CUDA or not) can be had, and from where."""
     if torch_pin is None:
         return Check("wheel source", "FAIL", "requirements/lock.txt pins no torch", "restore the torch pin in the lock")
@@ -173,17 +225,25 @@ def check_wheel_source(wheel_source: str, torch_pin: str | None, machine: str, w
     if wheel_source == "index":
         missing = [u for u in (pip_index, torch_index) if not u or not reachable(u)]
         if missing:
-            return Check("wheel source", "FAIL", f"WHEEL_SOURCE=index installs inside the build, but {missing} do not answer",
-                         "WHEEL_SOURCE=wheelhouse (host pip, its mirrors and find-links) or a reachable TORCH_INDEX_URL")
+            return Check(
+                "wheel source",
+                "FAIL",
+                f"WHEEL_SOURCE=index installs inside the build, but {missing} do not answer",
+                "WHEEL_SOURCE=wheelhouse (host pip, its mirrors and find-links) or a reachable TORCH_INDEX_URL",
+            )
         return Check("wheel source", "PASS", f"index: {pip_index} + {torch_index} ({torch_pin})")
     for folder in [wheelhouse, *find_links]:
         if folder.is_dir() and any(pattern.match(p.name) for p in folder.iterdir()):
             return Check("wheel source", "PASS", f"wheelhouse: {torch_pin} for {machine} in {folder}")
     if torch_index and reachable(torch_index):
         return Check("wheel source", "PASS", f"wheelhouse: {torch_pin} for {machine} from {torch_index}")
-    return Check("wheel source", "FAIL", f"no source of {torch_pin} for {machine}: not in {wheelhouse} or pip's "
-                 f"find-links, and TORCH_INDEX_URL={torch_index or '(empty)'} does not answer",
-                 "network to https://download.pytorch.org/whl/cpu, a mirror in TORCH_INDEX_URL, or the wheel in a find-links folder")
+    return Check(
+        "wheel source",
+        "FAIL",
+        f"no source of {torch_pin} for {machine}: not in {wheelhouse} or pip's "
+        f"find-links, and TORCH_INDEX_URL={torch_index or '(empty)'} does not answer",
+        "network to https://download.pytorch.org/whl/cpu, a mirror in TORCH_INDEX_URL, or the wheel in a find-links folder",
+    )
 
 
 # ---- Lambda and Step Functions quotas --------------------------------------------
@@ -215,8 +275,13 @@ def current_reservations(lam: Any, names: Iterable[str]) -> dict[str, int]:
     return out
 
 
-def check_lambda_concurrency(account: Mapping[str, Any], max_concurrency: int, planned: Reservations,
-                             current: Mapping[str, int], infer_function: str) -> list[Check]:
+def check_lambda_concurrency(
+    account: Mapping[str, Any],
+    max_concurrency: int,
+    planned: Reservations,
+    current: Mapping[str, int],
+    infer_function: str,
+) -> list[Check]:
     """The account's concurrency against the payload's default fan-out and the stack's reservations.
 
     `account` is GetAccountSettings' AccountLimit. A run starts up to max_concurrency
@@ -226,36 +291,74 @@ def check_lambda_concurrency(account: Mapping[str, Any], max_concurrency: int, p
     unreserved = int(account["UnreservedConcurrentExecutions"])
     checks: list[Check] = []
     if limit < max_concurrency:
-        checks.append(Check("lambda concurrency", "FAIL",
-                            f"the account runs at most {limit} functions at once; a run's default max_concurrency "
-                            f"is {max_concurrency}", LAMBDA_QUOTA_HINT + f" (<= {max(limit - MIN_UNRESERVED, 1)})"))
+        checks.append(
+            Check(
+                "lambda concurrency",
+                "FAIL",
+                f"the account runs at most {limit} functions at once; a run's default max_concurrency "
+                f"is {max_concurrency}",
+                LAMBDA_QUOTA_HINT + f" (<= {max(limit - MIN_UNRESERVED, 1)})",
+            )
+        )
     else:
-        checks.append(Check("lambda concurrency", "PASS",
-                            f"account limit {limit} >= the payload default max_concurrency {max_concurrency}"))
+        checks.append(
+            Check(
+                "lambda concurrency",
+                "PASS",
+                f"account limit {limit} >= the payload default max_concurrency {max_concurrency}",
+            )
+        )
     reserved = planned.reserved
     after = unreserved + sum(current.get(n, 0) for n in reserved) - sum(reserved.values())
     zero = sorted(n for n, r in reserved.items() if r == 0)
     if zero:
-        checks.append(Check("reserved concurrency", "FAIL", f"{', '.join(zero)} reserve 0: they could never run",
-                            "set infer_reserved_concurrency / orchestration_reserved_concurrency to -1 or >= 1"))
+        checks.append(
+            Check(
+                "reserved concurrency",
+                "FAIL",
+                f"{', '.join(zero)} reserve 0: they could never run",
+                "set infer_reserved_concurrency / orchestration_reserved_concurrency to -1 or >= 1",
+            )
+        )
     elif after < MIN_UNRESERVED:
-        checks.append(Check("reserved concurrency", "FAIL",
-                            f"the stack reserves {sum(reserved.values())}, leaving {after} unreserved; AWS keeps at "
-                            f"least {MIN_UNRESERVED} (now unreserved: {unreserved})",
-                            "lower infer_reserved_concurrency / orchestration_reserved_concurrency, or raise the account limit"))
+        checks.append(
+            Check(
+                "reserved concurrency",
+                "FAIL",
+                f"the stack reserves {sum(reserved.values())}, leaving {after} unreserved; AWS keeps at "
+                f"least {MIN_UNRESERVED} (now unreserved: {unreserved})",
+                "lower infer_reserved_concurrency / orchestration_reserved_concurrency, or raise the account limit",
+            )
+        )
     elif 0 < reserved.get(infer_function, max_concurrency) < max_concurrency:
-        checks.append(Check("reserved concurrency", "WARN",
-                            f"{infer_function} reserves {reserved[infer_function]} < max_concurrency {max_concurrency}: "
-                            "the Map's extra workers are throttled and retried (slower, nothing lost)",
-                            f"pass max_concurrency <= {reserved[infer_function]} in payloads, or raise infer_reserved_concurrency"))
+        checks.append(
+            Check(
+                "reserved concurrency",
+                "WARN",
+                f"{infer_function} reserves {reserved[infer_function]} < max_concurrency {max_concurrency}: "
+                "the Map's extra workers are throttled and retried (slower, nothing lost)",
+                f"pass max_concurrency <= {reserved[infer_function]} in payloads, or raise infer_reserved_concurrency",
+            )
+        )
     elif infer_function not in reserved and after < max_concurrency:
-        checks.append(Check("reserved concurrency", "WARN",
-                            f"{after} unreserved left for {infer_function} (unreserved) < max_concurrency {max_concurrency}: "
-                            "workers beyond it are throttled and retried", LAMBDA_QUOTA_HINT))
+        checks.append(
+            Check(
+                "reserved concurrency",
+                "WARN",
+                f"{after} unreserved left for {infer_function} (unreserved) < max_concurrency {max_concurrency}: "
+                "workers beyond it are throttled and retried",
+                LAMBDA_QUOTA_HINT,
+            )
+        )
     else:
-        checks.append(Check("reserved concurrency", "PASS",
-                            f"{after} unreserved left after the stack's reservations ({sum(reserved.values())}), "
-                            f">= {MIN_UNRESERVED}"))
+        checks.append(
+            Check(
+                "reserved concurrency",
+                "PASS",
+                f"{after} unreserved left after the stack's reservations ({sum(reserved.values())}), "
+                f">= {MIN_UNRESERVED}",
+            )
+        )
     return checks
 
 
@@ -274,8 +377,13 @@ def service_quota(quotas: Any, service_code: str, name_words: tuple[str, ...]) -
     return None
 
 
-def check_step_functions(sfn: Any, quota_state_machines: float | None, state_machine_name: str,
-                         max_concurrency: int, max_concurrency_limit: int) -> list[Check]:
+def check_step_functions(
+    sfn: Any,
+    quota_state_machines: float | None,
+    state_machine_name: str,
+    max_concurrency: int,
+    max_concurrency_limit: int,
+) -> list[Check]:
     """Room for one more state machine, and the Map's fan-out within Distributed Map's limit."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -283,24 +391,50 @@ def check_step_functions(sfn: Any, quota_state_machines: float | None, state_mac
     source = "Service Quotas" if quota_state_machines is not None else f"documented default, {SFN_QUOTAS_URL}"
     quota = int(quota_state_machines if quota_state_machines is not None else DOCUMENTED_STATE_MACHINES)
     try:
-        names = [m["name"] for page in sfn.get_paginator("list_state_machines").paginate()
-                 for m in page.get("stateMachines", [])]
+        names = [
+            m["name"]
+            for page in sfn.get_paginator("list_state_machines").paginate()
+            for m in page.get("stateMachines", [])
+        ]
     except (BotoCoreError, ClientError) as exc:
-        checks.append(Check("state machines", "WARN", f"cannot list state machines: {exc}",
-                            "grant states:ListStateMachines to see the count"))
+        checks.append(
+            Check(
+                "state machines",
+                "WARN",
+                f"cannot list state machines: {exc}",
+                "grant states:ListStateMachines to see the count",
+            )
+        )
     else:
         needed = len(names) + (0 if state_machine_name in names else 1)
         status: Status = "PASS" if needed <= quota else "FAIL"
-        checks.append(Check("state machines", status, f"{needed} with this stack's, quota {quota} ({source})",
-                            "" if status == "PASS" else "delete unused state machines or request a higher quota"))
+        checks.append(
+            Check(
+                "state machines",
+                status,
+                f"{needed} with this stack's, quota {quota} ({source})",
+                "" if status == "PASS" else "delete unused state machines or request a higher quota",
+            )
+        )
     if max_concurrency_limit > DOCUMENTED_MAP_CHILDREN:
-        checks.append(Check("distributed map", "WARN",
-                            f"payloads may ask max_concurrency {max_concurrency_limit} > {DOCUMENTED_MAP_CHILDREN} "
-                            f"parallel child executions ({DISTRIBUTED_MAP_URL})", "cap max_concurrency at 10,000"))
+        checks.append(
+            Check(
+                "distributed map",
+                "WARN",
+                f"payloads may ask max_concurrency {max_concurrency_limit} > {DOCUMENTED_MAP_CHILDREN} "
+                f"parallel child executions ({DISTRIBUTED_MAP_URL})",
+                "cap max_concurrency at 10,000",
+            )
+        )
     else:
-        checks.append(Check("distributed map", "PASS",
-                            f"default max_concurrency {max_concurrency}, at most {max_concurrency_limit} <= "
-                            f"{DOCUMENTED_MAP_CHILDREN} parallel child executions (documented, no API; {DISTRIBUTED_MAP_URL})"))
+        checks.append(
+            Check(
+                "distributed map",
+                "PASS",
+                f"default max_concurrency {max_concurrency}, at most {max_concurrency_limit} <= "
+                f"{DOCUMENTED_MAP_CHILDREN} parallel child executions (documented, no API; {DISTRIBUTED_MAP_URL})",
+            )
+        )
     return checks
 
 
@@ -327,6 +461,7 @@ _MODULE_RE = re.compile(r'^module\s+"(\w+)"\s*\{[^}]*?source\s*=\s*"([^"]+)"', r
 
 def module_resources(tf_dir: Path) -> list[str]:
     """The resources the configuration declares, per module call (the fallback without a plan)."""
+
     def declared(folder: Path) -> list[str]:
         return [f"{t}.{n}" for f in sorted(folder.glob("*.tf")) for t, n in _RESOURCE_RE.findall(f.read_text())]
 
@@ -345,8 +480,9 @@ class IdleCost:
     total_usd: float
 
 
-def idle_cost(image_mb: Mapping[str, float], keep_images: int, stored_s3_gb: float | None,
-              log_retention_days: int) -> IdleCost:
+def idle_cost(
+    image_mb: Mapping[str, float], keep_images: int, stored_s3_gb: float | None, log_retention_days: int
+) -> IdleCost:
     """ECR, S3 and CloudWatch Logs storage; Lambda and Step Functions bill per run only."""
     ecr_gb = sum(image_mb.values()) / 1000
     ecr = ecr_gb * ECR_GB_MONTH
@@ -355,8 +491,11 @@ def idle_cost(image_mb: Mapping[str, float], keep_images: int, stored_s3_gb: flo
         f"ECR: {ecr_gb:.2f} GB for the two images ({', '.join(f'{k} {v:.0f} MB' for k, v in image_mb.items())}; "
         f"uncompressed, ECR stores less) x ${ECR_GB_MONTH}/GB-month = ${ecr:.2f}; each of the up to {keep_images} "
         "kept tags adds only the layers it changed",
-        (f"S3: {stored_s3_gb:.2f} GB stored x ${S3_GB_MONTH}/GB-month = ${s3:.2f}" if stored_s3_gb is not None
-         else f"S3: ${S3_GB_MONTH}/GB-month of shards and run outputs you keep (nothing at first; runs expire)"),
+        (
+            f"S3: {stored_s3_gb:.2f} GB stored x ${S3_GB_MONTH}/GB-month = ${s3:.2f}"
+            if stored_s3_gb is not None
+            else f"S3: ${S3_GB_MONTH}/GB-month of shards and run outputs you keep (nothing at first; runs expire)"
+        ),
         f"CloudWatch Logs: ${LOGS_GB_MONTH}/GB-month of logs kept {log_retention_days} days after the last run, "
         "then nothing",
         "Lambda, Step Functions: nothing while idle (per request and duration only)",
@@ -371,13 +510,20 @@ def bucket_size_gb(cloudwatch: Any, buckets: Iterable[str]) -> float | None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     total = 0.0
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     try:
         for bucket in buckets:
             points = cloudwatch.get_metric_statistics(
-                Namespace="AWS/S3", MetricName="BucketSizeBytes", StartTime=now - dt.timedelta(days=3), EndTime=now,
-                Period=86400, Statistics=["Average"],
-                Dimensions=[{"Name": "BucketName", "Value": bucket}, {"Name": "StorageType", "Value": "StandardStorage"}],
+                Namespace="AWS/S3",
+                MetricName="BucketSizeBytes",
+                StartTime=now - dt.timedelta(days=3),
+                EndTime=now,
+                Period=86400,
+                Statistics=["Average"],
+                Dimensions=[
+                    {"Name": "BucketName", "Value": bucket},
+                    {"Name": "StorageType", "Value": "StandardStorage"},
+                ],
             ).get("Datapoints", [])
             if points:
                 total += max(points, key=lambda p: p["Timestamp"])["Average"]
@@ -444,13 +590,29 @@ def image_checks(ctx: Context) -> list[Check]:
     docker_check, client = check_docker(lambda: docker_engine.docker_client(timeout=15), platform)
     checks = [docker_check]
     if client is not None:
-        checks.append(check_base_image(client, ctx.base_image, ctx.runtime_image, platform,
-                                       is_root=os.geteuid() == 0, has_debootstrap=shutil.which("debootstrap") is not None))
+        checks.append(
+            check_base_image(
+                client,
+                ctx.base_image,
+                ctx.runtime_image,
+                platform,
+                is_root=os.geteuid() == 0,
+                has_debootstrap=shutil.which("debootstrap") is not None,
+            )
+        )
     else:
         checks.append(Check("base image", "SKIP", "no Docker engine"))
-    checks.append(check_wheel_source(
-        ctx.wheel_source, wheelhouse.torch_pin(), wheelhouse.WHEEL_MACHINES[architecture], build.WHEELHOUSE,
-        wheelhouse.torch_index_url(), wheelhouse.index_reachable, pip_find_links(ctx.environ)))
+    checks.append(
+        check_wheel_source(
+            ctx.wheel_source,
+            wheelhouse.torch_pin(),
+            wheelhouse.WHEEL_MACHINES[architecture],
+            build.WHEELHOUSE,
+            wheelhouse.torch_index_url(),
+            wheelhouse.index_reachable,
+            pip_find_links(ctx.environ),
+        )
+    )
     return checks
 
 
@@ -461,20 +623,34 @@ def cloud_checks(ctx: Context, target: Any) -> list[Check]:
     max_concurrency, limit = payload_defaults()
     prefix = str(ctx.settings.get("name_prefix", "cosmicai"))
     orchestration = int(ctx.settings.get("orchestration_reserved_concurrency", -1))
-    functions = {f"{prefix}-infer": int(ctx.settings.get("infer_reserved_concurrency", -1)),
-                 f"{prefix}-init": orchestration, f"{prefix}-summarize": orchestration}
+    functions = {
+        f"{prefix}-infer": int(ctx.settings.get("infer_reserved_concurrency", -1)),
+        f"{prefix}-init": orchestration,
+        f"{prefix}-summarize": orchestration,
+    }
     checks: list[Check] = []
     try:
         lam = target.client("lambda")
         account = lam.get_account_settings()["AccountLimit"]
         current = current_reservations(lam, functions)
-        checks += check_lambda_concurrency(account, max_concurrency, Reservations(functions), current, f"{prefix}-infer")
+        checks += check_lambda_concurrency(
+            account, max_concurrency, Reservations(functions), current, f"{prefix}-infer"
+        )
     except (BotoCoreError, ClientError) as exc:
-        checks.append(Check("lambda concurrency", "FAIL", f"reading the account's Lambda concurrency failed: {exc}",
-                            "grant lambda:GetAccountSettings and lambda:GetFunctionConcurrency to the deploying identity"))
+        checks.append(
+            Check(
+                "lambda concurrency",
+                "FAIL",
+                f"reading the account's Lambda concurrency failed: {exc}",
+                "grant lambda:GetAccountSettings and lambda:GetFunctionConcurrency to the deploying identity",
+            )
+        )
     # Service Quotas is an AWS service only; the local cloud gets the documented numbers.
-    quota = None if target.is_local else service_quota(target.client("service-quotas"), "states",
-                                                       ("registered", "state machines"))
+    quota = (
+        None
+        if target.is_local
+        else service_quota(target.client("service-quotas"), "states", ("registered", "state machines"))
+    )
     checks += check_step_functions(target.client("stepfunctions"), quota, f"{prefix}-pipeline", max_concurrency, limit)
     return checks
 
@@ -497,8 +673,10 @@ def run_checks(ctx: Context) -> tuple[list[Check], Any]:
     # Docker, base image and wheels are this machine's business: checked whatever the cloud says.
     checks += image_checks(ctx)
     if target is None:
-        checks += [Check("lambda concurrency", "SKIP", "the target does not answer"),
-                   Check("step functions", "SKIP", "the target does not answer")]
+        checks += [
+            Check("lambda concurrency", "SKIP", "the target does not answer"),
+            Check("step functions", "SKIP", "the target does not answer"),
+        ]
     else:
         checks += cloud_checks(ctx, target)
     return checks, target
@@ -546,8 +724,10 @@ def main(ctx: Context, out: Callable[[str], None] = print) -> int:
     failed = [c for c in checks if c.status == "FAIL"]
     warned = [c for c in checks if c.status == "WARN"]
     out("")
-    out(f"preflight: {len(failed)} FAIL, {len(warned)} WARN, {sum(c.status == 'PASS' for c in checks)} PASS"
-        + (f" -- fix {', '.join(c.name for c in failed)} before `make deploy TARGET={ctx.target}`" if failed else ""))
+    out(
+        f"preflight: {len(failed)} FAIL, {len(warned)} WARN, {sum(c.status == 'PASS' for c in checks)} PASS"
+        + (f" -- fix {', '.join(c.name for c in failed)} before `make deploy TARGET={ctx.target}`" if failed else "")
+    )
     return 1 if failed else 0
 
 
@@ -569,10 +749,16 @@ def idle_cost_report(ctx: Context, target: Any) -> str:
     if target is not None and deployed.get("data_bucket") and deployed.get("results_bucket"):
         # A deployed stack: what its buckets hold now (CloudWatch's daily storage metric).
         stored = bucket_size_gb(target.client("cloudwatch"), [deployed["data_bucket"], deployed["results_bucket"]])
-    cost = idle_cost(sizes, int(ctx.settings.get("ecr_keep_images", 10)), stored,
-                     int(ctx.settings.get("log_retention_days", 14)))
-    return "\n".join([f"idle monthly cost (us-east-1 list prices; images by {source}): about ${cost.total_usd:.2f}",
-                      *[f"  {line}" for line in cost.lines], f"  prices: {PRICES_URL}"])
+    cost = idle_cost(
+        sizes, int(ctx.settings.get("ecr_keep_images", 10)), stored, int(ctx.settings.get("log_retention_days", 14))
+    )
+    return "\n".join(
+        [
+            f"idle monthly cost (us-east-1 list prices; images by {source}): about ${cost.total_usd:.2f}",
+            *[f"  {line}" for line in cost.lines],
+            f"  prices: {PRICES_URL}",
+        ]
+    )
 
 
 def _outputs(state_file: Path) -> dict[str, str]:

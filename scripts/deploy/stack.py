@@ -212,8 +212,11 @@ def _plan_json(args: argparse.Namespace, target: Target) -> list[str]:
     proc = ws.run("plan", "-input=false", "-lock=false", "-json", *var_args, check=False, capture=True)
     lines = proc.stdout.splitlines()
     if proc.returncode != 0:
-        errors = [json.loads(line).get("@message", "") for line in lines
-                  if line.startswith("{") and json.loads(line).get("@level") == "error"]
+        errors = [
+            json.loads(line).get("@message", "")
+            for line in lines
+            if line.startswith("{") and json.loads(line).get("@level") == "error"
+        ]
         raise DeployError("terraform plan failed: " + ("; ".join(errors) or proc.stderr.strip()[-500:]))
     return lines
 
@@ -226,10 +229,15 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     build = preflight.images_tools()[0]
     runtime = build.runtime_image_for(args.base_image, args.runtime_image or None)  # as `make images` picks it
     ctx = preflight.Context(
-        target=args.target, explicit_region=args.region, endpoint=args.endpoint,
-        state_file=_workspace(args).state_file, settings=settings,
+        target=args.target,
+        explicit_region=args.region,
+        endpoint=args.endpoint,
+        state_file=_workspace(args).state_file,
+        settings=settings,
         uses_images=args.target == "aws" or os.environ.get("COSMICAI_EXECUTOR_MODE", "process") == "docker",
-        base_image=args.base_image, runtime_image=runtime, wheel_source=args.wheel_source,
+        base_image=args.base_image,
+        runtime_image=runtime,
+        wheel_source=args.wheel_source,
         make_target=lambda region: Target.from_settings(args.target, region, args.endpoint),
         plan=lambda target: _plan_json(args, target),
     )
@@ -239,10 +247,16 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deploy.stack", description=__doc__)
     parser.add_argument("--target", choices=TARGETS, default="local")
-    parser.add_argument("--region", default="", help="region; empty: AWS_REGION, AWS_DEFAULT_REGION, the profile's "
-                        "region, and us-east-1 for the local cloud only (deploy.regions)")
+    parser.add_argument(
+        "--region",
+        default="",
+        help="region; empty: AWS_REGION, AWS_DEFAULT_REGION, the profile's "
+        "region, and us-east-1 for the local cloud only (deploy.regions)",
+    )
     parser.add_argument("--endpoint", default="", help="LocalStack URL for --target local")
-    parser.add_argument("--state-dir", default=".state", help="project state folder (terraform state goes to <it>/terraform/<target>)")
+    parser.add_argument(
+        "--state-dir", default=".state", help="project state folder (terraform state goes to <it>/terraform/<target>)"
+    )
     parser.add_argument("--plugin-mirror", default="", help="provider filesystem mirror, used when it exists")
     parser.add_argument("--var-file", default="", help="tfvars file (default terraform/examples/<target>.tfvars)")
     parser.add_argument("--terraform", default="terraform")
@@ -255,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("destroy", help=cmd_destroy.__doc__).set_defaults(run=cmd_destroy)
     p = sub.add_parser("preflight", help=cmd_preflight.__doc__)
     p.add_argument("--base-image", default="python:3.11-slim", help="BASE_IMAGE make images would use")
-    p.add_argument("--runtime-image", default="", help="RUNTIME_IMAGE (empty: derived from the base as make images does)")
+    p.add_argument(
+        "--runtime-image", default="", help="RUNTIME_IMAGE (empty: derived from the base as make images does)"
+    )
     p.add_argument("--wheel-source", choices=("wheelhouse", "index"), default="wheelhouse")
     p.set_defaults(run=cmd_preflight)
     p = sub.add_parser("output", help=cmd_output.__doc__)

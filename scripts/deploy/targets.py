@@ -22,7 +22,7 @@ class Target:
     endpoint: str = ""
 
     @classmethod
-    def from_settings(cls, name: str, region: str, endpoint: str) -> "Target":
+    def from_settings(cls, name: str, region: str, endpoint: str) -> Target:
         """Build a target, refusing unknown names and a missing local endpoint."""
         if name not in TARGETS:
             raise DeployError(f"TARGET={name!r} is not one of {', '.join(TARGETS)}")

@@ -48,18 +48,24 @@ class TerraformWorkspace:
     def run(self, *args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
         """Run `terraform -chdir=<module> <args>`; raise TerraformError on failure when check."""
         if shutil.which(self.binary) is None:
-            raise TerraformError(f"'{self.binary}' not found on PATH: install Terraform >= 1.6 (https://developer.hashicorp.com/terraform/install)")
+            raise TerraformError(
+                f"'{self.binary}' not found on PATH: install Terraform >= 1.6 (https://developer.hashicorp.com/terraform/install)"
+            )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         cmd = [self.binary, f"-chdir={self.module_dir}", *args]
         proc = subprocess.run(cmd, env=self.environment(), text=True, capture_output=capture)
         if check and proc.returncode != 0:
             detail = (proc.stderr or "").strip()[-2000:] if capture else "see the output above"
-            raise TerraformError(f"terraform {' '.join(args[:1])} failed (exit {proc.returncode}) in {self.module_dir}: {detail}")
+            raise TerraformError(
+                f"terraform {' '.join(args[:1])} failed (exit {proc.returncode}) in {self.module_dir}: {detail}"
+            )
         return proc
 
     def init(self) -> None:
         """Initialise providers and the local backend at this target's state file."""
-        self.run("init", "-input=false", "-no-color", "-reconfigure", f"-backend-config=path={self.state_file}", capture=True)
+        self.run(
+            "init", "-input=false", "-no-color", "-reconfigure", f"-backend-config=path={self.state_file}", capture=True
+        )
 
     def outputs(self) -> dict[str, object]:
         """All root outputs as plain values ({} when nothing is deployed)."""

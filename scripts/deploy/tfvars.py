@@ -80,5 +80,5 @@ def architecture(values: dict[str, object]) -> str:
     """The functions' instruction set (`architecture`), checked like variables.tf does."""
     arch = values.get("architecture", "x86_64")
     if arch not in ("x86_64", "arm64"):
-        raise TfvarsError(f"architecture = {arch!r} in the tfvars: it must be \"x86_64\" or \"arm64\"")
+        raise TfvarsError(f'architecture = {arch!r} in the tfvars: it must be "x86_64" or "arm64"')
     return str(arch)

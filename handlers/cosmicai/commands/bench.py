@@ -56,10 +56,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=512, metavar="N")
     p.add_argument("--objects", type=int, default=1024, metavar="N", help="objects per timed run (default 1024)")
     p.add_argument("--threads", default="1,2", metavar="LIST", help="comma-separated thread counts (default 1,2)")
-    p.add_argument("--precisions", default="fp32,bf16,int8", metavar="LIST", help="engine modes (default fp32,bf16,int8)")
-    p.add_argument("--backend", choices=("torch", "openvino"), default="torch",
-                   help="torch: the torch modes; openvino: the OpenVINO modes too, side by side (default torch)")
-    p.add_argument("--rounds", type=int, default=3, metavar="R", help="interleaved rounds; the best of each is kept (default 3)")
+    p.add_argument(
+        "--precisions", default="fp32,bf16,int8", metavar="LIST", help="engine modes (default fp32,bf16,int8)"
+    )
+    p.add_argument(
+        "--backend",
+        choices=("torch", "openvino"),
+        default="torch",
+        help="torch: the torch modes; openvino: the OpenVINO modes too, side by side (default torch)",
+    )
+    p.add_argument(
+        "--rounds", type=int, default=3, metavar="R", help="interleaved rounds; the best of each is kept (default 3)"
+    )
     p.add_argument("--weights", default=None, metavar="W", help="safetensors weights (default: random weights, seed 0)")
     p.add_argument("--no-init", action="store_true", help="skip the fresh-process init/RSS probe")
     p.set_defaults(run=run)
@@ -78,11 +86,19 @@ def _int_list(text: str, what: str) -> list[int]:
 def _init_probe(weights: Path, precision: str, batch: int, backend: str = "torch") -> dict[str, Any]:
     """A fresh interpreter as a new worker: handler import (INIT), engine, first prediction, peak RSS."""
     t0 = time.perf_counter()
-    env = dict(os.environ, OMP_NUM_THREADS="1", COSMICAI_WEIGHTS=str(weights), COSMICAI_BACKEND=backend,
-               AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1769")  # one vCPU's share: one thread, as the bench's first column
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        COSMICAI_WEIGHTS=str(weights),
+        COSMICAI_BACKEND=backend,
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1769",
+    )  # one vCPU's share: one thread, as the bench's first column
     res = subprocess.run(
         [sys.executable, "-c", _INIT_PROBE, precision, str(batch), backend],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     wall = time.perf_counter() - t0
     if res.returncode != 0:
@@ -110,10 +126,14 @@ def _openvino_model(model: Any, weights: str | None) -> tuple[Any, str]:
     from cosmicai.qualify import calibration_images, packaged_validation, read_validation
 
     if weights and (engine_openvino.ir_dir(weights) / engine_openvino.MANIFEST).is_file():
-        return engine_openvino.load(engine_openvino.ir_dir(weights), weights), f"IR at {engine_openvino.ir_dir(weights)}"
+        return engine_openvino.load(
+            engine_openvino.ir_dir(weights), weights
+        ), f"IR at {engine_openvino.ir_dir(weights)}"
     images, mags = read_validation(packaged_validation())
     parts, facts = convert(model, calibration=(calibration_images(images), mags))
-    return engine_openvino.OpenVINOModel(parts, facts), f"converted in memory ({facts['convert_s']:.1f} s, int8 calibrated on the packaged validation set)"
+    return engine_openvino.OpenVINOModel(
+        parts, facts
+    ), f"converted in memory ({facts['convert_s']:.1f} s, int8 calibrated on the packaged validation set)"
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -157,8 +177,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     per_threads: dict[str, Any] = {}
     for threads in threads_list:
         engines = {
-            name: Engine(ov_model if backend == "openvino" else model, precision=p, threads=threads,
-                         batch_size=args.batch_size, backend=backend)
+            name: Engine(
+                ov_model if backend == "openvino" else model,
+                precision=p,
+                threads=threads,
+                batch_size=args.batch_size,
+                backend=backend,
+            )
             for name, backend, p in modes_of()
         }
         runners: dict[str, Any] = {"plain_eager": lambda: plain_eager_predict(model, images, mags, args.batch_size)}
@@ -174,7 +199,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         names = list(runners)
         for r in range(args.rounds):
             # Rotate the order each round so no runner always follows the same neighbour.
-            for name in names[r % len(names):] + names[: r % len(names)]:
+            for name in names[r % len(names) :] + names[: r % len(names)]:
                 torch.set_num_threads(threads)
                 t0 = time.perf_counter()
                 outputs[name] = runners[name]()
@@ -283,7 +308,9 @@ def _table(res: dict[str, Any]) -> str:
     for t, block in res["threads"].items():
         lines.append(f"{t:>7} {'plain_eager':<15} {block['plain_eager']['objects_per_s']:>8.1f} {1.0:>8.2f} {'-':>22}")
         for p, m in block["modes"].items():
-            lines.append(f"{t:>7} {p:<15} {m['objects_per_s']:>8.1f} {m['ratio_vs_plain_eager']:>8.2f} {m['max_abs_dz_vs_plain_eager']:>22.2e}")
+            lines.append(
+                f"{t:>7} {p:<15} {m['objects_per_s']:>8.1f} {m['ratio_vs_plain_eager']:>8.2f} {m['max_abs_dz_vs_plain_eager']:>22.2e}"
+            )
     for p, i in res["init"].items():
         lines.append(
             f"init {p}: handler import (INIT) {i['handler_import_s']:.2f} s, engine {i['engine_s']:.2f} s, "
@@ -297,7 +324,9 @@ def _table(res: dict[str, Any]) -> str:
         f"Lambda ({lam['mode']}): {lam['recommended_memory_mb']} MB, {lam['recommended_threads']} thread(s): "
         f"${lam['usd_per_million_objects']:.4f} per million objects"
     )
-    lines.append(f"load average {m['load_average_start']} -> {m['load_average_end']} on {m['cpus_available']} CPU(s), {m['cpu_model']}")
+    lines.append(
+        f"load average {m['load_average_start']} -> {m['load_average_end']} on {m['cpus_available']} CPU(s), {m['cpu_model']}"
+    )
     if res["config"].get("openvino_model"):
         lines.append(f"openvino model: {res['config']['openvino_model']}")
     return "\n".join(lines)

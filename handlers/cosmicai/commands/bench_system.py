@@ -20,11 +20,23 @@ from typing import Any
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the bench-system parser."""
-    p = subparsers.add_parser("bench-system", help="system benchmark: worker path, cold start, end-to-end, projections -> bench/",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("bench"), help="folder for results.json, REPORT.md and plots (default bench/)")
-    p.add_argument("--bucket", help="S3 bucket for the worker-path shards (created if missing); needs AWS_ENDPOINT_URL or AWS")
-    p.add_argument("--weights", type=Path, help="safetensors weights (default: COSMICAI_WEIGHTS / packaged demo weights, else random seed 0)")
+    p = subparsers.add_parser(
+        "bench-system",
+        help="system benchmark: worker path, cold start, end-to-end, projections -> bench/",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("bench"), help="folder for results.json, REPORT.md and plots (default bench/)"
+    )
+    p.add_argument(
+        "--bucket", help="S3 bucket for the worker-path shards (created if missing); needs AWS_ENDPOINT_URL or AWS"
+    )
+    p.add_argument(
+        "--weights",
+        type=Path,
+        help="safetensors weights (default: COSMICAI_WEIGHTS / packaged demo weights, else random seed 0)",
+    )
     p.add_argument("--objects", type=int, default=1024, help="objects per timed worker-path run (default 1024)")
     p.add_argument("--batch-sizes", default="32,64,128,256,512,1024", help="batch sizes swept at one thread")
     p.add_argument("--threads", default="1,2", help="thread counts (the first is swept over batch sizes)")
@@ -32,17 +44,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--state-machine-arn", help="deployed state machine for the end-to-end runs (skipped without it)")
     p.add_argument("--data-uri", help="s3://bucket/prefix/ where the end-to-end runs upload their shards")
     p.add_argument("--results-uri", help="s3://bucket/prefix/ for the end-to-end runs' outputs")
-    p.add_argument("--infer-log-group", help="log group of the infer function (cold-start REPORT lines of the end-to-end runs)")
-    p.add_argument("--e2e-objects", type=int, default=2048,
-                   help="objects per end-to-end run, at least one shard (default 2048: minutes, not hours, on 2 shared cores)")
+    p.add_argument(
+        "--infer-log-group", help="log group of the infer function (cold-start REPORT lines of the end-to-end runs)"
+    )
+    p.add_argument(
+        "--e2e-objects",
+        type=int,
+        default=2048,
+        help="objects per end-to-end run, at least one shard (default 2048: minutes, not hours, on 2 shared cores)",
+    )
     p.add_argument("--e2e-shard-mb", default="10,25,50,100", help="shard sizes of the end-to-end sweep")
-    p.add_argument("--e2e-target", default="16x2048", metavar="SHARDSxOBJECTS",
-                   help="the overhead case, run at the highest concurrency (default 16x2048, issue 8)")
+    p.add_argument(
+        "--e2e-target",
+        default="16x2048",
+        metavar="SHARDSxOBJECTS",
+        help="the overhead case, run at the highest concurrency (default 16x2048, issue 8)",
+    )
     p.add_argument("--e2e-concurrency", default="2,4", help="two concurrency levels of the end-to-end sweep")
-    p.add_argument("--from-stack-env", action="store_true",
-                   help="take the state machine, data/results URIs and infer log group from COSMICAI_TF_* (make bench runs "
-                   "it under `deploy.stack exec`)")
-    p.add_argument("--report-only", action="store_true", help="re-render REPORT.md and plots from an existing results.json")
+    p.add_argument(
+        "--from-stack-env",
+        action="store_true",
+        help="take the state machine, data/results URIs and infer log group from COSMICAI_TF_* (make bench runs "
+        "it under `deploy.stack exec`)",
+    )
+    p.add_argument(
+        "--report-only", action="store_true", help="re-render REPORT.md and plots from an existing results.json"
+    )
     p.set_defaults(run=run)
 
 
@@ -84,8 +111,14 @@ def _machine() -> dict[str, Any]:
 
     model, flags = cpu_info()
     isa = sorted(flags & ISA_OF_INTEREST)
-    return {"cpu_model": model, "cpu_isa": isa, "cpus_available": available_cpus(), "platform": platform.platform(),
-            "torch": torch.__version__, "load_avg_start": round(os.getloadavg()[0], 2)}
+    return {
+        "cpu_model": model,
+        "cpu_isa": isa,
+        "cpus_available": available_cpus(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "load_avg_start": round(os.getloadavg()[0], 2),
+    }
 
 
 def _s3_bucket(bucket: str) -> Any:
@@ -103,23 +136,48 @@ def local_bill(run_id: str, output: str, log_groups: list[str]) -> dict[str, Any
     """The bill of one end-to-end run from its REPORT lines (`cosmicai costs --run-id`), as JSON."""
     from cosmicai.commands.costs import collect
 
-    args = argparse.Namespace(logs=log_groups, start=None, end=None, output=output, run_id=run_id, arch=None,
-                              objects=None, projection=None)
+    args = argparse.Namespace(
+        logs=log_groups, start=None, end=None, output=output, run_id=run_id, arch=None, objects=None, projection=None
+    )
     bill = collect(args)
-    return {"run_id": run_id, "invocations": bill["invocations"], "billed_gb_seconds": round(bill["billed_gb_seconds"], 3),
-            "usd_total": round(bill["usd_total"], 6), "usd_per_million_objects": round(bill.get("usd_per_million_objects") or 0, 4),
-            "objects": bill.get("objects"),
-            "groups": [{k: g[k] for k in ("log_group", "invocations", "cold_starts", "memory_sizes_mb", "billed_seconds",
-                                          "billed_gb_seconds", "filtered_by")} | {"usd": round(g["usd"]["total"], 6)}
-                       for g in bill["groups"]]}
+    return {
+        "run_id": run_id,
+        "invocations": bill["invocations"],
+        "billed_gb_seconds": round(bill["billed_gb_seconds"], 3),
+        "usd_total": round(bill["usd_total"], 6),
+        "usd_per_million_objects": round(bill.get("usd_per_million_objects") or 0, 4),
+        "objects": bill.get("objects"),
+        "groups": [
+            {
+                k: g[k]
+                for k in (
+                    "log_group",
+                    "invocations",
+                    "cold_starts",
+                    "memory_sizes_mb",
+                    "billed_seconds",
+                    "billed_gb_seconds",
+                    "filtered_by",
+                )
+            }
+            | {"usd": round(g["usd"]["total"], 6)}
+            for g in bill["groups"]
+        ],
+    }
 
 
 def apply_stack_env(args: argparse.Namespace, env: dict[str, str] | None = None) -> None:
     """Fill the end-to-end options from the deployed stack's outputs (COSMICAI_TF_* variables)."""
     env = dict(os.environ if env is None else env)
-    missing = [k for k in ("COSMICAI_TF_STATE_MACHINE_ARN", "COSMICAI_TF_DATA_URI", "COSMICAI_TF_RESULTS_URI") if not env.get(k)]
+    missing = [
+        k
+        for k in ("COSMICAI_TF_STATE_MACHINE_ARN", "COSMICAI_TF_DATA_URI", "COSMICAI_TF_RESULTS_URI")
+        if not env.get(k)
+    ]
     if missing:
-        raise SystemExit(f"bench-system --from-stack-env: {', '.join(missing)} not set (run under `deploy.stack exec`, i.e. make bench)")
+        raise SystemExit(
+            f"bench-system --from-stack-env: {', '.join(missing)} not set (run under `deploy.stack exec`, i.e. make bench)"
+        )
     args.state_machine_arn = args.state_machine_arn or env["COSMICAI_TF_STATE_MACHINE_ARN"]
     args.data_uri = args.data_uri or env["COSMICAI_TF_DATA_URI"]
     args.results_uri = args.results_uri or env["COSMICAI_TF_RESULTS_URI"]
@@ -139,21 +197,32 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from cosmicai.perf import coldstart, report, worker_path
     from cosmicai.perf.scale import synthetic_shard
 
-    logging.getLogger("cosmicai.worker").setLevel(logging.WARNING)  # one JSON line per shard would bury the progress lines
+    logging.getLogger("cosmicai.worker").setLevel(
+        logging.WARNING
+    )  # one JSON line per shard would bury the progress lines
 
-    results: dict[str, Any] = {"kind": "cosmicai system benchmark", "created_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                               "machine": _machine(), "command": " ".join(sys.argv)}
+    results: dict[str, Any] = {
+        "kind": "cosmicai system benchmark",
+        "created_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": _machine(),
+        "command": " ".join(sys.argv),
+    }
     tmp = Path(tempfile.mkdtemp(prefix="cosmicai-bench-"))
     model, weights, wdesc = _model_and_weights(args.weights, tmp)
     results["weights"] = wdesc
     results["data"] = f"synthetic inputs ({args.objects} objects, SDSS-like ranges, seed 1)"
-    cfg = worker_path.WorkerBenchConfig(batch_sizes=_ints(args.batch_sizes, "--batch-sizes"), threads=_ints(args.threads, "--threads"),
-                                        rounds=args.rounds)
+    cfg = worker_path.WorkerBenchConfig(
+        batch_sizes=_ints(args.batch_sizes, "--batch-sizes"),
+        threads=_ints(args.threads, "--threads"),
+        rounds=args.rounds,
+    )
     if not args.bucket:
         results["worker_path"] = {"not_measured": "no --bucket given (make bench passes BENCH_BUCKET)"}
     else:
         s3 = _s3_bucket(args.bucket)
-        bench = worker_path.WorkerPathBench(s3, args.bucket, f"bench-{int(time.time())}/", model, synthetic_shard(args.objects))
+        bench = worker_path.WorkerPathBench(
+            s3, args.bucket, f"bench-{int(time.time())}/", model, synthetic_shard(args.objects)
+        )
         wp = bench.measure(cfg, progress=lambda s: print(s, flush=True))
         wp["endpoint"] = os.environ.get("AWS_ENDPOINT_URL") or "AWS"
         wp["thread_scaling"] = worker_path.thread_scaling(wp["rows"], cfg.scaling_batch)
@@ -170,16 +239,25 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         from cosmicai.perf import end_to_end
 
         results["end_to_end"] = end_to_end.sweep(
-            args.state_machine_arn, args.data_uri, args.results_uri, total_objects=args.e2e_objects,
-            shard_mb=_ints(args.e2e_shard_mb, "--e2e-shard-mb"), concurrency=_ints(args.e2e_concurrency, "--e2e-concurrency"),
-            precision=mode, batch_size=batch, target=_ints(args.e2e_target.replace("x", ","), "--e2e-target")[:2],
-            progress=lambda s: print(s, flush=True))
+            args.state_machine_arn,
+            args.data_uri,
+            args.results_uri,
+            total_objects=args.e2e_objects,
+            shard_mb=_ints(args.e2e_shard_mb, "--e2e-shard-mb"),
+            concurrency=_ints(args.e2e_concurrency, "--e2e-concurrency"),
+            precision=mode,
+            batch_size=batch,
+            target=_ints(args.e2e_target.replace("x", ","), "--e2e-target")[:2],
+            progress=lambda s: print(s, flush=True),
+        )
         results["cold_start"] |= end_to_end.local_cold_start(results["end_to_end"], args.infer_log_group)
         target = results["end_to_end"].get("target_run")
         if target and getattr(args, "log_groups", None):
             results["local_bill"] = local_bill(target["run_id"], target["output"], args.log_groups)
     else:
-        results["end_to_end"] = {"not_measured": "no deployed state machine given (--state-machine-arn, --data-uri, --results-uri)"}
+        results["end_to_end"] = {
+            "not_measured": "no deployed state machine given (--state-machine-arn, --data-uri, --results-uri)"
+        }
         results["cold_start"]["local_cloud_not_measured"] = "needs the end-to-end runs"
     results["machine"]["load_avg_end"] = round(os.getloadavg()[0], 2)
     return derive(results)

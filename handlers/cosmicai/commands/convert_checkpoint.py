@@ -25,7 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("src", help="reference checkpoint (.pt/.pth) or safetensors file")
-    p.add_argument("dst", nargs="?", default=None, help="output .safetensors path (omit to keep SRC, which must be cosmicai weights)")
+    p.add_argument(
+        "dst",
+        nargs="?",
+        default=None,
+        help="output .safetensors path (omit to keep SRC, which must be cosmicai weights)",
+    )
     p.add_argument(
         "--trust-pickle",
         action="store_true",
@@ -33,12 +38,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--fp16", action="store_true", help="store fp16 on disk (loaded back as fp32)")
     p.add_argument("--openvino", action="store_true", help="also write the OpenVINO IR next to the weights")
-    p.add_argument("--qualify", action="store_true", help="also measure and record which precisions qualify for --precision fast on this CPU")
-    p.add_argument("--validation", metavar="SHARD", default=None,
-                   help="validation shard for --qualify and the int8 calibration (default: the packaged "
-                   "256-object set made by `cosmicai make-dataset --n 256 --seed 21`); copied next to the weights")
-    p.add_argument("--threads", type=int, default=1, metavar="N", help="threads the qualification measures with (default 1)")
-    p.add_argument("--rounds", type=int, default=3, metavar="R", help="interleaved timing rounds of the qualification (default 3)")
+    p.add_argument(
+        "--qualify",
+        action="store_true",
+        help="also measure and record which precisions qualify for --precision fast on this CPU",
+    )
+    p.add_argument(
+        "--validation",
+        metavar="SHARD",
+        default=None,
+        help="validation shard for --qualify and the int8 calibration (default: the packaged "
+        "256-object set made by `cosmicai make-dataset --n 256 --seed 21`); copied next to the weights",
+    )
+    p.add_argument(
+        "--threads", type=int, default=1, metavar="N", help="threads the qualification measures with (default 1)"
+    )
+    p.add_argument(
+        "--rounds", type=int, default=3, metavar="R", help="interleaved timing rounds of the qualification (default 3)"
+    )
     p.add_argument("--json", action="store_true", help="print the engine files' summary as JSON")
     p.set_defaults(run=run)
 
@@ -49,8 +66,12 @@ def _engine_files(args: argparse.Namespace, weights: Path) -> int:
 
     try:
         summary = prepare_engine_files(
-            weights, openvino=args.openvino, qualify=args.qualify, validation=args.validation,
-            threads=args.threads, rounds=args.rounds,
+            weights,
+            openvino=args.openvino,
+            qualify=args.qualify,
+            validation=args.validation,
+            threads=args.threads,
+            rounds=args.rounds,
         )
     except (EngineError, OSError, ValueError) as exc:
         print(f"convert-checkpoint: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -60,14 +81,20 @@ def _engine_files(args: argparse.Namespace, weights: Path) -> int:
         return 0
     if "openvino" in summary:
         ov = summary["openvino"]
-        print(f"openvino IR: {ov['folder']} (parts {', '.join(ov['parts'])}; converted in {ov.get('convert_s', 0):.1f} s)")
+        print(
+            f"openvino IR: {ov['folder']} (parts {', '.join(ov['parts'])}; converted in {ov.get('convert_s', 0):.1f} s)"
+        )
     if "entry" in summary:
         entry = summary["entry"]
-        print(f"qualification: {summary['qualification']} ({entry['cpu_model']}; {' '.join(entry['features'])}; "
-              f"{entry['threads']} thread(s), {entry['objects']} validation objects, load {entry['load_average']})")
+        print(
+            f"qualification: {summary['qualification']} ({entry['cpu_model']}; {' '.join(entry['features'])}; "
+            f"{entry['threads']} thread(s), {entry['objects']} validation objects, load {entry['load_average']})"
+        )
         for m in entry["modes"]:
             mark = "ok " if m["qualified"] else "OVER"
-            print(f"  {m['backend']:<9} {m['precision']:<5} {m['objects_per_s']:>8.1f} obj/s  max|dz| {m['max_abs_dz_vs_fp32']:.2e}  {mark}")
+            print(
+                f"  {m['backend']:<9} {m['precision']:<5} {m['objects_per_s']:>8.1f} obj/s  max|dz| {m['max_abs_dz_vs_fp32']:.2e}  {mark}"
+            )
         for backend, reason in entry["reasons"].items():
             print(f"  fast ({backend}): {reason}")
     return 0
@@ -84,7 +111,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.dst is None:
         if not (args.openvino or args.qualify):
-            print("convert-checkpoint: give DST, or --openvino / --qualify to write the engine's files next to SRC", file=sys.stderr)
+            print(
+                "convert-checkpoint: give DST, or --openvino / --qualify to write the engine's files next to SRC",
+                file=sys.stderr,
+            )
             return 2
         try:
             load_model(args.src)  # SRC must already be cosmicai weights

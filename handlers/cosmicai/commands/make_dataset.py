@@ -33,11 +33,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "instead of pipeline-ready 32x32 safetensors shards",
     )
     p.add_argument("--fits", action="store_true", help="write FITS cutouts + an object table instead of shards")
-    p.add_argument("--fits-layout", choices=("mef", "cube", "bands"), default="mef",
-                   help="with --fits: one file per object with 5 image HDUs (mef, default), one (5,H,W) cube "
-                   "per object (cube), or one file per band <id>_<band>.fits (bands)")
-    p.add_argument("--table-format", choices=("fits", "csv", "parquet"), default="fits",
-                   help="with --fits: format of the object table (default fits)")
+    p.add_argument(
+        "--fits-layout",
+        choices=("mef", "cube", "bands"),
+        default="mef",
+        help="with --fits: one file per object with 5 image HDUs (mef, default), one (5,H,W) cube "
+        "per object (cube), or one file per band <id>_<band>.fits (bands)",
+    )
+    p.add_argument(
+        "--table-format",
+        choices=("fits", "csv", "parquet"),
+        default="fits",
+        help="with --fits: format of the object table (default fits)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -52,13 +60,23 @@ def run(args: argparse.Namespace) -> int:
             from cosmicai.data.fits_write import make_fits_dataset
 
             summary = make_fits_dataset(
-                args.n, args.seed, args.out, size=args.size, layout=args.fits_layout,
-                table_format=args.table_format, progress=not args.quiet,
+                args.n,
+                args.seed,
+                args.out,
+                size=args.size,
+                layout=args.fits_layout,
+                table_format=args.table_format,
+                progress=not args.quiet,
             )
         else:
             summary = make_dataset(
-                args.n, args.seed, args.out, size=args.size, shard_size=args.shard_size,
-                progress=not args.quiet, raw=args.raw,
+                args.n,
+                args.seed,
+                args.out,
+                size=args.size,
+                shard_size=args.shard_size,
+                progress=not args.quiet,
+                raw=args.raw,
             )
     except (DatasetArgumentError, TemplateDataError) as exc:
         print(f"make-dataset: {exc}", file=sys.stderr)

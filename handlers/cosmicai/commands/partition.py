@@ -32,13 +32,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("sources", nargs="*", metavar="SRC", help="input files or folders (shards, npz, .pt)")
     p.add_argument("--from-fits", nargs="+", metavar="DIR|FILE", help="FITS cutout folders or files instead of SRC")
-    p.add_argument("--table", metavar="FILE", help="object table for --from-fits (.fits, .csv or .parquet; detected from the bytes)")
-    p.add_argument("--mag-columns", metavar="U,G,R,I,Z", help="the table's five magnitude columns, if not mag_u..mag_z or u..z")
-    p.add_argument("--target-mb", type=float, default=100.0, metavar="M", help="shard size in MiB (default 100; the reference used 10/25/50/75/100)")
+    p.add_argument(
+        "--table",
+        metavar="FILE",
+        help="object table for --from-fits (.fits, .csv or .parquet; detected from the bytes)",
+    )
+    p.add_argument(
+        "--mag-columns", metavar="U,G,R,I,Z", help="the table's five magnitude columns, if not mag_u..mag_z or u..z"
+    )
+    p.add_argument(
+        "--target-mb",
+        type=float,
+        default=100.0,
+        metavar="M",
+        help="shard size in MiB (default 100; the reference used 10/25/50/75/100)",
+    )
     p.add_argument("--out", required=True, metavar="DIR|s3://bucket/prefix", help="output folder or S3 prefix")
-    p.add_argument("--renumber", action="store_true", help="assign object ids 0..N-1 in input order (needed for several reference .pt files)")
+    p.add_argument(
+        "--renumber",
+        action="store_true",
+        help="assign object ids 0..N-1 in input order (needed for several reference .pt files)",
+    )
     p.add_argument("--jobs", type=int, default=4, metavar="N", help="parallel shard uploads (default 4)")
-    p.add_argument("--keep-stale", action="store_true", help="do not delete old part-* shards absent from the new manifest")
+    p.add_argument(
+        "--keep-stale", action="store_true", help="do not delete old part-* shards absent from the new manifest"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -84,8 +102,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = write_partition(
-            _source(args), args.out, args.target_mb, jobs=args.jobs,
-            prune=not args.keep_stale, progress=not args.quiet,
+            _source(args),
+            args.out,
+            args.target_mb,
+            jobs=args.jobs,
+            prune=not args.keep_stale,
+            progress=not args.quiet,
         )
     except PartitionError as exc:
         _print_rejected(exc.rejected)

@@ -40,8 +40,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         rep = prepare(
-            args.sources, args.out, seed=args.seed, z_min=args.z_min, z_max=args.z_max,
-            keep_outliers=args.keep_outliers, shard_size=args.shard_size,
+            args.sources,
+            args.out,
+            seed=args.seed,
+            z_min=args.z_min,
+            z_max=args.z_max,
+            keep_outliers=args.keep_outliers,
+            shard_size=args.shard_size,
         )
     except (PrepareError, PartitionError, ShardError) as exc:
         print(f"prepare: {exc}", file=sys.stderr)

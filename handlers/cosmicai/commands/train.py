@@ -22,10 +22,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--train", nargs="+", required=True, metavar="PATH", help="training shards or folders")
     p.add_argument("--val", nargs="+", required=True, metavar="PATH", help="validation shards or folders")
-    p.add_argument("--test", nargs="+", default=None, metavar="PATH", help="test shards or folders (metrics in the card)")
+    p.add_argument(
+        "--test", nargs="+", default=None, metavar="PATH", help="test shards or folders (metrics in the card)"
+    )
     p.add_argument("--out", required=True, metavar="FILE", help="weights file to write (.safetensors)")
     p.add_argument("--card", default=None, metavar="FILE", help="model card path (default: MODEL_CARD.md beside --out)")
-    p.add_argument("--init", default=None, metavar="W", help="start from these weights (fine-tune) instead of random init")
+    p.add_argument(
+        "--init", default=None, metavar="W", help="start from these weights (fine-tune) instead of random init"
+    )
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=5e-4)
@@ -38,8 +42,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this wall time (keeps the best epoch)")
     p.add_argument("--max-train", type=int, default=None, help="use at most this many training objects")
-    p.add_argument("--probe-epochs", type=int, default=0, metavar="K", help="stage 1: first fit the Linear heads for K epochs on cached branch features (fast; BatchNorm statistics calibrated and frozen)")
-    p.add_argument("--probe-objects", type=int, default=20000, metavar="N", help="training objects whose features stage 1 caches (default 20000)")
+    p.add_argument(
+        "--probe-epochs",
+        type=int,
+        default=0,
+        metavar="K",
+        help="stage 1: first fit the Linear heads for K epochs on cached branch features (fast; BatchNorm statistics calibrated and frozen)",
+    )
+    p.add_argument(
+        "--probe-objects",
+        type=int,
+        default=20000,
+        metavar="N",
+        help="training objects whose features stage 1 caches (default 20000)",
+    )
     p.add_argument("--fp16", action="store_true", help="store weights as fp16 (half the size; loaded as fp32)")
     p.add_argument("--note", action="append", default=[], help="limitation or remark for the model card")
     p.set_defaults(run=run)
@@ -52,7 +68,13 @@ def run(args: argparse.Namespace) -> int:
 
     from cosmicai.data.modelcard import sha256_file, write_model_card
     from cosmicai.data.train import (
-        TrainConfig, TrainDataError, colour_knn_baseline, config_dict, load_split, mean_baseline, train,
+        TrainConfig,
+        TrainDataError,
+        colour_knn_baseline,
+        config_dict,
+        load_split,
+        mean_baseline,
+        train,
     )
     from cosmicai.shards import ShardError
     from cosmicai.weights import WeightsError, load_model, save_weights
@@ -60,10 +82,20 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
         config = TrainConfig(
-            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-            freeze_vit=args.freeze_vit, noise=args.noise, augment=not args.no_augment, seed=args.seed,
-            device=args.device, threads=args.threads, max_minutes=args.max_minutes, max_train=args.max_train,
-            probe_epochs=args.probe_epochs, probe_objects=args.probe_objects,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            patience=args.patience,
+            freeze_vit=args.freeze_vit,
+            noise=args.noise,
+            augment=not args.no_augment,
+            seed=args.seed,
+            device=args.device,
+            threads=args.threads,
+            max_minutes=args.max_minutes,
+            max_train=args.max_train,
+            probe_epochs=args.probe_epochs,
+            probe_objects=args.probe_objects,
         )
         tr = load_split(args.train, limit=args.max_train)
         va = load_split(args.val)
@@ -105,7 +137,9 @@ def run(args: argparse.Namespace) -> int:
         "weights_bytes": out.stat().st_size,
         "stored_dtype": "fp16" if args.fp16 else "fp32",
         "sha256": sha256_file(out),
-        "command": "cosmicai train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else "cosmicai train",
+        "command": "cosmicai train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        if len(sys.argv) > 2
+        else "cosmicai train",
         "data": _describe_data(args),
         "device": result.device,
         "seconds": result.seconds,
@@ -121,7 +155,19 @@ def run(args: argparse.Namespace) -> int:
         "notes": args.note,
     }
     write_model_card(card, info)
-    print(json.dumps({"weights": str(out), "card": str(card), "val": result.val_metrics, "test": test_eval, "colour_knn": baseline, "mean": mean_only}, default=str))
+    print(
+        json.dumps(
+            {
+                "weights": str(out),
+                "card": str(card),
+                "val": result.val_metrics,
+                "test": test_eval,
+                "colour_knn": baseline,
+                "mean": mean_only,
+            },
+            default=str,
+        )
+    )
     return 0
 
 

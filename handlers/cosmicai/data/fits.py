@@ -295,8 +295,9 @@ def read_object_table(path: Path | str, mag_columns: Sequence[str] | None = None
         raise FitsTableError(label, f"no id column: need one of {list(ID_COLUMNS)}; has {[c.name for c in raw]}")
     if id_col.values.dtype.kind not in "iu":
         raise FitsTableError(
-            label, f"id column {id_col.name!r} has dtype {id_col.values.dtype}: ids must be integers "
-            "(floats cannot hold every 64-bit id exactly)"
+            label,
+            f"id column {id_col.name!r} has dtype {id_col.values.dtype}: ids must be integers "
+            "(floats cannot hold every 64-bit id exactly)",
         )
     mags = _magnitudes(cols, label, mag_columns, [c.name for c in raw])
     z_col = _find(cols, REDSHIFT_COLUMNS)
@@ -304,8 +305,15 @@ def read_object_table(path: Path | str, mag_columns: Sequence[str] | None = None
     ra, dec = _positions(cols, label)
     files, band_files = _file_columns(cols, label)
     return ObjectTable(
-        source=label, ids=id_col.values.astype(np.int64), id_null=id_col.null, magnitudes=mags,
-        redshift=redshift, ra=ra, dec=dec, files=files, band_files=band_files,
+        source=label,
+        ids=id_col.values.astype(np.int64),
+        id_null=id_col.null,
+        magnitudes=mags,
+        redshift=redshift,
+        ra=ra,
+        dec=dec,
+        files=files,
+        band_files=band_files,
     )
 
 
@@ -332,7 +340,9 @@ def _positions(cols: dict[str, _Column], label: str) -> tuple[np.ndarray | None,
     return None, None
 
 
-def _file_columns(cols: dict[str, _Column], label: str) -> tuple[list[str | None] | None, dict[str, list[str | None]] | None]:
+def _file_columns(
+    cols: dict[str, _Column], label: str
+) -> tuple[list[str | None] | None, dict[str, list[str | None]] | None]:
     per_object = _find(cols, FILE_COLUMNS)
     per_band = {b: _find(cols, [f"file_{b}"]) for b in BANDS}
     if per_object is not None:
@@ -373,10 +383,14 @@ def index_cutouts(sources: Sequence[str | Path]) -> tuple[list[Path], dict[str, 
             raise FitsTableError(str(src), "no such cutout file or folder")
         for p in found:
             if p.name in index and index[p.name] != p:
-                raise FitsTableError(str(p), f"two cutouts are named {p.name!r} ({index[p.name]} and {p}); give one of the folders")
+                raise FitsTableError(
+                    str(p), f"two cutouts are named {p.name!r} ({index[p.name]} and {p}); give one of the folders"
+                )
             index[p.name] = p
     if not index:
-        raise FitsTableError(", ".join(map(str, sources)), f"no FITS files ({'/'.join(FITS_SUFFIXES)}) among the cutouts given")
+        raise FitsTableError(
+            ", ".join(map(str, sources)), f"no FITS files ({'/'.join(FITS_SUFFIXES)}) among the cutouts given"
+        )
     return folders, index
 
 
@@ -392,7 +406,9 @@ class ObjectFiles:
         """FitsMissingBandError naming the band files that were not found."""
         if self.missing:
             where = ", ".join(self.missing.values())
-            raise FitsMissingBandError(where, f"id {oid} (table row {row}) lacks band(s) {list(self.missing)}: file(s) not found")
+            raise FitsMissingBandError(
+                where, f"id {oid} (table row {row}) lacks band(s) {list(self.missing)}: file(s) not found"
+            )
 
     @property
     def paths(self) -> list[Path]:
@@ -433,7 +449,9 @@ def locate(table: ObjectTable, row: int, folders: list[Path], index: dict[str, P
                 return ObjectFiles(object_file=index[f"{oid}{suffix}"])
         names = {b: next((f"{oid}_{b}{s}" for s in FITS_SUFFIXES if f"{oid}_{b}{s}" in index), None) for b in BANDS}
         if all(v is None for v in names.values()):
-            raise FitsMissingFileError(f"{oid}.fits", f"id {oid} (table row {row}): no {oid}.fits or {oid}_<band>.fits among the cutouts given")
+            raise FitsMissingFileError(
+                f"{oid}.fits", f"id {oid} (table row {row}): no {oid}.fits or {oid}_<band>.fits among the cutouts given"
+            )
     files = {b: _resolve(n, folders, index) if n else None for b, n in names.items()}
     missing = {b: str(names[b] or f"{oid}_{b}.fits") for b in BANDS if files[b] is None}
     return ObjectFiles(band_files={b: p for b, p in files.items() if p is not None}, missing=missing)
@@ -495,7 +513,9 @@ def _image_hdus(path: Path, hdul: Any) -> list[tuple[int, Any, np.ndarray]]:
                 warnings.simplefilter("ignore")
                 data = hdu.data
         except Exception as exc:
-            raise FitsUnreadableError(str(path), f"data cannot be read, truncated? ({type(exc).__name__}: {exc})", hdu=i) from exc
+            raise FitsUnreadableError(
+                str(path), f"data cannot be read, truncated? ({type(exc).__name__}: {exc})", hdu=i
+            ) from exc
         if data is None:
             continue
         if isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)) and not isinstance(hdu, fits.GroupsHDU):
@@ -520,7 +540,9 @@ def _object_file_planes(path: Path) -> list[_Plane]:
         first_i, _first, first_data = images[0]
         if first_data.ndim == 3:
             if first_data.shape[0] != len(BANDS):
-                raise FitsShapeError(str(path), f"cube has shape {first_data.shape}; expected (5, H, W), planes u,g,r,i,z", hdu=first_i)
+                raise FitsShapeError(
+                    str(path), f"cube has shape {first_data.shape}; expected (5, H, W), planes u,g,r,i,z", hdu=first_i
+                )
             return [_Plane(str(path), first_i, np.asarray(first_data[k])) for k in range(len(BANDS))]
         return _labelled_planes(path, images)
     finally:
@@ -530,7 +552,9 @@ def _object_file_planes(path: Path) -> list[_Plane]:
 def _labelled_planes(path: Path, images: list[tuple[int, Any, np.ndarray]]) -> list[_Plane]:
     for i, _hdu, data in images:
         if data.ndim != 2:
-            raise FitsShapeError(str(path), f"image has shape {data.shape}; expected (H, W) per band or one (5, H, W) cube", hdu=i)
+            raise FitsShapeError(
+                str(path), f"image has shape {data.shape}; expected (H, W) per band or one (5, H, W) cube", hdu=i
+            )
     labels = [(i, band_of(hdu.header), data) for i, hdu, data in images]
     by_band: dict[str, list[int]] = {}
     for i, band, _data in labels:
@@ -547,9 +571,13 @@ def _labelled_planes(path: Path, images: list[tuple[int, Any, np.ndarray]]) -> l
         return [_Plane(str(path), i, np.asarray(d)) for i, _h, d in images]  # no labels: HDU order is u,g,r,i,z
     if by_band:
         missing = [b for b in BANDS if b not in by_band]
-        raise FitsMissingBandError(str(path), f"HDUs name bands {sorted(by_band, key=BANDS.index)} by {'/'.join(BAND_KEYWORDS)}; missing {missing}")
+        raise FitsMissingBandError(
+            str(path),
+            f"HDUs name bands {sorted(by_band, key=BANDS.index)} by {'/'.join(BAND_KEYWORDS)}; missing {missing}",
+        )
     raise FitsMissingBandError(
-        str(path), f"{len(images)} image HDU(s) {[i for i, _h, _d in images]} and no band keywords; need 5 (u,g,r,i,z) or a (5, H, W) cube"
+        str(path),
+        f"{len(images)} image HDU(s) {[i for i, _h, _d in images]} and no band keywords; need 5 (u,g,r,i,z) or a (5, H, W) cube",
     )
 
 
@@ -563,7 +591,9 @@ def _band_file_plane(path: Path, band: str) -> _Plane:
         if data.ndim == 3 and data.shape[0] == 1:
             data = data[0]
         if data.ndim != 2:
-            raise FitsShapeError(str(path), f"image has shape {data.shape}; a per-band file holds one (H, W) image", hdu=i)
+            raise FitsShapeError(
+                str(path), f"image has shape {data.shape}; a per-band file holds one (H, W) image", hdu=i
+            )
         return _Plane(str(path), i, np.asarray(data))
     finally:
         hdul.close()
@@ -610,8 +640,13 @@ class FitsSource:
 
     split_on_labels = True
 
-    def __init__(self, cutouts: Sequence[str | Path], table: str | Path, mag_columns: Sequence[str] | None = None,
-                 chunk: int = CHUNK) -> None:
+    def __init__(
+        self,
+        cutouts: Sequence[str | Path],
+        table: str | Path,
+        mag_columns: Sequence[str] | None = None,
+        chunk: int = CHUNK,
+    ) -> None:
         self.cutouts = [Path(c) for c in cutouts]
         self.table_path = Path(table)
         self.mag_columns = tuple(mag_columns) if mag_columns else None
@@ -734,9 +769,17 @@ def _row_problem(table: ObjectTable, row: int, dup: dict[int, list[int]]) -> Fit
         return DuplicateIdError(src, f"object id {oid} occurs in {len(dup[oid])} rows {dup[oid][:5]}; all are left out")
     mags = table.magnitudes[row]
     if not (np.isfinite(mags).all() and ((mags >= MAG_RANGE[0]) & (mags <= MAG_RANGE[1])).all()):
-        return BadRowError(src, f"row {row} (id {oid}) magnitudes {mags.tolist()} are null, non-finite or outside {list(MAG_RANGE)}", "bad_magnitude")
+        return BadRowError(
+            src,
+            f"row {row} (id {oid}) magnitudes {mags.tolist()} are null, non-finite or outside {list(MAG_RANGE)}",
+            "bad_magnitude",
+        )
     if table.ra is not None and table.dec is not None:
         ra, dec = float(table.ra[row]), float(table.dec[row])
         if not (np.isfinite(ra) and np.isfinite(dec) and 0.0 <= ra <= 360.0 and -90.0 <= dec <= 90.0):
-            return BadRowError(src, f"row {row} (id {oid}) position ra={ra}, dec={dec} is null or outside ra [0, 360], dec [-90, 90] deg", "bad_position")
+            return BadRowError(
+                src,
+                f"row {row} (id {oid}) position ra={ra}, dec={dec} is null or outside ra [0, 360], dec [-90, 90] deg",
+                "bad_position",
+            )
     return None

@@ -118,8 +118,14 @@ def write_table(columns: dict[str, np.ndarray], path: Path, fmt: str) -> None:
 
 
 def make_fits_dataset(
-    n: int, seed: int, out: Path | str, *, size: int = 64, layout: str = "mef",
-    table_format: str = "fits", progress: bool = True,
+    n: int,
+    seed: int,
+    out: Path | str,
+    *,
+    size: int = 64,
+    layout: str = "mef",
+    table_format: str = "fits",
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Write `<out>/cutouts/` and `<out>/objects.<fmt>`; return a summary."""
     from rich.progress import Progress
@@ -152,7 +158,15 @@ def make_fits_dataset(
             bar.advance(task, block.object_ids.size)
     table_path = out / f"{TABLE_STEM}.{table_format}"
     write_table({k: np.concatenate(v) for k, v in parts.items()}, table_path, table_format)
-    (out / "dataset.json").write_text(json.dumps(
-        {"generator": "cosmicai make-dataset --fits", "n": n, "seed": seed, "size": size, "layout": layout}
-    ) + "\n")
-    return {"objects": n, "files": n_files, "layout": layout, "cutouts": str(folder), "table": str(table_path), "out": str(out)}
+    (out / "dataset.json").write_text(
+        json.dumps({"generator": "cosmicai make-dataset --fits", "n": n, "seed": seed, "size": size, "layout": layout})
+        + "\n"
+    )
+    return {
+        "objects": n,
+        "files": n_files,
+        "layout": layout,
+        "cutouts": str(folder),
+        "table": str(table_path),
+        "out": str(out),
+    }

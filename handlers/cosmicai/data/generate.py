@@ -45,7 +45,9 @@ def generate_block(seed: int, index: int, count: int, size: int = 64) -> Block:
     flux = mag_to_nmgy(pop.true_mags)
     meas = measured_flux(rng, flux, pop.r_e_arcsec[:, None])
     sl = slice(0, count)
-    images = render(rng, size, flux[sl], pop.r_e_arcsec[sl], pop.sersic_n[sl], pop.axis_ratio[sl], pop.position_angle[sl])
+    images = render(
+        rng, size, flux[sl], pop.r_e_arcsec[sl], pop.sersic_n[sl], pop.axis_ratio[sl], pop.position_angle[sl]
+    )
     mags = asinh_mag(meas[sl]).astype(np.float32)
     ids = np.arange(index * BLOCK, index * BLOCK + count, dtype=np.int64)
     names = np.array(TEMPLATES)[np.rint(pop.template_type[sl]).astype(int)]
@@ -146,16 +148,25 @@ def make_dataset(
     (out / DATASET_INFO).write_text(
         json.dumps({"generator": "cosmicai make-dataset", "n": n, "seed": seed, "size": size, "raw": raw}) + "\n"
     )
-    return {"objects": n, "shards": len(shards), "bytes": total_bytes, "bytes_per_object": total_bytes / n, "out": str(out)}
+    return {
+        "objects": n,
+        "shards": len(shards),
+        "bytes": total_bytes,
+        "bytes_per_object": total_bytes / n,
+        "out": str(out),
+    }
 
 
-def _write_raw(shard: "Shard", path: Path) -> int:  # noqa: F821 (imported lazily above)
+def _write_raw(shard: Shard, path: Path) -> int:  # noqa: F821 (imported lazily above)
     """Uncropped cutouts as npz (same array names as the shard format); atomic write."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
         np.savez(
-            fh, object_id=shard.object_ids, images=shard.images,
-            magnitudes=shard.magnitudes, redshift=shard.redshift,
+            fh,
+            object_id=shard.object_ids,
+            images=shard.images,
+            magnitudes=shard.magnitudes,
+            redshift=shard.redshift,
         )
     tmp.replace(path)
     return path.stat().st_size

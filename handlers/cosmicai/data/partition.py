@@ -85,8 +85,13 @@ class PartitionResult:
 
     def as_dict(self) -> dict[str, Any]:
         out = {
-            "target": self.target, "shards": len(self.shards), "objects": self.objects,
-            "bytes": self.bytes, "written": self.uploaded, "unchanged": self.skipped, "removed": self.removed,
+            "target": self.target,
+            "shards": len(self.shards),
+            "objects": self.objects,
+            "bytes": self.bytes,
+            "written": self.uploaded,
+            "unchanged": self.skipped,
+            "removed": self.removed,
         }
         if self.rejected is not None:
             out["rejected"] = self.rejected
@@ -169,7 +174,9 @@ def iter_output_shards(
         now = (shard.has_redshift, shard.has_position)
         if kind is not None and now != kind:
             if not (split_on_labels and now[1] == kind[1]):
-                raise PartitionError(f"{label}: {_unlike(now, kind)} unlike the sources before it; partition them separately")
+                raise PartitionError(
+                    f"{label}: {_unlike(now, kind)} unlike the sources before it; partition them separately"
+                )
             if buffered:  # the source switched from labelled to unlabelled objects: close the shard
                 yield _take(buf, buffered)[0]
                 buf, buffered = [], 0
@@ -212,7 +219,11 @@ def _take(buf: list[Shard], n: int) -> tuple[Shard, list[Shard]]:
     """First n objects of the buffered shards (all alike in their optional arrays), and the rest."""
     cat = {f: None if getattr(buf[0], f) is None else np.concatenate([getattr(s, f) for s in buf]) for f in _FIELDS}
     head = Shard(**{f: None if a is None else a[:n] for f, a in cat.items()})
-    rest = [] if head.n == cat["object_ids"].shape[0] else [Shard(**{f: None if a is None else a[n:] for f, a in cat.items()})]
+    rest = (
+        []
+        if head.n == cat["object_ids"].shape[0]
+        else [Shard(**{f: None if a is None else a[n:] for f, a in cat.items()})]
+    )
     return head, rest
 
 
@@ -229,7 +240,9 @@ def canonical_safetensors(data: bytes) -> bytes:
 
 
 def manifest_doc(
-    entries: list[dict[str, Any]], target_mb: float, sources: Sequence[str | Path],
+    entries: list[dict[str, Any]],
+    target_mb: float,
+    sources: Sequence[str | Path],
     rejected: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The manifest.json document (docs/CONTRACTS.md, 'Partition manifest')."""
@@ -279,7 +292,9 @@ class LocalSink:
 class S3Sink:
     """Uploads shards with parallel multipart transfers; skips keys whose sha256 metadata matches."""
 
-    def __init__(self, bucket: str, prefix: str, jobs: int = 4, s3: Any = None, on_bytes: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self, bucket: str, prefix: str, jobs: int = 4, s3: Any = None, on_bytes: Callable[[int], None] | None = None
+    ) -> None:
         from boto3.s3.transfer import TransferConfig
 
         from cosmicai.runstore import s3_client
@@ -287,7 +302,9 @@ class S3Sink:
         self.bucket, self.prefix = bucket, prefix
         self.s3 = s3 or s3_client()
         self.label = f"s3://{bucket}/{prefix}"
-        self.config = TransferConfig(multipart_threshold=16 * MIB, multipart_chunksize=16 * MIB, max_concurrency=4, use_threads=True)
+        self.config = TransferConfig(
+            multipart_threshold=16 * MIB, multipart_chunksize=16 * MIB, max_concurrency=4, use_threads=True
+        )
         self.pool = ThreadPoolExecutor(max_workers=max(1, jobs))
         self.pending: list[Future[bool]] = []
         self.on_bytes = on_bytes
@@ -301,7 +318,9 @@ class S3Sink:
             self.s3.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "?")
-            raise PartitionError(f"{self.label}: bucket not reachable ({code}); deploy first or check AWS_ENDPOINT_URL/credentials") from exc
+            raise PartitionError(
+                f"{self.label}: bucket not reachable ({code}); deploy first or check AWS_ENDPOINT_URL/credentials"
+            ) from exc
 
     def _remote_sha(self, key: str) -> str | None:
         from botocore.exceptions import ClientError
@@ -329,7 +348,10 @@ class S3Sink:
                     self.on_bytes(path.stat().st_size)
                 return False
             self.s3.upload_file(
-                str(path), self.bucket, self.prefix + key, Config=self.config,
+                str(path),
+                self.bucket,
+                self.prefix + key,
+                Config=self.config,
                 ExtraArgs={"Metadata": {"sha256": sha}, "ContentType": "application/octet-stream"},
                 Callback=self.on_bytes,
             )
@@ -341,14 +363,16 @@ class S3Sink:
         from cosmicai.runstore import list_objects
 
         keys = [o["Key"] if isinstance(o, dict) else o for o in list_objects(self.s3, self.bucket, self.prefix)]
-        rel = [k[len(self.prefix):] for k in keys]
+        rel = [k[len(self.prefix) :] for k in keys]
         return sorted(k for k in rel if PART_RE.match(k))
 
     def delete(self, key: str) -> None:
         self.s3.delete_object(Bucket=self.bucket, Key=self.prefix + key)
 
     def put_manifest(self, data: bytes) -> None:
-        self.s3.put_object(Bucket=self.bucket, Key=self.prefix + MANIFEST_NAME, Body=data, ContentType="application/json")
+        self.s3.put_object(
+            Bucket=self.bucket, Key=self.prefix + MANIFEST_NAME, Body=data, ContentType="application/json"
+        )
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -388,7 +412,9 @@ def partition(
 ) -> PartitionResult:
     """Re-shard sources into `out` (folder or s3://bucket/prefix) and write manifest.json there."""
     source = FileSource(expand_sources(sources), renumber)
-    return write_partition(source, out, target_mb, per_shard=per_shard, jobs=jobs, prune=prune, progress=progress, s3=s3)
+    return write_partition(
+        source, out, target_mb, per_shard=per_shard, jobs=jobs, prune=prune, progress=progress, s3=s3
+    )
 
 
 def write_partition(
@@ -408,7 +434,14 @@ def write_partition(
     objects_per_shard(target_mb, True)  # validates target_mb early
     target = parse_target(out)
     total_in = source.input_bytes()  # reads a FITS source's table: its errors come before any output
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(), disable=not progress)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        disable=not progress,
+    )
     result = PartitionResult(target=out)
     with bar:
         read_task = bar.add_task("re-shard", total=total_in)
@@ -432,7 +465,10 @@ def write_partition(
                 result.bytes += len(data)
                 staged += len(data)
                 bar.update(up_task, total=staged)
-                bar.update(read_task, completed=min(total_in, total_in * result.objects / max(1, _estimate_objects(total_in, result))))
+                bar.update(
+                    read_task,
+                    completed=min(total_in, total_in * result.objects / max(1, _estimate_objects(total_in, result))),
+                )
                 futures.append((entry, sink.put(key, data, sha)))
                 if isinstance(sink, LocalSink):
                     bar.advance(up_task, len(data))
@@ -451,7 +487,9 @@ def write_partition(
                     if key not in new:
                         sink.delete(key)
                         result.removed.append(key)
-            doc = json.dumps(manifest_doc(result.shards, target_mb, source.describe(), result.rejected), indent=1).encode()
+            doc = json.dumps(
+                manifest_doc(result.shards, target_mb, source.describe(), result.rejected), indent=1
+            ).encode()
             if isinstance(sink, S3Sink):
                 sink.put_manifest(doc)
             else:

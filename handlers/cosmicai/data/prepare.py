@@ -61,10 +61,15 @@ class PrepareReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "inputs": self.inputs, "objects_in": self.objects_in,
-            "removed": self.removed, "removed_total": sum(self.removed.values()),
-            "flagged_redshift_outliers": self.flagged, "flagged_kept_in_splits": self.flagged_kept,
-            "examples": self.examples, "splits": self.splits, "settings": self.settings,
+            "inputs": self.inputs,
+            "objects_in": self.objects_in,
+            "removed": self.removed,
+            "removed_total": sum(self.removed.values()),
+            "flagged_redshift_outliers": self.flagged,
+            "flagged_kept_in_splits": self.flagged_kept,
+            "examples": self.examples,
+            "splits": self.splits,
+            "settings": self.settings,
             "rules": {
                 "bad_magnitude": f"a magnitude is NaN/inf or outside {list(MAG_RANGE)} (SDSS sentinels)",
                 "bad_image": "an image holds NaN/inf or a band that is all zero",
@@ -91,7 +96,13 @@ def read_raw(path: Path) -> RawBatch:
     if missing:
         raise PrepareError(f"{path}: missing array(s) {missing}")
     images = np.asarray(arrays["images"])
-    if images.ndim != 4 or images.shape[1] != 5 or images.shape[2] != images.shape[3] or images.shape[2] < CROP or (images.shape[2] - CROP) % 2:
+    if (
+        images.ndim != 4
+        or images.shape[1] != 5
+        or images.shape[2] != images.shape[3]
+        or images.shape[2] < CROP
+        or (images.shape[2] - CROP) % 2
+    ):
         raise PrepareError(f"{path}: images have shape {images.shape}; expected (N, 5, S, S) with S >= {CROP}, S even")
     n = images.shape[0]
     z = arrays.get("redshift")
@@ -102,7 +113,9 @@ def read_raw(path: Path) -> RawBatch:
     ids = np.asarray(arrays["object_id"])
     if mags.shape != (n, 5) or ids.shape != (n,):
         raise PrepareError(f"{path}: magnitudes {mags.shape} / object_id {ids.shape} do not match {n} images")
-    return RawBatch(str(path), ids.astype(np.int64), np.ascontiguousarray(centre_crop(images), dtype=np.float32), mags, z)
+    return RawBatch(
+        str(path), ids.astype(np.int64), np.ascontiguousarray(centre_crop(images), dtype=np.float32), mags, z
+    )
 
 
 def classify(batch: RawBatch, seen: set[int]) -> np.ndarray:
@@ -113,7 +126,12 @@ def classify(batch: RawBatch, seen: set[int]) -> np.ndarray:
         reason[(reason < 0) & bad] = k
 
     m = batch.magnitudes
-    mark(0, ~np.isfinite(m).all(axis=1) | (np.nan_to_num(m, nan=0) < MAG_RANGE[0]).any(axis=1) | (np.nan_to_num(m, nan=0) > MAG_RANGE[1]).any(axis=1))
+    mark(
+        0,
+        ~np.isfinite(m).all(axis=1)
+        | (np.nan_to_num(m, nan=0) < MAG_RANGE[0]).any(axis=1)
+        | (np.nan_to_num(m, nan=0) > MAG_RANGE[1]).any(axis=1),
+    )
     img = batch.images
     finite = np.isfinite(img).reshape(img.shape[0], -1).all(axis=1)
     zero_band = (np.nan_to_num(img) == 0).reshape(img.shape[0], 5, -1).all(axis=2).any(axis=1)
@@ -166,7 +184,13 @@ def prepare(
     files = expand_sources(sources)
     out = Path(out)
     report = PrepareReport(inputs=[str(f) for f in files], flagged_kept=keep_outliers)
-    report.settings = {"seed": seed, "z_min": z_min, "z_max": z_max, "keep_outliers": keep_outliers, "mag_range": list(MAG_RANGE)}
+    report.settings = {
+        "seed": seed,
+        "z_min": z_min,
+        "z_max": z_max,
+        "keep_outliers": keep_outliers,
+        "mag_range": list(MAG_RANGE),
+    }
     seen: set[int] = set()
     kept: list[RawBatch] = []
     rows: list[pa.Table] = []
@@ -187,8 +211,25 @@ def prepare(
         if flag.any():
             report.examples.setdefault(FLAG, []).extend(b.object_ids[flag][:10].tolist())
         use = ok & (~flag | keep_outliers)
-        rows.append(pa.table({"object_id": b.object_ids, "source": [b.source] * b.object_ids.size, "row": np.arange(b.object_ids.size), "status": status.astype(str)}))
-        kept.append(RawBatch(b.source, b.object_ids[use], b.images[use], b.magnitudes[use].astype(np.float32), b.redshift[use].astype(np.float32)))
+        rows.append(
+            pa.table(
+                {
+                    "object_id": b.object_ids,
+                    "source": [b.source] * b.object_ids.size,
+                    "row": np.arange(b.object_ids.size),
+                    "status": status.astype(str),
+                }
+            )
+        )
+        kept.append(
+            RawBatch(
+                b.source,
+                b.object_ids[use],
+                b.images[use],
+                b.magnitudes[use].astype(np.float32),
+                b.redshift[use].astype(np.float32),
+            )
+        )
     report.examples = {k: v[:10] for k, v in report.examples.items()}
     ids = np.concatenate([k.object_ids for k in kept])
     if ids.size == 0:
@@ -222,4 +263,7 @@ def _write_split(folder: Path, shard: Shard, shard_size: int) -> None:
         old.unlink()
     for i, a in enumerate(range(0, shard.n, shard_size)):  # an empty split leaves an empty folder
         sl = slice(a, a + shard_size)
-        write_shard(Shard(shard.object_ids[sl], shard.images[sl], shard.magnitudes[sl], shard.redshift[sl]), folder / f"part-{i:05d}.safetensors")
+        write_shard(
+            Shard(shard.object_ids[sl], shard.images[sl], shard.magnitudes[sl], shard.redshift[sl]),
+            folder / f"part-{i:05d}.safetensors",
+        )

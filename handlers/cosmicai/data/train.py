@@ -96,7 +96,9 @@ class Standardiser:
     @classmethod
     def fit(cls, data: Arrays) -> Standardiser:
         img = data.images[: min(data.n, 5000)]
-        edge = np.concatenate([img[:, :, :4, :].reshape(img.shape[0], 5, -1), img[:, :, -4:, :].reshape(img.shape[0], 5, -1)], axis=2)
+        edge = np.concatenate(
+            [img[:, :, :4, :].reshape(img.shape[0], 5, -1), img[:, :, -4:, :].reshape(img.shape[0], 5, -1)], axis=2
+        )
         med = np.median(edge, axis=(0, 2), keepdims=True)
         sky = 1.4826 * np.median(np.abs(edge - med), axis=(0, 2))
         return cls(
@@ -260,7 +262,9 @@ def _check_convs_unpadded(model: AstroMAE) -> None:
 INCEPTION_TRUNK = 10  # vis_inception[:10] ends with Flatten (192 features); [10:] is the MLP head
 
 
-def calibrate_batchnorm(model: AstroMAE, data: Arrays, stt: dict[str, torch.Tensor], device: torch.device, n: int = 2048) -> None:
+def calibrate_batchnorm(
+    model: AstroMAE, data: Arrays, stt: dict[str, torch.Tensor], device: torch.device, n: int = 2048
+) -> None:
     """Set BatchNorm running statistics from training images (cumulative average), then freeze them.
 
     With a randomly initialised CNN the init statistics (0, 1) would leave it unnormalised;
@@ -280,7 +284,9 @@ def calibrate_batchnorm(model: AstroMAE, data: Arrays, stt: dict[str, torch.Tens
     model.inception_model.eval()
 
 
-def branch_features(model: AstroMAE, data: Arrays, stt: dict[str, torch.Tensor], device: torch.device, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def branch_features(
+    model: AstroMAE, data: Arrays, stt: dict[str, torch.Tensor], device: torch.device, n: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(ViT encoder output, inception trunk output, standardised magnitudes) for the first n objects."""
     model.eval()
     n = data.n if n is None else min(n, data.n)
@@ -303,14 +309,25 @@ def heads_forward(model: AstroMAE, enc: torch.Tensor, trunk: torch.Tensor, mags:
 
 
 def probe_stage(
-    model: AstroMAE, train_data: Arrays, val_data: Arrays, st: Standardiser, stt: dict[str, torch.Tensor],
-    config: TrainConfig, device: torch.device, log: Callable[[dict[str, Any]], None] | None,
+    model: AstroMAE,
+    train_data: Arrays,
+    val_data: Arrays,
+    st: Standardiser,
+    stt: dict[str, torch.Tensor],
+    config: TrainConfig,
+    device: torch.device,
+    log: Callable[[dict[str, Any]], None] | None,
 ) -> list[dict[str, Any]]:
     """Stage 1: fit all Linear layers on cached (un-augmented) branch features; return history."""
     t0 = time.perf_counter()
     tr = branch_features(model, train_data, stt, device, config.probe_objects)
     va = branch_features(model, val_data, stt, device)
-    heads = [model.vit_block, model.inception_model.vis_inception[INCEPTION_TRUNK:], model.magnitude_block, model.concat_block]
+    heads = [
+        model.vit_block,
+        model.inception_model.vis_inception[INCEPTION_TRUNK:],
+        model.magnitude_block,
+        model.concat_block,
+    ]
     params = [p for h in heads for p in h.parameters()]
     opt = torch.optim.AdamW(params, lr=2 * config.lr, weight_decay=config.weight_decay)
     n = tr[0].shape[0]
@@ -338,7 +355,14 @@ def probe_stage(
         with torch.inference_mode():
             zp = st.z_mean + st.z_std * heads_forward(model, *va).cpu().numpy()
         vm = compute_metrics(val_data.redshift, zp)
-        entry = {"epoch": f"probe {epoch}", "train_loss": float(np.mean(losses)), "seconds": round(time.perf_counter() - t0, 1), "train_objects_per_s": None, "lr": sched.get_last_lr()[0], **{f"val_{k}": v for k, v in vm.items()}}
+        entry = {
+            "epoch": f"probe {epoch}",
+            "train_loss": float(np.mean(losses)),
+            "seconds": round(time.perf_counter() - t0, 1),
+            "train_objects_per_s": None,
+            "lr": sched.get_last_lr()[0],
+            **{f"val_{k}": v for k, v in vm.items()},
+        }
         history.append(entry)
         if log:
             log(entry)
@@ -348,7 +372,9 @@ def probe_stage(
 # ---------------------------------------------------------------- loop
 
 
-def predict_std(model: AstroMAE, data: Arrays, stt: dict[str, torch.Tensor], device: torch.device, batch: int = 512) -> np.ndarray:
+def predict_std(
+    model: AstroMAE, data: Arrays, stt: dict[str, torch.Tensor], device: torch.device, batch: int = 512
+) -> np.ndarray:
     """Standardised-space predictions (eval mode, no augmentation)."""
     model.eval()
     outs = []
@@ -451,7 +477,14 @@ def train(
         zp = st.z_mean + st.z_std * predict_std(model, val_data, stt, device)
         vm = compute_metrics(val_data.redshift, zp)
         score = vm["precision"] + vm["mae"]
-        entry = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else None, "seconds": round(time.perf_counter() - t0, 1), "train_objects_per_s": round(rate, 1), "lr": sched.get_last_lr()[0], **{f"val_{k}": v for k, v in vm.items()}}
+        entry = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)) if losses else None,
+            "seconds": round(time.perf_counter() - t0, 1),
+            "train_objects_per_s": round(rate, 1),
+            "lr": sched.get_last_lr()[0],
+            **{f"val_{k}": v for k, v in vm.items()},
+        }
         result.history.append(entry)
         if log:
             log(entry)
@@ -510,7 +543,9 @@ def colour_knn_baseline(train_data: Arrays, test_data: Arrays, k: int = 15) -> d
 
 def mean_baseline(train_data: Arrays, test_data: Arrays) -> dict[str, Any]:
     """Metrics of predicting the training split's mean redshift for every test object (no signal)."""
-    return compute_metrics(test_data.redshift, np.full(test_data.n, float(np.mean(train_data.redshift)), dtype=np.float32))
+    return compute_metrics(
+        test_data.redshift, np.full(test_data.n, float(np.mean(train_data.redshift)), dtype=np.float32)
+    )
 
 
 def config_dict(config: TrainConfig) -> dict[str, Any]:

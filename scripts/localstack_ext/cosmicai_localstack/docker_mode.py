@@ -50,7 +50,10 @@ class Container:
         if self._pid is None:
             out = subprocess.run(
                 [self.docker, "inspect", "--format", "{{.State.Pid}}", self.name],
-                env=self.environ, capture_output=True, text=True, timeout=30,
+                env=self.environ,
+                capture_output=True,
+                text=True,
+                timeout=30,
             )
             text = out.stdout.strip()
             pid = int(text) if out.returncode == 0 and text.isdigit() else 0
@@ -77,8 +80,15 @@ def docker_spec(
     names = sorted(set(values) | {"AWS_LAMBDA_RUNTIME_API"})
     client_env = {k: host[k] for k in penv.INHERITED + DOCKER_CLIENT_VARS if k in host}
     argv = penv.docker_argv(
-        container.name, image, names, memory_mb, command=command, entrypoint=entrypoint, working_dir=working_dir,
-        docker=container.docker, state_dir=host.get("COSMICAI_LOCALSTACK_STATE"),
+        container.name,
+        image,
+        names,
+        memory_mb,
+        command=command,
+        entrypoint=entrypoint,
+        working_dir=working_dir,
+        docker=container.docker,
+        state_dir=host.get("COSMICAI_LOCALSTACK_STATE"),
     )
     return SandboxSpec(
         argv=argv,

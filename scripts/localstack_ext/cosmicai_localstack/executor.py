@@ -148,8 +148,12 @@ class CosmicaiExecutor(RuntimeExecutor):
         )
         if len(out.payload) > MAX_SYNC_PAYLOAD_BYTES:  # Lambda's 6 MB response quota, as AWS reports it
             message = f"Response payload size exceeded maximum allowed payload size ({MAX_SYNC_PAYLOAD_BYTES} bytes)."
-            return InvocationResult(request_id=out.request_id, payload=error_payload("Function.ResponseSizeTooLarge", message),
-                                    is_error=True, logs=out.logs)
+            return InvocationResult(
+                request_id=out.request_id,
+                payload=error_payload("Function.ResponseSizeTooLarge", message),
+                is_error=True,
+                logs=out.logs,
+            )
         return InvocationResult(request_id=out.request_id, payload=out.payload, is_error=out.is_error, logs=out.logs)
 
     def get_logs(self) -> str:
@@ -186,9 +190,13 @@ class CosmicaiExecutor(RuntimeExecutor):
         if not shutil.which("docker"):
             raise penv.ExecutorConfigError("COSMICAI_EXECUTOR_MODE=docker but no docker CLI on PATH")
         tag = penv.local_image_tag(fv.config.image.image_uri)
-        probe = subprocess.run(["docker", "image", "inspect", tag], env=docker_environ(), capture_output=True, text=True, timeout=60)
+        probe = subprocess.run(
+            ["docker", "image", "inspect", tag], env=docker_environ(), capture_output=True, text=True, timeout=60
+        )
         if probe.returncode != 0:
-            raise penv.ExecutorConfigError(f"image {tag} (from {fv.config.image.image_uri}) is not in the local Docker engine; build it with `make images`")
+            raise penv.ExecutorConfigError(
+                f"image {tag} (from {fv.config.image.image_uri}) is not in the local Docker engine; build it with `make images`"
+            )
 
     @classmethod
     def cleanup_version(cls, function_version: FunctionVersion) -> None:

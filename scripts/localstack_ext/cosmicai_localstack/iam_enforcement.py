@@ -40,8 +40,12 @@ LOG = logging.getLogger(__name__)
 ENFORCE_ENV = "COSMICAI_ENFORCE_IAM"
 STATUS_PATH = "/_cosmicai/iam"
 # The error each service's protocol sends for an IAM refusal: (code, HTTP status).
-_DENIAL_ERRORS = {"s3": ("AccessDenied", 403), "sts": ("AccessDenied", 403), "iam": ("AccessDenied", 403),
-                  "lambda": ("AccessDeniedException", 403)}
+_DENIAL_ERRORS = {
+    "s3": ("AccessDenied", 403),
+    "sts": ("AccessDenied", 403),
+    "iam": ("AccessDenied", 403),
+    "lambda": ("AccessDeniedException", 403),
+}
 _DEFAULT_DENIAL = ("AccessDeniedException", 400)
 _MISSING_KEY_OPERATIONS = ("GetObject", "HeadObject")
 
@@ -110,7 +114,11 @@ class RoleIdentities:
         boundary_doc = self._managed_document(store, boundary_arn) if boundary_arn else None
         policies = [_policy(d, name=f"{caller.role_name} policy") for d in docs]
         # A boundary that cannot be read allows nothing (stricter than AWS, never laxer).
-        boundary = _policy(boundary_doc) if boundary_doc else (_policy({"Version": "2012-10-17", "Statement": []}) if boundary_arn else None)
+        boundary = (
+            _policy(boundary_doc)
+            if boundary_doc
+            else (_policy({"Version": "2012-10-17", "Statement": []}) if boundary_arn else None)
+        )
         return policies, boundary
 
     @staticmethod
@@ -152,8 +160,16 @@ class DecisionLog:
                 self.allowed += 1
                 return
             self.denied += 1
-            self.denials.append({"time": time.time(), "principal": caller.session_arn, "role": caller.role_arn,
-                                 "action": auth.action, "resource": auth.resource, "reason": reason})
+            self.denials.append(
+                {
+                    "time": time.time(),
+                    "principal": caller.session_arn,
+                    "role": caller.role_arn,
+                    "action": auth.action,
+                    "resource": auth.resource,
+                    "reason": reason,
+                }
+            )
 
     def as_json(self, enforced: bool) -> dict[str, Any]:
         with self._lock:
@@ -209,8 +225,13 @@ class IamEnforcer:
             "aws:EpochTime": str(int(time.time())),
             **auth.context,
         }
-        request = AuthzRequest(action=auth.action, resource=auth.resource, principal_arn=caller.session_arn,
-                               principal_account=caller.account, context=context)
+        request = AuthzRequest(
+            action=auth.action,
+            resource=auth.resource,
+            principal_arn=caller.session_arn,
+            principal_account=caller.account,
+            context=context,
+        )
         verdict = evaluate(identity, request, resource_policy=resource_policy, resource_account=resource_account)
         if verdict.decision is Decision.EXPLICIT_DENY:
             return False, f"of an explicit deny ({verdict.statement})"

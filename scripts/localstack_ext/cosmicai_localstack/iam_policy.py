@@ -15,12 +15,12 @@ import ipaddress
 import json
 import operator
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Literal, Optional
 from urllib.parse import unquote, unquote_plus
 
 Tri = Optional[bool]
@@ -33,25 +33,44 @@ class PolicyError(ValueError):
 
 
 _ORD: dict[str, Callable[[Any, Any], bool]] = {
-    "Equals": operator.eq, "LessThan": operator.lt, "LessThanEquals": operator.le,
-    "GreaterThan": operator.gt, "GreaterThanEquals": operator.ge,
+    "Equals": operator.eq,
+    "LessThan": operator.lt,
+    "LessThanEquals": operator.le,
+    "GreaterThan": operator.gt,
+    "GreaterThanEquals": operator.ge,
     "In": lambda a, net: a.version == net.version and a.subnet_of(net),
 }
 # operator -> (family, detail, negated); a negated operator is the NOR of its positive twin
 _OPS: dict[str, tuple[str, str, bool]] = {
-    "StringEquals": ("String", "eq", False), "StringNotEquals": ("String", "eq", True),
-    "StringEqualsIgnoreCase": ("String", "ieq", False), "StringNotEqualsIgnoreCase": ("String", "ieq", True),
-    "StringLike": ("String", "like", False), "StringNotLike": ("String", "like", True),
-    "Bool": ("Bool", "Equals", False), "BinaryEquals": ("Binary", "Equals", False),
-    "IpAddress": ("Ip", "In", False), "NotIpAddress": ("Ip", "In", True),
-    "ArnEquals": ("Arn", "", False), "ArnLike": ("Arn", "", False),
-    "ArnNotEquals": ("Arn", "", True), "ArnNotLike": ("Arn", "", True),
+    "StringEquals": ("String", "eq", False),
+    "StringNotEquals": ("String", "eq", True),
+    "StringEqualsIgnoreCase": ("String", "ieq", False),
+    "StringNotEqualsIgnoreCase": ("String", "ieq", True),
+    "StringLike": ("String", "like", False),
+    "StringNotLike": ("String", "like", True),
+    "Bool": ("Bool", "Equals", False),
+    "BinaryEquals": ("Binary", "Equals", False),
+    "IpAddress": ("Ip", "In", False),
+    "NotIpAddress": ("Ip", "In", True),
+    "ArnEquals": ("Arn", "", False),
+    "ArnLike": ("Arn", "", False),
+    "ArnNotEquals": ("Arn", "", True),
+    "ArnNotLike": ("Arn", "", True),
 }
 for _fam in ("Numeric", "Date"):
     _OPS.update({_fam + s: (_fam, s, False) for s in list(_ORD)[:5]})
     _OPS[_fam + "NotEquals"] = (_fam, "Equals", True)
-_STATEMENT_KEYS = {"Sid", "Effect", "Action", "NotAction", "Resource", "NotResource",
-                   "Principal", "NotPrincipal", "Condition"}
+_STATEMENT_KEYS = {
+    "Sid",
+    "Effect",
+    "Action",
+    "NotAction",
+    "Resource",
+    "NotResource",
+    "Principal",
+    "NotPrincipal",
+    "Condition",
+}
 _ACTION = re.compile(r"[A-Za-z0-9-]+:[A-Za-z0-9*?_.-]+")
 _VAR = re.compile(r"\$\{([^}]*)\}")
 _VAR_DEFAULT = re.compile(r"\s*([^\s,]+)\s*,\s*'((?:[^']|'')*)'\s*")
@@ -66,17 +85,23 @@ def _or_none(fn: Callable[[str], Any]) -> Callable[[str], Any]:
             return fn(s.strip())
         except (ValueError, ArithmeticError, OSError):  # binascii, ipaddress, Decimal, datetime errors
             return None
+
     return parse
 
 
 def _date(s: str) -> datetime:
     """ISO 8601 or epoch seconds (aws:EpochTime); a time without a zone is UTC."""
-    d = datetime.fromtimestamp(float(s), timezone.utc) if re.fullmatch(r"-?\d+(\.\d+)?", s) else datetime.fromisoformat(s)
-    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+    d = (
+        datetime.fromtimestamp(float(s), UTC)
+        if re.fullmatch(r"-?\d+(\.\d+)?", s)
+        else datetime.fromisoformat(s)
+    )
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
 _PARSE: dict[str, Callable[[str], Any]] = {
-    "Numeric": _or_none(lambda s: Decimal(s) if Decimal(s).is_finite() else None), "Date": _or_none(_date),
+    "Numeric": _or_none(lambda s: Decimal(s) if Decimal(s).is_finite() else None),
+    "Date": _or_none(_date),
     "Bool": lambda s: {"true": True, "false": False}.get(s.strip().lower()),
     "Binary": _or_none(lambda s: base64.b64decode(s, validate=True)),
     "Ip": _or_none(lambda s: ipaddress.ip_network(s, strict=False)),
@@ -170,8 +195,11 @@ def _conditions(block: Any, where: str, variables: bool) -> tuple[Condition, ...
         for key, raw in keys.items():
             values = _strings(raw, where, f"{op} {key}")
             for v in values:
-                ok = (v == "*" or _split_arn(v, variables)) if family == "Arn" else \
-                    family == "String" or _PARSE["Bool" if family == "Null" else family](v) is not None
+                ok = (
+                    (v == "*" or _split_arn(v, variables))
+                    if family == "Arn"
+                    else family == "String" or _PARSE["Bool" if family == "Null" else family](v) is not None
+                )
                 _check(ok, where, f"{op} {key}: {v!r} is not a valid {family} value")
             out.append(Condition(*spec, if_exists, set_op or None, str(key).lower(), values))
     return tuple(out)
@@ -202,8 +230,11 @@ def _statement(i: int, st: Any, kind: str, variables: bool) -> Statement:
         _check(not (a in st and "Not" + a in st), where, f"has both {a} and Not{a}")
     has = {a: a in st or "Not" + a in st for a in ("Action", "Resource", "Principal")}
     _check(has["Action"], where, "needs Action or NotAction")
-    _check(kind != "identity" or (has["Resource"] and not has["Principal"]), where,
-           "an identity policy needs Resource or NotResource and cannot name a Principal")
+    _check(
+        kind != "identity" or (has["Resource"] and not has["Principal"]),
+        where,
+        "an identity policy needs Resource or NotResource and cannot name a Principal",
+    )
     _check(kind != "resource" or has["Principal"], where, "a resource policy needs Principal or NotPrincipal")
     _check(effect == "Deny" or "NotPrincipal" not in st, where, "NotPrincipal is only supported with Effect Deny")
     actions = _strings(st.get("Action", st.get("NotAction")), where, "Action")
@@ -214,12 +245,23 @@ def _statement(i: int, st: Any, kind: str, variables: bool) -> Statement:
         _check(r == "*" or _split_arn(r, variables), where, f'resource {r!r} must be an ARN or "*"')
     principal = _principals(st.get("Principal", st.get("NotPrincipal")), where) if has["Principal"] else None
     conditions = _conditions(st["Condition"], where, variables) if "Condition" in st else ()
-    return Statement(i, sid, effect, actions, "NotAction" in st, resources, "NotResource" in st,
-                     principal, "NotPrincipal" in st, conditions)
+    return Statement(
+        i,
+        sid,
+        effect,
+        actions,
+        "NotAction" in st,
+        resources,
+        "NotResource" in st,
+        principal,
+        "NotPrincipal" in st,
+        conditions,
+    )
 
 
-def parse_policy(doc: str | bytes | Mapping[str, Any], *, kind: Literal["identity", "resource"] = "identity",
-                 name: str | None = None) -> Policy:
+def parse_policy(
+    doc: str | bytes | Mapping[str, Any], *, kind: Literal["identity", "resource"] = "identity", name: str | None = None
+) -> Policy:
     """Parse and validate a policy given as a dict, JSON text, or URL-encoded JSON text (as IAM
     returns documents). kind="identity" requires Resource and forbids Principal; kind="resource"
     (bucket, queue, key policies) requires Principal/NotPrincipal, Resource defaulting to itself."""
@@ -238,13 +280,19 @@ def parse_policy(doc: str | bytes | Mapping[str, Any], *, kind: Literal["identit
     extra = set(data) - {"Version", "Id", "Statement"}
     _check(not extra, "policy", f"unknown element(s) {sorted(extra)}")
     version = data.get("Version", "2008-10-17")
-    _check(version in ("2012-10-17", "2008-10-17"), "policy", f"Version must be 2012-10-17 or 2008-10-17, got {version!r}")
+    _check(
+        version in ("2012-10-17", "2008-10-17"), "policy", f"Version must be 2012-10-17 or 2008-10-17, got {version!r}"
+    )
     _check("Statement" in data, "policy", "no Statement")
     raw = data["Statement"] if isinstance(data["Statement"], list) else [data["Statement"]]
     statements = tuple(_statement(i, st, kind, version == "2012-10-17") for i, st in enumerate(raw))
     sids = [s.sid for s in statements]
     for s in statements:
-        _check(s.sid is None or sids.count(s.sid) < 2, f"Statement[{s.index}] (Sid {s.sid!r})", "Sid must be unique in the policy")
+        _check(
+            s.sid is None or sids.count(s.sid) < 2,
+            f"Statement[{s.index}] (Sid {s.sid!r})",
+            "Sid must be unique in the policy",
+        )
     return Policy(statements, version, kind, name)
 
 
@@ -437,8 +485,12 @@ def _applies(st: Statement, req: AuthzRequest, ctx: Context, variables: bool) ->
     return _all([hit, *(_condition(c, ctx, variables) for c in st.conditions)])
 
 
-def evaluate(identity_policies: Sequence[Policy], request: AuthzRequest,
-             resource_policy: Policy | None = None, resource_account: str | None = None) -> Verdict:
+def evaluate(
+    identity_policies: Sequence[Policy],
+    request: AuthzRequest,
+    resource_policy: Policy | None = None,
+    resource_account: str | None = None,
+) -> Verdict:
     """AWS policy evaluation: an explicit Deny in any policy wins; else, in one account, an Allow
     from an identity policy or from a resource-policy statement naming the caller; across accounts
     (resource_account differs) both sides must allow; else implicit deny. A statement that cannot

@@ -45,13 +45,19 @@ _S3_OBJECT_ACTIONS = {
     "PutObjectTagging": "s3:PutObjectTagging",
 }
 # With a VersionId the object actions become their *Version variants.
-_S3_VERSIONED = {"s3:GetObject": "s3:GetObjectVersion", "s3:DeleteObject": "s3:DeleteObjectVersion",
-                 "s3:GetObjectTagging": "s3:GetObjectVersionTagging"}
+_S3_VERSIONED = {
+    "s3:GetObject": "s3:GetObjectVersion",
+    "s3:DeleteObject": "s3:DeleteObjectVersion",
+    "s3:GetObjectTagging": "s3:GetObjectVersionTagging",
+}
 # ListObjects(V2) request parameters that are S3 condition keys.
 _S3_LIST_KEYS = {"Prefix": "s3:prefix", "Delimiter": "s3:delimiter", "MaxKeys": "s3:max-keys"}
 
-_LAMBDA_ACTIONS = {"Invoke": "lambda:InvokeFunction", "InvokeAsync": "lambda:InvokeFunction",
-                   "InvokeWithResponseStream": "lambda:InvokeFunction"}
+_LAMBDA_ACTIONS = {
+    "Invoke": "lambda:InvokeFunction",
+    "InvokeAsync": "lambda:InvokeFunction",
+    "InvokeWithResponseStream": "lambda:InvokeFunction",
+}
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def start_line(request_id: str, version: str = "$LATEST") -> str:
@@ -45,7 +45,7 @@ def report_line(
 
 
 def _utc_stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def timeout_message(request_id: str, timeout_s: float) -> str:
@@ -65,7 +65,9 @@ def timeout_error(request_id: str, timeout_s: float) -> bytes:
 
 def exit_error(request_id: str, returncode: int | None) -> bytes:
     """`Runtime.ExitError` for a runtime process that died during an invoke."""
-    return error_payload("Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited with error: {describe_exit(returncode)}")
+    return error_payload(
+        "Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited with error: {describe_exit(returncode)}"
+    )
 
 
 def oom_error(request_id: str, memory_size_mb: int) -> bytes:

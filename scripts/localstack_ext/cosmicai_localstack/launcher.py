@@ -97,8 +97,12 @@ def _port_in_use(host: str, port: int) -> bool:
 
 
 def localstack_env(
-    instance: Instance, mode: str, project_root: Path, function_python: Path,
-    enforce_iam: bool = True, account_concurrency: int | None = None,
+    instance: Instance,
+    mode: str,
+    project_root: Path,
+    function_python: Path,
+    enforce_iam: bool = True,
+    account_concurrency: int | None = None,
 ) -> dict[str, str]:
     """The environment LocalStack runs with: host mode, offline, our executor, ECR and IAM enforcement."""
     state = instance.state_dir.resolve()
@@ -136,8 +140,13 @@ def localstack_env(
 
 
 def up(
-    instance: Instance, mode: str, project_root: Path, function_python: Path, wait_s: float,
-    enforce_iam: bool = True, account_concurrency: int | None = None,
+    instance: Instance,
+    mode: str,
+    project_root: Path,
+    function_python: Path,
+    wait_s: float,
+    enforce_iam: bool = True,
+    account_concurrency: int | None = None,
 ) -> str:
     """Start LocalStack unless this instance already runs; wait until it is healthy."""
     pid = instance.recorded_pid()
@@ -282,18 +291,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=EXECUTOR_MODES, default="process", help="Lambda executor mode")
     parser.add_argument("--project-root", type=Path, default=Path.cwd())
     parser.add_argument("--function-python", type=Path, default=Path(".venv/bin/python"))
-    parser.add_argument("--enforce-iam", type=int, choices=(0, 1), default=1,
-                        help="authorize role calls as AWS would (1, default); 0 only to debug a policy")
-    parser.add_argument("--account-concurrency", type=int, default=None,
-                        help="the account's Lambda concurrency limit (AWS's default quota: 1000)")
+    parser.add_argument(
+        "--enforce-iam",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="authorize role calls as AWS would (1, default); 0 only to debug a policy",
+    )
+    parser.add_argument(
+        "--account-concurrency",
+        type=int,
+        default=None,
+        help="the account's Lambda concurrency limit (AWS's default quota: 1000)",
+    )
     parser.add_argument("--wait", type=float, default=90.0, help="seconds to wait for health")
     parser.add_argument("--lines", type=int, default=100, help="log lines for `logs`")
     args = parser.parse_args(argv)
     instance = Instance(port=args.port, state_dir=args.state_dir)
     try:
         if args.action == "up":
-            print(up(instance, args.mode, args.project_root, args.function_python, args.wait,
-                     enforce_iam=bool(args.enforce_iam), account_concurrency=args.account_concurrency))
+            print(
+                up(
+                    instance,
+                    args.mode,
+                    args.project_root,
+                    args.function_python,
+                    args.wait,
+                    enforce_iam=bool(args.enforce_iam),
+                    account_concurrency=args.account_concurrency,
+                )
+            )
         elif args.action == "down":
             print(down(instance))
         elif args.action == "status":

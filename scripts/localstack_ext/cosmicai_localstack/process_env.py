@@ -14,11 +14,20 @@ MODES = ("process", "docker")
 # host variables a runtime process inherits; everything else comes from Lambda's own environment
 # (COSMICAI_LOCALSTACK_STATE marks our processes so `make localstack-down` finds and stops them)
 INHERITED = (
-    "PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE",
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "AWS_CA_BUNDLE",
     "COSMICAI_LOCALSTACK_STATE",
 )
 # docker label on our containers: the LocalStack state dir that started them (for clean-up by the launcher)
 STATE_LABEL = "cosmicai.localstack.state"
+
 
 class ExecutorConfigError(ValueError):
     """A setting or function configuration the executor cannot run with; the message names it."""
@@ -26,7 +35,9 @@ class ExecutorConfigError(ValueError):
 
 def executor_mode(environ: dict[str, str] | None = None) -> str:
     """COSMICAI_EXECUTOR_MODE: `process` (default) or `docker`."""
-    mode = (environ if environ is not None else os.environ).get("COSMICAI_EXECUTOR_MODE", "process").strip().lower() or "process"
+    mode = (environ if environ is not None else os.environ).get(
+        "COSMICAI_EXECUTOR_MODE", "process"
+    ).strip().lower() or "process"
     if mode not in MODES:
         raise ExecutorConfigError(f"COSMICAI_EXECUTOR_MODE={mode!r}: expected one of {', '.join(MODES)}")
     return mode
@@ -47,13 +58,17 @@ def function_python(environ: dict[str, str] | None = None) -> str:
 def check_function_python(python: str) -> None:
     """Raise ExecutorConfigError unless `python` exists and can import awslambdaric."""
     if not Path(python).is_file():
-        raise ExecutorConfigError(f"function python {python} (COSMICAI_FUNCTION_PYTHON) does not exist; run `make setup`")
+        raise ExecutorConfigError(
+            f"function python {python} (COSMICAI_FUNCTION_PYTHON) does not exist; run `make setup`"
+        )
     probe = subprocess.run([python, "-c", "import awslambdaric"], capture_output=True, text=True, timeout=60)
     if probe.returncode != 0:
         raise ExecutorConfigError(f"function python {python} cannot import awslambdaric: {probe.stderr.strip()[-300:]}")
 
 
-def resolve_handler(function_name: str, handler: str | None, image_command: list[str] | None, image_cmd: list[str] | None = None) -> str:
+def resolve_handler(
+    function_name: str, handler: str | None, image_command: list[str] | None, image_cmd: list[str] | None = None
+) -> str:
     """Zip: the function's handler; Image: ImageConfig.Command[0], else the image's CMD[0]."""
     if handler:
         return handler
@@ -71,7 +86,11 @@ def docker_image_cmd(image: str, docker: str = "docker", environ: dict[str, str]
     if not shutil.which(docker):
         return None
     out = subprocess.run(
-        [docker, "image", "inspect", "--format", "{{json .Config.Cmd}}", image], env=environ, capture_output=True, text=True, timeout=30
+        [docker, "image", "inspect", "--format", "{{json .Config.Cmd}}", image],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     if out.returncode != 0:
         return None

@@ -91,7 +91,9 @@ class RuntimeApiServer:
             for inv in self._by_id.values():
                 if not inv.done.is_set():
                     inv.is_error = True
-                    inv.result = json.dumps({"errorType": "Runtime.Stopped", "errorMessage": "environment stopped"}).encode()
+                    inv.result = json.dumps(
+                        {"errorType": "Runtime.Stopped", "errorMessage": "environment stopped"}
+                    ).encode()
                     inv.done.set()
 
     def submit(self, inv: Invocation) -> None:

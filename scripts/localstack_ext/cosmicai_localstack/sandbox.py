@@ -298,7 +298,9 @@ class Sandbox:
                     return "oom"
         return None
 
-    def _finish(self, rt: _Runtime, inv: Invocation, failure: str | None, before: str, init_ms: float | None, t0: float) -> InvokeOutcome:
+    def _finish(
+        self, rt: _Runtime, inv: Invocation, failure: str | None, before: str, init_ms: float | None, t0: float
+    ) -> InvokeOutcome:
         rid = inv.request_id
         peak = rt.sample_memory()
         extra: list[str] = []
