@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -163,6 +164,37 @@ def test_orchestration_has_handlers_and_catalogs_but_no_torch(images, docker_env
         "import os; os._exit(0)\n"
     )
     assert run_python(docker_env, images["orchestration"]["local_ref"], code).stdout.split() == ["3", "None"]
+
+
+def _machine_of(wheel: str) -> str:
+    """The machine a wheel's platform tag names ('any' for pure Python)."""
+    first_tag = wheel.removesuffix(".whl").rsplit("-", 1)[1].split(".")[0]  # e.g. manylinux_2_28_aarch64
+    return next((m for m in ("aarch64", "x86_64") if first_tag.endswith(m)), first_tag)
+
+
+def test_arm64_pins_resolve_to_aarch64_wheels_and_never_to_a_cuda_torch():
+    """What `make images ARCHITECTURE=arm64` resolves first, run where no arm64 engine or emulator
+    is (no engine needed): every pin of both images an aarch64 or pure wheel of the package
+    index. torch is the CPU build from the PyTorch CPU index, or a named error when that index
+    does not answer: PyPI's aarch64 torch 2.13.0 is a CUDA build (cuda-toolkit, nvidia-*)."""
+    sys.path.insert(0, str(ROOT / "scripts/images"))
+    from image_spec import IMAGES
+    from wheelhouse import WheelhouseError, index_reachable, resolve
+
+    if not index_reachable("https://pypi.org/simple"):
+        pytest.skip("the package index does not answer")
+    orch = resolve(IMAGES["orchestration"].roots, IMAGES["orchestration"].exclude, "arm64")
+    inf = IMAGES["inference"]
+    inference = resolve(tuple(r for r in inf.roots if r != "torch"), inf.exclude, "arm64")
+    machines = {p.filename: _machine_of(p.filename) for p in orch + inference}
+    assert set(machines.values()) <= {"aarch64", "any"}, machines
+    assert any(p.name == "openvino" and machines[p.filename] == "aarch64" for p in inference)
+    try:
+        torch = next(p for p in resolve(("torch",), frozenset(), "arm64") if p.name == "torch")
+    except WheelhouseError as exc:
+        assert "No source offers the CPU build of torch (torch==2.13.0+cpu)" in str(exc), str(exc)[-2000:]
+    else:
+        assert torch.version.endswith("+cpu") and _machine_of(torch.filename) == "aarch64", torch
 
 
 @pytest.fixture(scope="module")
