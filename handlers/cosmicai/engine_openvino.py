@@ -149,7 +149,8 @@ def load(folder: Path | str, weights: Path | str | None = None) -> OpenVINOModel
         raise OpenVINOIRError(f"{folder / MANIFEST}: not JSON ({exc})") from None
     if manifest.get("format") != IR_FORMAT or manifest.get("version") != IR_VERSION:
         raise OpenVINOIRError(
-            f"{folder}: not a {IR_FORMAT} v{IR_VERSION} folder (manifest says {manifest.get('format')} v{manifest.get('version')})"
+            f"{folder}: not a {IR_FORMAT} v{IR_VERSION} folder (manifest says {manifest.get('format')} "
+            f"v{manifest.get('version')})"
         )
     if weights is not None:
         want = manifest.get("weights", {})

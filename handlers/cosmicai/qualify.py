@@ -175,7 +175,8 @@ def load_qualification(weights: Path | str) -> Qualification:
             weights,
             None,
             val,
-            f"{path} was measured for other weights (sha256 differs); re-run `cosmicai convert-checkpoint {weights} --qualify`",
+            f"{path} was measured for other weights (sha256 differs); "
+            f"re-run `cosmicai convert-checkpoint {weights} --qualify`",
         )
     return Qualification(weights, doc, val)
 
@@ -415,7 +416,10 @@ def resolve_fast(
             _LOG.warning("precision fast -> fp32: %s (recorded for this CPU class)", reason)
         return FastChoice(precision, reason, "recorded", modes=recorded)
     if qualification.validation is None or not Path(qualification.validation).is_file():
-        why = f"this CPU class ({' '.join(features) or 'none'}) is not in {qualification_path(qualification.weights)} and there is no validation set to re-check on"
+        why = (
+            f"this CPU class ({' '.join(features) or 'none'}) is not in {qualification_path(qualification.weights)} "
+            "and there is no validation set to re-check on"
+        )
         _LOG.warning("precision fast -> fp32: %s", why)
         return FastChoice("fp32", why, "fallback")
     t0 = time.perf_counter()
@@ -440,7 +444,10 @@ def resolve_fast(
     precision, reason = choose(rows, backend)
     if failed:
         reason += "; " + "; ".join(failed)
-    reason += f" (re-checked on this CPU class, {' '.join(features) or 'none'}, in {time.perf_counter() - t0:.1f} s: {images.shape[0]} validation objects)"
+    reason += (
+        f" (re-checked on this CPU class, {' '.join(features) or 'none'}, in {time.perf_counter() - t0:.1f} s: "
+        f"{images.shape[0]} validation objects)"
+    )
     log = _LOG.warning if precision == "fp32" else _LOG.info
     log("precision fast -> %s: %s", precision, reason)
     return FastChoice(precision, reason, "rechecked", runner=runners[precision], modes=rows)

@@ -5,8 +5,9 @@ A shard is a safetensors file (version 1) holding `object_id` int64 (N,),
 `redshift` float32 (N,) and the sky position pair `ra`, `dec` float64 (N,)
 in degrees, plus string metadata (format, version, count, has_redshift).
 Positions are optional and travel through to the catalogs; shards without them
-are byte-identical to those written before positions existed. `read_shard` also reads `.npz` files with the same array names
-and the reference's `.pt` TensorDataset partitions (weights_only + allow-list).
+are byte-identical to those written before positions existed. `read_shard` also
+reads `.npz` files with the same array names and the reference's `.pt` TensorDataset
+partitions (weights_only + allow-list).
 The format is detected from the bytes, never from the file name.
 
 Torch is imported lazily (only for `.pt` input) so the orchestration image,

@@ -242,7 +242,8 @@ def check_wheel_source(
         "FAIL",
         f"no source of {torch_pin} for {machine}: not in {wheelhouse} or pip's "
         f"find-links, and TORCH_INDEX_URL={torch_index or '(empty)'} does not answer",
-        "network to https://download.pytorch.org/whl/cpu, a mirror in TORCH_INDEX_URL, or the wheel in a find-links folder",
+        "network to https://download.pytorch.org/whl/cpu, a mirror in TORCH_INDEX_URL, "
+        "or the wheel in a find-links folder",
     )
 
 

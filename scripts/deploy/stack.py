@@ -222,7 +222,9 @@ def _plan_json(args: argparse.Namespace, target: Target) -> list[str]:
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
-    """Check credentials, region, Docker, base image, wheels and quotas; show the plan and idle cost. Changes nothing."""
+    """Check credentials, region, Docker, base image, wheels and quotas; show the plan and idle cost.
+
+    Changes nothing."""
     from . import preflight
 
     settings = tfvars.settings(ROOT, _var_file(args))

@@ -309,7 +309,8 @@ def _table(res: dict[str, Any]) -> str:
         lines.append(f"{t:>7} {'plain_eager':<15} {block['plain_eager']['objects_per_s']:>8.1f} {1.0:>8.2f} {'-':>22}")
         for p, m in block["modes"].items():
             lines.append(
-                f"{t:>7} {p:<15} {m['objects_per_s']:>8.1f} {m['ratio_vs_plain_eager']:>8.2f} {m['max_abs_dz_vs_plain_eager']:>22.2e}"
+                f"{t:>7} {p:<15} {m['objects_per_s']:>8.1f} {m['ratio_vs_plain_eager']:>8.2f} "
+                f"{m['max_abs_dz_vs_plain_eager']:>22.2e}"
             )
     for p, i in res["init"].items():
         lines.append(
@@ -325,7 +326,8 @@ def _table(res: dict[str, Any]) -> str:
         f"${lam['usd_per_million_objects']:.4f} per million objects"
     )
     lines.append(
-        f"load average {m['load_average_start']} -> {m['load_average_end']} on {m['cpus_available']} CPU(s), {m['cpu_model']}"
+        f"load average {m['load_average_start']} -> {m['load_average_end']} on {m['cpus_available']} CPU(s), "
+        f"{m['cpu_model']}"
     )
     if res["config"].get("openvino_model"):
         lines.append(f"openvino model: {res['config']['openvino_model']}")

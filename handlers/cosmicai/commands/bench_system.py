@@ -176,7 +176,8 @@ def apply_stack_env(args: argparse.Namespace, env: dict[str, str] | None = None)
     ]
     if missing:
         raise SystemExit(
-            f"bench-system --from-stack-env: {', '.join(missing)} not set (run under `deploy.stack exec`, i.e. make bench)"
+            f"bench-system --from-stack-env: {', '.join(missing)} not set "
+            "(run under `deploy.stack exec`, i.e. make bench)"
         )
     args.state_machine_arn = args.state_machine_arn or env["COSMICAI_TF_STATE_MACHINE_ARN"]
     args.data_uri = args.data_uri or env["COSMICAI_TF_DATA_URI"]

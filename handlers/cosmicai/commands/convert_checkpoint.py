@@ -13,7 +13,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the convert-checkpoint parser."""
     p = subparsers.add_parser(
         "convert-checkpoint",
-        help="convert a reference AstroMAE checkpoint to safetensors weights (and the engine's OpenVINO IR / qualification)",
+        help=(
+            "convert a reference AstroMAE checkpoint to safetensors weights "
+            "(and the engine's OpenVINO IR / qualification)"
+        ),
         description=(
             "Convert a reference AstroMAE checkpoint (a torch.save state dict, with or without "
             "DataParallel's 'module.' prefix, or the published whole-model pickle) to the "
@@ -93,7 +96,8 @@ def _engine_files(args: argparse.Namespace, weights: Path) -> int:
         for m in entry["modes"]:
             mark = "ok " if m["qualified"] else "OVER"
             print(
-                f"  {m['backend']:<9} {m['precision']:<5} {m['objects_per_s']:>8.1f} obj/s  max|dz| {m['max_abs_dz_vs_fp32']:.2e}  {mark}"
+                f"  {m['backend']:<9} {m['precision']:<5} {m['objects_per_s']:>8.1f} obj/s  max|dz| "
+                f"{m['max_abs_dz_vs_fp32']:.2e}  {mark}"
             )
         for backend, reason in entry["reasons"].items():
             print(f"  fast ({backend}): {reason}")

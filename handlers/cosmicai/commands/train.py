@@ -47,7 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=0,
         metavar="K",
-        help="stage 1: first fit the Linear heads for K epochs on cached branch features (fast; BatchNorm statistics calibrated and frozen)",
+        help=(
+            "stage 1: first fit the Linear heads for K epochs on cached branch features (fast; BatchNorm statistics "
+            "calibrated and frozen)"
+        ),
     )
     p.add_argument(
         "--probe-objects",
@@ -116,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     def log(entry: dict) -> None:
         console.print(
             f"epoch {entry['epoch']}: loss {entry['train_loss']:.5f} val MAE {entry['val_mae']:.4f} "  # noqa: ISC001
-            f"NMAD {entry['val_precision']:.4f} R2 {entry['val_r2']:.3f} ({entry['train_objects_per_s']} obj/s, {entry['seconds']} s)"
+            f"NMAD {entry['val_precision']:.4f} R2 {entry['val_r2']:.3f} ({entry['train_objects_per_s']} obj/s, "
+            f"{entry['seconds']} s)"
         )
 
     try:

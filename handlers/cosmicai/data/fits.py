@@ -246,7 +246,7 @@ def _arrow_columns(path: Path, kind: str) -> list[_Column]:
 
         table = pacsv.read_csv(path)
     cols = []
-    for name, col in zip(table.column_names, table.columns):
+    for name, col in zip(table.column_names, table.columns, strict=True):
         null = np.asarray(pc.is_null(col, nan_is_null=True).to_numpy(zero_copy_only=False), dtype=bool)
         if pa.types.is_integer(col.type):  # with nulls, to_numpy would turn 64-bit ids into floats
             col = col.fill_null(0)
@@ -257,7 +257,7 @@ def _arrow_columns(path: Path, kind: str) -> list[_Column]:
 
 def _fill(values: np.ndarray, null: np.ndarray) -> np.ndarray:
     if values.dtype.kind in "OSU":
-        return np.array(["" if m else _text(v) for v, m in zip(values, null)], dtype=object)
+        return np.array(["" if m else _text(v) for v, m in zip(values, null, strict=True)], dtype=object)
     return values
 
 
@@ -359,7 +359,7 @@ def _file_columns(
 def _names(col: _Column, label: str) -> list[str | None]:
     if col.values.dtype != object:
         raise FitsTableError(label, f"file column {col.name!r} does not hold text")
-    return [None if (m or not v) else str(v) for v, m in zip(col.values, col.null)]
+    return [None if (m or not v) else str(v) for v, m in zip(col.values, col.null, strict=True)]
 
 
 # ---------------------------------------------------------------- the cutouts given
@@ -577,7 +577,8 @@ def _labelled_planes(path: Path, images: list[tuple[int, Any, np.ndarray]]) -> l
         )
     raise FitsMissingBandError(
         str(path),
-        f"{len(images)} image HDU(s) {[i for i, _h, _d in images]} and no band keywords; need 5 (u,g,r,i,z) or a (5, H, W) cube",
+        f"{len(images)} image HDU(s) {[i for i, _h, _d in images]} and no band keywords; "
+        "need 5 (u,g,r,i,z) or a (5, H, W) cube",
     )
 
 
@@ -750,7 +751,7 @@ def _make_plan(table_path: Path, cutouts: Sequence[Path], mag_columns: Sequence[
 
 
 def _duplicate_rows(table: ObjectTable) -> dict[int, list[int]]:
-    counts = Counter(int(i) for i, null in zip(table.ids, table.id_null) if not null)
+    counts = Counter(int(i) for i, null in zip(table.ids, table.id_null, strict=True) if not null)
     twice = {i for i, c in counts.items() if c > 1}
     rows: dict[int, list[int]] = {}
     for r, i in enumerate(table.ids):

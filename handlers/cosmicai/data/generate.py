@@ -10,12 +10,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cosmicai.data.population import draw_population
 from cosmicai.data.render import asinh_mag, mag_to_nmgy, measured_flux, render
 from cosmicai.data.sed import BANDS, TEMPLATES, k_grid
+
+if TYPE_CHECKING:  # annotations only: make_dataset imports the shard writer inside, as it does pyarrow
+    from cosmicai.shards import Shard
 
 BLOCK = 500
 CATALOG_NAME = "catalog.parquet"
@@ -157,7 +161,7 @@ def make_dataset(
     }
 
 
-def _write_raw(shard: Shard, path: Path) -> int:  # noqa: F821 (imported lazily above)
+def _write_raw(shard: Shard, path: Path) -> int:
     """Uncropped cutouts as npz (same array names as the shard format); atomic write."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:

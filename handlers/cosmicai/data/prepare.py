@@ -244,9 +244,9 @@ def prepare(
         _write_split(out / name, Shard(ids[sel], images[sel], mags[sel], z[sel]), shard_size)
     table = pa.concat_tables(rows)
     split_col = np.full(table.num_rows, "", dtype=object)
-    pos = {int(i): SPLITS[w][0] for i, w in zip(ids.tolist(), which.tolist())}
+    pos = {int(i): SPLITS[w][0] for i, w in zip(ids.tolist(), which.tolist(), strict=True)}
     status = table.column("status").to_pylist()
-    for r, (oid, st) in enumerate(zip(table.column("object_id").to_pylist(), status)):
+    for r, (oid, st) in enumerate(zip(table.column("object_id").to_pylist(), status, strict=True)):
         if st in ("", FLAG) and oid in pos and (st == "" or keep_outliers):
             split_col[r] = pos[oid]
     table = table.append_column("split", pa.array(split_col.astype(str)))

@@ -195,7 +195,8 @@ class CosmicaiExecutor(RuntimeExecutor):
         )
         if probe.returncode != 0:
             raise penv.ExecutorConfigError(
-                f"image {tag} (from {fv.config.image.image_uri}) is not in the local Docker engine; build it with `make images`"
+                f"image {tag} (from {fv.config.image.image_uri}) is not in the local Docker engine; "
+                "build it with `make images`"
             )
 
     @classmethod

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 from urllib.parse import unquote, unquote_plus
 
-Tri = Optional[bool]
+Tri = bool | None
 Context = dict[str, tuple[str, ...]]
 Principals = tuple[tuple[str, str], ...]  # (type, value) pairs; Principal "*" is (("AWS", "*"),)
 
@@ -91,11 +91,7 @@ def _or_none(fn: Callable[[str], Any]) -> Callable[[str], Any]:
 
 def _date(s: str) -> datetime:
     """ISO 8601 or epoch seconds (aws:EpochTime); a time without a zone is UTC."""
-    d = (
-        datetime.fromtimestamp(float(s), UTC)
-        if re.fullmatch(r"-?\d+(\.\d+)?", s)
-        else datetime.fromisoformat(s)
-    )
+    d = datetime.fromtimestamp(float(s), UTC) if re.fullmatch(r"-?\d+(\.\d+)?", s) else datetime.fromisoformat(s)
     return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
@@ -376,7 +372,7 @@ def _arn_match(pattern: str, arn: str, ctx: Context, variables: bool) -> Tri:
     if pat is None or len(got) != 6:
         return None if pat is None else False
     result: Tri = True
-    for p, g in zip(pat, got):
+    for p, g in zip(pat, got, strict=True):
         rx = _expand(p, ctx, variables, wildcard=True)
         if rx is None:
             result = None

@@ -74,7 +74,8 @@ def oom_error(request_id: str, memory_size_mb: int) -> bytes:
     """`Runtime.OutOfMemory` once the environment exceeded its memory size and was killed."""
     return error_payload(
         "Runtime.OutOfMemory",
-        f"RequestId: {request_id} Error: Runtime exited with error: signal: killed (memory size {memory_size_mb} MB exceeded)",
+        f"RequestId: {request_id} Error: Runtime exited with error: signal: killed "
+        f"(memory size {memory_size_mb} MB exceeded)",
     )
 
 

@@ -33,7 +33,8 @@ class InvokePayloadLimit:
 
             raise CommonServiceException(
                 "RequestEntityTooLargeException",
-                f"{size} byte payload is too large for the RequestResponse invocation type (limit {MAX_SYNC_PAYLOAD_BYTES} bytes)",
+                f"{size} byte payload is too large for the RequestResponse invocation type (limit "
+                f"{MAX_SYNC_PAYLOAD_BYTES} bytes)",
                 status_code=413,
                 sender_fault=True,
             )
