@@ -204,7 +204,8 @@ def run_bill_from_reports(by_role: dict[str, list[ReportLine]], facts: RunFacts,
 def projection_for(
     results_path: str | None, arch: str, memory_mb: int, objects_per_invocation: float
 ) -> dict[str, Any] | None:
-    """The bench projection row nearest to this bill (same arch, nearest memory, nearest shard size), if any."""
+    """The bench projection row nearest to this bill (same arch, nearest memory, nearest objects per work
+    item: shard objects x shards per item), if any."""
     from pathlib import Path
 
     if not results_path or not Path(results_path).is_file():
@@ -213,19 +214,29 @@ def projection_for(
     rows = [r for r in rows if r["arch"] == arch]
     if not rows:
         return None
-    best = min(rows, key=lambda r: (abs(r["memory_mb"] - memory_mb), abs(r["shard_objects"] - objects_per_invocation)))
-    return {"source": results_path, "kind": "projection"} | {
-        k: best[k]
-        for k in (
-            "arch",
-            "memory_mb",
-            "shard_mb",
-            "shard_objects",
-            "usd_per_million_objects",
-            "components_per_million",
-            "billed_s_per_invocation",
-        )
-    }
+    best = min(
+        rows,
+        key=lambda r: (
+            abs(r["memory_mb"] - memory_mb),
+            abs(r["shard_objects"] * r.get("shards_per_item", 1) - objects_per_invocation),
+        ),
+    )
+    return (
+        {"source": results_path, "kind": "projection"}
+        | {
+            k: best[k]
+            for k in (
+                "arch",
+                "memory_mb",
+                "shard_mb",
+                "shard_objects",
+                "usd_per_million_objects",
+                "components_per_million",
+                "billed_s_per_invocation",
+            )
+        }
+        | {"shards_per_item": best.get("shards_per_item", 1)}
+    )
 
 
 def stack_defaults(args: argparse.Namespace, env: dict[str, str] | None = None) -> None:
@@ -360,7 +371,8 @@ def _print_table(bill_: dict[str, Any]) -> None:
     if proj:
         lam = proj["components_per_million"]["lambda_compute"] + proj["components_per_million"]["lambda_requests"]
         console.print(
-            f"projection ({proj['source']}, {proj['arch']} {proj['memory_mb']} MB, {proj['shard_mb']} MB shards): "
+            f"projection ({proj['source']}, {proj['arch']} {proj['memory_mb']} MB, {proj['shard_mb']} MB shards, "
+            f"{proj['shards_per_item']} per item): "
             f"${lam:.4f} per million objects for Lambda, ${proj['usd_per_million_objects']:.4f} with all charges"
         )
 
