@@ -124,7 +124,9 @@ class CostError(ValueError):
 
 @dataclass(frozen=True)
 class Prices:
-    """USD list prices, us-east-1 (REFERENCE.md section 4; AWS pricing pages, read 2026-11)."""
+    """USD list prices, us-east-1, as REFERENCE.md section 4 gives them (2026-11-30): Lambda, Step Functions
+    standard, S3 standard requests (aws.amazon.com/s3/pricing: LIST in the PUT tier, HEAD in the GET tier),
+    CloudWatch Logs standard ingestion. Not re-read from AWS on that date (this machine is offline)."""
 
     lambda_gb_s_x86: float = 0.0000166667
     lambda_gb_s_arm64: float = 0.0000133334

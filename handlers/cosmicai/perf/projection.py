@@ -195,8 +195,9 @@ C7A_LARGE = Instance(
     on_demand_usd_h=0.10264,
     spot_usd_h=round(0.10264 * 0.35, 5),
     cpu="AMD EPYC 9R14 (Zen 4), one core per vCPU",
-    source="on-demand: AWS EC2 on-demand price list, us-east-1 Linux, $0.10264/h (as of 2026-11; not re-read from "
-    "this offline machine); spot: an assumption of 35% of on-demand (spot prices move hourly: check "
+    source="on-demand: AWS's EC2 on-demand list price for c7a.large, us-east-1 Linux, $0.10264/h (its price since "
+    "c7a's launch in 2023; not re-read on 2026-11-30, this machine is offline; an independent public instance "
+    "catalogue lists $0.1027); spot: an assumption of 35% of on-demand (spot prices move hourly: check "
     "`aws ec2 describe-spot-price-history --instance-types c7a.large`); AWS Batch: no charge beyond EC2 "
     "(aws.amazon.com/batch/pricing); EC2 bills per second with a 60 s minimum",
 )
