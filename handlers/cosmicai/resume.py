@@ -60,7 +60,7 @@ def prepare_resume(s3: Any, payload: RunPayload, started_at: float) -> dict[str,
     shards = [s for item in items for s in item["shards"]]
     with ThreadPoolExecutor(PROBE_THREADS) as pool:
         counts = list(pool.map(lambda s: probe_count(s3, bucket, s["key"], s["bytes"])[0], shards))
-    for shard, count in zip(shards, counts):
+    for shard, count in zip(shards, counts, strict=True):
         shard["count"] = count
     put_json(s3, ob, loc.key(RESUME_FILE), items)
     resumed = run | {"resumes": [*run.get("resumes", []), {"started_at": started_at, "items": len(items),

@@ -30,7 +30,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from cosmicai.metrics import MetricAccumulator, MetricPartial, PartialFormatError, ShardPartial, error_bounds, partials_from_bytes
+from cosmicai.metrics import (
+    MetricAccumulator,
+    MetricPartial,
+    PartialFormatError,
+    ShardPartial,
+    error_bounds,
+    partials_from_bytes,
+)
 from cosmicai.runstore import (
     METRICS_DIR,
     PLAN_FILE,
@@ -178,8 +185,9 @@ class RunReports:
                 yield report
 
     def warnings(self) -> list[str]:
-        stale = [f"{self.stale} worker report(s) of other runs under {self.loc.key(WORKERS_DIR)} ignored"] if self.stale else []
-        return self.errors + stale
+        if not self.stale:
+            return list(self.errors)
+        return [*self.errors, f"{self.stale} worker report(s) of other runs under {self.loc.key(WORKERS_DIR)} ignored"]
 
 
 def stream_map(fn: Callable[[T], R], items: Iterable[T], threads: int = READ_THREADS, window: int | None = None) -> Iterator[R]:
@@ -263,7 +271,7 @@ class PartialMerge:
         wanted = [o for o in entry.outcomes if o["status"] == "succeeded"]
         if not wanted:
             return
-        for o, sec in zip(wanted, sections):
+        for o, sec in zip(wanted, sections, strict=True):
             if sec.rows != o["objects"]:
                 self.row_warnings.append(f"{o['prediction_key']}: {sec.rows} rows but the worker reported {o['objects']}")
                 o["objects"] = sec.rows
@@ -392,7 +400,8 @@ def summarize_run(s3: Any, loc: RunLocation, run_id: str | None = None, map_erro
 
     warnings: list[str] = list(run.get("warnings", [])) + reports.warnings()
     if reports.catalogs.untaken:
-        warnings.append(f"{reports.catalogs.untaken} catalog(s) under {loc.key(PREDICTIONS_DIR)} not in this run's plan ignored")
+        warnings.append(f"{reports.catalogs.untaken} catalog(s) under {loc.key(PREDICTIONS_DIR)} "
+                        "not in this run's plan ignored")
     if map_error:
         name, msg = parse_cause(map_error)
         warnings.append(f"the Map state failed: {name}: {msg}")

@@ -63,17 +63,13 @@ class WorkerTotals:
     billed_seconds: float = 0.0
     billed_mb_seconds: float = 0.0  # sum of memory_mb x billed seconds of workers that report memory
     billed_seconds_unsized: float = 0.0
-    busy_seconds: float = 0.0  # wall seconds
     cold_starts: int = 0
-    cold_init_seconds: float = 0.0
 
     def add(self, row: dict[str, Any]) -> None:
         """Count one live worker's row (worker_row)."""
-        init, busy = float(row.get("init_seconds") or 0), float(row.get("seconds") or 0)
-        billed = init + busy
+        billed = float(row.get("init_seconds") or 0) + float(row.get("seconds") or 0)
         self.workers += 1
         self.billed_seconds += billed
-        self.busy_seconds += busy
         memory = row.get("memory_mb")
         if memory:
             self.memory_mb = max(self.memory_mb or 0, memory)
@@ -82,7 +78,6 @@ class WorkerTotals:
             self.billed_seconds_unsized += billed
         if row.get("cold_start"):
             self.cold_starts += 1
-            self.cold_init_seconds += init
 
 
 class PerformanceTally:

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from fanout_s3 import MemoryS3
 
 from cosmicai.catalog import catalog_to_bytes
 from cosmicai.metrics import compute_metrics
@@ -34,6 +33,7 @@ from cosmicai.runstore import RunLocation
 from cosmicai.shards import shard_to_bytes
 from cosmicai.summary import summarize_run
 from cosmicai.worker import WorkItem, run_item
+from fanout_s3 import MemoryS3
 from tests.conftest import build_shard
 
 LOC = RunLocation("out-bucket", "r/")

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-from fanout_s3 import MemoryS3
 
 from cosmicai.payload import PayloadError, RunPayload
 from cosmicai.plan import prepare_run
@@ -16,6 +15,7 @@ from cosmicai.runstore import RunLocation
 from cosmicai.shards import shard_to_bytes
 from cosmicai.summary import summarize_run
 from cosmicai.worker import WorkItem, failure_report, run_item, with_previous_report
+from fanout_s3 import MemoryS3
 from tests.conftest import build_shard
 
 LOC = RunLocation("out-bucket", "r/")

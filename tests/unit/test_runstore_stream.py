@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from fanout_s3 import MemoryS3
 
 from cosmicai.runstore import JsonLinesSpool, ListedKeys, RunStoreError, iter_json_array, iter_json_lines
+from fanout_s3 import MemoryS3
 
 
 def _store(body: bytes, key: str = "r/doc.json") -> MemoryS3:

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from fanout_s3 import MemoryS3
 
 import cosmicai
 from cosmicai.catalog import catalog_provenance, read_catalog
@@ -16,7 +15,6 @@ from cosmicai.plan import prepare_run
 from cosmicai.runstore import RunLocation
 from cosmicai.shards import shard_to_bytes
 from cosmicai.summary import (
-    FAILURES_LISTED,
     MISSING,
     SummaryError,
     account_item,
@@ -27,6 +25,7 @@ from cosmicai.summary import (
 from cosmicai.summary_tally import PROVENANCE_FIELDS, ProvenanceTally
 from cosmicai.weightsfile import default_weights_path, weights_sha256
 from cosmicai.worker import WorkItem, failure_report, run_item, worker_provenance
+from fanout_s3 import MemoryS3
 from metric_agreement import assert_metrics_agree
 from tests.conftest import build_shard
 

@@ -14,7 +14,15 @@ from typing import Any
 from cosmicai.payload import split_s3_uri
 from cosmicai.perf.projection import shard_objects
 from cosmicai.perf.scale import synthetic_shard
-from cosmicai.runstore import SUMMARY_FILE, SUMMARY_WORKERS_FILE, RunLocation, aws_client, get_json, iter_json_lines, s3_client
+from cosmicai.runstore import (
+    SUMMARY_FILE,
+    SUMMARY_WORKERS_FILE,
+    RunLocation,
+    aws_client,
+    get_json,
+    iter_json_lines,
+    s3_client,
+)
 from cosmicai.shards import shard_to_bytes
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
