@@ -344,9 +344,6 @@ class S3Requests:
     list: float = 0.0
     head: float = 0.0
 
-    def __add__(self, other: S3Requests) -> S3Requests:
-        return S3Requests(self.get + other.get, self.put + other.put, self.list + other.list, self.head + other.head)
-
     def usd(self, prices: Prices) -> float:
         return (
             self.get * prices.s3_get
@@ -401,7 +398,7 @@ def lambda_requests(shape: RunShape) -> int:
 
 def log_bytes(shape: RunShape, deployment: Deployment) -> dict[str, float]:
     """CloudWatch Logs bytes ingested by a run, by source, at the deployment's log levels."""
-    events: dict[str, float] = {}
+    out: dict[str, float] = {}
     info = FUNCTION_LOG_LEVELS.index(deployment.function_log_level) <= FUNCTION_LOG_LEVELS.index("INFO")
     warning = FUNCTION_LOG_LEVELS.index(deployment.function_log_level) <= FUNCTION_LOG_LEVELS.index("WARNING")
     function_lines = (shape.shards + shape.items + 3) if info else 0
@@ -416,9 +413,9 @@ def log_bytes(shape: RunShape, deployment: Deployment) -> dict[str, float]:
         else 0
     )
     function_bytes += RECORD_FAILURE_LOG_BYTES * shape.failed_items if warning else 0
-    events["functions"] = function_bytes + LOG_EVENT_OVERHEAD_BYTES * function_lines
+    out["functions"] = function_bytes + LOG_EVENT_OVERHEAD_BYTES * function_lines
     per_invocation = sum(len(line) + LOG_EVENT_OVERHEAD_BYTES for line in LAMBDA_PLATFORM_LINES)
-    events["lambda_platform"] = per_invocation * lambda_requests(shape)
+    out["lambda_platform"] = per_invocation * lambda_requests(shape)
     counts = SFN_EVENTS_ALL if deployment.state_machine_log_level == "ALL" else SFN_EVENTS_ERROR
     sfn_events = (
         counts["run"]
@@ -426,8 +423,8 @@ def log_bytes(shape: RunShape, deployment: Deployment) -> dict[str, float]:
         + counts["retry"] * shape.infer_retries
         + counts["failed_item"] * shape.failed_items
     )
-    events["step_functions"] = sfn_events * (len(SFN_LOG_RECORD) + LOG_EVENT_OVERHEAD_BYTES)
-    return events
+    out["step_functions"] = sfn_events * (len(SFN_LOG_RECORD) + LOG_EVENT_OVERHEAD_BYTES)
+    return out
 
 
 @dataclass(frozen=True)
