@@ -14,12 +14,12 @@ from cosmicai.costs import (
     RunShape,
     cost_per_million,
     item_seconds,
-    lambda_usage,
-    project_seconds,
-    run_bill,
     lambda_compute_usd,
+    lambda_usage,
     memory_for_vcpus,
+    project_seconds,
     recommend_memory,
+    run_bill,
     vcpus_for_memory,
 )
 
@@ -55,7 +55,8 @@ def test_cost_per_million_by_hand() -> None:
     q = cost_per_million(CostInputs(memory_mb=1769, objects_per_s=250, objects_per_invocation=5000, init_s=2.0))
     invocations = 1_000_000 / 5000  # 200, each cold
     rates = Rates(objects_per_s=250, init_s=2.0)
-    # one item: GET 0.05 s + 5,000 x 20,512 B at 67 MB/s; 20 s compute; catalog PUT 0.05 s + 66 KB; partial and report 0.1 s
+    # one item: GET 0.05 s + 5,000 x 20,512 B at 67 MB/s; 20 s compute; catalog PUT 0.05 s + 66 KB;
+    # partial and report 0.1 s
     download = 0.05 + 5000 * BYTES_PER_OBJECT / 67e6
     upload = 0.05 + 5000 * 13.2 / 67e6 + 0.1
     billed = 2.0 + download + 20.0 + upload
@@ -75,14 +76,30 @@ def test_cost_per_million_by_hand() -> None:
 
 def test_quote_is_the_bill_of_a_million_objects() -> None:
     base = CostInputs(memory_mb=1024, objects_per_s=100, objects_per_invocation=1000)
-    shape = RunShape(objects=1_000_000, shards=1000, items=1000, cold_starts=1000,
-                     wall_s=item_seconds(1000, 1, Rates(objects_per_s=100, init_s=0.0)).total_s)
+    shape = RunShape(
+        objects=1_000_000,
+        shards=1000,
+        items=1000,
+        cold_starts=1000,
+        wall_s=item_seconds(1000, 1, Rates(objects_per_s=100, init_s=0.0)).total_s,
+    )
     seconds = project_seconds(shape, Rates(objects_per_s=100, init_s=0.0))
-    bill = run_bill(shape, lambda_usage(shape, seconds, Deployment(infer_memory_mb=1024), "projected"),
-                    Deployment(infer_memory_mb=1024))
+    bill = run_bill(
+        shape,
+        lambda_usage(shape, seconds, Deployment(infer_memory_mb=1024), "projected"),
+        Deployment(infer_memory_mb=1024),
+    )
     assert cost_per_million(base)["usd_per_million_objects"] == pytest.approx(bill.usd)
-    free = Prices(lambda_gb_s_x86=0.0, lambda_per_request=0.0, sfn_per_transition=0.0, s3_get=0.0, s3_head=0.0, s3_put=0.0,
-                  s3_list=0.0, logs_ingest_per_gb=0.0)
+    free = Prices(
+        lambda_gb_s_x86=0.0,
+        lambda_per_request=0.0,
+        sfn_per_transition=0.0,
+        s3_get=0.0,
+        s3_head=0.0,
+        s3_put=0.0,
+        s3_list=0.0,
+        logs_ingest_per_gb=0.0,
+    )
     assert cost_per_million(base, free)["usd_per_million_objects"] == 0.0
 
 

@@ -23,7 +23,10 @@ from cosmicai.lambda_logs import (
 )
 
 # AWS text format: tab-separated, trailing tab; Billed Duration already holds the init time.
-AWS_WARM = "REPORT RequestId: 3604209a-e9a3-11e6-939a-754dd98c7be3\tDuration: 12.34 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\tMax Memory Used: 18 MB\t"
+AWS_WARM = (
+    "REPORT RequestId: 3604209a-e9a3-11e6-939a-754dd98c7be3\tDuration: 12.34 ms\tBilled Duration: 13 ms\t"
+    "Memory Size: 128 MB\tMax Memory Used: 18 MB\t"
+)
 AWS_COLD_IMAGE = (
     "REPORT RequestId: bf5f58db-ef7d-4cb2-b3c6-266eba1bbedb\tDuration: 395.99 ms\tBilled Duration: 662 ms\t"
     "Memory Size: 512 MB\tMax Memory Used: 301 MB\tInit Duration: 265.72 ms\t"
@@ -47,17 +50,28 @@ AWS_ERROR = (
     "Memory Size: 3008 MB\tMax Memory Used: 3008 MB\tStatus: error\tError Type: Runtime.OutOfMemory"
 )
 # Copied from a console: spaces instead of tabs.
-AWS_SPACES = "REPORT RequestId: f949935c-0f0e-4718-9976-9df42585adb5 Duration: 2.05 ms Billed Duration: 3 ms Memory Size: 1152 MB Max Memory Used: 76 MB"
+AWS_SPACES = (
+    "REPORT RequestId: f949935c-0f0e-4718-9976-9df42585adb5 Duration: 2.05 ms Billed Duration: 3 ms "
+    "Memory Size: 1152 MB Max Memory Used: 76 MB"
+)
 # JSON log format (LoggingConfig.LogFormat = JSON).
-AWS_JSON = json.dumps({
-    "time": "2025-01-01T00:00:00.000Z",
-    "type": "platform.report",
-    "record": {
-        "requestId": "6d68ca91-49c9-448d-89b8-7ca3e6dc66aa",
-        "metrics": {"durationMs": 1450.4, "billedDurationMs": 3551, "memorySizeMB": 3538, "maxMemoryUsedMB": 812, "initDurationMs": 2100.2},
-        "status": "success",
-    },
-})
+AWS_JSON = json.dumps(
+    {
+        "time": "2025-01-01T00:00:00.000Z",
+        "type": "platform.report",
+        "record": {
+            "requestId": "6d68ca91-49c9-448d-89b8-7ca3e6dc66aa",
+            "metrics": {
+                "durationMs": 1450.4,
+                "billedDurationMs": 3551,
+                "memorySizeMB": 3538,
+                "maxMemoryUsedMB": 812,
+                "initDurationMs": 2100.2,
+            },
+            "status": "success",
+        },
+    }
+)
 # Captured from the local cloud's process executor (LocalStack log groups of a deployed stack, one run):
 # same text layout as AWS, but its Billed Duration leaves the Init Duration out.
 LOCAL_LINES = (Path(__file__).parent / "data" / "report_lines_localstack.log").read_text().splitlines()
@@ -73,12 +87,20 @@ def test_text_lines_with_and_without_init() -> None:
     assert cold.billed_gb_seconds == pytest.approx(0.5 * 0.662)
     spaced = parse_report_line(AWS_SPACES)
     assert (spaced.request_id, spaced.billed_duration_ms, spaced.memory_size_mb, spaced.max_memory_used_mb) == (
-        "f949935c-0f0e-4718-9976-9df42585adb5", 3.0, 1152, 76)
+        "f949935c-0f0e-4718-9976-9df42585adb5",
+        3.0,
+        1152,
+        76,
+    )
 
 
 def test_xray_start_end_lines_are_skipped() -> None:
-    lines = ["START RequestId: 89ba7dfa-72d1-4ad7-9dac-2214d1698697 Version: $LATEST", *AWS_XRAY_EVENT.splitlines(),
-             "END RequestId: 89ba7dfa-72d1-4ad7-9dac-2214d1698697", '{"level": "INFO", "msg": "item done"}']
+    lines = [
+        "START RequestId: 89ba7dfa-72d1-4ad7-9dac-2214d1698697 Version: $LATEST",
+        *AWS_XRAY_EVENT.splitlines(),
+        "END RequestId: 89ba7dfa-72d1-4ad7-9dac-2214d1698697",
+        '{"level": "INFO", "msg": "item done"}',
+    ]
     reports = parse_report_lines(lines)
     assert len(reports) == 1
     assert reports[0].billed_duration_ms == 338.0 and reports[0].init_duration_ms == pytest.approx(333.05)
@@ -94,7 +116,12 @@ def test_snapstart_timeout_error_json_and_local() -> None:
     assert (error.status, error.error_type) == ("error", "Runtime.OutOfMemory")
     js = parse_report_line(AWS_JSON)
     assert (js.request_id, js.billed_duration_ms, js.memory_size_mb, js.init_duration_ms, js.status) == (
-        "6d68ca91-49c9-448d-89b8-7ca3e6dc66aa", 3551.0, 3538, 2100.2, None)
+        "6d68ca91-49c9-448d-89b8-7ca3e6dc66aa",
+        3551.0,
+        3538,
+        2100.2,
+        None,
+    )
     assert parse_report_line(json.dumps({"type": "platform.start", "record": {}})) is None
     local = parse_report_line(LOCAL_CLOUD)
     # 30,385.79 ms run + 1,047.31 ms init, billed as AWS bills an image's cold start: 31,434 ms.
@@ -150,16 +177,33 @@ def test_dedupe_keeps_one_per_request() -> None:
 def test_fetch_pages_through_filter_log_events() -> None:
     logs = boto3.client("logs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(logs) as stub:
-        params = {"logGroupName": "/aws/lambda/f", "startTime": 1000, "endTime": 2000, "filterPattern": '?"REPORT RequestId" ?"platform.report"'}
-        stub.add_response("filter_log_events", {"events": [
-            {"logStreamName": "s1", "timestamp": 1500, "message": AWS_XRAY_EVENT},
-            {"logStreamName": "s1", "timestamp": 1501, "message": "START RequestId: y"},
-        ], "nextToken": "t"}, params)
-        stub.add_response("filter_log_events", {"events": [{"logStreamName": "s2", "timestamp": 1600, "message": AWS_JSON}]},
-                          params | {"nextToken": "t"})
+        params = {
+            "logGroupName": "/aws/lambda/f",
+            "startTime": 1000,
+            "endTime": 2000,
+            "filterPattern": '?"REPORT RequestId" ?"platform.report"',
+        }
+        stub.add_response(
+            "filter_log_events",
+            {
+                "events": [
+                    {"logStreamName": "s1", "timestamp": 1500, "message": AWS_XRAY_EVENT},
+                    {"logStreamName": "s1", "timestamp": 1501, "message": "START RequestId: y"},
+                ],
+                "nextToken": "t",
+            },
+            params,
+        )
+        stub.add_response(
+            "filter_log_events",
+            {"events": [{"logStreamName": "s2", "timestamp": 1600, "message": AWS_JSON}]},
+            params | {"nextToken": "t"},
+        )
         got = list(fetch_report_lines(logs, "/aws/lambda/f", start_ms=1000, end_ms=2000))
     assert [(r.request_id, r.log_stream, r.timestamp_ms) for r in got] == [
-        ("89ba7dfa-72d1-4ad7-9dac-2214d1698697", "s1", 1500), ("6d68ca91-49c9-448d-89b8-7ca3e6dc66aa", "s2", 1600)]
+        ("89ba7dfa-72d1-4ad7-9dac-2214d1698697", "s1", 1500),
+        ("6d68ca91-49c9-448d-89b8-7ca3e6dc66aa", "s2", 1600),
+    ]
 
 
 def test_parse_time_forms() -> None:
@@ -174,7 +218,9 @@ def test_parse_time_forms() -> None:
 def test_costs_command_needs_run_id_and_output_together() -> None:
     from cosmicai.commands.costs import collect
 
-    args = argparse.Namespace(logs=["/aws/lambda/f"], start=None, end=None, output=None, run_id="r1", arch=None, objects=None)
+    args = argparse.Namespace(
+        logs=["/aws/lambda/f"], start=None, end=None, output=None, run_id="r1", arch=None, objects=None
+    )
     with pytest.raises(CostsCommandError, match="--run-id and --output go together"):
         collect(args)
 
@@ -194,8 +240,15 @@ def test_throughput_scales_with_vcpu_share() -> None:
 
 
 def test_project_run_by_hand() -> None:
-    p = project_run(objects_per_s=400.0, memory_mb=1769, shard_objects=5000, total_objects=659_817,
-                    concurrency=1000, init_s=2.0, arch="x86_64")
+    p = project_run(
+        objects_per_s=400.0,
+        memory_mb=1769,
+        shard_objects=5000,
+        total_objects=659_817,
+        concurrency=1000,
+        init_s=2.0,
+        arch="x86_64",
+    )
     invocations = -(-659_817 // 5000)  # 132
     per_item = 659_817 / invocations  # the mean item
     download = 0.05 + per_item * 20_512 / 67e6  # one GET stream at 67 MB/s plus 50 ms (costs.S3_MB_PER_S)
@@ -208,8 +261,15 @@ def test_project_run_by_hand() -> None:
     assert p["cost"]["components"]["lambda_compute"] == pytest.approx(infer_per_m, rel=2e-3)  # + Init and Summarize
     assert p["wall_s"] == pytest.approx(billed)  # 132 workers <= 1000: one wave
     assert p["run_usd"] == pytest.approx(p["cost"]["usd_per_million_objects"] * 659_817 / 1e6)
-    many = project_run(objects_per_s=400.0, memory_mb=1769, shard_objects=500, total_objects=659_817,
-                       concurrency=1000, init_s=2.0, prices=Prices())
+    many = project_run(
+        objects_per_s=400.0,
+        memory_mb=1769,
+        shard_objects=500,
+        total_objects=659_817,
+        concurrency=1000,
+        init_s=2.0,
+        prices=Prices(),
+    )
     one = many["item_seconds"]
     item_s = one["download_s"] + one["compute_s"] + one["upload_s"]
     assert many["waves"] == 2 and many["wall_s"] == pytest.approx(2.0 + 2 * item_s)  # init once per worker
