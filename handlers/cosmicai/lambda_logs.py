@@ -96,7 +96,13 @@ _JSON_METRICS = {
 }
 _REQUIRED = ("request_id", "duration_ms", "billed_duration_ms", "memory_size_mb")
 _INT_FIELDS = ("memory_size_mb", "max_memory_used_mb")
-_FLOAT_FIELDS = ("duration_ms", "billed_duration_ms", "init_duration_ms", "restore_duration_ms", "billed_restore_duration_ms")
+_FLOAT_FIELDS = (
+    "duration_ms",
+    "billed_duration_ms",
+    "init_duration_ms",
+    "restore_duration_ms",
+    "billed_restore_duration_ms",
+)
 
 
 def _build(fields: dict[str, Any], line: str, where: str) -> ReportLine:
@@ -138,14 +144,16 @@ def _parse_json(line: str, where: str) -> ReportLine | None:
     return _build(fields, line, where)
 
 
-def parse_report_line(line: str, *, timestamp_ms: int | None = None, log_stream: str | None = None, where: str = "log") -> ReportLine | None:
+def parse_report_line(
+    line: str, *, timestamp_ms: int | None = None, log_stream: str | None = None, where: str = "log"
+) -> ReportLine | None:
     """The REPORT line's billing facts, None if `line` is not a REPORT line; malformed ones raise ReportLineError."""
     text = line.strip()
     if text.startswith("{"):
         report = _parse_json(text, where)
     elif text.startswith("REPORT RequestId:"):
         fields: dict[str, Any] = {}
-        for m in _FIELD.finditer(text[len("REPORT "):]):
+        for m in _FIELD.finditer(text[len("REPORT ") :]):
             key = m.group(1)
             if key in _TEXT_KEYS:
                 fields.setdefault(_TEXT_KEYS[key], m.group(2))
@@ -206,7 +214,9 @@ def dedupe(reports: Iterable[ReportLine]) -> list[ReportLine]:
     return list(seen.values())
 
 
-def bill(reports: Iterable[ReportLine], arch: str = "x86_64", prices: Prices = DEFAULT_PRICES, objects: int | None = None) -> dict[str, Any]:
+def bill(
+    reports: Iterable[ReportLine], arch: str = "x86_64", prices: Prices = DEFAULT_PRICES, objects: int | None = None
+) -> dict[str, Any]:
     """The Lambda charges these invocations incurred: billed GB-s, compute and request USD, cold starts.
 
     With `objects` (objects predicted by these invocations) it also gives USD per million objects.
