@@ -1,12 +1,14 @@
 """Container images: build both (reused when their content-digest tag exists), check size
-budgets, user and contents, and run Init, Infer and Summarize once, each in its image, through
-the local cloud's docker executor mode, declared as Terraform declares them (package type Image).
+budgets, user and contents (no CLI code), and run Init, Infer and Summarize once, each in its image,
+through the local cloud's docker executor mode, declared as Terraform declares them (package type
+Image); an out-of-memory worker in the real inference image; the arm64 pins (no engine needed).
 
 Skipped only when no Docker engine can be started (dockerd missing and not installable).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -331,3 +333,53 @@ def test_terraform_stack_runs_end_to_end_in_docker_mode(images, docker_env, dock
     finally:
         stack.destroy()
     assert leftovers(endpoint, outputs) == []
+
+
+def _faulty_inference_image(docker_env: dict[str, str], inference_ref: str, workdir: Path) -> str:
+    """The inference image plus the test-only fault wrapper (a test image: the product's never carries it)."""
+    fixtures = ROOT / "tests/integration/lambda_fixtures"
+    ctx = workdir / "faulty-image"
+    (ctx / "lambda_fixtures").mkdir(parents=True)
+    for name in ("faults.py", "faulty_infer.py"):
+        (ctx / "lambda_fixtures" / name).write_bytes((fixtures / name).read_bytes())
+    (ctx / "Dockerfile").write_text(
+        f"FROM {inference_ref}\n"
+        "COPY lambda_fixtures/ /opt/cosmicai/test-site/tests/integration/lambda_fixtures/\n"
+        "ENV PYTHONPATH=/opt/cosmicai/test-site\n"
+    )
+    tag = f"cosmicai-faulty-inference:{inference_ref.split(':', 1)[1]}"
+    docker({**docker_env, "DOCKER_BUILDKIT": "0"}, "build", "-q", "-t", tag, str(ctx), timeout=300)
+    return tag
+
+
+def test_out_of_memory_in_the_real_inference_image_in_docker_mode(images, docker_env, docker_localstack, tmp_path):
+    """A worker in the inference image (the fault wrapper layered on) that outgrows its memory size
+    ends as Lambda's out-of-memory error, with the container capped by `docker run --memory`.
+
+    What stops it, measured (docker events, 2026-11-30): the executor's memory watchdog (sampled
+    peak RSS over the memory size, then `docker rm -f`: a `kill` event, no kernel `oom` event), a
+    little before the cgroup limit would. That the kernel's kill alone is reported the same way is
+    not shown here."""
+    ls = docker_localstack
+    kw = {"endpoint_url": ls["AWS_ENDPOINT_URL"], "region_name": "us-east-1",
+          "aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    lam = boto3.client("lambda", config=Config(retries={"max_attempts": 0}, read_timeout=300), **kw)
+    ref = _faulty_inference_image(docker_env, images["inference"]["local_ref"], tmp_path)
+    name, memory = f"cosmicai-img-oom-{uuid.uuid4().hex[:8]}", 1024
+    statements = [{"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                   "Resource": ["arn:aws:logs:*:000000000000:log-group:/aws/lambda/cosmicai-img-*"]}]
+    # The wrapper hoards memory before the real handler reads anything: no bucket is needed.
+    shard = {"key": "in/fault-oom-0.safetensors", "name": "fault-oom-0", "bytes": 1, "count": 1}
+    item = {"item_id": "item-00000", "run_id": "oom", "input_bucket": "none", "output": "s3://none/out/",
+            "batch_size": 8, "precision": "fp32", "shards": [shard]}
+    with scoped_role(boto3.client("iam", **kw), ROLE.rsplit("/", 1)[1], statements):
+        _create(lam, name, ref, "tests.integration.lambda_fixtures.faulty_infer.handler", memory)
+        try:
+            resp = lam.invoke(FunctionName=name, Payload=json.dumps(item).encode(), LogType="Tail")
+        finally:
+            lam.delete_function(FunctionName=name)
+    body = json.loads(resp["Payload"].read() or b"null")
+    logs = base64.b64decode(resp.get("LogResult", "")).decode(errors="replace")
+    assert resp.get("FunctionError") == "Unhandled" and body["errorType"] == "Runtime.OutOfMemory", (body, logs)
+    assert f"memory size {memory} MB exceeded" in body["errorMessage"], body
+    assert "Runtime.OutOfMemory" in logs and f"Memory Size: {memory} MB" in logs, logs
