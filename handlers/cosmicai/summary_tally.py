@@ -22,7 +22,7 @@ PROVENANCE_FIELDS = ("cosmicai_version", "weights_name", "weights_sha256", "mode
                      "uncertainty")
 
 
-def percentile(values: array, q: float) -> float | None:
+def percentile(values: array[float], q: float) -> float | None:
     """The q-th percentile (linear), None for no values."""
     return float(np.percentile(np.frombuffer(values, dtype=np.float64), q)) if len(values) else None
 
@@ -90,8 +90,8 @@ class PerformanceTally:
     def __init__(self, rows: JsonLinesSpool) -> None:
         self.rows = rows
         self.totals = WorkerTotals()
-        self.seconds = array("d")
-        self.rates = array("d")
+        self.seconds: array[float] = array("d")
+        self.rates: array[float] = array("d")
 
     def add(self, report: dict[str, Any]) -> None:
         if report.get("crashed"):
