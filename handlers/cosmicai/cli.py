@@ -33,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         # Commands that only compute (convert-checkpoint in the image build) run without the extra.
         if exc.name not in CLI_EXTRA:
             raise
-        print(f"cosmicai {args.command}: needs {exc.name}, from the `cli` extra: pip install 'cosmicai[cli]'",
-              file=sys.stderr)
+        print(
+            f"cosmicai {args.command}: needs {exc.name}, from the `cli` extra: pip install 'cosmicai[cli]'",
+            file=sys.stderr,
+        )
         return 2
 
 

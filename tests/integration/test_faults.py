@@ -109,9 +109,10 @@ def fault_stack(localstack: Any, tmp_path_factory: pytest.TempPathFactory) -> It
     and the fault-injecting wrapper as the infer handler; destroyed at the end of the module."""
     if executor_mode() != "process":
         pytest.skip("the fault wrapper runs from the project tree: process executor mode only")
-    stack = stack_with_prefix(localstack.endpoint, tmp_path_factory.mktemp("fault-stack"), f"cosmicai-f{os.getpid() % 100000}")
-    stack.var_file.write_text(stack.var_file.read_text()
-                              + f"infer_timeout_s = {INFER_TIMEOUT_S}\ninfer_memory_mb = {INFER_MEMORY_MB}\n")
+    prefix = f"cosmicai-f{os.getpid() % 100000}"
+    stack = stack_with_prefix(localstack.endpoint, tmp_path_factory.mktemp("fault-stack"), prefix)
+    sizes = f"infer_timeout_s = {INFER_TIMEOUT_S}\ninfer_memory_mb = {INFER_MEMORY_MB}\n"
+    stack.var_file.write_text(stack.var_file.read_text() + sizes)
     stack.env["COSMICAI_EXECUTOR_MODE"] = executor_mode()
     stack.deploy()
     outputs = stack.outputs()

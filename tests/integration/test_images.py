@@ -131,13 +131,23 @@ def test_inference_image_loads_baked_weights(images, docker_env):
 
 
 # Code no function runs (images/runtime_modules.py keeps each image's handlers' imports only).
-CLI_ONLY = ("cosmicai.cli", "cosmicai.commands", "cosmicai.perf", "cosmicai.data.train", "cosmicai.data.generate", "rich")
+CLI_ONLY = (
+    "cosmicai.cli",
+    "cosmicai.commands",
+    "cosmicai.perf",
+    "cosmicai.data.train",
+    "cosmicai.data.generate",
+    "rich",
+)
 
 
-@pytest.mark.parametrize(("name", "handlers"), [
-    ("inference", "cosmicai.handlers.infer"),
-    ("orchestration", "cosmicai.handlers.init, cosmicai.handlers.summarize"),
-])
+@pytest.mark.parametrize(
+    ("name", "handlers"),
+    [
+        ("inference", "cosmicai.handlers.infer"),
+        ("orchestration", "cosmicai.handlers.init, cosmicai.handlers.summarize"),
+    ],
+)
 def test_images_carry_their_handlers_and_no_cli_code(images, docker_env, name, handlers):
     code = (
         f"import importlib.util as u, pathlib, {handlers}\n"
@@ -361,17 +371,33 @@ def test_out_of_memory_in_the_real_inference_image_in_docker_mode(images, docker
     little before the cgroup limit would. That the kernel's kill alone is reported the same way is
     not shown here."""
     ls = docker_localstack
-    kw = {"endpoint_url": ls["AWS_ENDPOINT_URL"], "region_name": "us-east-1",
-          "aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    kw = {
+        "endpoint_url": ls["AWS_ENDPOINT_URL"],
+        "region_name": "us-east-1",
+        "aws_access_key_id": "test",
+        "aws_secret_access_key": "test",
+    }
     lam = boto3.client("lambda", config=Config(retries={"max_attempts": 0}, read_timeout=300), **kw)
     ref = _faulty_inference_image(docker_env, images["inference"]["local_ref"], tmp_path)
     name, memory = f"cosmicai-img-oom-{uuid.uuid4().hex[:8]}", 1024
-    statements = [{"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                   "Resource": ["arn:aws:logs:*:000000000000:log-group:/aws/lambda/cosmicai-img-*"]}]
+    statements = [
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": ["arn:aws:logs:*:000000000000:log-group:/aws/lambda/cosmicai-img-*"],
+        }
+    ]
     # The wrapper hoards memory before the real handler reads anything: no bucket is needed.
     shard = {"key": "in/fault-oom-0.safetensors", "name": "fault-oom-0", "bytes": 1, "count": 1}
-    item = {"item_id": "item-00000", "run_id": "oom", "input_bucket": "none", "output": "s3://none/out/",
-            "batch_size": 8, "precision": "fp32", "shards": [shard]}
+    item = {
+        "item_id": "item-00000",
+        "run_id": "oom",
+        "input_bucket": "none",
+        "output": "s3://none/out/",
+        "batch_size": 8,
+        "precision": "fp32",
+        "shards": [shard],
+    }
     with scoped_role(boto3.client("iam", **kw), ROLE.rsplit("/", 1)[1], statements):
         _create(lam, name, ref, "tests.integration.lambda_fixtures.faulty_infer.handler", memory)
         try:

@@ -33,7 +33,9 @@ def test_other_names_are_untouched() -> None:
 
 
 def test_crash_exits_the_process_with_a_non_zero_code() -> None:
-    code = "from tests.integration.lambda_fixtures import faults\nfaults.inject('r', ['fault-crash-7'])\nprint('survived')"
+    code = (
+        "from tests.integration.lambda_fixtures import faults\nfaults.inject('r', ['fault-crash-7'])\nprint('survived')"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == faults.CRASH_EXIT_CODE and "survived" not in proc.stdout
 
@@ -51,8 +53,16 @@ def test_the_wrapper_injects_then_runs_the_real_handler(monkeypatch: pytest.Monk
     monkeypatch.setattr(faulty_infer.infer, "handler", lambda event, context: calls.append(event) or {"ok": True})
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     shard = {"key": "in/fault-transient1-0.safetensors", "name": "fault-transient1-0", "bytes": 10, "count": 1}
-    event = {"run_id": "r1", "item_id": "item-00000", "input_bucket": "b", "output": "s3://o/run/",
-             "shards": [shard], "objects": 1, "batch_size": 8, "precision": "fp32"}
+    event = {
+        "run_id": "r1",
+        "item_id": "item-00000",
+        "input_bucket": "b",
+        "output": "s3://o/run/",
+        "shards": [shard],
+        "objects": 1,
+        "batch_size": 8,
+        "precision": "fp32",
+    }
     with pytest.raises(TransientStorageError, match="1/1"):
         faulty_infer.handler(event, None)
     assert calls == []  # the fault came first

@@ -22,9 +22,17 @@ IMAGE_HANDLERS = {
     "orchestration": ["cosmicai.handlers.init", "cosmicai.handlers.summarize"],
 }
 # CLI-only code that no function runs: the CLI, the bench, training and the data generator.
-CLI_ONLY = ["cosmicai.cli", "cosmicai.commands", "cosmicai.commands.bench", "cosmicai.commands.train",
-            "cosmicai.perf", "cosmicai.perf.projection", "cosmicai.data.train",
-            "cosmicai.data.generate", "cosmicai.report"]
+CLI_ONLY = [
+    "cosmicai.cli",
+    "cosmicai.commands",
+    "cosmicai.commands.bench",
+    "cosmicai.commands.train",
+    "cosmicai.perf",
+    "cosmicai.perf.projection",
+    "cosmicai.data.train",
+    "cosmicai.data.generate",
+    "cosmicai.report",
+]
 # Modules that block `import rich` in a child interpreter, as if the `cli` extra were absent.
 NO_RICH = (
     "import sys, importlib.abc\n"
@@ -45,8 +53,10 @@ def test_the_closure_holds_what_the_handlers_import_and_no_cli_code(image: str) 
     keep = runtime_modules.closure(HANDLERS, IMAGE_HANDLERS[image])
     assert not keep & set(CLI_ONLY), sorted(keep & set(CLI_ONLY))
     # What importing the handlers really loads must survive the pruning.
-    probe = _python(f"import sys, {', '.join(IMAGE_HANDLERS[image])}\n"
-                    "print(' '.join(sorted(m for m in sys.modules if m.startswith('cosmicai'))))")
+    probe = _python(
+        f"import sys, {', '.join(IMAGE_HANDLERS[image])}\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('cosmicai'))))"
+    )
     assert probe.returncode == 0, probe.stderr[-2000:]
     assert set(probe.stdout.split()) <= keep, sorted(set(probe.stdout.split()) - keep)
 
@@ -58,20 +68,41 @@ def test_prune_deletes_unreached_modules_and_their_bytecode(tmp_path: Path) -> N
         "handlers/__init__.py": "",
         "handlers/infer.py": "from cosmicai import engine\nfrom ..worker import run_item\n",
         "engine.py": "def lazy():\n    from cosmicai.backends import ov  # reached only when called: kept\n",
-        "backends/__init__.py": "", "backends/ov.py": "", "worker.py": "run_item = 1\n",
-        "cli.py": "import cosmicai.commands.bench\n", "commands/__init__.py": "", "commands/bench.py": "",
-        "perf/__init__.py": "", "perf/report.py": "", "assets/MODEL_CARD.json": "{}",
-        "__pycache__/cli.cpython-311.pyc": "", "__pycache__/engine.cpython-311.pyc": "",
+        "backends/__init__.py": "",
+        "backends/ov.py": "",
+        "worker.py": "run_item = 1\n",
+        "cli.py": "import cosmicai.commands.bench\n",
+        "commands/__init__.py": "",
+        "commands/bench.py": "",
+        "perf/__init__.py": "",
+        "perf/report.py": "",
+        "assets/MODEL_CARD.json": "{}",
+        "__pycache__/cli.cpython-311.pyc": "",
+        "__pycache__/engine.cpython-311.pyc": "",
     }
     for rel, text in files.items():
         (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
         (pkg / rel).write_text(text)
     gone = runtime_modules.prune(tmp_path, ["cosmicai.handlers.infer"])
-    assert gone == ["cosmicai.cli", "cosmicai.commands.__init__", "cosmicai.commands.bench",
-                    "cosmicai.perf.__init__", "cosmicai.perf.report"]
+    assert gone == [
+        "cosmicai.cli",
+        "cosmicai.commands.__init__",
+        "cosmicai.commands.bench",
+        "cosmicai.perf.__init__",
+        "cosmicai.perf.report",
+    ]
     left = {str(p.relative_to(pkg)) for p in pkg.rglob("*") if p.is_file()}
-    assert left == {"__init__.py", "handlers/__init__.py", "handlers/infer.py", "engine.py", "backends/__init__.py",
-                    "backends/ov.py", "worker.py", "assets/MODEL_CARD.json", "__pycache__/engine.cpython-311.pyc"}
+    assert left == {
+        "__init__.py",
+        "handlers/__init__.py",
+        "handlers/infer.py",
+        "engine.py",
+        "backends/__init__.py",
+        "backends/ov.py",
+        "worker.py",
+        "assets/MODEL_CARD.json",
+        "__pycache__/engine.cpython-311.pyc",
+    }
     assert not (pkg / "perf").exists() and not (pkg / "commands").exists()
     with pytest.raises(runtime_modules.ClosureError, match="cosmicai.handlers.missing"):
         runtime_modules.prune(tmp_path, ["cosmicai.handlers.missing"])
@@ -83,8 +114,11 @@ def test_both_dockerfiles_prune_to_their_handlers() -> None:
         assert f"runtime_modules.py /opt/cosmicai/site {' '.join(handlers)}" in dockerfile, image
     inference = (ROOT / "images/inference.Dockerfile").read_text()
     # After the build's conversion (a CLI command), before the smoke import that checks the rest.
-    assert inference.index("convert-checkpoint") < inference.index("runtime_modules.py /opt") \
+    assert (
+        inference.index("convert-checkpoint")
+        < inference.index("runtime_modules.py /opt")
         < inference.index("import sys, cosmicai.handlers.infer")
+    )
 
 
 def test_rich_is_the_cli_extra_not_a_base_dependency() -> None:
@@ -104,6 +138,8 @@ def test_the_library_and_handlers_import_without_rich() -> None:
 
 
 def test_a_drawing_command_without_rich_names_the_extra(tmp_path: Path) -> None:
-    probe = _python(NO_RICH + f"from cosmicai.cli import main\nsys.exit(main(['prepare', '{tmp_path}', '--out', '{tmp_path}/out']))")
+    probe = _python(
+        NO_RICH + f"from cosmicai.cli import main\nsys.exit(main(['prepare', '{tmp_path}', '--out', '{tmp_path}/out']))"
+    )
     assert probe.returncode == 2, probe.stderr[-3000:]
     assert "cosmicai prepare: needs rich, from the `cli` extra: pip install 'cosmicai[cli]'" in probe.stderr

@@ -46,11 +46,26 @@ def test_prune_keeps_the_arm_cpu_plugin_of_the_aarch64_wheel(tmp_path: Path) -> 
     # openvino-2026.4.1-22982-cp311-cp311-manylinux_2_35_aarch64.whl's libs/ (its CPU plugin is
     # the ARM one, and it has no GPU or NPU plugin): an arm64 image keeps what a worker loads.
     libs = tmp_path / "venv/lib/python3.11/site-packages/openvino/libs"
-    keep = ["libopenvino.so.2641", "libopenvino_arm_cpu_plugin.so", "libopenvino_ir_frontend.so.2641",
-            "libopenvino_pytorch_frontend.so.2641", "libtbb.so.12", "libtbbbind_2_5.so.3", "libtbbmalloc.so.2",
-            "libtbbmalloc_proxy.so.2", "libhwloc.so.15"]
-    drop = ["libopenvino_auto_plugin.so", "libopenvino_auto_batch_plugin.so", "libopenvino_hetero_plugin.so",
-            "libopenvino_c.so.2641", "libopenvino_onnx_frontend.so.2641", "libopenvino_gguf_frontend.so.2641", "tbb.pc"]
+    keep = [
+        "libopenvino.so.2641",
+        "libopenvino_arm_cpu_plugin.so",
+        "libopenvino_ir_frontend.so.2641",
+        "libopenvino_pytorch_frontend.so.2641",
+        "libtbb.so.12",
+        "libtbbbind_2_5.so.3",
+        "libtbbmalloc.so.2",
+        "libtbbmalloc_proxy.so.2",
+        "libhwloc.so.15",
+    ]
+    drop = [
+        "libopenvino_auto_plugin.so",
+        "libopenvino_auto_batch_plugin.so",
+        "libopenvino_hetero_plugin.so",
+        "libopenvino_c.so.2641",
+        "libopenvino_onnx_frontend.so.2641",
+        "libopenvino_gguf_frontend.so.2641",
+        "tbb.pc",
+    ]
     libs.mkdir(parents=True)
     for name in keep + drop:
         (libs / name).write_text(name)
