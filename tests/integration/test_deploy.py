@@ -81,6 +81,8 @@ def test_functions_are_active_container_images(deployed_stack: dict, role: str) 
         # Process mode: no image is built, the URI is the repository's fixed local tag.
         assert image == f"{repo}:local"
     assert conf["Environment"]["Variables"]["COSMICAI_LOG_LEVEL"] == "INFO"
+    # infer_backend's default, on the inference function only
+    assert conf["Environment"]["Variables"].get("COSMICAI_BACKEND") == ("torch" if role == "infer" else None)
     if role == "infer":
         assert conf["MemorySize"] == deployed_stack["infer_memory_mb"]
         assert conf["Timeout"] == 900
