@@ -45,11 +45,15 @@ class LabelledSplit:
         from cosmicai.shards import read_shard
 
         shards = [read_shard(p) for p in paths]
-        for p, s in zip(paths, shards):
+        for p, s in zip(paths, shards, strict=True):
             if s.redshift is None:
                 raise UncertaintyError(f"{p}: no redshift; calibration needs labelled shards")
-        return cls(describe(paths), np.concatenate([s.images for s in shards]),
-                   np.concatenate([s.magnitudes for s in shards]), np.concatenate([s.redshift for s in shards]))
+        return cls(
+            describe(paths),
+            np.concatenate([s.images for s in shards]),
+            np.concatenate([s.magnitudes for s in shards]),
+            np.concatenate([s.redshift for s in shards]),
+        )
 
 
 def describe(paths: Sequence[Path | str]) -> str:
@@ -66,8 +70,9 @@ def describe(paths: Sequence[Path | str]) -> str:
     return "; ".join(parts)
 
 
-def calibrate_tta8(engine: Any, calibration: LabelledSplit, heldout: LabelledSplit, *, cost: dict[str, Any],
-                   command: str) -> Tta8Calibration:
+def calibrate_tta8(
+    engine: Any, calibration: LabelledSplit, heldout: LabelledSplit, *, cost: dict[str, Any], command: str
+) -> Tta8Calibration:
     """The card's tta8 section: the scale fitted on `calibration`, the coverage measured on `heldout`,
     with `cost` (measure_cost_factor's result) and the `command` that produced it."""
     batch = int(engine.batch_size)
@@ -82,18 +87,27 @@ def calibrate_tta8(engine: Any, calibration: LabelledSplit, heldout: LabelledSpl
         scale=scale,
         target_coverage=COVERAGE_TARGET,
         spread="population standard deviation of the 8 view predictions (rot90 x 0-3, each also mirrored)",
-        calibration={"split": calibration.name, "objects": int(calibration.z_true.size),
-                     "coverage_68": float(covered(calibration.z_true, fit.z_pred, fit.z_err).mean())},
-        heldout={"split": heldout.name, "objects": int(t.size),
-                 "coverage_68": float(covered(t, got.z_pred, got.z_err).mean()),
-                 "coverage_p16_p84": float(inside.mean()),
-                 "median_z_err": float(np.median(got.z_err)),
-                 "mae": float(np.mean(np.abs(got.z_pred - t))),
-                 "mae_single_view": float(np.mean(np.abs(test_views[0] - t)))},
+        calibration={
+            "split": calibration.name,
+            "objects": int(calibration.z_true.size),
+            "coverage_68": float(covered(calibration.z_true, fit.z_pred, fit.z_err).mean()),
+        },
+        heldout={
+            "split": heldout.name,
+            "objects": int(t.size),
+            "coverage_68": float(covered(t, got.z_pred, got.z_err).mean()),
+            "coverage_p16_p84": float(inside.mean()),
+            "median_z_err": float(np.median(got.z_err)),
+            "mae": float(np.mean(np.abs(got.z_pred - t))),
+            "mae_single_view": float(np.mean(np.abs(test_views[0] - t))),
+        },
         cost_factor=float(cost["cost_factor"]),
-        cost=cost | {"detail": f"CPU seconds of tta8 / none on {cost['objects']} objects, batch {cost['batch_size']}, "
-                               f"{cost['threads']} thread(s), {cost['backend']} {cost['precision']}, best of "
-                               f"{cost['rounds']} alternating rounds (wall-time ratio {cost['factor_wall']})"},
+        cost=cost
+        | {
+            "detail": f"CPU seconds of tta8 / none on {cost['objects']} objects, batch {cost['batch_size']}, "
+            f"{cost['threads']} thread(s), {cost['backend']} {cost['precision']}, best of "
+            f"{cost['rounds']} alternating rounds (wall-time ratio {cost['factor_wall']})"
+        },
         backend=str(getattr(engine, "backend", "torch")),
         precision=str(getattr(engine, "precision", "fp32")),
         command=command,

@@ -732,7 +732,8 @@ def _read_section(sec: Any) -> ShardPartial:
     n, rows, outliers = (int(sec[k]) for k in ("n", "rows", "outliers"))
     with_err, hits = int(sec.get("with_err", 0)), int(sec.get("covered", 0))
     sums = [float(sec[k]) for k in ("sum_abs_err", "sum_sq_err", "sum_delta")]
-    if n < 0 or rows < n or not 0 <= outliers <= n or not all(map(math.isfinite, sums)) or not 0 <= hits <= with_err <= n:
+    counts_ok = n >= 0 and rows >= n and 0 <= outliers <= n and 0 <= hits <= with_err <= n
+    if not counts_ok or not all(map(math.isfinite, sums)):
         raise ValueError(f"n {n}, rows {rows}, outliers {outliers}, sums {sums}, covered {hits} of {with_err}")
     bins = np.cumsum(_unpack_ints(sec["bins"], n, "bins"))
     counts = _unpack_ints(sec["counts"], n, "counts")

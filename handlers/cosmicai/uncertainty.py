@@ -89,8 +89,12 @@ def aggregate(views: np.ndarray, scale: float) -> UncertainPrediction:
     mean, sd = spread(views)
     p16, p84 = np.percentile(np.asarray(views, dtype=np.float64), PERCENTILES, axis=0)
     f32 = np.float32
-    return UncertainPrediction(mean.astype(f32), (scale * sd).astype(f32),
-                               (mean + scale * (p16 - mean)).astype(f32), (mean + scale * (p84 - mean)).astype(f32))
+    return UncertainPrediction(
+        mean.astype(f32),
+        (scale * sd).astype(f32),
+        (mean + scale * (p16 - mean)).astype(f32),
+        (mean + scale * (p84 - mean)).astype(f32),
+    )
 
 
 def calibrate_scale(z_true: Any, views: np.ndarray, target: float = COVERAGE_TARGET) -> float:
@@ -105,7 +109,9 @@ def calibrate_scale(z_true: Any, views: np.ndarray, target: float = COVERAGE_TAR
     # 1e-12 up: |z_true - mean| / spread x spread can round below |z_true - mean| and drop that object
     scale = float(np.partition(ratio, k)[k]) * (1 + 1e-12)
     if not np.isfinite(scale) or scale <= 0:
-        raise UncertaintyError(f"no finite calibration: the 8 views agree exactly for over {1 - target:.0%} of the objects")
+        raise UncertaintyError(
+            f"no finite calibration: the 8 views agree exactly for over {1 - target:.0%} of the objects"
+        )
     return scale
 
 
@@ -146,8 +152,12 @@ class Tta8Calibration(BaseModel):
     scale: float = Field(gt=0, description="z_err = scale x population std of the 8 view predictions")
     target_coverage: float = Field(gt=0, lt=1)
     calibration: dict[str, Any] = Field(description="the split the scale was fitted on, its objects and coverage")
-    heldout: dict[str, Any] = Field(description="the split coverage was measured on: objects, coverage_68, coverage_p16_p84")
-    cost_factor: float | None = Field(None, gt=0, description="measured tta8 / none compute time, same engine and batch")
+    heldout: dict[str, Any] = Field(
+        description="the split coverage was measured on: objects, coverage_68, coverage_p16_p84"
+    )
+    cost_factor: float | None = Field(
+        None, gt=0, description="measured tta8 / none compute time, same engine and batch"
+    )
 
 
 def card_calibration(card: Mapping[str, Any] | None, source: str) -> Tta8Calibration:
@@ -156,13 +166,15 @@ def card_calibration(card: Mapping[str, Any] | None, source: str) -> Tta8Calibra
     if not isinstance(section, Mapping):
         raise UncertaintyNotCalibratedError(
             f"uncertainty tta8 needs a calibrated scale in the weights' model card; {source} has none. Run "
-            f"`{CALIBRATE_COMMAND} --weights W --calibration VAL_SHARDS --heldout TEST_SHARDS` (docs/inference.md)")
+            f"`{CALIBRATE_COMMAND} --weights W --calibration VAL_SHARDS --heldout TEST_SHARDS` (docs/inference.md)"
+        )
     try:
         return Tta8Calibration.model_validate(dict(section))
     except ValidationError as exc:
         err = exc.errors()[0]
         raise UncertaintyNotCalibratedError(
-            f"{source}: uncertainty.tta8.{'.'.join(map(str, err['loc']))}: {err['msg']}; re-run `{CALIBRATE_COMMAND}`") from None
+            f"{source}: uncertainty.tta8.{'.'.join(map(str, err['loc']))}: {err['msg']}; re-run `{CALIBRATE_COMMAND}`"
+        ) from None
 
 
 def calibration_for(weights: Path | str) -> Tta8Calibration:
@@ -174,7 +186,8 @@ def calibration_for(weights: Path | str) -> Tta8Calibration:
     if found is None:
         raise UncertaintyNotCalibratedError(
             f"uncertainty tta8 needs a calibrated scale in the weights' model card, and no MODEL_CARD.json beside "
-            f"{weights} or packaged with cosmicai records their sha256; run `{CALIBRATE_COMMAND}` for them")
+            f"{weights} or packaged with cosmicai records their sha256; run `{CALIBRATE_COMMAND}` for them"
+        )
     return card_calibration(found[1], str(found[0]))
 
 

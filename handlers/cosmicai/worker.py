@@ -145,7 +145,9 @@ def _download(s3: Any, bucket: str, shard: PlannedShard, max_bytes: int) -> tupl
         raise TransientStorageError(f"{where}: {exc}") from exc
 
 
-def shard_partial(key: str, z_true: np.ndarray | None, z_pred: np.ndarray, z_err: np.ndarray | None = None) -> ShardPartial:
+def shard_partial(
+    key: str, z_true: np.ndarray | None, z_pred: np.ndarray, z_err: np.ndarray | None = None
+) -> ShardPartial:
     """The metric-partial section of one predicted shard (empty when it has no labels; with `z_err`, its coverage)."""
     from cosmicai.metrics import MetricPartial, ShardPartial
 
@@ -213,20 +215,23 @@ def worker_provenance(engine: Any, item: WorkItem) -> dict[str, Any]:
             "precision": str(getattr(engine, "precision", item.precision)), "uncertainty": item.uncertainty}
 
 
-def shard_predictor(engine: Predictor, item: WorkItem) -> Callable[[Any], tuple[np.ndarray, dict[str, np.ndarray] | None]]:
+ShardPrediction = tuple[np.ndarray, dict[str, np.ndarray] | None]  # z_pred, the catalog's uncertainty columns
+
+
+def shard_predictor(engine: Predictor, item: WorkItem) -> Callable[[Any], ShardPrediction]:
     """shard -> (z_pred, the catalog's uncertainty columns or None), for the item's uncertainty mode.
 
     tta8 reads the calibration from the model card of the weights the handler loads and raises
     UncertaintyNotCalibratedError (the item fails by that name) before any shard when there is none.
     """
     if item.uncertainty == "none":
-        return lambda shard: (np.asarray(engine.predict(shard.images, shard.magnitudes), dtype=np.float32).reshape(-1), None)
+        return lambda shard: (np.asarray(engine.predict(shard.images, shard.magnitudes), np.float32).reshape(-1), None)
     from cosmicai.uncertainty import Tta8Predictor, calibration_for
     from cosmicai.weightsfile import default_weights_path
 
     tta = Tta8Predictor(engine, calibration_for(default_weights_path()), images_per_call=item.batch_size)
 
-    def predict(shard: Any) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+    def predict(shard: Any) -> ShardPrediction:
         got = tta.predict(shard.images, shard.magnitudes)
         return got.z_pred, got.columns()
 

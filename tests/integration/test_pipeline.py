@@ -109,6 +109,36 @@ def test_predictions_equal_local_inference(happy: RunResult) -> None:
         np.testing.assert_allclose([got[i] for i in shard.object_ids.tolist()], local, atol=1e-5)
 
 
+def test_uncertainty_tta8_run_has_coverage_and_error_columns(run_pipeline, labelled_input: str) -> None:
+    """issue 17: a tta8 run's catalogs carry z_err/z_p16/z_p84 (equal to local tta8 with the demo card's scale),
+    and its summary the coverage over every labelled object, merged exactly from the partials."""
+    from cosmicai.catalog import UNCERTAINTY_COLUMNS
+    from cosmicai.engine import Engine
+    from cosmicai.uncertainty import Tta8Predictor, calibration_for
+
+    run = run_pipeline({"input": labelled_input, "uncertainty": "tta8", "shards_per_worker": 4, "batch_size": 64,
+                        "max_concurrency": 2})
+    assert run.status == "SUCCEEDED" and run.summary["status"] == "SUCCEEDED", (
+        run.error, run.cause, (run.summary or {}).get("shards", {}).get("failures", [])[:2])
+    table = _merged(run)
+    assert table.column_names[-3:] == list(UNCERTAINTY_COLUMNS) and table.num_rows == TOTAL
+    z_true, z_pred, z_err = (table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
+                             for c in ("z_true", "z_pred", "z_err"))
+    metrics = run.summary["metrics"]
+    assert metrics["coverage_68_n"] == TOTAL
+    assert metrics["coverage_68"] == np.count_nonzero(np.abs(z_true - z_pred) <= z_err) / TOTAL
+    assert_metrics_agree(metrics, compute_metrics(z_true, z_pred), (z_true, z_pred))
+    assert run.summary["provenance"]["uncertainty"] == "tta8"
+    key = run.prediction_keys()[0]
+    assert catalog_provenance(run._s3.get_object(Bucket=run.location.bucket, Key=key)["Body"].read())["uncertainty"] == "tta8"
+    local = Tta8Predictor(Engine.from_weights(precision="fp32", batch_size=64), calibration_for(default_weights_path()),
+                          images_per_call=64).predict(SHARDS[0].images, SHARDS[0].magnitudes)
+    got = {c: dict(zip(table.column("object_id").to_pylist(), table.column(c).to_numpy(zero_copy_only=False)))
+           for c in ("z_pred", *UNCERTAINTY_COLUMNS)}
+    for c, want in (("z_pred", local.z_pred), *local.columns().items()):
+        np.testing.assert_allclose([got[c][i] for i in SHARDS[0].object_ids.tolist()], want, atol=1e-5, err_msg=c)
+
+
 def test_rerun_same_run_id_overwrites_without_duplicates(happy: RunResult, run_pipeline) -> None:
     before = {k: happy.catalog(k) for k in happy.prediction_keys()}
     keys_before = set(happy.keys())

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from fanout_s3 import MemoryS3
 
 from cosmicai.catalog import UNCERTAINTY_COLUMNS, CatalogError, catalog_provenance, catalog_to_bytes, read_catalog
 from cosmicai.metrics import (
@@ -41,10 +40,16 @@ from cosmicai.uncertainty import (
     predict_views,
 )
 from cosmicai.worker import WorkItem, run_item
+from fanout_s3 import MemoryS3
 from tests.conftest import build_shard, demo_weights_missing
 
-SECTION = {"scale": 2.5, "target_coverage": COVERAGE_TARGET, "calibration": {"split": "val", "objects": 10},
-           "heldout": {"split": "test", "objects": 10, "coverage_68": 0.7}, "cost_factor": 7.9}
+SECTION = {
+    "scale": 2.5,
+    "target_coverage": COVERAGE_TARGET,
+    "calibration": {"split": "val", "objects": 10},
+    "heldout": {"split": "test", "objects": 10, "coverage_68": 0.7},
+    "cost_factor": 7.9,
+}
 
 
 class _OrientedEngine:
@@ -86,7 +91,9 @@ def test_views_go_through_the_engine_in_calls_of_at_most_its_batch_of_images() -
     engine = _OrientedEngine()
     got = predict_views(engine, shard.images, shard.magnitudes, images_per_call=32)
     assert engine.calls == [32, 32, 16]  # 4 objects (32 images) a call, then the last 2
-    separate = np.stack([engine.predict(np.ascontiguousarray(v), shard.magnitudes) for v in dihedral_views(shard.images)])
+    separate = np.stack(
+        [engine.predict(np.ascontiguousarray(v), shard.magnitudes) for v in dihedral_views(shard.images)]
+    )
     np.testing.assert_array_equal(got, separate)
 
 
@@ -97,7 +104,8 @@ def test_z_pred_is_the_mean_of_8_separate_predictions_with_the_real_engine() -> 
     shard = build_shard(6, seed=2)
     engine = Engine.from_weights(threads=1, batch_size=16)
     got = Tta8Predictor(engine, Tta8Calibration.model_validate(SECTION), images_per_call=16).predict(
-        shard.images, shard.magnitudes)
+        shard.images, shard.magnitudes
+    )
     each = np.stack([engine.predict(v, shard.magnitudes) for v in dihedral_views(shard.images)]).astype(np.float64)
     np.testing.assert_allclose(got.z_pred, each.mean(axis=0), atol=1e-6)
     np.testing.assert_allclose(got.z_err, 2.5 * each.std(axis=0), atol=1e-6)
@@ -110,7 +118,9 @@ def test_aggregate_mean_scaled_spread_and_percentiles() -> None:
     np.testing.assert_allclose(got.z_pred, [0.45, 0.5], atol=1e-7)
     np.testing.assert_allclose(got.z_err, [2.0 * np.std(views[:, 0]), 0.0], atol=1e-7)
     p16, p84 = np.percentile(views[:, 0], [16, 84])
-    np.testing.assert_allclose([got.z_p16[0], got.z_p84[0]], [0.45 + 2 * (p16 - 0.45), 0.45 + 2 * (p84 - 0.45)], atol=1e-6)
+    np.testing.assert_allclose(
+        [got.z_p16[0], got.z_p84[0]], [0.45 + 2 * (p16 - 0.45), 0.45 + 2 * (p84 - 0.45)], atol=1e-6
+    )
     assert got.z_p16[1] == got.z_p84[1] == np.float32(0.5)
     assert set(got.columns()) == set(UNCERTAINTY_COLUMNS)
     with pytest.raises(UncertaintyError, match="scale"):
@@ -185,8 +195,16 @@ def test_record_in_card_writes_the_section_and_the_markdown(tmp_path: Path) -> N
 
     shard = build_shard(40, seed=4)
     split = LabelledSplit("s", shard.images, shard.magnitudes, shard.redshift)
-    cost = {"cost_factor": 8.1, "factor_wall": 8.2, "objects": 40, "batch_size": 64, "threads": 1, "backend": "torch",
-            "precision": "fp32", "rounds": 1}
+    cost = {
+        "cost_factor": 8.1,
+        "factor_wall": 8.2,
+        "objects": 40,
+        "batch_size": 64,
+        "threads": 1,
+        "backend": "torch",
+        "precision": "fp32",
+        "rounds": 1,
+    }
     engine = _OrientedEngine()
     engine.batch_size = 64  # type: ignore[attr-defined]
     section = calibrate_tta8(engine, split, split, cost=cost, command="cosmicai calibrate-uncertainty ...")
@@ -265,9 +283,18 @@ def test_payload_uncertainty_is_none_or_tta8_and_reaches_the_plan() -> None:
 
 
 def _item(uncertainty: str) -> WorkItem:
-    return WorkItem.parse({"item_id": "item-0", "run_id": "r", "input_bucket": "data-bucket", "output": "s3://out-bucket/r/",
-                           "batch_size": 16, "precision": "fp32", "uncertainty": uncertainty,
-                           "shards": [{"key": "in/a.safetensors", "name": "a", "bytes": 10, "count": 9}]})
+    return WorkItem.parse(
+        {
+            "item_id": "item-0",
+            "run_id": "r",
+            "input_bucket": "data-bucket",
+            "output": "s3://out-bucket/r/",
+            "batch_size": 16,
+            "precision": "fp32",
+            "uncertainty": uncertainty,
+            "shards": [{"key": "in/a.safetensors", "name": "a", "bytes": 10, "count": 9}],
+        }
+    )
 
 
 @pytest.fixture
@@ -277,8 +304,9 @@ def store() -> MemoryS3:
     return s3
 
 
-def test_worker_writes_errors_coverage_and_provenance_with_tta8(store: MemoryS3, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_writes_errors_coverage_and_provenance_with_tta8(
+    store: MemoryS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("COSMICAI_WEIGHTS", str(_weights_with_card(tmp_path, SECTION)))
     report = run_item(_item("tta8"), store, _OrientedEngine, cold_start=False, init_seconds=0.0)
     assert report["status"] == "succeeded" and report["provenance"]["uncertainty"] == "tta8"
@@ -289,18 +317,23 @@ def test_worker_writes_errors_coverage_and_provenance_with_tta8(store: MemoryS3,
     shard = build_shard(9, seed=6)
     z_err = table.column("z_err").to_numpy()
     hits = int(np.count_nonzero(np.abs(shard.redshift.astype(np.float64) - table.column("z_pred").to_numpy()) <= z_err))
-    partial = next(iter(partials_from_bytes(store.buckets["out-bucket"]["r/metrics/item-0.json"]).shards.values())).partial
+    partial = next(
+        iter(partials_from_bytes(store.buckets["out-bucket"]["r/metrics/item-0.json"]).shards.values())
+    ).partial
     assert (partial.with_err, partial.covered) == (9, hits)
 
 
 def test_worker_without_uncertainty_writes_no_error_columns(store: MemoryS3) -> None:
     report = run_item(_item("none"), store, _OrientedEngine, cold_start=False, init_seconds=0.0)
     assert report["provenance"]["uncertainty"] == "none"
-    assert not set(UNCERTAINTY_COLUMNS) & set(read_catalog(store.buckets["out-bucket"]["r/predictions/a.parquet"]).column_names)
+    assert not set(UNCERTAINTY_COLUMNS) & set(
+        read_catalog(store.buckets["out-bucket"]["r/predictions/a.parquet"]).column_names
+    )
 
 
-def test_worker_fails_by_name_when_the_weights_are_not_calibrated(store: MemoryS3, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_fails_by_name_when_the_weights_are_not_calibrated(
+    store: MemoryS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("COSMICAI_WEIGHTS", str(_weights_with_card(tmp_path, None)))
     with pytest.raises(UncertaintyNotCalibratedError, match="calibrate-uncertainty"):
         run_item(_item("tta8"), store, _OrientedEngine, cold_start=False, init_seconds=0.0)
@@ -311,15 +344,33 @@ def test_worker_fails_by_name_when_the_weights_are_not_calibrated(store: MemoryS
 
 
 @pytest.mark.skipif(bool(demo_weights_missing()), reason=demo_weights_missing() or "weights present")
-def test_predict_uncertainty_tta8_writes_the_columns_and_prints_coverage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_predict_uncertainty_tta8_writes_the_columns_and_prints_coverage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from cosmicai import cli
     from cosmicai.shards import write_shard
 
     src = tmp_path / "s.safetensors"
     write_shard(build_shard(12, seed=7), src)
     out = tmp_path / "c.parquet"
-    assert cli.main(["predict", "--input", str(src), "--output", str(out), "--uncertainty", "tta8", "--threads", "1",
-                     "--batch-size", "32"]) == 0
+    assert (
+        cli.main(
+            [
+                "predict",
+                "--input",
+                str(src),
+                "--output",
+                str(out),
+                "--uncertainty",
+                "tta8",
+                "--threads",
+                "1",
+                "--batch-size",
+                "32",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "coverage_68=" in text and "uncertainty tta8" in text
     table = read_catalog(out)
@@ -333,8 +384,9 @@ def test_export_carries_the_uncertainty_columns_with_descriptions(tmp_path: Path
     from cosmicai.export import export_catalog
 
     z = np.float32([0.1, 0.2])
-    (tmp_path / "catalog.parquet").write_bytes(catalog_to_bytes(np.arange(2), z, z, uncertainty={
-        "z_err": z / 10, "z_p16": z - 0.01, "z_p84": z + 0.01}))
+    (tmp_path / "catalog.parquet").write_bytes(
+        catalog_to_bytes(np.arange(2), z, z, uncertainty={"z_err": z / 10, "z_p16": z - 0.01, "z_p84": z + 0.01})
+    )
     got = export_catalog(tmp_path, "fits")
     assert got["columns"][-3:] == list(UNCERTAINTY_COLUMNS)
     t = Table.read(got["out"])
@@ -347,15 +399,24 @@ def test_dry_run_states_the_tta8_factor_and_divides_the_throughput() -> None:
     from cosmicai.plan import RunPlan, ShardInfo, plan_work_items
 
     def rows(uncertainty: str) -> dict[str, str]:
-        payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "run_id": "r",
-                                    "uncertainty": uncertainty})
+        payload = RunPayload.parse(
+            {"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "run_id": "r", "uncertainty": uncertainty}
+        )
         shards = [ShardInfo("in/a.safetensors", "a", 10**10, 500_000)]
         planned = RunPlan(payload=payload, shards=shards, items=plan_work_items(payload, shards), warnings=[])
-        return dict(dry_run_rows(planned, Throughput({1: 400.0}, 1.0, "test figures"), (1769.0, "x86_64", "defaults"),
-                                 Concurrency(needed=1, items=1, max_concurrency=100)))
+        return dict(
+            dry_run_rows(
+                planned,
+                Throughput({1: 400.0}, 1.0, "test figures"),
+                (1769.0, "x86_64", "defaults"),
+                Concurrency(needed=1, items=1, max_concurrency=100),
+            )
+        )
 
     plain, tta = rows("none"), rows("tta8")
     factor = cost_factor("tta8")[0]
     assert plain["uncertainty"] == "none" and f"{factor:.2f}x the compute" in tta["uncertainty"]
-    assert tta["throughput"].startswith(f"{400 / factor:.0f} objects/s") and plain["throughput"].startswith("400 objects/s")
+    assert tta["throughput"].startswith(f"{400 / factor:.0f} objects/s") and plain["throughput"].startswith(
+        "400 objects/s"
+    )
     assert float(tta["projected USD (run)"]) > 5 * float(plain["projected USD (run)"])

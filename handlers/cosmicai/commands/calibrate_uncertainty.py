@@ -23,16 +23,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "whichever records their sha256; or --card) and re-renders MODEL_CARD.md. Both splits need redshifts."
         ),
     )
-    p.add_argument("--weights", metavar="W", default=None, help="weights (default: $COSMICAI_WEIGHTS or the packaged demo weights)")
-    p.add_argument("--calibration", nargs="+", required=True, metavar="SHARD", help="labelled shards the scale is fitted on")
-    p.add_argument("--heldout", nargs="+", required=True, metavar="SHARD", help="labelled shards the coverage is measured on")
-    p.add_argument("--card", metavar="JSON", default=None, help="MODEL_CARD.json to update (must record the weights' sha256)")
+    p.add_argument(
+        "--weights", metavar="W", default=None, help="weights (default: $COSMICAI_WEIGHTS or the packaged demo weights)"
+    )
+    p.add_argument(
+        "--calibration", nargs="+", required=True, metavar="SHARD", help="labelled shards the scale is fitted on"
+    )
+    p.add_argument(
+        "--heldout", nargs="+", required=True, metavar="SHARD", help="labelled shards the coverage is measured on"
+    )
+    p.add_argument(
+        "--card", metavar="JSON", default=None, help="MODEL_CARD.json to update (must record the weights' sha256)"
+    )
     p.add_argument("--backend", choices=("torch", "openvino"), default="torch", help="engine backend (default torch)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32", help="engine precision (default fp32)")
+    p.add_argument(
+        "--precision", choices=("fp32", "bf16", "int8"), default="fp32", help="engine precision (default fp32)"
+    )
     p.add_argument("--batch-size", type=int, default=512, metavar="N", help="images per engine call (default 512)")
-    p.add_argument("--threads", type=int, default=1, metavar="N", help="engine threads (default 1: the cost factor's basis)")
-    p.add_argument("--cost-objects", type=int, default=512, metavar="N", help="held-out objects the cost factor is timed on (default 512)")
-    p.add_argument("--rounds", type=int, default=3, metavar="N", help="alternating timing rounds, best kept (default 3)")
+    p.add_argument(
+        "--threads", type=int, default=1, metavar="N", help="engine threads (default 1: the cost factor's basis)"
+    )
+    p.add_argument(
+        "--cost-objects",
+        type=int,
+        default=512,
+        metavar="N",
+        help="held-out objects the cost factor is timed on (default 512)",
+    )
+    p.add_argument(
+        "--rounds", type=int, default=3, metavar="N", help="alternating timing rounds, best kept (default 3)"
+    )
     p.set_defaults(run=run)
 
 
@@ -55,12 +75,15 @@ def run(args: argparse.Namespace) -> int:
         else:
             found = find_model_card(weights)
             if found is None:
-                raise UncertaintyError(f"no MODEL_CARD.json beside {weights} or packaged records its sha256; pass --card")
+                raise UncertaintyError(
+                    f"no MODEL_CARD.json beside {weights} or packaged records its sha256; pass --card"
+                )
             card = found[0]
         calibration = LabelledSplit.read(args.calibration)
         heldout = LabelledSplit.read(args.heldout)
-        engine = Engine.from_weights(weights, backend=args.backend, precision=args.precision, threads=args.threads,
-                                     batch_size=args.batch_size)
+        engine = Engine.from_weights(
+            weights, backend=args.backend, precision=args.precision, threads=args.threads, batch_size=args.batch_size
+        )
     except (OSError, ValueError, WeightsError, EngineError, ShardError, UncertaintyError) as exc:
         print(f"calibrate-uncertainty: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
@@ -74,8 +97,25 @@ def run(args: argparse.Namespace) -> int:
 
 def _command(args: argparse.Namespace) -> str:
     """The command line that reproduces this calibration (recorded in the card)."""
-    parts = ["cosmicai", "calibrate-uncertainty", *(["--weights", args.weights] if args.weights else []),
-             "--calibration", *args.calibration, "--heldout", *args.heldout, "--backend", args.backend,
-             "--precision", args.precision, "--batch-size", str(args.batch_size), "--threads", str(args.threads),
-             "--cost-objects", str(args.cost_objects), "--rounds", str(args.rounds)]
+    parts = [
+        "cosmicai",
+        "calibrate-uncertainty",
+        *(["--weights", args.weights] if args.weights else []),
+        "--calibration",
+        *args.calibration,
+        "--heldout",
+        *args.heldout,
+        "--backend",
+        args.backend,
+        "--precision",
+        args.precision,
+        "--batch-size",
+        str(args.batch_size),
+        "--threads",
+        str(args.threads),
+        "--cost-objects",
+        str(args.cost_objects),
+        "--rounds",
+        str(args.rounds),
+    ]
     return shlex.join(parts)

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from cosmicai.catalog import write_catalog
+    from cosmicai.catalog import UNCERTAINTY_COLUMNS, write_catalog
     from cosmicai.engine import Engine, EngineError, peak_rss_mb, prefetch
     from cosmicai.metrics import MetricState, coverage, format_metrics
     from cosmicai.uncertainty import Tta8Predictor, UncertaintyError, calibration_for, covered
@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
             seconds += wall
             collected.ids.append(shard.object_ids)
             collected.preds.append(z)
-            collected.trues.append(shard.redshift if shard.redshift is not None else np.full(shard.n, np.nan, np.float32))
+            unknown = np.full(shard.n, np.nan, np.float32)
+            collected.trues.append(shard.redshift if shard.redshift is not None else unknown)
             if got is not None:
                 collected.errors.append(got.columns())
             if shard.redshift is not None:
@@ -118,8 +119,9 @@ def run(args: argparse.Namespace) -> int:
                     hits[0] += int(covered(shard.redshift, z, got.z_err).sum())
                     hits[1] += shard.n
             views = f", {8 * shard.n} images: 8 views each" if tta else ""
+            shard_rate = shard.n / wall if wall > 0 else float("inf")
             progress.console.print(
-                f"{path}: {shard.n} objects in {wall:.3f} s ({shard.n / wall if wall > 0 else float('inf'):.1f} obj/s{views})",
+                f"{path}: {shard.n} objects in {wall:.3f} s ({shard_rate:.1f} obj/s{views})",
                 markup=False, highlight=False,
             )
             progress.advance(task)
@@ -128,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     if collected.ids:
         ids = np.concatenate(collected.ids)
         trues = np.concatenate(collected.trues)
-        errors = {k: np.concatenate([e[k] for e in collected.errors]) for k in collected.errors[0]} if collected.errors else None
+        errors = {k: np.concatenate([e[k] for e in collected.errors]) for k in UNCERTAINTY_COLUMNS} if tta else None
         nbytes = write_catalog(
             args.output, ids, np.concatenate(collected.preds),
             None if np.isnan(trues).all() else trues, fmt=args.format, uncertainty=errors,

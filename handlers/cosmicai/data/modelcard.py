@@ -88,7 +88,8 @@ def uncertainty_lines(info: dict[str, Any]) -> list[str]:
         f"- calibrated on: {cal['split']} ({cal['objects']} objects; coverage there {cal['coverage_68']:.4f})",
         f"- measured on the held-out split: {held['split']} ({held['objects']} objects): coverage of z_err "
         f"**{held['coverage_68']:.4f}**, of [z_p16, z_p84] {held['coverage_p16_p84']:.4f}; median z_err "
-        f"{held['median_z_err']:.4g}; MAE of the 8-view mean {held['mae']:.4f} (single view {held['mae_single_view']:.4f})",
+        f"{held['median_z_err']:.4g}; MAE of the 8-view mean {held['mae']:.4f} "
+        f"(single view {held['mae_single_view']:.4f})",
         f"- cost: {tta['cost_factor']:.2f}x the compute of no uncertainty ({cost.get('detail', 'measured')})",
         f"- command: `{tta['command']}` ({tta['backend']} {tta['precision']}, measured {tta['measured_at']})",
     ]

@@ -43,13 +43,19 @@ def measure_cost_factor(engine: Any, images: np.ndarray, magnitudes: np.ndarray,
     engine.predict(images[:batch], magnitudes[:batch])  # warm-up: first-call allocations and kernel selection
     best = {k: (float("inf"), float("inf")) for k in runs}
     for r in range(rounds):
-        for name in (("none", "tta8") if r % 2 == 0 else ("tta8", "none")):
+        for name in ("none", "tta8") if r % 2 == 0 else ("tta8", "none"):
             wall, cpu = _timed(runs[name])
             best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
     n = int(images.shape[0])
-    out: dict[str, Any] = {"objects": n, "batch_size": batch, "threads": getattr(engine, "threads", None),
-                           "backend": getattr(engine, "backend", None), "precision": getattr(engine, "precision", None),
-                           "rounds": rounds, "views": VIEWS}
+    out: dict[str, Any] = {
+        "objects": n,
+        "batch_size": batch,
+        "threads": getattr(engine, "threads", None),
+        "backend": getattr(engine, "backend", None),
+        "precision": getattr(engine, "precision", None),
+        "rounds": rounds,
+        "views": VIEWS,
+    }
     for name, (wall, cpu) in best.items():
         out[name] = {"wall_s": round(wall, 4), "cpu_s": round(cpu, 4), "objects_per_s": round(n / wall, 2)}
     out["factor_wall"] = round(best["tta8"][0] / best["none"][0], 3)
@@ -76,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32")
     args = p.parse_args(argv)
     shard = read_shard(args.shard or Path(__file__).resolve().parents[1] / "assets" / PACKAGED_VALIDATION)
-    engine = Engine.from_weights(args.weights, backend=args.backend, precision=args.precision, threads=args.threads,
-                                 batch_size=args.batch_size)
+    engine = Engine.from_weights(
+        args.weights, backend=args.backend, precision=args.precision, threads=args.threads, batch_size=args.batch_size
+    )
     n = min(args.objects, shard.n)
     print(json.dumps(measure_cost_factor(engine, shard.images[:n], shard.magnitudes[:n], args.rounds)))
     return 0
