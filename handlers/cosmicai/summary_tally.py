@@ -18,8 +18,15 @@ import numpy as np
 from cosmicai.runstore import SUMMARY_WORKERS_FILE, JsonLinesSpool
 
 # What a worker report's `provenance` records (worker.worker_provenance), in summary.json's order.
-PROVENANCE_FIELDS = ("cosmicai_version", "weights_name", "weights_sha256", "model_card", "backend", "precision",
-                     "uncertainty")
+PROVENANCE_FIELDS = (
+    "cosmicai_version",
+    "weights_name",
+    "weights_sha256",
+    "model_card",
+    "backend",
+    "precision",
+    "uncertainty",
+)
 
 
 def percentile(values: array[float], q: float) -> float | None:
@@ -146,6 +153,8 @@ class ProvenanceTally:
 
     def result(self) -> dict[str, Any]:
         combos = [self.first[k] | {"items": n} for k, n in sorted(self.counts.items(), key=lambda kv: -kv[1])]
-        agreed = {k: (combos[0][k] if combos and all(c[k] == combos[0][k] for c in combos) else None)
-                  for k in PROVENANCE_FIELDS}
+        agreed = {
+            k: (combos[0][k] if combos and all(c[k] == combos[0][k] for c in combos) else None)
+            for k in PROVENANCE_FIELDS
+        }
         return agreed | {"consistent": len(combos) == 1, "combinations": combos, "items_unrecorded": self.unrecorded}

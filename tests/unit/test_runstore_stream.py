@@ -17,8 +17,19 @@ def _store(body: bytes, key: str = "r/doc.json") -> MemoryS3:
     return s3
 
 
-DOCS = [{"item_id": "i-0", "shards": [{"key": "in/a", "count": 12345}], "objects": None}, 17, -2.5e-3, "ünïcødé ✓",
-        None, True, False, [], {}, [1, [2, [3]]], 1234567890123]
+DOCS = [
+    {"item_id": "i-0", "shards": [{"key": "in/a", "count": 12345}], "objects": None},
+    17,
+    -2.5e-3,
+    "ünïcødé ✓",
+    None,
+    True,
+    False,
+    [],
+    {},
+    [1, [2, [3]]],
+    1234567890123,
+]
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 1 << 16])
@@ -34,15 +45,18 @@ def test_empty_json_array(body: bytes) -> None:
     assert list(iter_json_array(_store(body), "b", "r/doc.json", chunk_bytes=1)) == []
 
 
-@pytest.mark.parametrize("body, why", [
-    (b'{"a": 1}', "not a JSON array"),
-    (b"", "not a JSON array"),
-    (b'[{"a": 1}, {"b": ', "not valid JSON"),
-    (b'[{"a": 1} {"b": 2}]', "expected ',' or ']'"),
-    (b'[1, 2', "expected ',' or ']'"),
-    (b"[1, 2] 3", "data after the JSON array"),
-    (b"[1, \xff]", "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "body, why",
+    [
+        (b'{"a": 1}', "not a JSON array"),
+        (b"", "not a JSON array"),
+        (b'[{"a": 1}, {"b": ', "not valid JSON"),
+        (b'[{"a": 1} {"b": 2}]', "expected ',' or ']'"),
+        (b"[1, 2", "expected ',' or ']'"),
+        (b"[1, 2] 3", "data after the JSON array"),
+        (b"[1, \xff]", "not UTF-8"),
+    ],
+)
 def test_a_bad_array_is_a_named_error(body: bytes, why: str) -> None:
     with pytest.raises(RunStoreError, match=why) as exc:
         list(iter_json_array(_store(body), "b", "r/doc.json", chunk_bytes=4))
@@ -60,7 +74,7 @@ def test_plan_sized_array_holds_one_element_at_a_time() -> None:
 
         def read(self, n: int) -> bytes:
             self.most = max(self.most, n)
-            out = self.data[self.pos:self.pos + n]
+            out = self.data[self.pos : self.pos + n]
             self.pos += len(out)
             return out
 
