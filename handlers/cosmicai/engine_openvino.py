@@ -56,7 +56,7 @@ def openvino_version() -> str:
     """The installed OpenVINO's version string."""
     import openvino as ov
 
-    return ov.get_version()
+    return str(ov.get_version())  # openvino ships no type information
 
 
 def ir_dir(weights: Path | str) -> Path:

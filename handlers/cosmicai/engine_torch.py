@@ -17,6 +17,7 @@ This module imports torch; `cosmicai.engine` imports it only when the torch back
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -32,8 +33,11 @@ from cosmicai.model import (
     NUM_HEADS,
     PATCH_SIZE,
     AstroMAE,
+    Block,
     ConvBlock,
     InceptionBlock,
+    layer,
+    layers,
 )
 
 
@@ -55,8 +59,8 @@ class _Linear(nn.Module):
                 warnings.simplefilter("ignore", UserWarning)
                 qweight = torch.quantize_per_channel(weight, scales, zeros, 0, torch.qint8)
             self.packed = torch.ops.quantized.linear_prepack(qweight, bias)
-            self.weight = None
-            self.bias = None
+            self.weight: torch.Tensor | None = None
+            self.bias: torch.Tensor | None = None
         else:
             dtype = torch.bfloat16 if precision == "bf16" else torch.float32
             self.weight = weight.to(dtype)
@@ -66,7 +70,7 @@ class _Linear(nn.Module):
         self.fused = self.weight is not None and _has_linear_pointwise(self.weight.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.packed is not None:
+        if self.weight is None:  # int8: the packed weight holds the bias too
             y = torch.ops.quantized.linear_dynamic(x.float(), self.packed)
         else:
             x = x.to(self.weight.dtype)
@@ -101,7 +105,11 @@ def _has_linear_pointwise(dtype: torch.dtype = torch.float32) -> bool:
     if dtype not in _POINTWISE_OK:
         x, w, b = (t.to(dtype) for t in (torch.randn(4, 8), torch.randn(6, 8), torch.randn(6)))
         tol = 1e-5 if dtype == torch.float32 else 5e-2
-        unfused = {"none": lambda y: y, "relu": F.relu, "gelu": F.gelu}
+        unfused: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+            "none": lambda y: y,
+            "relu": F.relu,
+            "gelu": F.gelu,
+        }
         try:
             _POINTWISE_OK[dtype] = all(
                 torch.allclose(
@@ -116,12 +124,21 @@ def _has_linear_pointwise(dtype: torch.dtype = torch.float32) -> bool:
     return _POINTWISE_OK[dtype]
 
 
+def _present(tensor: torch.Tensor | None, what: str) -> torch.Tensor:
+    """A tensor torch types as optional (a bias, BatchNorm statistics) that AstroMAE always has."""
+    if tensor is None:
+        raise EngineError(f"cannot fold the model: it has no {what}")
+    return tensor
+
+
 def _fold_bn(block: ConvBlock) -> tuple[torch.Tensor, torch.Tensor]:
     """Conv weight and bias with the eval-mode BatchNorm folded in."""
     conv, bn = block.conv, block.bn
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    mean = _present(bn.running_mean, "BatchNorm running mean")
+    var = _present(bn.running_var, "BatchNorm running variance")
+    scale = bn.weight / torch.sqrt(var + bn.eps)
     weight = conv.weight * scale[:, None, None, None]
-    bias = (conv.bias - bn.running_mean) * scale + bn.bias
+    bias = (_present(conv.bias, "conv bias") - mean) * scale + bn.bias
     return weight.detach().float(), bias.detach().float()
 
 
@@ -146,13 +163,17 @@ class _Inception(nn.Module):
     def __init__(self, block: InceptionBlock) -> None:
         super().__init__()
         self.use_5x5 = block.use_5x5
-        firsts = [block.branch1, block.branch2[0]] + ([block.branch3[0]] if block.use_5x5 else [])
+        firsts = [block.branch1, layer(block.branch2, 0, ConvBlock)]
+        if block.use_5x5:
+            firsts.append(layer(block.branch3, 0, ConvBlock))
         folded = [_fold_bn(b) for b in firsts]
         self.width = folded[0][0].shape[0]
         self.merged = _Conv(torch.cat([w for w, _ in folded]), torch.cat([b for _, b in folded]), 0, True)
-        self.conv3 = _Conv(*_fold_bn(block.branch2[1]), padding=1, relu=True)
-        self.conv5 = _Conv(*_fold_bn(block.branch3[1]), padding=2, relu=True) if self.use_5x5 else None
-        self.pool_conv = _Conv(*_fold_bn(block.branch4[1]), padding=0, relu=True)
+        self.conv3 = _Conv(*_fold_bn(layer(block.branch2, 1, ConvBlock)), padding=1, relu=True)
+        self.conv5 = (
+            _Conv(*_fold_bn(layer(block.branch3, 1, ConvBlock)), padding=2, relu=True) if self.use_5x5 else None
+        )
+        self.pool_conv = _Conv(*_fold_bn(layer(block.branch4, 1, ConvBlock)), padding=0, relu=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         first = self.merged(x)
@@ -167,14 +188,14 @@ class _Inception(nn.Module):
 class _Block(nn.Module):
     """Pre-norm transformer block on a flat (B*T, C) residual stream."""
 
-    def __init__(self, block: nn.Module, precision: str) -> None:
+    def __init__(self, block: Block, precision: str) -> None:
         super().__init__()
-        self.ln1 = (block.norm1.weight.detach().float(), block.norm1.bias.detach().float())
-        self.ln2 = (block.norm2.weight.detach().float(), block.norm2.bias.detach().float())
-        self.qkv = _Linear(block.attn.qkv.weight, block.attn.qkv.bias, precision)
-        self.proj = _Linear(block.attn.proj.weight, block.attn.proj.bias, precision)
-        self.fc1 = _Linear(block.mlp.fc1.weight, block.mlp.fc1.bias, precision, act="gelu")
-        self.fc2 = _Linear(block.mlp.fc2.weight, block.mlp.fc2.bias, precision)
+        self.ln1 = _layer_norm(block.norm1)
+        self.ln2 = _layer_norm(block.norm2)
+        self.qkv = _linear(block.attn.qkv, precision)
+        self.proj = _linear(block.attn.proj, precision)
+        self.fc1 = _linear(block.mlp.fc1, precision, act="gelu")
+        self.fc2 = _linear(block.mlp.fc2, precision)
         self.heads = NUM_HEADS
 
     def forward(self, x: torch.Tensor, batch: int, tokens: int) -> torch.Tensor:
@@ -187,6 +208,19 @@ class _Block(nn.Module):
         x = x + self.proj(a).float()
         h = F.layer_norm(x, (c,), *self.ln2, eps=1e-6)
         return x + self.fc2(self.fc1(h)).float()
+
+
+def _layer_norm(norm: nn.LayerNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """A LayerNorm's affine weight and bias, detached fp32."""
+    weight = _present(norm.weight, "LayerNorm weight").detach().float()
+    return weight, _present(norm.bias, "LayerNorm bias").detach().float()
+
+
+def _linear(lin: nn.Module, precision: str, act: str = "none") -> _Linear:
+    """`_Linear` from an nn.Linear of the model (checked: positions in Sequentials are by index)."""
+    if not isinstance(lin, nn.Linear):
+        raise EngineError(f"cannot fold the model: expected a Linear layer, found {type(lin).__name__}")
+    return _Linear(lin.weight, _present(lin.bias, "Linear bias"), precision, act)
 
 
 class FoldedAstroMAE(nn.Module):
@@ -203,35 +237,36 @@ class FoldedAstroMAE(nn.Module):
             # Conv 8x8/8 == matmul over flattened patches; position embedding folds into the bias.
             patch_w = proj.weight.reshape(EMBED_DIM, -1)
             self.patch = _Linear(patch_w, torch.zeros(EMBED_DIM), "fp32")
-            self.token_bias = (proj.bias[None, :] + model.pos_embed[0, 1:, :]).detach().float()
+            patch_bias = _present(proj.bias, "patch embedding bias")
+            self.token_bias = (patch_bias[None, :] + model.pos_embed[0, 1:, :]).detach().float()
             self.cls_row = (model.cls_token[0, 0] + model.pos_embed[0, 0]).detach().float()
-            self.blocks = nn.ModuleList(_Block(b, precision) for b in model.blocks)
-            self.fc_norm = (model.fc_norm.weight.detach().float(), model.fc_norm.bias.detach().float())
-            self.head = _Linear(model.head.weight, model.head.bias, "fp32")
+            self.blocks = nn.ModuleList(_Block(b, precision) for b in layers(model.blocks, Block))
+            self.fc_norm = _layer_norm(model.fc_norm)
+            self.head = _linear(model.head, "fp32")
             vb = model.vit_block
-            self.vit1 = _Linear(vb[0].weight, vb[0].bias, "fp32", act="relu")
-            self.vit2 = _Linear(vb[2].weight, vb[2].bias, "fp32")
+            self.vit1 = _linear(vb[0], "fp32", act="relu")
+            self.vit2 = _linear(vb[2], "fp32")
 
             inc = model.inception_model.vis_inception
             init = model.inception_model.conv2d_init
-            self.init = _Conv(init.weight.detach().float(), init.bias.detach().float(), 0, False)
-            self.inception = nn.ModuleList(_Inception(inc[i]) for i in (2, 3, 5, 6, 8))
-            lin = inc[10]
+            init_bias = _present(init.bias, "first conv bias")
+            self.init = _Conv(init.weight.detach().float(), init_bias.detach().float(), 0, False)
+            self.inception = nn.ModuleList(_Inception(layer(inc, i, InceptionBlock)) for i in (2, 3, 5, 6, 8))
+            lin = layer(inc, 10, nn.Linear)
             c_last = 12
             side = lin.in_features // c_last
             side = int(round(side**0.5))
             # Channels-last flatten order is (h, w, c); permute the Linear's columns to match.
             w_nhwc = lin.weight.reshape(lin.out_features, c_last, side, side).permute(0, 2, 3, 1)
-            self.cnn1 = _Linear(w_nhwc.reshape(lin.out_features, -1), lin.bias, "fp32", act="relu")
-            self.cnn2 = _Linear(inc[12].weight, inc[12].bias, "fp32")
+            lin_bias = _present(lin.bias, "Linear bias")
+            self.cnn1 = _Linear(w_nhwc.reshape(lin.out_features, -1), lin_bias, "fp32", act="relu")
+            self.cnn2 = _linear(inc[12], "fp32")
 
             mb = model.magnitude_block
-            self.mag = nn.ModuleList(
-                _Linear(mb[i].weight, mb[i].bias, "fp32", act="relu" if i < 8 else "none") for i in (0, 2, 4, 6, 8)
-            )
+            self.mag = nn.ModuleList(_linear(mb[i], "fp32", act="relu" if i < 8 else "none") for i in (0, 2, 4, 6, 8))
             cb = model.concat_block
-            self.cat1 = _Linear(cb[0].weight, cb[0].bias, "fp32", act="relu")
-            self.cat2 = _Linear(cb[2].weight, cb[2].bias, "fp32")
+            self.cat1 = _linear(cb[0], "fp32", act="relu")
+            self.cat2 = _linear(cb[2], "fp32")
 
     def vit(self, images: torch.Tensor) -> torch.Tensor:
         b = images.shape[0]
@@ -262,8 +297,8 @@ class FoldedAstroMAE(nn.Module):
 
     def forward(self, images: torch.Tensor, magnitudes: torch.Tensor) -> torch.Tensor:
         m = magnitudes
-        for layer in self.mag:
-            m = layer(m)
+        for mag_layer in self.mag:
+            m = mag_layer(m)
         feats = torch.cat((self.vit(images), self.cnn(images), m), dim=1)
         return self.cat2(self.cat1(feats))
 

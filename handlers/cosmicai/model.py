@@ -8,6 +8,7 @@ tree allows, so checkpoint conversion is (almost) an identity map; see
 from __future__ import annotations
 
 import itertools
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -24,13 +25,15 @@ MLP_RATIO = 4
 BRANCH_DIM = 1096
 MAGNITUDE_DIM = 1024
 
+_M = TypeVar("_M", bound=nn.Module)
+
 
 def sincos_pos_embed(embed_dim: int, grid_size: int, cls_token: bool = True) -> np.ndarray:
     """Fixed 2-D sin-cos position embedding of MAE, shape (1 + grid**2, dim)."""
     grid_h = np.arange(grid_size, dtype=np.float64)
     grid_w = np.arange(grid_size, dtype=np.float64)
-    grid = np.meshgrid(grid_w, grid_h)  # w first, as MAE does
-    grid = np.stack(grid, axis=0).reshape(2, 1, grid_size, grid_size)
+    mesh = np.meshgrid(grid_w, grid_h)  # w first, as MAE does
+    grid = np.stack(mesh, axis=0).reshape(2, 1, grid_size, grid_size)
 
     def one_axis(dim: int, pos: np.ndarray) -> np.ndarray:
         omega = np.arange(dim // 2, dtype=np.float64) / (dim / 2.0)
@@ -206,6 +209,24 @@ class AstroMAE(nn.Module):
         cnn = self.inception_model(images)
         mags = self.magnitude_block(magnitudes.float())
         return self.concat_block(torch.cat((vit, cnn, mags), dim=1))
+
+
+def layer(container: nn.Sequential | nn.ModuleList, index: int, kind: type[_M]) -> _M:
+    """`container[index]`, checked to be a `kind`.
+
+    The folded engine, the OpenVINO converter and training reach into the model's
+    Sequentials by position: a position that no longer holds the layer they expect fails
+    here, by name, instead of deep inside a matmul (and the result is typed for mypy).
+    """
+    found = container[index]
+    if not isinstance(found, kind):
+        raise TypeError(f"layer {index} is a {type(found).__name__}, not a {kind.__name__}")
+    return found
+
+
+def layers(container: nn.Sequential | nn.ModuleList, kind: type[_M]) -> list[_M]:
+    """Every layer of `container`, each checked to be a `kind` (as `layer`)."""
+    return [layer(container, i, kind) for i in range(len(container))]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -82,6 +82,10 @@ class RestPart(nn.Module):
 class FakeQuantLinear(nn.Module):
     """A Linear whose weights (per output channel) and input (per tensor) pass through int8 fake quantization."""
 
+    # buffers (registered below), declared so their type is Tensor rather than Module.__getattr__'s union
+    w_scale: torch.Tensor
+    w_zero: torch.Tensor
+
     def __init__(self, linear: nn.Linear, input_absmax: float) -> None:
         super().__init__()
         w = linear.weight.detach().float()
@@ -142,7 +146,10 @@ def int8_blocks(model: AstroMAE, input_absmax: dict[str, float]) -> nn.ModuleLis
     blocks = copy.deepcopy(model.blocks)
     for i, block in enumerate(blocks):
         for path in BLOCK_LINEARS:
-            _set(block, path, FakeQuantLinear(_get(block, path), input_absmax[f"blocks.{i}.{path}"]))
+            linear = _get(block, path)
+            if not isinstance(linear, nn.Linear):
+                raise TypeError(f"blocks.{i}.{path} is a {type(linear).__name__}, not a Linear")
+            _set(block, path, FakeQuantLinear(linear, input_absmax[f"blocks.{i}.{path}"]))
     return blocks
 
 

@@ -34,7 +34,7 @@ NATIVE_BF16 = frozenset({"avx512_bf16", "amx_bf16"})
 @functools.cache
 def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, frozenset[str]]:
     """(model name, flags) of the first CPU in /proc/cpuinfo; ("?", empty) where there is none."""
-    model, flags = "?", frozenset()
+    model, flags = "?", frozenset[str]()
     try:
         for line in cpuinfo.read_text().splitlines():
             if line.startswith("model name") and model == "?":

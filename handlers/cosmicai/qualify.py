@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from cosmicai import procstats
-from cosmicai.engine import BACKENDS, PRECISIONS, EngineError
+from cosmicai.engine import BACKENDS, PRECISIONS, EngineError, Runner
 from cosmicai.weightsfile import sidecar, weights_sha256
 
 BOUND = 2e-3  # max |dz| vs fp32 for a mode to qualify (the project's accuracy bar)
@@ -143,7 +143,8 @@ class Qualification:
 
     def entry_for(self, features: list[str]) -> dict[str, Any] | None:
         """The recorded entry for this CPU class, if any."""
-        for entry in (self.doc or {}).get("cpus", []):
+        cpus: list[dict[str, Any]] = (self.doc or {}).get("cpus", [])
+        for entry in cpus:
             if sorted(entry.get("features", [])) == sorted(features):
                 return entry
         return None
@@ -153,9 +154,8 @@ def load_qualification(weights: Path | str) -> Qualification:
     """The qualification recorded next to `weights`; a file for other weights counts as absent."""
     weights = Path(weights)
     path = qualification_path(weights)
-    val = validation_path(weights)
-    if not val.is_file():
-        val = packaged_validation() if packaged_validation().is_file() else None
+    beside, packaged = validation_path(weights), packaged_validation()
+    val = beside if beside.is_file() else packaged if packaged.is_file() else None
     if not path.is_file():
         return Qualification(
             weights,
@@ -315,7 +315,7 @@ def qualify_weights(
         for precision in available:
             runner = make_runner(ir if backend == "openvino" else model, backend, precision, threads, 128)
 
-            def run(x: np.ndarray, m: np.ndarray, runner: Any = runner) -> np.ndarray:
+            def run(x: np.ndarray, m: np.ndarray, runner: Runner = runner) -> np.ndarray:
                 runner.start()
                 return runner.run(x, m)
 

@@ -22,7 +22,7 @@ import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -129,9 +129,47 @@ class Shard:
         """Whether sky positions (ra, dec) are present."""
         return self.ra is not None
 
+    def rows(self, sl: slice) -> Shard:
+        """The objects in `sl`, every array (the optional ones where present) sliced alike."""
 
-class ShardHeader(NamedTuple):
-    """What the first bytes of a shard tell: count and labels are None when not knowable."""
+        def cut(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[sl]
+
+        return Shard(
+            self.object_ids[sl], self.images[sl], self.magnitudes[sl], cut(self.redshift), cut(self.ra), cut(self.dec)
+        )
+
+
+def concat_shards(shards: list[Shard]) -> Shard:
+    """One shard holding the objects of `shards` in order; they must agree on which optional arrays they have."""
+
+    def cat(arrays: list[np.ndarray | None], what: str) -> np.ndarray | None:
+        present = [a for a in arrays if a is not None]
+        if not present:
+            return None
+        if len(present) != len(arrays):
+            raise ValueError(f"cannot concatenate shards where only some have {what}")
+        return np.concatenate(present)
+
+    ids = np.concatenate([s.object_ids for s in shards])
+    images = np.concatenate([s.images for s in shards])
+    magnitudes = np.concatenate([s.magnitudes for s in shards])
+    return Shard(
+        ids,
+        images,
+        magnitudes,
+        cat([s.redshift for s in shards], "redshift"),
+        cat([s.ra for s in shards], "ra"),
+        cat([s.dec for s in shards], "dec"),
+    )
+
+
+@dataclass(frozen=True)
+class ShardHeader:
+    """What the first bytes of a shard tell: count and labels are None when not knowable.
+
+    A dataclass, not a NamedTuple: a tuple's own `count` method would clash with the field.
+    """
 
     count: int | None
     has_redshift: bool | None

@@ -23,15 +23,17 @@ import torch
 
 from cosmicai import weightsfile
 from cosmicai.model import DEPTH, AstroMAE
-from cosmicai.weightsfile import (  # noqa: F401  (re-exported: the torch-free part lives there)
-    PACKAGED_WEIGHTS,
-    WEIGHTS_ENV,
-    WEIGHTS_FORMAT,
-    WeightsError,
-    WeightsNotFoundError,
-    resolve_weights_path,
-    sidecar,
-    weights_sha256,
+
+# Re-exported (`X as X` marks a re-export for mypy and ruff): the torch-free part lives in weightsfile.
+from cosmicai.weightsfile import (
+    PACKAGED_WEIGHTS as PACKAGED_WEIGHTS,
+    WEIGHTS_ENV as WEIGHTS_ENV,
+    WEIGHTS_FORMAT as WEIGHTS_FORMAT,
+    WeightsError as WeightsError,
+    WeightsNotFoundError as WeightsNotFoundError,
+    resolve_weights_path as resolve_weights_path,
+    sidecar as sidecar,
+    weights_sha256 as weights_sha256,
 )
 
 
@@ -273,7 +275,7 @@ _RESTRICTED_PICKLE = types.SimpleNamespace(
 
 
 def _module_state(obj: _Placeholder, prefix: str, out: dict[str, torch.Tensor], source: str) -> None:
-    state = obj.state if isinstance(obj.state, dict) else {}
+    state: dict[str, Any] = obj.state if isinstance(obj.state, dict) else {}
     if "_modules" not in state:
         raise InvalidCheckpointError(f"{source}: pickled {obj._qualname} is not an nn.Module")
     skip = set(state.get("_non_persistent_buffers_set") or ())

@@ -13,9 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .errors import DeployError
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency: annotations only
+    from mypy_boto3_ecr import ECRClient
+    from mypy_boto3_ecr.type_defs import ImageIdentifierTypeDef
 
 # BatchDeleteImage takes at most 100 image ids a call.
 _BATCH = 100
@@ -41,7 +45,7 @@ def repositories_in_state(state_file: Path) -> list[str]:
     return sorted(names)
 
 
-def empty_repositories(ecr: Any, names: list[str], log: Callable[[str], None] = print) -> int:
+def empty_repositories(ecr: ECRClient, names: list[str], log: Callable[[str], None] = print) -> int:
     """Delete every image (tagged or not) from the named repositories; returns how many went.
 
     A repository that is already gone is skipped: destroy may be re-run after a partial one.
@@ -69,7 +73,7 @@ def empty_repositories(ecr: Any, names: list[str], log: Callable[[str], None] = 
             "(build outputs of this tree; `make deploy` builds and pushes them again)"
         )
         for start in range(0, len(digests), _BATCH):
-            batch = [{"imageDigest": d} for d in digests[start : start + _BATCH]]
+            batch: list[ImageIdentifierTypeDef] = [{"imageDigest": d} for d in digests[start : start + _BATCH]]
             try:
                 failures = ecr.batch_delete_image(repositoryName=name, imageIds=batch).get("failures", [])
             except ClientError as exc:

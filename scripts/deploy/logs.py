@@ -15,8 +15,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from .errors import DeployError
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency: annotations only
+    from mypy_boto3_logs import CloudWatchLogsClient
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -69,7 +73,7 @@ def groups_from_environment(env: dict[str, str]) -> dict[str, str]:
     return groups
 
 
-def fetch_events(logs_client, groups: dict[str, str], start_ms: int) -> list[LogEvent]:
+def fetch_events(logs_client: CloudWatchLogsClient, groups: dict[str, str], start_ms: int) -> list[LogEvent]:
     """Every event since start_ms in the given groups, oldest first (missing groups are skipped)."""
     events: list[LogEvent] = []
     for role, group in groups.items():
@@ -77,7 +81,7 @@ def fetch_events(logs_client, groups: dict[str, str], start_ms: int) -> list[Log
     return sorted(events, key=lambda e: (e.timestamp_ms, e.role, e.event_id))
 
 
-def _group_events(logs_client, role: str, group: str, start_ms: int) -> Iterator[LogEvent]:
+def _group_events(logs_client: CloudWatchLogsClient, role: str, group: str, start_ms: int) -> Iterator[LogEvent]:
     paginator = logs_client.get_paginator("filter_log_events")
     try:
         for page in paginator.paginate(logGroupName=group, startTime=start_ms):
@@ -90,7 +94,9 @@ def _group_events(logs_client, role: str, group: str, start_ms: int) -> Iterator
         print(f"logs: log group {group} ({role}) does not exist; re-run `make deploy`", file=sys.stderr)
 
 
-def tail(logs_client, groups: dict[str, str], since_s: int, follow: bool, poll_s: float = 2.0) -> int:
+def tail(
+    logs_client: CloudWatchLogsClient, groups: dict[str, str], since_s: int, follow: bool, poll_s: float = 2.0
+) -> int:
     """Print events of the last since_s seconds; with follow, keep printing new ones."""
     start_ms = int((time.time() - since_s) * 1000)
     seen: set[tuple[str, str]] = set()

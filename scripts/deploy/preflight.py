@@ -20,10 +20,20 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import DeployError
 from .regions import RegionError, ResolvedRegion, check_same_region, resolve_region
+from .tfvars import Settings
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency: annotations only
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_service_quotas import ServiceQuotasClient
+    from mypy_boto3_stepfunctions import SFNClient
+    from mypy_boto3_sts import STSClient
+
+    from .targets import Target
 
 Status = Literal["PASS", "WARN", "FAIL", "SKIP"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,7 +94,7 @@ def check_region(
     return Check("region", "PASS", f"{resolved.region} (from {resolved.source})"), resolved
 
 
-def check_credentials(sts: Any, target: str) -> Check:
+def check_credentials(sts: STSClient, target: str) -> Check:
     """STS GetCallerIdentity: who `make deploy` would act as."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -261,7 +271,7 @@ class Reservations:
         return {name: n for name, n in self.by_function.items() if n >= 0}
 
 
-def current_reservations(lam: Any, names: Iterable[str]) -> dict[str, int]:
+def current_reservations(lam: LambdaClient, names: Iterable[str]) -> dict[str, int]:
     """What the stack's functions reserve now (0 for absent or unreserved functions)."""
     from botocore.exceptions import ClientError
 
@@ -363,7 +373,7 @@ def check_lambda_concurrency(
     return checks
 
 
-def service_quota(quotas: Any, service_code: str, name_words: tuple[str, ...]) -> float | None:
+def service_quota(quotas: ServiceQuotasClient, service_code: str, name_words: tuple[str, ...]) -> float | None:
     """An applied quota's value by the words in its name (Service Quotas), None when unavailable."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -379,7 +389,7 @@ def service_quota(quotas: Any, service_code: str, name_words: tuple[str, ...]) -
 
 
 def check_step_functions(
-    sfn: Any,
+    sfn: SFNClient,
     quota_state_machines: float | None,
     state_machine_name: str,
     max_concurrency: int,
@@ -504,7 +514,7 @@ def idle_cost(
     return IdleCost(lines, round(ecr + s3, 2))
 
 
-def bucket_size_gb(cloudwatch: Any, buckets: Iterable[str]) -> float | None:
+def bucket_size_gb(cloudwatch: CloudWatchClient, buckets: Iterable[str]) -> float | None:
     """Stored bytes of the buckets from CloudWatch's daily BucketSizeBytes, None when unknown."""
     import datetime as dt
 
@@ -544,13 +554,13 @@ class Context:
     explicit_region: str
     endpoint: str
     state_file: Path
-    settings: dict[str, object]
+    settings: Settings
     uses_images: bool
     base_image: str
     runtime_image: str
     wheel_source: str
-    make_target: Callable[[str], Any]  # region -> deploy.targets.Target
-    plan: Callable[[Any], list[str]]  # Target -> terraform plan -json lines (raises DeployError)
+    make_target: Callable[[str], Target]  # region -> the target there
+    plan: Callable[[Target], list[str]]  # terraform plan -json lines (raises DeployError)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -617,7 +627,7 @@ def image_checks(ctx: Context) -> list[Check]:
     return checks
 
 
-def cloud_checks(ctx: Context, target: Any) -> list[Check]:
+def cloud_checks(ctx: Context, target: Target) -> list[Check]:
     """Lambda concurrency and Step Functions quotas of the account, read-only."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -656,7 +666,7 @@ def cloud_checks(ctx: Context, target: Any) -> list[Check]:
     return checks
 
 
-def run_checks(ctx: Context) -> tuple[list[Check], Any]:
+def run_checks(ctx: Context) -> tuple[list[Check], Target | None]:
     """Every check that applies to the target, in order; returns them and the Target when it answers."""
     from .regions import profile_region
 
@@ -683,7 +693,7 @@ def run_checks(ctx: Context) -> tuple[list[Check], Any]:
     return checks, target
 
 
-def _local_cloud_answers(target: Any, checks: list[Check]) -> bool:
+def _local_cloud_answers(target: Target, checks: list[Check]) -> bool:
     """LocalStack's health endpoint answers (appends the FAIL when not)."""
     try:
         checks.append(Check("local cloud", "PASS", target.check_reachable()))
@@ -732,7 +742,7 @@ def main(ctx: Context, out: Callable[[str], None] = print) -> int:
     return 1 if failed else 0
 
 
-def idle_cost_report(ctx: Context, target: Any) -> str:
+def idle_cost_report(ctx: Context, target: Target | None) -> str:
     """The idle monthly cost section (image sizes from build/images.json, else the budgets)."""
     _build, _engine, _wheels = images_tools()
     from image_spec import IMAGES  # noqa: PLC0415 - on sys.path through _images_tools

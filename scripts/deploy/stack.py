@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import tfvars
@@ -116,7 +117,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         # Repositories must exist before images can be pushed into them.
         ws.run("apply", "-input=false", "-auto-approve", "-compact-warnings", "-target=module.ecr", *var_args)
         if not target.is_local:
-            urls = ws.outputs().get("ecr_repository_urls") or _ecr_urls_from_state(ws)
+            output = ws.outputs().get("ecr_repository_urls")
+            urls = {str(k): str(v) for k, v in output.items()} if isinstance(output, dict) and output else None
+            urls = urls or _ecr_urls_from_state(ws)
             push_images(args.make, ROOT, urls, target.client_environment(), target.name, _architecture(args))
             # The functions must name what was pushed (the push re-runs `make images`).
             var_args = _var_args(args, target, read_built_tags(ROOT / "build/images.json"))
@@ -288,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        run: Callable[[argparse.Namespace], int] = args.run
+        return run(args)
     except DeployError as exc:
         print(f"{args.cmd}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

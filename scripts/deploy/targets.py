@@ -6,9 +6,21 @@ import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Literal, overload
 
 from .errors import CredentialsError, DeployError, LocalCloudUnreachableError
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency: annotations only
+    from botocore.client import BaseClient
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_ecr import ECRClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_service_quotas import ServiceQuotasClient
+    from mypy_boto3_stepfunctions import SFNClient
+    from mypy_boto3_sts import STSClient
+
+# The services the deploy tooling talks to (each typed by its boto3-stubs client below).
+Service = Literal["cloudwatch", "ecr", "lambda", "service-quotas", "stepfunctions", "sts"]
 
 TARGETS = ("local", "aws")
 
@@ -49,18 +61,38 @@ class Target:
             env.pop("AWS_ENDPOINT_URL", None)
         return env
 
-    def client(self, service: str) -> Any:
+    @overload
+    def client(self, service: Literal["cloudwatch"]) -> CloudWatchClient: ...
+    @overload
+    def client(self, service: Literal["ecr"]) -> ECRClient: ...
+    @overload
+    def client(self, service: Literal["lambda"]) -> LambdaClient: ...
+    @overload
+    def client(self, service: Literal["service-quotas"]) -> ServiceQuotasClient: ...
+    @overload
+    def client(self, service: Literal["stepfunctions"]) -> SFNClient: ...
+    @overload
+    def client(self, service: Literal["sts"]) -> STSClient: ...
+
+    def client(self, service: Service) -> BaseClient:
         """A boto3 client for `service` at this target (LocalStack's endpoint and test keys
         locally; the standard credential chain on AWS), with standard retries."""
         import boto3
         from botocore.config import Config
 
         # On AWS a leftover AWS_ENDPOINT_URL (a LocalStack shell) must not redirect the client.
-        config = Config(retries={"mode": "standard"}, ignore_configured_endpoint_urls=not self.is_local)
-        kwargs: dict[str, Any] = {"region_name": self.region, "config": config}
+        # botocore-stubs 1.43.126 lacks this Config option (botocore has had it since 1.31).
+        config = Config(retries={"mode": "standard"}, ignore_configured_endpoint_urls=not self.is_local)  # type: ignore[call-arg]
         if self.is_local:
-            kwargs.update(endpoint_url=self.endpoint, aws_access_key_id="test", aws_secret_access_key="test")
-        return boto3.client(service, **kwargs)
+            return boto3.client(
+                service,
+                region_name=self.region,
+                config=config,
+                endpoint_url=self.endpoint,
+                aws_access_key_id="test",
+                aws_secret_access_key="test",
+            )
+        return boto3.client(service, region_name=self.region, config=config)
 
     def check_reachable(self) -> str:
         """Fail with a clear message unless the target answers; return who we are there."""

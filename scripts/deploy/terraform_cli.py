@@ -45,7 +45,7 @@ class TerraformWorkspace:
             env.pop("TF_CLI_CONFIG_FILE", None)
         return env
 
-    def run(self, *args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
+    def run(self, *args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess[str]:
         """Run `terraform -chdir=<module> <args>`; raise TerraformError on failure when check."""
         if shutil.which(self.binary) is None:
             raise TerraformError(

@@ -23,7 +23,13 @@ class TfvarsError(DeployError):
     """A tfvars value the deploy tooling needs could not be read."""
 
 
-def _scalar(text: str) -> str | int | float | bool | None:
+# A tfvars or variables.tf scalar as Python.
+Scalar = str | int | float | bool
+# Variable name -> its effective scalar value.
+Settings = dict[str, Scalar]
+
+
+def _scalar(text: str) -> Scalar | None:
     """An HCL literal (string, number, bool) as Python; None for anything else."""
     text = text.strip()
     if text.startswith('"'):
@@ -35,10 +41,10 @@ def _scalar(text: str) -> str | int | float | bool | None:
     return json.loads(text) if re.fullmatch(r"-?\d+(\.\d+)?", text) else None
 
 
-def variable_defaults(variables_tf: Path) -> dict[str, object]:
+def variable_defaults(variables_tf: Path) -> Settings:
     """Scalar defaults of the variables declared in `variables_tf`."""
     text = variables_tf.read_text()
-    out: dict[str, object] = {}
+    out: Settings = {}
     starts = [(m.group(1), m.end()) for m in _VARIABLE_RE.finditer(text)]
     for i, (name, start) in enumerate(starts):
         end = starts[i + 1][1] if i + 1 < len(starts) else len(text)
@@ -50,9 +56,9 @@ def variable_defaults(variables_tf: Path) -> dict[str, object]:
     return out
 
 
-def read_tfvars(path: Path) -> dict[str, object]:
+def read_tfvars(path: Path) -> Settings:
     """Top-level scalar assignments of a tfvars file (comments and blocks skipped)."""
-    out: dict[str, object] = {}
+    out: Settings = {}
     depth = 0
     for line in path.read_text().splitlines():
         stripped = line.strip()
@@ -68,7 +74,7 @@ def read_tfvars(path: Path) -> dict[str, object]:
     return out
 
 
-def settings(root: Path, var_file: Path | None) -> dict[str, object]:
+def settings(root: Path, var_file: Path | None) -> Settings:
     """Effective scalar settings: variables.tf defaults overridden by the tfvars file."""
     values = variable_defaults(root / "terraform" / "variables.tf")
     if var_file is not None and var_file.is_file():
@@ -76,7 +82,7 @@ def settings(root: Path, var_file: Path | None) -> dict[str, object]:
     return values
 
 
-def architecture(values: dict[str, object]) -> str:
+def architecture(values: Settings) -> str:
     """The functions' instruction set (`architecture`), checked like variables.tf does."""
     arch = values.get("architecture", "x86_64")
     if arch not in ("x86_64", "arm64"):

@@ -43,7 +43,7 @@ print(json.dumps({"handler_import_s": t_init, "engine_s": t_engine - t_init, "in
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the bench parser."""
     p = subparsers.add_parser(
         "bench",
@@ -257,7 +257,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         )
     )
     one = first["modes"]
-    versions = {"torch": torch.__version__}
+    versions: dict[str, str] = {"torch": str(torch.__version__)}
     if ov_model is not None:
         from cosmicai.engine_openvino import openvino_version
 

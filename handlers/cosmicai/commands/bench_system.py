@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the bench-system parser."""
     p = subparsers.add_parser(
         "bench-system",

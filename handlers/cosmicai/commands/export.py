@@ -20,7 +20,7 @@ FITS_PROVENANCE = {
 }
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the export parser."""
     p = subparsers.add_parser(
         "export",

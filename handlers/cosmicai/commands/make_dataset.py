@@ -7,7 +7,7 @@ import json
 import sys
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the make-dataset parser."""
     p = subparsers.add_parser(
         "make-dataset",

@@ -11,7 +11,7 @@ from typing import Any
 SHOW_REJECTED = 20
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the partition parser."""
     p = subparsers.add_parser(
         "partition",

@@ -18,7 +18,7 @@ from typing import Any
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "scale-test", help="scale rehearsal: N tiny shards end to end, measured (make scale-test)"
     )

@@ -7,9 +7,10 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the train parser."""
     p = subparsers.add_parser(
         "train",
@@ -112,11 +113,11 @@ def run(args: argparse.Namespace) -> int:
     dtype = torch.float16 if args.fp16 else None
     console.print(f"train: {tr.n} train / {va.n} val / {te.n if te else 0} test objects; {config}")
 
-    def save(model: torch.nn.Module, entry: dict) -> None:
+    def save(model: torch.nn.Module, entry: dict[str, Any]) -> None:
         save_weights(model, out, dtype=dtype, metadata={"epoch": str(entry["epoch"]), "seed": str(args.seed)})
         console.print(f"  saved best so far (epoch {entry['epoch']}) to {out}")
 
-    def log(entry: dict) -> None:
+    def log(entry: dict[str, Any]) -> None:
         console.print(
             f"epoch {entry['epoch']}: loss {entry['train_loss']:.5f} val MAE {entry['val_mae']:.4f} "  # noqa: ISC001
             f"NMAD {entry['val_precision']:.4f} R2 {entry['val_r2']:.3f} ({entry['train_objects_per_s']} obj/s, "

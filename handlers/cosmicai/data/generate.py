@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -88,7 +88,7 @@ def make_dataset(
     shard_size: int = 5000,
     progress: bool = True,
     raw: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """Write shards and catalog.parquet into out; return a summary.
 
     Shards are `part-NNNNN.safetensors` (centre-cropped to 32x32, about 20 KB per
@@ -164,6 +164,8 @@ def make_dataset(
 def _write_raw(shard: Shard, path: Path) -> int:
     """Uncropped cutouts as npz (same array names as the shard format); atomic write."""
     tmp = path.with_name(path.name + ".tmp")
+    if shard.redshift is None:  # never: every generated object has its true redshift
+        raise ValueError("raw cutouts are written with their true redshifts")
     with open(tmp, "wb") as fh:
         np.savez(
             fh,

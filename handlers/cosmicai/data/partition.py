@@ -21,11 +21,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from cosmicai.shards import BANDS, CROP, Shard, read_shard, shard_to_bytes
+from cosmicai.shards import BANDS, CROP, Shard, concat_shards, read_shard, shard_to_bytes
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency: annotations only
+    from mypy_boto3_s3 import S3Client
 
 MIB = 1 << 20
 MANIFEST_NAME = "manifest.json"
@@ -212,18 +215,11 @@ def _check_unique(ids: np.ndarray, source: str, seen: dict[int, str]) -> None:
     seen.update((int(i), source) for i in ids)
 
 
-_FIELDS = ("object_ids", "images", "magnitudes", "redshift", "ra", "dec")
-
-
 def _take(buf: list[Shard], n: int) -> tuple[Shard, list[Shard]]:
     """First n objects of the buffered shards (all alike in their optional arrays), and the rest."""
-    cat = {f: None if getattr(buf[0], f) is None else np.concatenate([getattr(s, f) for s in buf]) for f in _FIELDS}
-    head = Shard(**{f: None if a is None else a[:n] for f, a in cat.items()})
-    rest = (
-        []
-        if head.n == cat["object_ids"].shape[0]
-        else [Shard(**{f: None if a is None else a[n:] for f, a in cat.items()})]
-    )
+    whole = concat_shards(buf)
+    head = whole.rows(slice(None, n))
+    rest = [] if head.n == whole.n else [whole.rows(slice(n, None))]
     return head, rest
 
 
@@ -293,14 +289,19 @@ class S3Sink:
     """Uploads shards with parallel multipart transfers; skips keys whose sha256 metadata matches."""
 
     def __init__(
-        self, bucket: str, prefix: str, jobs: int = 4, s3: Any = None, on_bytes: Callable[[int], None] | None = None
+        self,
+        bucket: str,
+        prefix: str,
+        jobs: int = 4,
+        s3: S3Client | None = None,
+        on_bytes: Callable[[int], None] | None = None,
     ) -> None:
         from boto3.s3.transfer import TransferConfig
 
         from cosmicai.runstore import s3_client
 
         self.bucket, self.prefix = bucket, prefix
-        self.s3 = s3 or s3_client()
+        self.s3: S3Client = s3 or s3_client()
         self.label = f"s3://{bucket}/{prefix}"
         self.config = TransferConfig(
             multipart_threshold=16 * MIB, multipart_chunksize=16 * MIB, max_concurrency=4, use_threads=True
@@ -408,7 +409,7 @@ def partition(
     jobs: int = 4,
     prune: bool = True,
     progress: bool = True,
-    s3: Any = None,
+    s3: S3Client | None = None,
 ) -> PartitionResult:
     """Re-shard sources into `out` (folder or s3://bucket/prefix) and write manifest.json there."""
     source = FileSource(expand_sources(sources), renumber)
@@ -426,7 +427,7 @@ def write_partition(
     jobs: int = 4,
     prune: bool = True,
     progress: bool = True,
-    s3: Any = None,
+    s3: S3Client | None = None,
 ) -> PartitionResult:
     """Cut the source's objects into shards in `out` (folder or s3://bucket/prefix) with manifest.json."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn

@@ -262,8 +262,4 @@ def _write_split(folder: Path, shard: Shard, shard_size: int) -> None:
     for old in folder.glob("part-*.safetensors"):
         old.unlink()
     for i, a in enumerate(range(0, shard.n, shard_size)):  # an empty split leaves an empty folder
-        sl = slice(a, a + shard_size)
-        write_shard(
-            Shard(shard.object_ids[sl], shard.images[sl], shard.magnitudes[sl], shard.redshift[sl]),
-            folder / f"part-{i:05d}.safetensors",
-        )
+        write_shard(shard.rows(slice(a, a + shard_size)), folder / f"part-{i:05d}.safetensors")

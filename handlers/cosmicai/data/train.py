@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from cosmicai.metrics import compute_metrics
-from cosmicai.model import AstroMAE
+from cosmicai.model import AstroMAE, layer
 
 # Everything of the ViT encoder; vit_block (its MLP head) stays trainable, as in the reference.
 VIT_ENCODER_PREFIXES = ("patch_embed.", "cls_token", "pos_embed", "blocks.", "fc_norm.", "head.")
@@ -112,7 +112,9 @@ class Standardiser:
         )
 
     def tensors(self, device: torch.device) -> dict[str, torch.Tensor]:
-        f = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)  # noqa: E731
+        def f(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)
+
         return {
             "img_mean": f(self.img_mean).view(1, 5, 1, 1),
             "img_std": f(self.img_std).view(1, 5, 1, 1),
@@ -237,15 +239,17 @@ def fold_standardisation(model: AstroMAE, st: Standardiser) -> AstroMAE:
     with torch.no_grad():
         # Both image entry points are unpadded convs, so the fold is exact.
         for conv in (m.patch_embed.proj, m.inception_model.conv2d_init):
-            w = conv.weight  # (out, 5, k, k)
-            conv.bias += (w * shift.view(1, 5, 1, 1)).sum(dim=(1, 2, 3))
+            w, bias = conv.weight, conv.bias  # (out, 5, k, k), (out,)
+            if bias is None:
+                raise RuntimeError("standardisation fold needs entry convolutions with a bias")
+            bias += (w * shift.view(1, 5, 1, 1)).sum(dim=(1, 2, 3))
             conv.weight.mul_(scale.view(1, 5, 1, 1))
-        lin = m.magnitude_block[0]
+        lin = layer(m.magnitude_block, 0, nn.Linear)
         ms = torch.as_tensor(1.0 / st.mag_std, dtype=torch.float32)
         mm = torch.as_tensor(st.mag_mean, dtype=torch.float32)
-        lin.bias -= lin.weight @ (mm * ms)
+        lin.bias.sub_(lin.weight @ (mm * ms))
         lin.weight.mul_(ms.view(1, 5))
-        last = m.concat_block[-1]
+        last = layer(m.concat_block, -1, nn.Linear)
         last.weight.mul_(st.z_std)
         last.bias.mul_(st.z_std).add_(st.z_mean)
     return m.eval()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
 
 from . import process_env as penv
 from .sandbox import SandboxSpec
@@ -45,7 +46,7 @@ class Container:
         subprocess.run([self.docker, "rm", "-f", self.name], env=self.environ, capture_output=True, timeout=60)
         self._pid = None
 
-    def root_pid(self, _proc: subprocess.Popen | None = None) -> int | None:
+    def root_pid(self, _proc: subprocess.Popen[bytes] | None = None) -> int | None:
         """Host pid of the container's first process once it runs (None before, or on a remote engine)."""
         if self._pid is None:
             out = subprocess.run(
@@ -65,7 +66,7 @@ class Container:
 def docker_spec(
     container: Container,
     image: str,
-    lambda_vars: dict[str, object],
+    lambda_vars: Mapping[str, object],
     memory_mb: int,
     timeout_s: float,
     command: list[str] | None = None,

@@ -18,11 +18,13 @@ class EcrMotoProvider:
 
 def ecr_service() -> Service:
     """The ECR service with a dispatch table forwarding each operation to moto (plugins.ecr_provider)."""
+    from localstack.aws.api import RequestContext, ServiceRequest, ServiceResponse
+    from localstack.aws.skeleton import DispatchTable
     from localstack.aws.spec import load_service
     from localstack.services.moto import call_moto
 
-    def forward(context, _request):
-        return call_moto(context)
+    def forward(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
+        return call_moto(context)  # moto parses the request again from the context
 
-    table = {name: forward for name in load_service("ecr").operation_names}
+    table: DispatchTable = {name: forward for name in load_service("ecr").operation_names}
     return Service.for_provider(EcrMotoProvider(), dispatch_table_factory=lambda _provider: table)

@@ -24,6 +24,9 @@ from typing import Any, Literal
 from urllib.parse import unquote, unquote_plus
 
 Tri = bool | None
+# A request's condition-key value: text as AWS sends it, or a bool or number given by a caller
+# (stringified as AWS would: true/false, str()), or several values for a multivalued key.
+ContextValue = str | bool | int | float | Sequence[str]
 Context = dict[str, tuple[str, ...]]
 Principals = tuple[tuple[str, str], ...]  # (type, value) pairs; Principal "*" is (("AWS", "*"),)
 
@@ -298,7 +301,7 @@ class AuthzRequest:
     resource: str  # full ARN, or "*" for actions without resource-level permissions
     principal_arn: str  # the role ARN, or better the sts assumed-role session ARN (see NotPrincipal)
     principal_account: str
-    context: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
+    context: Mapping[str, ContextValue] = field(default_factory=dict)
 
 
 class Decision(enum.Enum):

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # events: Step Functions publishes execution status changes to it (errors in the log otherwise)
 SERVICES = "s3,iam,sts,logs,cloudwatch,events,stepfunctions,lambda,ecr"
@@ -63,11 +64,12 @@ class Instance:
         self.pid_file.unlink(missing_ok=True)
         return None
 
-    def health(self, timeout: float = 1.0) -> dict | None:
+    def health(self, timeout: float = 1.0) -> dict[str, Any] | None:
         """LocalStack's health document, or None when nothing answers."""
         try:
             with urllib.request.urlopen(f"{self.endpoint}/_localstack/health", timeout=timeout) as resp:
-                return json.load(resp)
+                doc: dict[str, Any] = json.load(resp)
+                return doc
         except (urllib.error.URLError, OSError, ValueError):
             return None
 

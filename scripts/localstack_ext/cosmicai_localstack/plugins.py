@@ -11,11 +11,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localstack.runtime import hooks
 from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
 from localstack.services.plugins import Service, aws_provider
+
+if TYPE_CHECKING:
+    from rolo import Response as HttpResponse  # what Response.for_json returns (LocalStack's HTTP layer)
 
 LOG = logging.getLogger(__name__)
 
@@ -52,7 +55,12 @@ def enforce_iam() -> None:
     enforcer = IamEnforcer()
     if enabled:
         handlers.serve_custom_service_request_handlers.append(enforcer)
-    ROUTER.add(STATUS_PATH, lambda _request: Response.for_json(enforcer.log.as_json(enabled)), methods=["GET"])
+
+    # The router calls endpoint(request, **url_args); the request itself is not needed here.
+    def status(_request: object, *_args: object, **_url_args: object) -> HttpResponse:
+        return Response.for_json(enforcer.log.as_json(enabled))
+
+    ROUTER.add(STATUS_PATH, status, methods=["GET"])
     LOG.info("cosmicai IAM enforcement %s", "on" if enabled else "OFF (COSMICAI_ENFORCE_IAM=0)")
 
 

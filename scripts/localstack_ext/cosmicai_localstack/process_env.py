@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 MODES = ("process", "docker")
@@ -43,7 +44,7 @@ def executor_mode(environ: dict[str, str] | None = None) -> str:
     return mode
 
 
-def project_root(environ: dict[str, str] | None = None) -> Path:
+def project_root(environ: Mapping[str, str] | None = None) -> Path:
     """COSMICAI_PROJECT_ROOT (set by the launcher), else the repository holding this file."""
     value = (environ if environ is not None else os.environ).get("COSMICAI_PROJECT_ROOT")
     return Path(value) if value else Path(__file__).resolve().parents[3]
@@ -111,7 +112,7 @@ def local_image_tag(image_uri: str) -> str:
     return image_uri
 
 
-def lambda_env(env_vars: dict[str, object], base: dict[str, str] | None = None) -> dict[str, str]:
+def lambda_env(env_vars: Mapping[str, object], base: dict[str, str] | None = None) -> dict[str, str]:
     """Lambda's variables (values stringified, None dropped) over the few host ones a process needs."""
     host = base if base is not None else dict(os.environ)
     env = {k: host[k] for k in INHERITED if k in host}
@@ -120,7 +121,9 @@ def lambda_env(env_vars: dict[str, object], base: dict[str, str] | None = None) 
     return env
 
 
-def process_spec_env(env_vars: dict[str, object], code_dir: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+def process_spec_env(
+    env_vars: Mapping[str, object], code_dir: Path, base: dict[str, str] | None = None
+) -> dict[str, str]:
     """Environment of a process-mode runtime: task root and import path are the code directory."""
     env = lambda_env(env_vars, base)
     env["LAMBDA_TASK_ROOT"] = str(code_dir)

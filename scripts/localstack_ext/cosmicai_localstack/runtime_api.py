@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 API_PREFIX = "/2018-06-01/runtime"
 
@@ -48,7 +50,7 @@ class InitError:
 class _QuietServer(ThreadingHTTPServer):
     """A runtime killed mid-request resets its connection: expected, not worth a traceback."""
 
-    def handle_error(self, request, client_address) -> None:  # noqa: ANN001 - socketserver's signature
+    def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], (ConnectionError, OSError)):
             super().handle_error(request, client_address)
 
@@ -74,7 +76,7 @@ class RuntimeApiServer:
     def address(self) -> str:
         """host:port, the value of AWS_LAMBDA_RUNTIME_API."""
         host, port = self._httpd.server_address[:2]
-        return f"{host}:{port}"
+        return f"{host.decode() if isinstance(host, bytes) else host}:{port}"  # str for AF_INET
 
     def start(self) -> None:
         """Begin serving in a background thread."""

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import IO
 
 from . import lambda_format as fmt
 from .proc_stats import tree_peak_rss_mb
@@ -42,7 +43,7 @@ class SandboxSpec:
     # extra clean-up after the process group is killed (docker mode: `docker kill`)
     kill_hook: Callable[[], None] | None = None
     # pid whose process tree is measured (docker mode: the container's init); default: the spawned process
-    measure_root: Callable[[subprocess.Popen], int | None] | None = None
+    measure_root: Callable[[subprocess.Popen[bytes]], int | None] | None = None
 
 
 @dataclass
@@ -62,7 +63,7 @@ class InvokeOutcome:
 class OutputCollector:
     """Reads a child's merged stdout/stderr without blocking it; `take()` returns what came since the last take."""
 
-    def __init__(self, stream) -> None:  # noqa: ANN001 - a binary file object from Popen
+    def __init__(self, stream: IO[bytes]) -> None:  # the child's stdout pipe
         self._stream = stream
         self._fd = stream.fileno()
         os.set_blocking(self._fd, False)
@@ -143,6 +144,8 @@ class _Runtime:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        if self.proc.stdout is None:  # never: stdout=PIPE
+            raise RuntimeError("the runtime process has no stdout pipe")
         self.out = OutputCollector(self.proc.stdout)
         self.init_measured = False  # only the first invoke of a process reports Init Duration
         self.peak_mb = 0.0
