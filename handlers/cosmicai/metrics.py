@@ -498,7 +498,8 @@ def _covered(t: np.ndarray, p: np.ndarray, z_err: Any) -> np.ndarray | None:
     e = np.asarray(z_err, dtype=np.float64).reshape(-1)
     if e.shape != t.shape or not np.isfinite(e).all():
         raise MetricsError(f"z_err has {e.size} values for {t.size} objects, all finite expected")
-    return np.abs(t - p) <= e
+    hits: np.ndarray = np.abs(t - p) <= e
+    return hits
 
 
 def coverage(covered: int, with_err: int) -> dict[str, Any]:

@@ -148,7 +148,7 @@ def predict_views(engine: Predictor, images: np.ndarray, magnitudes: np.ndarray,
 class Tta8Calibration(BaseModel):
     """The tta8 section of a model card (`MODEL_CARD.json` `uncertainty.tta8`)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     scale: float = Field(gt=0, description="z_err = scale x population std of the 8 view predictions")
     target_coverage: float = Field(gt=0, lt=1)
     calibration: dict[str, Any] = Field(description="the split the scale was fitted on, its objects and coverage")
@@ -158,6 +158,13 @@ class Tta8Calibration(BaseModel):
     cost_factor: float | None = Field(
         None, gt=0, description="measured tta8 / none compute time, same engine and batch"
     )
+    # How it was measured (cosmicai calibrate-uncertainty writes them; the worker reads only `scale`).
+    spread: str | None = None
+    cost: dict[str, Any] | None = Field(None, description="perf.uncertainty_cost.measure_cost_factor's result")
+    backend: str | None = None
+    precision: str | None = None
+    command: str | None = None
+    measured_at: str | None = None
 
 
 def card_calibration(card: Mapping[str, Any] | None, source: str) -> Tta8Calibration:

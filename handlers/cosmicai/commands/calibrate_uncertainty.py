@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the calibrate-uncertainty parser."""
     p = subparsers.add_parser(
         "calibrate-uncertainty",
