@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cosmicai.commands.bench_system import apply_stack_env
+from cosmicai.commands.bench_system import apply_stack_env, e2e_target
 from cosmicai.commands.costs import CostsCommandError, projection_for, stack_defaults
 from cosmicai.perf.end_to_end import EndToEndError, local_cold_start, overhead
 from cosmicai.perf.projection import projection_grid, recommend, shard_objects
@@ -20,6 +20,14 @@ def _wp_row(runner: str, threads: int, batch: int, rate: float, dz: float | None
     return {"runner": runner, "threads": threads, "batch_size": batch, "objects_per_s": rate / 2, "objects_per_cpu_s": rate,
             "objects_per_s_per_thread": rate / threads, "rounds_objects_per_s": [rate], "ratio_vs_reference": 1.0,
             "wall_ratio_vs_reference": 1.0, "max_abs_dz_vs_fp32": dz, "max_abs_dz_vs_reference": 0.0}
+
+
+def test_e2e_target_is_two_integers() -> None:
+    assert e2e_target("16x2048") == (16, 2048)
+    # one number used to reach the sweep as a 1-tuple (an IndexError there); three were cut to two
+    for bad in ("16", "16x2048x3"):
+        with pytest.raises(SystemExit, match="SHARDSxOBJECTS"):
+            e2e_target(bad)
 
 
 def test_shard_objects_follow_the_reference_partition() -> None:

@@ -83,6 +83,14 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
     return vals
 
 
+def e2e_target(text: str) -> tuple[int, int]:
+    """--e2e-target SHARDSxOBJECTS as (shards, objects per shard); exactly two integers."""
+    vals = _ints(text.replace("x", ","), "--e2e-target")
+    if len(vals) != 2:
+        raise SystemExit(f"bench-system: --e2e-target is SHARDSxOBJECTS (two integers), got {text!r}")
+    return vals[0], vals[1]
+
+
 def _model_and_weights(arg: Path | None, tmp: Path) -> tuple[Any, Path, str]:
     """(model, weights file, description): the given or packaged weights, else random weights (seed 0)."""
     import torch
@@ -248,7 +256,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             concurrency=_ints(args.e2e_concurrency, "--e2e-concurrency"),
             precision=mode,
             batch_size=batch,
-            target=_ints(args.e2e_target.replace("x", ","), "--e2e-target")[:2],
+            target=e2e_target(args.e2e_target),
             progress=lambda s: print(s, flush=True),
         )
         results["cold_start"] |= end_to_end.local_cold_start(results["end_to_end"], args.infer_log_group)
