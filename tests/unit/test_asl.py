@@ -11,15 +11,21 @@ import pytest
 
 ASL = Path(__file__).resolve().parents[2] / "statemachine" / "pipeline.asl.json"
 PLACEHOLDERS = {"init_function_arn", "infer_function_arn", "summarize_function_arn"}
-TRANSIENT = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-             "Lambda.TooManyRequestsException"}
+TRANSIENT = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
 
 
 def rendered() -> dict[str, Any]:
     """The ASL with placeholders filled as Terraform's templatefile would."""
     text = ASL.read_text()
     for name in PLACEHOLDERS:
-        text = text.replace("${" + name + "}", f"arn:aws:lambda:us-east-1:000000000000:function:cosmicai-{name.split('_')[0]}")
+        text = text.replace(
+            "${" + name + "}", f"arn:aws:lambda:us-east-1:000000000000:function:cosmicai-{name.split('_')[0]}"
+        )
     return json.loads(text)
 
 
@@ -66,7 +72,10 @@ def test_shape_init_map_summarize() -> None:
     st = doc["States"]
     assert doc["StartAt"] == "Init" and st["Init"]["Next"] == "Infer all items"
     m = st["Infer all items"]
-    assert m["Type"] == "Map" and m["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert m["Type"] == "Map" and m["ItemProcessor"]["ProcessorConfig"] == {
+        "Mode": "DISTRIBUTED",
+        "ExecutionType": "STANDARD",
+    }
     assert m["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
     assert m["ItemReader"]["ReaderConfig"]["InputType"] == "JSON"
     assert m["Next"] == "Summarize" and [c["Next"] for c in m["Catch"]] == ["Summarize"]

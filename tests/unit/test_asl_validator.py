@@ -54,11 +54,14 @@ def validator() -> Path:
     """The pinned asl-validator CLI (`make asl-tools`: npm ci from requirements/asl)."""
     tools = Path(os.environ.get("ASL_TOOLS_DIR", ".state/asl-validator"))
     tools = tools if tools.is_absolute() else ROOT / tools
-    proc = subprocess.run(["make", "-s", "asl-tools", f"ASL_TOOLS_DIR={tools}"], cwd=ROOT, text=True,
-                          capture_output=True, timeout=600)
+    proc = subprocess.run(
+        ["make", "-s", "asl-tools", f"ASL_TOOLS_DIR={tools}"], cwd=ROOT, text=True, capture_output=True, timeout=600
+    )
     if proc.returncode != 0:
-        pytest.fail(f"`make asl-tools` failed (exit {proc.returncode}): the ASL cannot be validated:\n"
-                    f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        pytest.fail(
+            f"`make asl-tools` failed (exit {proc.returncode}): the ASL cannot be validated:\n"
+            f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        )
     cli = tools / "node_modules" / ".bin" / "asl-validator"
     version = subprocess.run([str(cli), "--version"], text=True, capture_output=True, timeout=60)
     pinned = json.loads((ROOT / "requirements/asl/package-lock.json").read_text())
@@ -85,15 +88,31 @@ def rendered_text(tmp_path_factory: pytest.TempPathFactory) -> str:
     work = tmp_path_factory.mktemp("asl-render")
     env = terraform_env(work)
     init = subprocess.run(
-        ["terraform", f"-chdir={TF_DIR}", "init", "-input=false", "-no-color", "-reconfigure",
-         f"-backend-config=path={work / 'terraform.tfstate'}"],
-        env=env, text=True, capture_output=True, timeout=600,
+        [
+            "terraform",
+            f"-chdir={TF_DIR}",
+            "init",
+            "-input=false",
+            "-no-color",
+            "-reconfigure",
+            f"-backend-config=path={work / 'terraform.tfstate'}",
+        ],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=600,
     )
     assert init.returncode == 0, f"terraform init failed:\n{init.stdout[-2000:]}{init.stderr[-3000:]}"
     values = ", ".join(f'{name} = "{function_arn(name)}"' for name in PLACEHOLDERS)
     expression = f"base64encode(templatefile(local.asl_path, {{ {values} }}))\n"
-    console = subprocess.run(["terraform", f"-chdir={TF_DIR}", "console", "-no-color"], input=expression,
-                             env=env, text=True, capture_output=True, timeout=300)
+    console = subprocess.run(
+        ["terraform", f"-chdir={TF_DIR}", "console", "-no-color"],
+        input=expression,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert console.returncode == 0, f"terraform console failed:\n{console.stdout[-2000:]}{console.stderr[-3000:]}"
     encoded = console.stdout.strip()
     assert re.fullmatch(r'"[A-Za-z0-9+/=]+"', encoded), f"unexpected console output: {encoded[:500]!r}"

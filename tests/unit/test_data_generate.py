@@ -39,7 +39,10 @@ def test_dataset_is_independent_of_shard_size(tmp_path) -> None:
     np.testing.assert_array_equal(np.concatenate([s.images for s in a]), b.images)
     np.testing.assert_array_equal(np.concatenate([s.object_ids for s in a]), np.arange(60))
     cat = pq.read_table(tmp_path / "a" / "catalog.parquet")
-    assert cat.num_rows == 60 and cat.column("shard").to_pylist()[19:21] == ["part-00000.safetensors", "part-00001.safetensors"]
+    assert cat.num_rows == 60 and cat.column("shard").to_pylist()[19:21] == [
+        "part-00000.safetensors",
+        "part-00001.safetensors",
+    ]
     np.testing.assert_allclose(cat.column("redshift").to_numpy(), b.redshift)
     assert json.loads((tmp_path / "a" / "dataset.json").read_text())["seed"] == 11
     # ~20 KB per object like the reference partitions (5x32x32 float32 + 5 float32 + id + z).

@@ -12,9 +12,13 @@ from cosmicai.data.prepare import PrepareError, prepare, split_of
 from cosmicai.shards import centre_crop, read_shard
 
 BAD = {  # row -> reason
-    3: "bad_magnitude", 4: "bad_magnitude", 5: "bad_magnitude",
-    10: "bad_image", 11: "bad_image",
-    20: "missing_redshift", 21: "missing_redshift",
+    3: "bad_magnitude",
+    4: "bad_magnitude",
+    5: "bad_magnitude",
+    10: "bad_image",
+    11: "bad_image",
+    20: "missing_redshift",
+    21: "missing_redshift",
     30: "duplicate_id",
 }
 
@@ -81,9 +85,17 @@ def test_crop_and_split_are_exact_and_reproducible(tmp_path, raw) -> None:
         row = int(np.nonzero(a.object_ids == s1.object_ids[0])[0][0]) if s1.object_ids[0] < 120 else None
         if row is not None:
             np.testing.assert_array_equal(s1.images[0], centre_crop(a.images[row : row + 1])[0])
-    assert not (splits["train"] & splits["val"]) and not (splits["train"] & splits["test"]) and not (splits["val"] & splits["test"])
+    assert (
+        not (splits["train"] & splits["val"])
+        and not (splits["train"] & splits["test"])
+        and not (splits["val"] & splits["test"])
+    )
     n = 191
-    assert [len(splits[k]) for k in ("train", "val", "test")] == [round(0.7 * n), round(0.15 * n), n - round(0.7 * n) - round(0.15 * n)]
+    assert [len(splits[k]) for k in ("train", "val", "test")] == [
+        round(0.7 * n),
+        round(0.15 * n),
+        n - round(0.7 * n) - round(0.15 * n),
+    ]
 
 
 def test_split_ignores_input_order_and_depends_on_seed() -> None:

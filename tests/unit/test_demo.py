@@ -17,8 +17,10 @@ _SPEC.loader.exec_module(demo)
 
 def _write_summary(run_dir: Path, total: int, predicted: int, failed: int, mae: float | None) -> None:
     run_dir.mkdir(parents=True)
-    summary = {"objects": {"total": total, "predicted": predicted, "failed": failed},
-               "metrics": {"mae": mae} if mae is not None else None}
+    summary = {
+        "objects": {"total": total, "predicted": predicted, "failed": failed},
+        "metrics": {"mae": mae} if mae is not None else None,
+    }
     (run_dir / "summary.json").write_text(json.dumps(summary))
 
 

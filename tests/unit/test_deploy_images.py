@@ -24,15 +24,21 @@ def test_local_tags_are_fixed_valid_image_tags() -> None:
 
 def test_built_tags_come_from_the_images_manifest(tmp_path: Path) -> None:
     manifest = tmp_path / "images.json"
-    manifest.write_text(json.dumps({"inference": {"tag": "0123456789abcdef", "size_mb": 900},
-                                    "orchestration": {"tag": "fedcba9876543210"}}))
+    manifest.write_text(
+        json.dumps(
+            {"inference": {"tag": "0123456789abcdef", "size_mb": 900}, "orchestration": {"tag": "fedcba9876543210"}}
+        )
+    )
     assert read_built_tags(manifest) == {"inference": "0123456789abcdef", "orchestration": "fedcba9876543210"}
 
 
 @pytest.mark.parametrize(
     ("content", "problem"),
-    [(None, "is missing: run `make images`"), ("{not json", "is not valid JSON"),
-     (json.dumps({"inference": {"tag": "abc"}}), "no tag for image 'orchestration'")],
+    [
+        (None, "is missing: run `make images`"),
+        ("{not json", "is not valid JSON"),
+        (json.dumps({"inference": {"tag": "abc"}}), "no tag for image 'orchestration'"),
+    ],
 )
 def test_bad_images_manifest_is_named(tmp_path: Path, content: str | None, problem: str) -> None:
     manifest = tmp_path / "images.json"
@@ -43,13 +49,17 @@ def test_bad_images_manifest_is_named(tmp_path: Path, content: str | None, probl
 
 
 def test_push_goes_through_make_images_with_each_repository() -> None:
-    urls = {"inference": "1234.dkr.ecr.us-east-1.amazonaws.com/x-inference",
-            "orchestration": "1234.dkr.ecr.us-east-1.amazonaws.com/x-orchestration"}
+    urls = {
+        "inference": "1234.dkr.ecr.us-east-1.amazonaws.com/x-inference",
+        "orchestration": "1234.dkr.ecr.us-east-1.amazonaws.com/x-orchestration",
+    }
     cmd = push_command("make", Path("/repo"), urls)
     assert cmd[:4] == ["make", "-C", "/repo", "images"]
     assert "IMAGES_PUSH=1234.dkr.ecr.us-east-1.amazonaws.com" in cmd
-    assert ("IMAGES_ARGS=--repository inference=1234.dkr.ecr.us-east-1.amazonaws.com/x-inference "
-            "--repository orchestration=1234.dkr.ecr.us-east-1.amazonaws.com/x-orchestration") in cmd
+    assert (
+        "IMAGES_ARGS=--repository inference=1234.dkr.ecr.us-east-1.amazonaws.com/x-inference "
+        "--repository orchestration=1234.dkr.ecr.us-east-1.amazonaws.com/x-orchestration"
+    ) in cmd
 
 
 def test_push_refuses_mixed_registries_or_missing_repositories() -> None:
@@ -61,12 +71,20 @@ def test_push_refuses_mixed_registries_or_missing_repositories() -> None:
 
 def test_docker_mode_uris_name_the_local_builds_under_the_ecr_registry(tmp_path: Path) -> None:
     manifest = tmp_path / "images.json"
-    manifest.write_text(json.dumps({"inference": {"tag": "aa", "local_ref": "cosmicai-inference:aa"},
-                                    "orchestration": {"tag": "bb", "local_ref": "cosmicai-orchestration:bb"}}))
+    manifest.write_text(
+        json.dumps(
+            {
+                "inference": {"tag": "aa", "local_ref": "cosmicai-inference:aa"},
+                "orchestration": {"tag": "bb", "local_ref": "cosmicai-orchestration:bb"},
+            }
+        )
+    )
     registry = "000000000000.dkr.ecr.us-east-1.amazonaws.com"
     urls = {"inference": f"{registry}/other-inference", "orchestration": f"{registry}/other-orchestration"}
     assert local_image_uris(urls, read_built_refs(manifest)) == {
-        "inference": f"{registry}/cosmicai-inference:aa", "orchestration": f"{registry}/cosmicai-orchestration:bb"}
+        "inference": f"{registry}/cosmicai-inference:aa",
+        "orchestration": f"{registry}/cosmicai-orchestration:bb",
+    }
     with pytest.raises(DeployError, match="orchestration"):
         local_image_uris({"inference": urls["inference"]}, read_built_refs(manifest))
     manifest.write_text(json.dumps({"inference": {"tag": "aa"}}))

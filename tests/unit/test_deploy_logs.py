@@ -13,8 +13,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from deploy.errors import DeployError  # noqa: E402
 from deploy.logs import GROUPS_ENV, LogEvent, groups_from_environment, parse_since, select_groups  # noqa: E402
 
-GROUPS = {"init": "/aws/lambda/c-init", "infer": "/aws/lambda/c-infer",
-          "summarize": "/aws/lambda/c-summarize", "state_machine": "/aws/vendedlogs/states/c-pipeline"}
+GROUPS = {
+    "init": "/aws/lambda/c-init",
+    "infer": "/aws/lambda/c-infer",
+    "summarize": "/aws/lambda/c-summarize",
+    "state_machine": "/aws/vendedlogs/states/c-pipeline",
+}
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("10m", 600), ("2h", 7200), ("1d", 86400)])
@@ -46,5 +50,7 @@ def test_groups_come_from_the_terraform_output() -> None:
 
 
 def test_event_line_shows_utc_time_role_and_message() -> None:
-    ev = LogEvent(timestamp_ms=1_700_000_000_123, role="infer", stream="s", message="REPORT Duration: 5 ms\n", event_id="1")
+    ev = LogEvent(
+        timestamp_ms=1_700_000_000_123, role="infer", stream="s", message="REPORT Duration: 5 ms\n", event_id="1"
+    )
     assert ev.render() == "22:13:20.123 infer         REPORT Duration: 5 ms"

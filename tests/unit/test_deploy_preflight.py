@@ -67,11 +67,15 @@ def test_a_malformed_region_is_named_with_its_source() -> None:
 
 
 def test_region_check_passes_warns_and_fails(tmp_path: Path) -> None:
-    check, resolved = preflight.check_region("aws", "", {"AWS_DEFAULT_REGION": "eu-west-2"}, lambda: None, _state(tmp_path, None))
+    check, resolved = preflight.check_region(
+        "aws", "", {"AWS_DEFAULT_REGION": "eu-west-2"}, lambda: None, _state(tmp_path, None)
+    )
     assert (check.status, resolved.region) == ("PASS", "eu-west-2") and "AWS_DEFAULT_REGION" in check.detail
     check, _ = preflight.check_region("aws", "", FULL_ENV, lambda: None, _state(tmp_path, None))
     assert check.status == "WARN" and "eu-west-2" in check.detail
-    check, _ = preflight.check_region("aws", "", {"AWS_REGION": "eu-west-1"}, lambda: None, _state(tmp_path, "us-east-1"))
+    check, _ = preflight.check_region(
+        "aws", "", {"AWS_REGION": "eu-west-1"}, lambda: None, _state(tmp_path, "us-east-1")
+    )
     assert check.status == "FAIL" and "AWS_REGION=us-east-1" in check.fix
     check, resolved = preflight.check_region("aws", "", {}, lambda: None, _state(tmp_path, None))
     assert check.status == "FAIL" and resolved is None
@@ -83,9 +87,13 @@ def test_region_check_passes_warns_and_fails(tmp_path: Path) -> None:
 def test_credentials_pass_with_the_identity_and_fail_with_the_fix() -> None:
     sts = _client("sts")
     with Stubber(sts) as stub:
-        stub.add_response("get_caller_identity", {"Account": "123456789012", "Arn": "arn:aws:iam::123456789012:user/me",
-                                                  "UserId": "AIDA"})
-        stub.add_client_error("get_caller_identity", "ExpiredToken", "The security token included in the request is expired")
+        stub.add_response(
+            "get_caller_identity",
+            {"Account": "123456789012", "Arn": "arn:aws:iam::123456789012:user/me", "UserId": "AIDA"},
+        )
+        stub.add_client_error(
+            "get_caller_identity", "ExpiredToken", "The security token included in the request is expired"
+        )
         ok = preflight.check_credentials(sts, "aws")
         bad = preflight.check_credentials(sts, "aws")
     assert ok.status == "PASS" and "123456789012" in ok.detail
@@ -122,11 +130,13 @@ def test_reservations_must_leave_ten_unreserved() -> None:
 
 
 def test_small_or_zero_reservations_are_named() -> None:
-    checks = preflight.check_lambda_concurrency(_account(1000, 1000), 100,
-                                                Reservations({"c-infer": 50, "c-init": -1, "c-summarize": -1}), {}, "c-infer")
+    checks = preflight.check_lambda_concurrency(
+        _account(1000, 1000), 100, Reservations({"c-infer": 50, "c-init": -1, "c-summarize": -1}), {}, "c-infer"
+    )
     assert checks[1].status == "WARN" and "max_concurrency <= 50" in checks[1].fix
-    checks = preflight.check_lambda_concurrency(_account(1000, 1000), 100,
-                                                Reservations({"c-infer": -1, "c-init": 0, "c-summarize": 0}), {}, "c-infer")
+    checks = preflight.check_lambda_concurrency(
+        _account(1000, 1000), 100, Reservations({"c-infer": -1, "c-init": 0, "c-summarize": 0}), {}, "c-infer"
+    )
     assert checks[1].status == "FAIL" and "could never run" in checks[1].detail
 
 
@@ -140,9 +150,14 @@ def test_current_reservations_read_from_lambda() -> None:
     with Stubber(lam) as stub:
         stub.add_response("get_function_concurrency", {"ReservedConcurrentExecutions": 40}, {"FunctionName": "c-infer"})
         stub.add_response("get_function_concurrency", {}, {"FunctionName": "c-init"})
-        stub.add_client_error("get_function_concurrency", "ResourceNotFoundException", expected_params={"FunctionName": "c-summarize"})
+        stub.add_client_error(
+            "get_function_concurrency", "ResourceNotFoundException", expected_params={"FunctionName": "c-summarize"}
+        )
         assert preflight.current_reservations(lam, ["c-infer", "c-init", "c-summarize"]) == {
-            "c-infer": 40, "c-init": 0, "c-summarize": 0}
+            "c-infer": 40,
+            "c-init": 0,
+            "c-summarize": 0,
+        }
 
 
 class FakeTarget:
@@ -167,21 +182,39 @@ def _ctx(tmp_path: Path, target: FakeTarget, plan_lines: list[str] | None = None
         return plan_lines
 
     return preflight.Context(
-        target="aws", explicit_region="eu-west-1", endpoint="", state_file=tmp_path / "terraform.tfstate",
-        settings={"name_prefix": "c", "infer_reserved_concurrency": -1, "orchestration_reserved_concurrency": -1,
-                  "log_retention_days": 14, "ecr_keep_images": 10, **settings},
-        uses_images=False, base_image="python:3.11-slim", runtime_image="python:3.11-slim", wheel_source="wheelhouse",
-        make_target=lambda region: target, plan=plan, environ={},
+        target="aws",
+        explicit_region="eu-west-1",
+        endpoint="",
+        state_file=tmp_path / "terraform.tfstate",
+        settings={
+            "name_prefix": "c",
+            "infer_reserved_concurrency": -1,
+            "orchestration_reserved_concurrency": -1,
+            "log_retention_days": 14,
+            "ecr_keep_images": 10,
+            **settings,
+        },
+        uses_images=False,
+        base_image="python:3.11-slim",
+        runtime_image="python:3.11-slim",
+        wheel_source="wheelhouse",
+        make_target=lambda region: target,
+        plan=plan,
+        environ={},
     )
 
 
 def _stubbed_account(limit: int) -> tuple[dict[str, Any], list[Stubber]]:
     sts, lam, sfn, quotas = _client("sts"), _client("lambda"), _client("stepfunctions"), _client("service-quotas")
     stubs = [Stubber(c) for c in (sts, lam, sfn, quotas)]
-    stubs[0].add_response("get_caller_identity", {"Account": "123456789012", "Arn": "arn:aws:iam::123456789012:user/me", "UserId": "A"})
+    stubs[0].add_response(
+        "get_caller_identity", {"Account": "123456789012", "Arn": "arn:aws:iam::123456789012:user/me", "UserId": "A"}
+    )
     stubs[1].add_response("get_account_settings", {"AccountLimit": _account(limit, limit)})
     for name in ("c-infer", "c-init", "c-summarize"):
-        stubs[1].add_client_error("get_function_concurrency", "ResourceNotFoundException", expected_params={"FunctionName": name})
+        stubs[1].add_client_error(
+            "get_function_concurrency", "ResourceNotFoundException", expected_params={"FunctionName": name}
+        )
     stubs[3].add_client_error("list_service_quotas", "AccessDeniedException")
     stubs[2].add_response("list_state_machines", {"stateMachines": []})
     for s in stubs:
@@ -190,28 +223,38 @@ def _stubbed_account(limit: int) -> tuple[dict[str, Any], list[Stubber]]:
 
 
 def test_preflight_exits_non_zero_when_the_account_cannot_run_the_default_fan_out(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     clients, stubs = _stubbed_account(limit=10)
     lines: list[str] = []
     rc = preflight.main(_ctx(tmp_path, FakeTarget(clients)), out=lines.append)
     text = "\n".join(lines)
     assert rc == 1
     assert "FAIL  lambda concurrency" in text and "max_concurrency is 100" in text
-    assert "(no terraform plan: terraform not installed" in text and "module.infer_function.aws_lambda_function.this" in text
+    assert (
+        "(no terraform plan: terraform not installed" in text
+        and "module.infer_function.aws_lambda_function.this" in text
+    )
     for s in stubs:
         s.assert_no_pending_responses()
 
 
 def test_preflight_passes_on_a_ready_account_and_prints_the_plan_and_idle_cost(tmp_path: Path) -> None:
     clients, _ = _stubbed_account(limit=1000)
-    plan = [json.dumps({"type": "planned_change", "change": {"action": "create",
-                                                             "resource": {"addr": "module.ecr.aws_ecr_repository.this[\"inference\"]"}}}),
-            json.dumps({"type": "version", "terraform": "1.11.4"})]
+    plan = [
+        json.dumps(
+            {
+                "type": "planned_change",
+                "change": {"action": "create", "resource": {"addr": 'module.ecr.aws_ecr_repository.this["inference"]'}},
+            }
+        ),
+        json.dumps({"type": "version", "terraform": "1.11.4"}),
+    ]
     lines: list[str] = []
     rc = preflight.main(_ctx(tmp_path, FakeTarget(clients), plan_lines=plan), out=lines.append)
     text = "\n".join(lines)
     assert rc == 0, text
-    assert "create   module.ecr.aws_ecr_repository.this[\"inference\"]" in text and "1 to create" in text
+    assert 'create   module.ecr.aws_ecr_repository.this["inference"]' in text and "1 to create" in text
     assert "idle monthly cost" in text and "$0.1/GB-month" in text
     assert "state machines" in text and "documented default" in text
 
@@ -223,7 +266,11 @@ def test_preflight_skips_the_cloud_checks_when_credentials_fail(tmp_path: Path) 
         checks, target = preflight.run_checks(_ctx(tmp_path, FakeTarget({"sts": sts})))
     assert target is None
     assert [(c.name, c.status) for c in checks if c.status in ("FAIL", "SKIP")] == [
-        ("credentials", "FAIL"), ("docker", "SKIP"), ("lambda concurrency", "SKIP"), ("step functions", "SKIP")]
+        ("credentials", "FAIL"),
+        ("docker", "SKIP"),
+        ("lambda concurrency", "SKIP"),
+        ("step functions", "SKIP"),
+    ]
 
 
 # ---- Step Functions --------------------------------------------------------------------
@@ -232,8 +279,14 @@ def test_preflight_skips_the_cloud_checks_when_credentials_fail(tmp_path: Path) 
 def test_service_quota_found_by_name_or_none() -> None:
     quotas = _client("service-quotas")
     with Stubber(quotas) as stub:
-        stub.add_response("list_service_quotas", {"Quotas": [
-            {"QuotaName": "Maximum number of registered state machines", "Value": 25000.0, "QuotaCode": "L-1"}]})
+        stub.add_response(
+            "list_service_quotas",
+            {
+                "Quotas": [
+                    {"QuotaName": "Maximum number of registered state machines", "Value": 25000.0, "QuotaCode": "L-1"}
+                ]
+            },
+        )
         stub.add_client_error("list_service_quotas", "AccessDeniedException")
         assert preflight.service_quota(quotas, "states", ("registered", "state machines")) == 25000.0
         assert preflight.service_quota(quotas, "states", ("registered", "state machines")) is None
@@ -241,8 +294,17 @@ def test_service_quota_found_by_name_or_none() -> None:
 
 def test_step_functions_room_and_map_limit() -> None:
     sfn = _client("stepfunctions")
-    listing = {"stateMachines": [{"stateMachineArn": f"arn:aws:states:eu-west-1:1:stateMachine:m{i}", "name": f"m{i}",
-                                  "type": "STANDARD", "creationDate": "2026-01-01T00:00:00Z"} for i in range(2)]}
+    listing = {
+        "stateMachines": [
+            {
+                "stateMachineArn": f"arn:aws:states:eu-west-1:1:stateMachine:m{i}",
+                "name": f"m{i}",
+                "type": "STANDARD",
+                "creationDate": "2026-01-01T00:00:00Z",
+            }
+            for i in range(2)
+        ]
+    }
     with Stubber(sfn) as stub:
         stub.add_response("list_state_machines", listing)
         stub.add_response("list_state_machines", listing)
@@ -295,8 +357,12 @@ class FakeImages:
 
 
 class FakeDocker:
-    def __init__(self, arch: str = "x86_64", local: dict[str, str] | None = None,
-                 registry: dict[str, set[str]] | Exception | None = None) -> None:
+    def __init__(
+        self,
+        arch: str = "x86_64",
+        local: dict[str, str] | None = None,
+        registry: dict[str, set[str]] | Exception | None = None,
+    ) -> None:
         self.arch = arch
         self.images = FakeImages(local or {}, registry if registry is not None else {})
 
@@ -323,7 +389,10 @@ def test_public_base_image_decisions() -> None:
     local = FakeDocker(local={"python:3.11-slim": "amd64"})
     assert check(local).status == "PASS" and local.images.asked == []
     # Present locally for arm64 only: the registry must offer amd64.
-    assert check(FakeDocker("aarch64", {"python:3.11-slim": "arm64"}, {"python:3.11-slim": {"linux/amd64"}})).status == "PASS"
+    assert (
+        check(FakeDocker("aarch64", {"python:3.11-slim": "arm64"}, {"python:3.11-slim": {"linux/amd64"}})).status
+        == "PASS"
+    )
     assert check(FakeDocker(registry={"python:3.11-slim": {"linux/arm64"}})).status == "FAIL"
     offline = check(FakeDocker(registry=RuntimeError("no such host")))
     assert offline.status == "FAIL" and "docker pull --platform linux/amd64" in offline.fix
@@ -332,8 +401,14 @@ def test_public_base_image_decisions() -> None:
 
 def test_own_base_image_decisions() -> None:
     def check(client: FakeDocker, *, root: bool, debootstrap: bool) -> Check:
-        return preflight.check_base_image(client, "cosmicai-base:bookworm", "cosmicai-base:bookworm-runtime", "linux/amd64",
-                                          is_root=root, has_debootstrap=debootstrap)
+        return preflight.check_base_image(
+            client,
+            "cosmicai-base:bookworm",
+            "cosmicai-base:bookworm-runtime",
+            "linux/amd64",
+            is_root=root,
+            has_debootstrap=debootstrap,
+        )
 
     built = {"cosmicai-base:bookworm": "amd64", "cosmicai-base:bookworm-runtime": "amd64"}
     assert check(FakeDocker(local=built), root=False, debootstrap=False).status == "PASS"
@@ -351,7 +426,9 @@ def test_wheel_source_decisions(tmp_path: Path) -> None:
     pin = "torch==2.13.0+cpu"
     never = lambda url: False  # noqa: E731
 
-    def check(machine: str, reachable: Any = never, source: str = "wheelhouse", index: str = preflight_index()) -> Check:
+    def check(
+        machine: str, reachable: Any = never, source: str = "wheelhouse", index: str = preflight_index()
+    ) -> Check:
         return preflight.check_wheel_source(source, pin, machine, wheelhouse, index, reachable, [links])
 
     assert check("x86_64").status == "FAIL"
@@ -374,8 +451,11 @@ def preflight_index() -> str:
 
 
 def test_planned_changes_and_the_fallback_resource_list() -> None:
-    lines = ["not json", json.dumps({"type": "planned_change", "change": {"action": "create", "resource": {"addr": "a.b"}}}),
-             json.dumps({"type": "change_summary", "changes": {"add": 1}})]
+    lines = [
+        "not json",
+        json.dumps({"type": "planned_change", "change": {"action": "create", "resource": {"addr": "a.b"}}}),
+        json.dumps({"type": "change_summary", "changes": {"add": 1}}),
+    ]
     assert preflight.planned_changes(lines) == [("create", "a.b")]
     declared = preflight.module_resources(Path(__file__).resolve().parents[2] / "terraform")
     assert "module.state_machine.aws_sfn_state_machine.this" in declared
@@ -395,9 +475,11 @@ def test_bucket_size_from_cloudwatch() -> None:
     with Stubber(cw) as stub:
         import datetime as dt
 
-        t = dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc)
-        stub.add_response("get_metric_statistics", {"Datapoints": [{"Timestamp": t, "Average": 2e9},
-                                                                   {"Timestamp": t - dt.timedelta(days=1), "Average": 1e9}]})
+        t = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
+        stub.add_response(
+            "get_metric_statistics",
+            {"Datapoints": [{"Timestamp": t, "Average": 2e9}, {"Timestamp": t - dt.timedelta(days=1), "Average": 1e9}]},
+        )
         stub.add_response("get_metric_statistics", {"Datapoints": []})
         assert preflight.bucket_size_gb(cw, ["data", "results"]) == pytest.approx(2.0)
         stub.add_client_error("get_metric_statistics", "AccessDenied")

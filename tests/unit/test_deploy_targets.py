@@ -19,9 +19,18 @@ from deploy.targets import Target  # noqa: E402
 @pytest.fixture
 def no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """An environment where the standard credential chain finds nothing (and no IMDS)."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                 "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
@@ -43,8 +52,19 @@ def test_make_deploy_aws_stops_before_terraform_without_credentials(
     no_aws_credentials: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A terraform that does not exist proves the refusal comes first.
-    rc = stack.main(["--target", "aws", "--region", "eu-west-1", "--state-dir", str(tmp_path),
-                     "--terraform", "/nonexistent/terraform", "deploy"])
+    rc = stack.main(
+        [
+            "--target",
+            "aws",
+            "--region",
+            "eu-west-1",
+            "--state-dir",
+            str(tmp_path),
+            "--terraform",
+            "/nonexistent/terraform",
+            "deploy",
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "CredentialsError" in err and "sts get-caller-identity" in err
@@ -54,7 +74,9 @@ def test_make_deploy_aws_stops_before_terraform_without_credentials(
 def test_make_deploy_aws_stops_before_terraform_without_a_region(
     no_aws_credentials: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc = stack.main(["--target", "aws", "--state-dir", str(tmp_path), "--terraform", "/nonexistent/terraform", "deploy"])
+    rc = stack.main(
+        ["--target", "aws", "--state-dir", str(tmp_path), "--terraform", "/nonexistent/terraform", "deploy"]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "RegionError" in err and "export AWS_REGION=" in err
@@ -67,8 +89,19 @@ def test_deploy_refuses_a_region_other_than_the_deployed_stacks(
     state = tmp_path / "terraform" / "aws" / "terraform.tfstate"
     state.parent.mkdir(parents=True)
     state.write_text(json.dumps({"version": 4, "outputs": {"region": {"value": "us-east-1", "type": "string"}}}))
-    rc = stack.main(["--target", "aws", "--region", "eu-west-1", "--state-dir", str(tmp_path),
-                     "--terraform", "/nonexistent/terraform", "deploy"])
+    rc = stack.main(
+        [
+            "--target",
+            "aws",
+            "--region",
+            "eu-west-1",
+            "--state-dir",
+            str(tmp_path),
+            "--terraform",
+            "/nonexistent/terraform",
+            "deploy",
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "deployed in us-east-1" in err and "AWS_REGION=us-east-1" in err and "STATE_DIR" in err
@@ -79,8 +112,9 @@ def test_commands_on_a_deployed_stack_use_its_region(tmp_path: Path, monkeypatch
     state.parent.mkdir(parents=True)
     state.write_text(json.dumps({"version": 4, "outputs": {"region": {"value": "eu-central-1", "type": "string"}}}))
     monkeypatch.setenv("AWS_REGION", "us-west-2")
-    args = stack.build_parser().parse_args(["--target", "local", "--endpoint", "http://127.0.0.1:1",
-                                            "--state-dir", str(tmp_path), "output"])
+    args = stack.build_parser().parse_args(
+        ["--target", "local", "--endpoint", "http://127.0.0.1:1", "--state-dir", str(tmp_path), "output"]
+    )
     assert stack._target(args).region == "eu-central-1"
 
 

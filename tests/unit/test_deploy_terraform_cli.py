@@ -14,8 +14,9 @@ from deploy.terraform_cli import TerraformWorkspace, write_mirror_config  # noqa
 
 
 def _workspace(tmp_path: Path, mirror: Path | None, binary: str = "terraform") -> TerraformWorkspace:
-    return TerraformWorkspace(module_dir=tmp_path / "tf", state_dir=tmp_path / "state/terraform/local",
-                              plugin_mirror=mirror, binary=binary)
+    return TerraformWorkspace(
+        module_dir=tmp_path / "tf", state_dir=tmp_path / "state/terraform/local", plugin_mirror=mirror, binary=binary
+    )
 
 
 def test_mirror_config_installs_aws_only_from_the_mirror(tmp_path: Path) -> None:

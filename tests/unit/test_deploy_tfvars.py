@@ -29,7 +29,11 @@ def test_tfvars_scalars_override_and_blocks_are_skipped(tmp_path: Path) -> None:
         'tags = {\n  owner = "me"\n}\nxray_tracing = true\nname_prefix = "${var.x}"\n'
     )
     values = tfvars.settings(ROOT, var_file)
-    assert (values["architecture"], values["infer_reserved_concurrency"], values["xray_tracing"]) == ("arm64", 200, True)
+    assert (values["architecture"], values["infer_reserved_concurrency"], values["xray_tracing"]) == (
+        "arm64",
+        200,
+        True,
+    )
     assert "owner" not in values and values["name_prefix"] == "cosmicai"  # an expression is not guessed
     assert tfvars.architecture(values) == "arm64"
 
@@ -42,8 +46,10 @@ def test_an_unknown_architecture_is_refused(tmp_path: Path) -> None:
 def test_make_images_gets_the_target_and_architecture() -> None:
     cmd = images_command("make", Path("/repo"), "aws", "arm64")
     assert cmd == ["make", "-C", "/repo", "images", "TARGET=aws", "ARCHITECTURE=arm64"]
-    urls = {"inference": "1.dkr.ecr.eu-west-1.amazonaws.com/x-inference",
-            "orchestration": "1.dkr.ecr.eu-west-1.amazonaws.com/x-orchestration"}
+    urls = {
+        "inference": "1.dkr.ecr.eu-west-1.amazonaws.com/x-inference",
+        "orchestration": "1.dkr.ecr.eu-west-1.amazonaws.com/x-orchestration",
+    }
     push = push_command("make", Path("/repo"), urls, "aws", "arm64")
     # The push rebuilds nothing only when it names the same target and platform as the build.
     assert push[:6] == cmd and "IMAGES_PUSH=1.dkr.ecr.eu-west-1.amazonaws.com" in push

@@ -33,8 +33,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     summary = prepare_engine_files(weights, openvino=True, qualify=False)
     model = load_model(weights)
     images, mags = read_validation(packaged_validation(), 64)
-    return {"weights": weights, "summary": summary, "model": model, "images": images, "mags": mags,
-            "eager": plain_eager_predict(model, images, mags)}
+    return {
+        "weights": weights,
+        "summary": summary,
+        "model": model,
+        "images": images,
+        "mags": mags,
+        "eager": plain_eager_predict(model, images, mags),
+    }
 
 
 def test_parts_reach_the_model_by_name_and_compose_to_its_forward() -> None:
@@ -59,7 +65,12 @@ def test_ir_is_written_next_to_the_weights_with_a_manifest(demo: dict) -> None:
     assert set(manifest["parts"]) == {"embed", "blocks", "rest", "blocks_int8"}
     assert manifest["weights"]["bytes"] == demo["weights"].stat().st_size
     # The demo weights are fp16: the parts that compute identically from f16 storage are stored so.
-    assert manifest["stored"] == {"embed": "f16 (lossless)", "blocks": "f16 (lossless)", "rest": "f32", "blocks_int8": "int8 weights"}
+    assert manifest["stored"] == {
+        "embed": "f16 (lossless)",
+        "blocks": "f16 (lossless)",
+        "rest": "f32",
+        "blocks_int8": "int8 weights",
+    }
 
 
 @pytest.mark.parametrize(("precision", "tol"), [("fp32", 1e-5), ("bf16", 2e-3), ("int8", 2e-3)])
@@ -112,8 +123,15 @@ def test_payload_backend_and_fast_reach_the_work_item() -> None:
     from cosmicai.plan import ShardInfo, plan_work_items
     from cosmicai.worker import WorkItem
 
-    payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "run_id": "r1",
-                                "backend": "openvino", "precision": "fast"})
+    payload = RunPayload.parse(
+        {
+            "input": "s3://data-bucket/in/",
+            "output": "s3://out-bucket/r/",
+            "run_id": "r1",
+            "backend": "openvino",
+            "precision": "fast",
+        }
+    )
     items = plan_work_items(payload, [ShardInfo("in/part-0.safetensors", "part-0", 100, 2)])
     assert items[0]["backend"] == "openvino" and items[0]["precision"] == "fast"
     item = WorkItem.parse(items[0])
@@ -142,9 +160,14 @@ def test_openvino_worker_init_never_imports_torch(demo: dict) -> None:
 def test_fast_on_a_cpu_class_not_recorded_rechecks_at_start_up(demo: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     from cosmicai import procstats, qualify
 
-    recorded = {"features": ["amx_bf16", "avx2", "avx512_bf16", "avx512f", "avx512_vnni"], "objects": 256,
-                "modes": [{"backend": "openvino", "precision": "fp32", "max_abs_dz_vs_fp32": 0.0, "objects_per_s": 500.0},
-                          {"backend": "openvino", "precision": "bf16", "max_abs_dz_vs_fp32": 3e-4, "objects_per_s": 1200.0}]}
+    recorded = {
+        "features": ["amx_bf16", "avx2", "avx512_bf16", "avx512f", "avx512_vnni"],
+        "objects": 256,
+        "modes": [
+            {"backend": "openvino", "precision": "fp32", "max_abs_dz_vs_fp32": 0.0, "objects_per_s": 500.0},
+            {"backend": "openvino", "precision": "bf16", "max_abs_dz_vs_fp32": 3e-4, "objects_per_s": 1200.0},
+        ],
+    }
     qualify.write_qualification(demo["weights"], recorded, qualify.validation_path(demo["weights"]))
     # A CPU with AVX2 and VNNI but no bf16 (a class the file has not seen): only int8 is worth trying.
     monkeypatch.setattr(procstats, "cpu_info", lambda: ("AVX2 VNNI CPU", frozenset({"avx2", "fma", "avx_vnni"})))
@@ -161,8 +184,23 @@ def test_predict_cli_runs_the_openvino_backend(demo: dict, tmp_path: Path, capsy
     from cosmicai.cli import main
 
     out = tmp_path / "cat.parquet"
-    rc = main(["predict", "--weights", str(demo["weights"]), "--input", str(packaged_validation()),
-               "--output", str(out), "--backend", "openvino", "--precision", "int8", "--threads", "1"])
+    rc = main(
+        [
+            "predict",
+            "--weights",
+            str(demo["weights"]),
+            "--input",
+            str(packaged_validation()),
+            "--output",
+            str(out),
+            "--backend",
+            "openvino",
+            "--precision",
+            "int8",
+            "--threads",
+            "1",
+        ]
+    )
     assert rc == 0
     text = " ".join(capsys.readouterr().out.split())  # rich wraps at the terminal's width
     assert "backend openvino, precision int8" in text

@@ -46,8 +46,14 @@ def _cube(oid: int, size: int = 64) -> np.ndarray:
     return (oid * 1e4 + k * 1e3 + y * 10 + x * 0.01).astype(np.float32)
 
 
-def _mef(path: Path, cube: np.ndarray, labels: tuple[str | None, ...] = BANDS, key: str = "EXTNAME",
-         order: tuple[int, ...] = (0, 1, 2, 3, 4), extra: list | None = None) -> Path:
+def _mef(
+    path: Path,
+    cube: np.ndarray,
+    labels: tuple[str | None, ...] = BANDS,
+    key: str = "EXTNAME",
+    order: tuple[int, ...] = (0, 1, 2, 3, 4),
+    extra: list | None = None,
+) -> Path:
     hdus = [fits.PrimaryHDU()]
     for k in order:
         hdu = fits.ImageHDU(cube[k])
@@ -100,8 +106,19 @@ def _partition(tmp_path: Path, cutouts: list[Path], table: Path, **kw):
 # ------------------------------------------------------------------ the accepted layouts
 
 
-@pytest.mark.parametrize("layout", ["mef_extname", "mef_filter_shuffled", "mef_order", "mef_with_mask", "cube_primary",
-                                    "cube_extension", "bands", "sdss_names"])
+@pytest.mark.parametrize(
+    "layout",
+    [
+        "mef_extname",
+        "mef_filter_shuffled",
+        "mef_order",
+        "mef_with_mask",
+        "cube_primary",
+        "cube_extension",
+        "bands",
+        "sdss_names",
+    ],
+)
 def test_every_layout_gives_the_same_cropped_pixels(tmp_path: Path, layout: str) -> None:
     cube = _cube(7)
     path = tmp_path / "7.fits"
@@ -155,8 +172,17 @@ def test_band_keywords() -> None:
 
 @pytest.mark.parametrize("suffix", ["fits", "csv", "parquet"])
 def test_table_formats_and_column_names(tmp_path: Path, suffix: str) -> None:
-    cols = {"OBJID": [5, 6], "U": [18.0, 19.0], "G": [17.0, 18.0], "R": [16.5, 17.0], "I": [16.0, 16.5],
-            "Z": [15.9, 16.2], "Z_SPEC": [0.1, -1.0], "RA": [1.5, 2.5], "DEC": [-1.0, 1.0]}
+    cols = {
+        "OBJID": [5, 6],
+        "U": [18.0, 19.0],
+        "G": [17.0, 18.0],
+        "R": [16.5, 17.0],
+        "I": [16.0, 16.5],
+        "Z": [15.9, 16.2],
+        "Z_SPEC": [0.1, -1.0],
+        "RA": [1.5, 2.5],
+        "DEC": [-1.0, 1.0],
+    }
     t = read_object_table(_write_table(tmp_path / f"t.{suffix}", cols))
     assert t.ids.tolist() == [5, 6] and t.ids.dtype == np.int64
     np.testing.assert_allclose(t.magnitudes[1], [19.0, 18.0, 17.0, 16.5, 16.2])
@@ -173,14 +199,20 @@ def test_custom_magnitude_columns(tmp_path: Path) -> None:
     assert t.magnitudes.shape == (1, 5)
 
 
-@pytest.mark.parametrize("cols, match", [
-    ({"name": ["a"], **{f"mag_{b}": [18.0] for b in BANDS}}, "no id column: need one of"),
-    ({"object_id": [1.0], **{f"mag_{b}": [18.0] for b in BANDS}}, "ids must be integers"),
-    ({"object_id": [1], "mag_u": [18.0]}, "no magnitude columns"),
-    ({"object_id": [1], **{f"mag_{b}": ["x"] for b in BANDS}}, "magnitude column 'mag_u' is not numeric"),
-    ({"object_id": [1], **{f"mag_{b}": [18.0] for b in BANDS}, "ra": [1.0]}, "'ra' without its pair"),
-    ({"object_id": [1], **{f"mag_{b}": [18.0] for b in BANDS}, "file_u": ["a.fits"]}, r"per-band file columns lack \['file_g'"),
-])
+@pytest.mark.parametrize(
+    "cols, match",
+    [
+        ({"name": ["a"], **{f"mag_{b}": [18.0] for b in BANDS}}, "no id column: need one of"),
+        ({"object_id": [1.0], **{f"mag_{b}": [18.0] for b in BANDS}}, "ids must be integers"),
+        ({"object_id": [1], "mag_u": [18.0]}, "no magnitude columns"),
+        ({"object_id": [1], **{f"mag_{b}": ["x"] for b in BANDS}}, "magnitude column 'mag_u' is not numeric"),
+        ({"object_id": [1], **{f"mag_{b}": [18.0] for b in BANDS}, "ra": [1.0]}, "'ra' without its pair"),
+        (
+            {"object_id": [1], **{f"mag_{b}": [18.0] for b in BANDS}, "file_u": ["a.fits"]},
+            r"per-band file columns lack \['file_g'",
+        ),
+    ],
+)
 def test_unusable_tables_are_fatal_and_named(tmp_path: Path, cols: dict, match: str) -> None:
     path = _write_table(tmp_path / "t.parquet", cols)
     with pytest.raises(FitsTableError, match=match) as err:
@@ -365,8 +397,15 @@ def test_cli_argument_errors(tmp_path: Path, capsys) -> None:
 def test_errors_are_shard_errors_with_codes() -> None:
     from cosmicai.shards import ShardError
 
-    classes = [FitsTableError, FitsMissingBandError, FitsBandError, FitsShapeError, FitsNonNumericError,
-               FitsNonFiniteError, FitsUnreadableError]
+    classes = [
+        FitsTableError,
+        FitsMissingBandError,
+        FitsBandError,
+        FitsShapeError,
+        FitsNonNumericError,
+        FitsNonFiniteError,
+        FitsUnreadableError,
+    ]
     assert all(issubclass(c, ShardError) for c in classes)
     assert len({c.code for c in classes}) == len(classes)
     e = FitsShapeError("a.fits", "too small", hdu=3)
@@ -377,16 +416,48 @@ def test_errors_are_shard_errors_with_codes() -> None:
 
 
 @pytest.mark.parametrize("layout, table_format", [("mef", "fits"), ("cube", "csv"), ("bands", "parquet")])
-def test_make_dataset_fits_partitions_to_the_same_objects_as_make_dataset(tmp_path: Path, layout: str,
-                                                                        table_format: str) -> None:
+def test_make_dataset_fits_partitions_to_the_same_objects_as_make_dataset(
+    tmp_path: Path, layout: str, table_format: str
+) -> None:
     pytest.importorskip("galsim")
     from cosmicai.data.generate import make_dataset
 
-    assert main(["make-dataset", "--fits", "--n", "7", "--seed", "4", "--out", str(tmp_path / "f"),
-                 "--fits-layout", layout, "--table-format", table_format, "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "make-dataset",
+                "--fits",
+                "--n",
+                "7",
+                "--seed",
+                "4",
+                "--out",
+                str(tmp_path / "f"),
+                "--fits-layout",
+                layout,
+                "--table-format",
+                table_format,
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     table = tmp_path / "f" / f"objects.{table_format}"
-    assert main(["partition", "--from-fits", str(tmp_path / "f" / "cutouts"), "--table", str(table),
-                 "--out", str(tmp_path / "s"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "partition",
+                "--from-fits",
+                str(tmp_path / "f" / "cutouts"),
+                "--table",
+                str(table),
+                "--out",
+                str(tmp_path / "s"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     make_dataset(7, 4, tmp_path / "ref", progress=False)
     ref = read_shard(tmp_path / "ref" / "part-00000.safetensors")
     got = read_shard(tmp_path / "s" / "part-00000.safetensors")
@@ -418,7 +489,9 @@ def test_export_fits_has_units_descriptions_and_every_value(tmp_path: Path, caps
     doc = json.loads(capsys.readouterr().out)
     assert doc["out"] == str(run / "catalog.fits") and doc["columns"] == ["object_id", "z_pred", "z_true", "ra", "dec"]
     t = Table.read(run / "catalog.fits")
-    assert t["object_id"].tolist() == [3, 1, 2] and t["object_id"].dtype.kind == "i" and t["object_id"].dtype.itemsize == 8
+    assert (
+        t["object_id"].tolist() == [3, 1, 2] and t["object_id"].dtype.kind == "i" and t["object_id"].dtype.itemsize == 8
+    )
     np.testing.assert_array_equal(t["z_pred"], np.float32([0.11, 0.22, 0.33]))
     assert t["z_true"].mask.tolist() == [False, True, False]
     np.testing.assert_array_equal(t["ra"], [359.123456789012, 0.5, 12.0])
@@ -481,14 +554,13 @@ def _round_trip(tmp_path: Path) -> tuple[Table, Table, dict]:
     """make-dataset --fits -> partition --from-fits -> Init/Infer/Summarize on the S3 double ->
     the merged catalog invoke downloads -> export --format fits -> astropy."""
     pytest.importorskip("galsim")
-    from fanout_s3 import MemoryS3
-
     from cosmicai.payload import RunPayload
     from cosmicai.plan import prepare_run
     from cosmicai.report import fetch_run
     from cosmicai.runstore import RunLocation
     from cosmicai.summary import summarize_run
     from cosmicai.worker import WorkItem, run_item
+    from fanout_s3 import MemoryS3
 
     data = tmp_path / "data"
     assert main(["make-dataset", "--fits", "--n", "23", "--seed", "5", "--out", str(data), "--quiet"]) == 0
@@ -496,17 +568,35 @@ def _round_trip(tmp_path: Path) -> tuple[Table, Table, dict]:
     # a few unlabelled objects too, so both kinds of shard go through
     objects["redshift"][[4, 17]] = np.nan
     objects.write(data / "objects.fits", overwrite=True)
-    assert main(["partition", "--from-fits", str(data / "cutouts"), "--table", str(data / "objects.fits"),
-                 "--out", str(tmp_path / "shards"), "--target-mb", "0.1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "partition",
+                "--from-fits",
+                str(data / "cutouts"),
+                "--table",
+                str(data / "objects.fits"),
+                "--out",
+                str(tmp_path / "shards"),
+                "--target-mb",
+                "0.1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
 
     s3 = MemoryS3("data-bucket", "out-bucket")
     for p in sorted((tmp_path / "shards").iterdir()):
         s3.put_object(Bucket="data-bucket", Key=f"in/{p.name}", Body=p.read_bytes())
-    payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "workers": 2,
-                                "run_id": "fits-rt"})
+    payload = RunPayload.parse(
+        {"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "workers": 2, "run_id": "fits-rt"}
+    )
     prepare_run(s3, payload, started_at=1000.0)
     for n, item in enumerate(json.loads(s3.buckets["out-bucket"]["r/plan.json"])):
-        run_item(WorkItem.parse(item), s3, _TinyEngine, cold_start=n == 0, init_seconds=0.1, context={"memory_mb": 2048})
+        run_item(
+            WorkItem.parse(item), s3, _TinyEngine, cold_start=n == 0, init_seconds=0.1, context={"memory_mb": 2048}
+        )
     summary = summarize_run(s3, RunLocation("out-bucket", "r/"), "fits-rt", now=1005.0)
     run_dir = tmp_path / "runs" / "fits-rt"
     fetch_run(s3, RunLocation("out-bucket", "r/"), run_dir, "fits-rt")

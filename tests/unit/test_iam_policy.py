@@ -58,18 +58,28 @@ def cond(operator: str, key: str, value: Any, effect: str = "Allow", **kw: Any) 
 
 ALLOW_ALL_S3 = pol(st())
 LIST_RUNS = pol(st("Allow", "s3:ListBucket", BUCKET, Condition={"StringLike": {"s3:prefix": ["runs/*"]}}))
-LIST_RUNS_IFEXISTS = pol(st("Allow", "s3:ListBucket", BUCKET,
-                            Condition={"StringLikeIfExists": {"s3:prefix": ["runs/*"]}}))
-TLS_ONLY = pol(st("Deny", "s3:*", [BUCKET, BUCKET + "/*"], Principal="*",
-                  Condition={"Bool": {"aws:SecureTransport": "false"}}))
+LIST_RUNS_IFEXISTS = pol(
+    st("Allow", "s3:ListBucket", BUCKET, Condition={"StringLikeIfExists": {"s3:prefix": ["runs/*"]}})
+)
+TLS_ONLY = pol(
+    st("Deny", "s3:*", [BUCKET, BUCKET + "/*"], Principal="*", Condition={"Bool": {"aws:SecureTransport": "false"}})
+)
 
 
-def case(name: str, expected: Decision, identity: list[dict[str, Any]] | tuple[()] = (),
-         resource: dict[str, Any] | None = None, action: str = "s3:GetObject", arn: str = OBJ,
-         ctx: dict[str, Any] | None = None, principal: str = SESSION,
-         resource_account: str | None = None) -> Any:
-    return pytest.param(list(identity), resource, action, arn, ctx or {}, principal, resource_account,
-                        expected, id=name)
+def case(
+    name: str,
+    expected: Decision,
+    identity: list[dict[str, Any]] | tuple[()] = (),
+    resource: dict[str, Any] | None = None,
+    action: str = "s3:GetObject",
+    arn: str = OBJ,
+    ctx: dict[str, Any] | None = None,
+    principal: str = SESSION,
+    resource_account: str | None = None,
+) -> Any:
+    return pytest.param(
+        list(identity), resource, action, arn, ctx or {}, principal, resource_account, expected, id=name
+    )
 
 
 CASES = [
@@ -77,37 +87,58 @@ CASES = [
     # context, the values do not match and the condition is false": HeadBucket is authorized as
     # s3:ListBucket with no s3:prefix, so a prefix-conditioned ListBucket grant does not cover it.
     case("headbucket-prefix-condition-key-missing", I, [LIST_RUNS], action="s3:ListBucket", arn=BUCKET),
-    case("listbucket-prefix-matches", A, [LIST_RUNS], action="s3:ListBucket", arn=BUCKET,
-         ctx={"s3:prefix": "runs/x"}),
-    case("listbucket-prefix-other", I, [LIST_RUNS], action="s3:ListBucket", arn=BUCKET,
-         ctx={"s3:prefix": "other/x"}),
+    case("listbucket-prefix-matches", A, [LIST_RUNS], action="s3:ListBucket", arn=BUCKET, ctx={"s3:prefix": "runs/x"}),
+    case("listbucket-prefix-other", I, [LIST_RUNS], action="s3:ListBucket", arn=BUCKET, ctx={"s3:prefix": "other/x"}),
     # [ops] ...IfExists: "If the key is not present, the condition evaluates to true"
     case("stringlikeifexists-key-missing", A, [LIST_RUNS_IFEXISTS], action="s3:ListBucket", arn=BUCKET),
     # [ops] ...IfExists on a present key is the plain operator: a non-match is false
-    case("stringlikeifexists-present-no-match", I, [LIST_RUNS_IFEXISTS], action="s3:ListBucket",
-         arn=BUCKET, ctx={"s3:prefix": "other/"}),
+    case(
+        "stringlikeifexists-present-no-match",
+        I,
+        [LIST_RUNS_IFEXISTS],
+        action="s3:ListBucket",
+        arn=BUCKET,
+        ctx={"s3:prefix": "other/"},
+    ),
     # [ops] "If the policy condition requires that the key is not matched, such as StringNotLike or
     # ArnNotLike, and the right key is not present, the condition is true."
     case("stringnotlike-key-missing", A, [cond("StringNotLike", "s3:prefix", "secret/*")]),
-    case("stringnotlike-key-matches", I, [cond("StringNotLike", "s3:prefix", "secret/*")],
-         ctx={"s3:prefix": "secret/a"}),
+    case(
+        "stringnotlike-key-matches", I, [cond("StringNotLike", "s3:prefix", "secret/*")], ctx={"s3:prefix": "secret/a"}
+    ),
     case("numericnotequals-key-missing", A, [cond("NumericNotEquals", "s3:max-keys", "5")]),
     case("notipaddress-key-missing", A, [cond("NotIpAddress", "aws:SourceIp", "10.0.0.0/8")]),
     case("arnnotlike-key-missing", A, [cond("ArnNotLike", "aws:SourceArn", "arn:aws:sqs:*:*:*")]),
     # [multi] several values for one key are ORed; for a negated operator they are NORed
-    case("stringequals-values-ored", A, [cond("StringEquals", "s3:prefix", ["a", "b"])],
-         ctx={"s3:prefix": "b"}),
-    case("stringnotequals-values-nored-one-matches", I, [cond("StringNotEquals", "s3:prefix", ["a", "b"])],
-         ctx={"s3:prefix": "b"}),
-    case("stringnotequals-values-nored-none-match", A, [cond("StringNotEquals", "s3:prefix", ["a", "b"])],
-         ctx={"s3:prefix": "c"}),
+    case("stringequals-values-ored", A, [cond("StringEquals", "s3:prefix", ["a", "b"])], ctx={"s3:prefix": "b"}),
+    case(
+        "stringnotequals-values-nored-one-matches",
+        I,
+        [cond("StringNotEquals", "s3:prefix", ["a", "b"])],
+        ctx={"s3:prefix": "b"},
+    ),
+    case(
+        "stringnotequals-values-nored-none-match",
+        A,
+        [cond("StringNotEquals", "s3:prefix", ["a", "b"])],
+        ctx={"s3:prefix": "c"},
+    ),
     # [multi] operators ANDed, keys within an operator ANDed; [ops] key names case-insensitive
-    case("keys-anded-one-fails", I, [pol(st(Condition={"StringEquals": {"s3:prefix": "a", "s3:delimiter": "/"}}))],
-         ctx={"S3:Prefix": "a", "s3:delimiter": "-"}),
-    case("keys-anded-case-insensitive-names", A,
-         [pol(st(Condition={"StringEquals": {"S3:PREFIX": "a"}, "Bool": {"aws:securetransport": True}}))],
-         ctx={"s3:prefix": "a", "aws:SecureTransport": "true"}),
-    case("stringequals-case-sensitive-value", I, [cond("StringEquals", "s3:prefix", "Runs")], ctx={"s3:prefix": "runs"}),
+    case(
+        "keys-anded-one-fails",
+        I,
+        [pol(st(Condition={"StringEquals": {"s3:prefix": "a", "s3:delimiter": "/"}}))],
+        ctx={"S3:Prefix": "a", "s3:delimiter": "-"},
+    ),
+    case(
+        "keys-anded-case-insensitive-names",
+        A,
+        [pol(st(Condition={"StringEquals": {"S3:PREFIX": "a"}, "Bool": {"aws:securetransport": True}}))],
+        ctx={"s3:prefix": "a", "aws:SecureTransport": "true"},
+    ),
+    case(
+        "stringequals-case-sensitive-value", I, [cond("StringEquals", "s3:prefix", "Runs")], ctx={"s3:prefix": "runs"}
+    ),
     case("stringequalsignorecase", A, [cond("StringEqualsIgnoreCase", "s3:prefix", "Runs")], ctx={"s3:prefix": "rUNS"}),
     case("stringequals-no-wildcards", I, [cond("StringEquals", "s3:prefix", "runs/*")], ctx={"s3:prefix": "runs/x"}),
     # [eval] "An explicit deny in any of these policies overrides the allow."
@@ -118,30 +149,70 @@ CASES = [
     case("allow-other-action-implicit-deny", I, [pol(st("Allow", "s3:PutObject"))]),
     # [action] NotAction with Allow: everything except the listed actions
     case("notaction-allow-other-service", A, [pol(st("Allow", NotAction="iam:*", resource="*"))]),
-    case("notaction-allow-excluded", I, [pol(st("Allow", NotAction="iam:*", resource="*"))],
-         action="iam:CreateRole", arn=ROLE),
+    case(
+        "notaction-allow-excluded",
+        I,
+        [pol(st("Allow", NotAction="iam:*", resource="*"))],
+        action="iam:CreateRole",
+        arn=ROLE,
+    ),
     # [action] NotAction with Deny: deny everything except the listed actions
-    case("notaction-deny-other", X, [pol(st("Allow", "*"), st("Deny", NotAction="s3:*", resource="*"))],
-         action="sqs:SendMessage", arn=f"arn:aws:sqs:us-east-1:{ACCT}:q"),
+    case(
+        "notaction-deny-other",
+        X,
+        [pol(st("Allow", "*"), st("Deny", NotAction="s3:*", resource="*"))],
+        action="sqs:SendMessage",
+        arn=f"arn:aws:sqs:us-east-1:{ACCT}:q",
+    ),
     case("notaction-deny-excluded", A, [pol(st("Allow", "*"), st("Deny", NotAction="s3:*", resource="*"))]),
     # [resource] NotResource: every resource except the listed ones
     case("notresource-allow-other", A, [pol(st("Allow", "s3:*", None, NotResource="arn:aws:s3:::secret/*"))]),
-    case("notresource-allow-excluded", I, [pol(st("Allow", "s3:*", None, NotResource="arn:aws:s3:::secret/*"))],
-         arn="arn:aws:s3:::secret/k"),
+    case(
+        "notresource-allow-excluded",
+        I,
+        [pol(st("Allow", "s3:*", None, NotResource="arn:aws:s3:::secret/*"))],
+        arn="arn:aws:s3:::secret/k",
+    ),
     # [resource] "?" matches exactly one character, "*" any run
-    case("wildcard-question-one-char", A, [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/run-?"))],
-         arn="arn:aws:s3:::b/run-1"),
-    case("wildcard-question-not-two", I, [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/run-?"))],
-         arn="arn:aws:s3:::b/run-10"),
-    case("wildcard-star-spans-slashes", A, [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/*"))],
-         arn="arn:aws:s3:::b/runs/x/y:z"),
-    case("wildcard-star-in-resource-part-spans-colons", A,
-         [pol(st("Allow", "logs:PutLogEvents", f"arn:aws:logs:*:{ACCT}:log-group:/aws/lambda/f:*"))],
-         action="logs:PutLogEvents", arn=f"arn:aws:logs:us-east-1:{ACCT}:log-group:/aws/lambda/f:log-stream:s"),
-    case("arn-account-component-checked", I, [pol(st("Allow", "sqs:*", f"arn:aws:sqs:*:{OTHER}:*"))],
-         action="sqs:SendMessage", arn=f"arn:aws:sqs:us-east-1:{ACCT}:q"),
-    case("star-alone-matches-everything", A, [pol(st("Allow", "*", "*"))], action="states:StartExecution",
-         arn=f"arn:aws:states:us-east-1:{ACCT}:stateMachine:sm"),
+    case(
+        "wildcard-question-one-char",
+        A,
+        [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/run-?"))],
+        arn="arn:aws:s3:::b/run-1",
+    ),
+    case(
+        "wildcard-question-not-two",
+        I,
+        [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/run-?"))],
+        arn="arn:aws:s3:::b/run-10",
+    ),
+    case(
+        "wildcard-star-spans-slashes",
+        A,
+        [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/*"))],
+        arn="arn:aws:s3:::b/runs/x/y:z",
+    ),
+    case(
+        "wildcard-star-in-resource-part-spans-colons",
+        A,
+        [pol(st("Allow", "logs:PutLogEvents", f"arn:aws:logs:*:{ACCT}:log-group:/aws/lambda/f:*"))],
+        action="logs:PutLogEvents",
+        arn=f"arn:aws:logs:us-east-1:{ACCT}:log-group:/aws/lambda/f:log-stream:s",
+    ),
+    case(
+        "arn-account-component-checked",
+        I,
+        [pol(st("Allow", "sqs:*", f"arn:aws:sqs:*:{OTHER}:*"))],
+        action="sqs:SendMessage",
+        arn=f"arn:aws:sqs:us-east-1:{ACCT}:q",
+    ),
+    case(
+        "star-alone-matches-everything",
+        A,
+        [pol(st("Allow", "*", "*"))],
+        action="states:StartExecution",
+        arn=f"arn:aws:states:us-east-1:{ACCT}:stateMachine:sm",
+    ),
     # [action] "Action ... values are case-insensitive"
     case("action-case-insensitive", A, [pol(st("Allow", "S3:getobject", OBJ))]),
     case("action-wildcard-case-insensitive", A, [pol(st("Allow", "s3:get*", OBJ))], action="S3:GetObject"),
@@ -155,24 +226,52 @@ CASES = [
     # [sv-mv] ForAllValues: "returns true if every context key value in the request matches at least
     # one context key value in the policy. It also returns true if there are no context keys"
     case("forallvalues-missing", A, [cond("ForAllValues:StringEquals", "aws:TagKeys", ["env", "team"])]),
-    case("forallvalues-empty", A, [cond("ForAllValues:StringEquals", "aws:TagKeys", ["env", "team"])],
-         ctx={"aws:TagKeys": []}),
-    case("forallvalues-subset", A, [cond("ForAllValues:StringEquals", "aws:TagKeys", ["env", "team"])],
-         ctx={"aws:TagKeys": ["env", "team"]}),
-    case("forallvalues-extra-value", I, [cond("ForAllValues:StringEquals", "aws:TagKeys", ["env", "team"])],
-         ctx={"aws:TagKeys": ["env", "owner"]}),
+    case(
+        "forallvalues-empty",
+        A,
+        [cond("ForAllValues:StringEquals", "aws:TagKeys", ["env", "team"])],
+        ctx={"aws:TagKeys": []},
+    ),
+    case(
+        "forallvalues-subset",
+        A,
+        [cond("ForAllValues:StringEquals", "aws:TagKeys", ["env", "team"])],
+        ctx={"aws:TagKeys": ["env", "team"]},
+    ),
+    case(
+        "forallvalues-extra-value",
+        I,
+        [cond("ForAllValues:StringEquals", "aws:TagKeys", ["env", "team"])],
+        ctx={"aws:TagKeys": ["env", "owner"]},
+    ),
     # [sv-mv] ForAnyValue: true if at least one request value matches; false if the key is missing
     case("foranyvalue-missing", I, [cond("ForAnyValue:StringEquals", "aws:TagKeys", "env")]),
-    case("foranyvalue-one-of-many", A, [cond("ForAnyValue:StringEquals", "aws:TagKeys", "env")],
-         ctx={"aws:TagKeys": ["owner", "env"]}),
-    case("foranyvalue-none", I, [cond("ForAnyValue:StringEquals", "aws:TagKeys", "env")],
-         ctx={"aws:TagKeys": ["owner", "team"]}),
+    case(
+        "foranyvalue-one-of-many",
+        A,
+        [cond("ForAnyValue:StringEquals", "aws:TagKeys", "env")],
+        ctx={"aws:TagKeys": ["owner", "env"]},
+    ),
+    case(
+        "foranyvalue-none",
+        I,
+        [cond("ForAnyValue:StringEquals", "aws:TagKeys", "env")],
+        ctx={"aws:TagKeys": ["owner", "team"]},
+    ),
     # [sv-mv] multivalued keys "require" a set operator: undecided, so Allow does not apply ...
-    case("multivalued-without-set-op-allow", I, [cond("StringEquals", "aws:TagKeys", "env")],
-         ctx={"aws:TagKeys": ["env", "team"]}),
+    case(
+        "multivalued-without-set-op-allow",
+        I,
+        [cond("StringEquals", "aws:TagKeys", "env")],
+        ctx={"aws:TagKeys": ["env", "team"]},
+    ),
     # ... and Deny does (stricter either way)
-    case("multivalued-without-set-op-deny", X, [ALLOW_ALL_S3, cond("StringEquals", "aws:TagKeys", "env", "Deny")],
-         ctx={"aws:TagKeys": ["env", "team"]}),
+    case(
+        "multivalued-without-set-op-deny",
+        X,
+        [ALLOW_ALL_S3, cond("StringEquals", "aws:TagKeys", "env", "Deny")],
+        ctx={"aws:TagKeys": ["env", "team"]},
+    ),
     # [ops] Null: "true" means the key is absent, "false" that it is present
     case("null-true-key-missing", A, [cond("Null", "s3:prefix", "true")]),
     case("null-true-key-present", I, [cond("Null", "s3:prefix", "true")], ctx={"s3:prefix": ""}),
@@ -184,92 +283,212 @@ CASES = [
     case("numeric-key-missing", I, [cond("NumericLessThan", "s3:max-keys", "10")]),
     case("numeric-not-a-number", I, [cond("NumericLessThan", "s3:max-keys", "10")], ctx={"s3:max-keys": "ten"}),
     # [ops] date operators: ISO 8601 and epoch (aws:EpochTime)
-    case("date-before", A, [cond("DateLessThan", "aws:CurrentTime", "2030-01-01T00:00:00Z")],
-         ctx={"aws:CurrentTime": "2025-06-01T12:00:00Z"}),
-    case("date-after", I, [cond("DateLessThan", "aws:CurrentTime", "2030-01-01T00:00:00Z")],
-         ctx={"aws:CurrentTime": "2031-01-01T00:00:00Z"}),
-    case("date-epoch", A, [cond("DateGreaterThan", "aws:EpochTime", "2020-01-01T00:00:00Z")],
-         ctx={"aws:EpochTime": "1700000000"}),
+    case(
+        "date-before",
+        A,
+        [cond("DateLessThan", "aws:CurrentTime", "2030-01-01T00:00:00Z")],
+        ctx={"aws:CurrentTime": "2025-06-01T12:00:00Z"},
+    ),
+    case(
+        "date-after",
+        I,
+        [cond("DateLessThan", "aws:CurrentTime", "2030-01-01T00:00:00Z")],
+        ctx={"aws:CurrentTime": "2031-01-01T00:00:00Z"},
+    ),
+    case(
+        "date-epoch",
+        A,
+        [cond("DateGreaterThan", "aws:EpochTime", "2020-01-01T00:00:00Z")],
+        ctx={"aws:EpochTime": "1700000000"},
+    ),
     # [ops] IP address operators
     case("ipaddress-in", A, [cond("IpAddress", "aws:SourceIp", "10.0.0.0/8")], ctx={"aws:SourceIp": "10.1.2.3"}),
     case("ipaddress-out", I, [cond("IpAddress", "aws:SourceIp", "10.0.0.0/8")], ctx={"aws:SourceIp": "192.168.0.1"}),
     # [ops] ARN operators: each of the six components checked separately, with wildcards
-    case("arnlike-match", A, [cond("ArnLike", "aws:SourceArn", f"arn:aws:states:*:{ACCT}:stateMachine:*")],
-         ctx={"aws:SourceArn": f"arn:aws:states:us-east-1:{ACCT}:stateMachine:sm"}),
-    case("arnlike-other-account", I, [cond("ArnLike", "aws:SourceArn", f"arn:aws:states:*:{ACCT}:stateMachine:*")],
-         ctx={"aws:SourceArn": f"arn:aws:states:us-east-1:{OTHER}:stateMachine:sm"}),
+    case(
+        "arnlike-match",
+        A,
+        [cond("ArnLike", "aws:SourceArn", f"arn:aws:states:*:{ACCT}:stateMachine:*")],
+        ctx={"aws:SourceArn": f"arn:aws:states:us-east-1:{ACCT}:stateMachine:sm"},
+    ),
+    case(
+        "arnlike-other-account",
+        I,
+        [cond("ArnLike", "aws:SourceArn", f"arn:aws:states:*:{ACCT}:stateMachine:*")],
+        ctx={"aws:SourceArn": f"arn:aws:states:us-east-1:{OTHER}:stateMachine:sm"},
+    ),
     # [ops] BinaryEquals compares base64 values
     case("binaryequals", A, [cond("BinaryEquals", "k:bin", "QmluYXJ5")], ctx={"k:bin": "QmluYXJ5"}),
     # [vars] variables in Resource and condition values, from the request context
-    case("variable-in-resource", A, [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${aws:PrincipalAccount}/*"))],
-         arn=f"arn:aws:s3:::b/{ACCT}/x"),
-    case("variable-in-resource-other", I, [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${aws:PrincipalAccount}/*"))],
-         arn=f"arn:aws:s3:::b/{OTHER}/x"),
+    case(
+        "variable-in-resource",
+        A,
+        [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${aws:PrincipalAccount}/*"))],
+        arn=f"arn:aws:s3:::b/{ACCT}/x",
+    ),
+    case(
+        "variable-in-resource-other",
+        I,
+        [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${aws:PrincipalAccount}/*"))],
+        arn=f"arn:aws:s3:::b/{OTHER}/x",
+    ),
     # [vars] "not present ... any attempt to match it fails": a role has no aws:username
-    case("variable-missing-key", I, [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${aws:username}/*"))],
-         arn="arn:aws:s3:::b/fn/x"),
-    case("variable-default-value", A, [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${aws:username, 'anon'}/*"))],
-         arn="arn:aws:s3:::b/anon/x"),
-    case("variable-in-condition", A, [cond("StringLike", "s3:prefix", "${aws:PrincipalAccount}/*")],
-         ctx={"s3:prefix": f"{ACCT}/runs"}),
+    case(
+        "variable-missing-key",
+        I,
+        [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${aws:username}/*"))],
+        arn="arn:aws:s3:::b/fn/x",
+    ),
+    case(
+        "variable-default-value",
+        A,
+        [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${aws:username, 'anon'}/*"))],
+        arn="arn:aws:s3:::b/anon/x",
+    ),
+    case(
+        "variable-in-condition",
+        A,
+        [cond("StringLike", "s3:prefix", "${aws:PrincipalAccount}/*")],
+        ctx={"s3:prefix": f"{ACCT}/runs"},
+    ),
     # [vars] ${*} is a literal asterisk, not a wildcard
-    case("variable-escape-star-literal", I, [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${*}"))],
-         arn="arn:aws:s3:::b/x"),
-    case("variable-escape-star-matches-star", A, [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${*}"))],
-         arn="arn:aws:s3:::b/*"),
+    case(
+        "variable-escape-star-literal",
+        I,
+        [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${*}"))],
+        arn="arn:aws:s3:::b/x",
+    ),
+    case(
+        "variable-escape-star-matches-star",
+        A,
+        [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${*}"))],
+        arn="arn:aws:s3:::b/*",
+    ),
     # [vars] variables are only substituted under Version 2012-10-17
-    case("variable-2008-literal", I,
-         [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${aws:PrincipalAccount}/*"), version="2008-10-17")],
-         arn=f"arn:aws:s3:::b/{ACCT}/x"),
+    case(
+        "variable-2008-literal",
+        I,
+        [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${aws:PrincipalAccount}/*"), version="2008-10-17")],
+        arn=f"arn:aws:s3:::b/{ACCT}/x",
+    ),
     # unresolvable variable under a negated operator: undecided, so an Allow does not apply
-    case("variable-missing-negated-allow", I, [cond("StringNotEquals", "s3:prefix", "${aws:username}")],
-         ctx={"s3:prefix": "x"}),
-    case("variable-missing-negated-deny", X, [ALLOW_ALL_S3, cond("StringNotEquals", "s3:prefix", "${aws:username}", "Deny")],
-         ctx={"s3:prefix": "x"}),
+    case(
+        "variable-missing-negated-allow",
+        I,
+        [cond("StringNotEquals", "s3:prefix", "${aws:username}")],
+        ctx={"s3:prefix": "x"},
+    ),
+    case(
+        "variable-missing-negated-deny",
+        X,
+        [ALLOW_ALL_S3, cond("StringNotEquals", "s3:prefix", "${aws:username}", "Deny")],
+        ctx={"s3:prefix": "x"},
+    ),
     # [eval] same account: an Allow in the resource policy naming the principal suffices
-    case("resource-policy-role-arn-matches-session", A, [], pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": ROLE}))),
-    case("resource-policy-role-arn-matches-role", A, [], pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": ROLE})),
-         principal=ROLE),
+    case(
+        "resource-policy-role-arn-matches-session",
+        A,
+        [],
+        pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": ROLE})),
+    ),
+    case(
+        "resource-policy-role-arn-matches-role",
+        A,
+        [],
+        pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": ROLE})),
+        principal=ROLE,
+    ),
     case("resource-policy-session-arn", A, [], pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": [SESSION]}))),
     case("resource-policy-star", A, [], pol(st("Allow", "s3:GetObject", OBJ, Principal="*"))),
     case("resource-policy-aws-star", A, [], pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": "*"}))),
-    case("resource-policy-other-role", I, [],
-         pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": f"arn:aws:iam::{ACCT}:role/other"}))),
+    case(
+        "resource-policy-other-role",
+        I,
+        [],
+        pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": f"arn:aws:iam::{ACCT}:role/other"})),
+    ),
     # a Service principal never matches a role, for Allow ...
-    case("resource-policy-service-principal-allow", I, [],
-         pol(st("Allow", "s3:GetObject", OBJ, Principal={"Service": "lambda.amazonaws.com"}))),
+    case(
+        "resource-policy-service-principal-allow",
+        I,
+        [],
+        pol(st("Allow", "s3:GetObject", OBJ, Principal={"Service": "lambda.amazonaws.com"})),
+    ),
     # ... nor for Deny
-    case("resource-policy-service-principal-deny", A, [ALLOW_ALL_S3],
-         pol(st("Deny", "s3:GetObject", OBJ, Principal={"Service": "lambda.amazonaws.com"}))),
+    case(
+        "resource-policy-service-principal-deny",
+        A,
+        [ALLOW_ALL_S3],
+        pol(st("Deny", "s3:GetObject", OBJ, Principal={"Service": "lambda.amazonaws.com"})),
+    ),
     # [principal] an account principal "delegates authority to the account": alone it grants nothing
-    case("resource-policy-account-principal-alone", I, [], pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": ACCT}))),
-    case("resource-policy-account-root-alone", I, [],
-         pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": f"arn:aws:iam::{ACCT}:root"}))),
+    case(
+        "resource-policy-account-principal-alone", I, [], pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": ACCT}))
+    ),
+    case(
+        "resource-policy-account-root-alone",
+        I,
+        [],
+        pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": f"arn:aws:iam::{ACCT}:root"})),
+    ),
     # ... but a Deny naming the account covers every principal in it
-    case("resource-policy-account-principal-deny", X, [ALLOW_ALL_S3],
-         pol(st("Deny", "s3:GetObject", OBJ, Principal={"AWS": f"arn:aws:iam::{ACCT}:root"}))),
+    case(
+        "resource-policy-account-principal-deny",
+        X,
+        [ALLOW_ALL_S3],
+        pol(st("Deny", "s3:GetObject", OBJ, Principal={"AWS": f"arn:aws:iam::{ACCT}:root"})),
+    ),
     # [eval] a statement whose Condition fails does not apply in a resource policy either
-    case("resource-policy-condition-fails", I, [],
-         pol(st("Allow", "s3:GetObject", OBJ, Principal="*", Condition={"StringEquals": {"aws:SourceVpce": "vpce-1"}}))),
+    case(
+        "resource-policy-condition-fails",
+        I,
+        [],
+        pol(st("Allow", "s3:GetObject", OBJ, Principal="*", Condition={"StringEquals": {"aws:SourceVpce": "vpce-1"}})),
+    ),
     # [eval] cross-account: both the identity policy and the resource policy must allow
     case("cross-account-identity-only", I, [ALLOW_ALL_S3], resource_account=OTHER),
-    case("cross-account-both", A, [ALLOW_ALL_S3], pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": ACCT})),
-         resource_account=OTHER),
-    case("cross-account-resource-only", I, [], pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": ROLE})),
-         resource_account=OTHER),
+    case(
+        "cross-account-both",
+        A,
+        [ALLOW_ALL_S3],
+        pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": ACCT})),
+        resource_account=OTHER,
+    ),
+    case(
+        "cross-account-resource-only",
+        I,
+        [],
+        pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": ROLE})),
+        resource_account=OTHER,
+    ),
     # [notprincipal] Deny + NotPrincipal: AWS checks account, role, then session; list all three
-    case("notprincipal-all-listed", A, [ALLOW_ALL_S3],
-         pol(st("Deny", "s3:*", "*", NotPrincipal={"AWS": [f"arn:aws:iam::{ACCT}:root", ROLE, SESSION]}))),
+    case(
+        "notprincipal-all-listed",
+        A,
+        [ALLOW_ALL_S3],
+        pol(st("Deny", "s3:*", "*", NotPrincipal={"AWS": [f"arn:aws:iam::{ACCT}:root", ROLE, SESSION]})),
+    ),
     case("notprincipal-role-only", X, [ALLOW_ALL_S3], pol(st("Deny", "s3:*", "*", NotPrincipal={"AWS": [ROLE]}))),
-    case("notprincipal-other", X, [ALLOW_ALL_S3],
-         pol(st("Deny", "s3:*", "*", NotPrincipal={"AWS": [f"arn:aws:iam::{OTHER}:root"]}))),
+    case(
+        "notprincipal-other",
+        X,
+        [ALLOW_ALL_S3],
+        pol(st("Deny", "s3:*", "*", NotPrincipal={"AWS": [f"arn:aws:iam::{OTHER}:root"]})),
+    ),
 ]
 
 
 @pytest.mark.parametrize("identity,resource,action,arn,ctx,principal,resource_account,expected", CASES)
-def test_documented_decision(identity: list[dict[str, Any]], resource: dict[str, Any] | None, action: str,
-                             arn: str, ctx: dict[str, Any], principal: str, resource_account: str | None,
-                             expected: Decision) -> None:
+def test_documented_decision(
+    identity: list[dict[str, Any]],
+    resource: dict[str, Any] | None,
+    action: str,
+    arn: str,
+    ctx: dict[str, Any],
+    principal: str,
+    resource_account: str | None,
+    expected: Decision,
+) -> None:
     request = AuthzRequest(action, arn, principal, ACCT, ctx)
     res = parse_policy(resource, kind="resource") if resource is not None else None
     verdict = evaluate([parse_policy(p) for p in identity], request, res, resource_account)
@@ -282,13 +501,17 @@ def test_verdict_names_the_deciding_statement() -> None:
     doc = pol(st(Sid="AllowS3"), st("Deny", "s3:DeleteObject", Sid="NoDelete"))
     request = AuthzRequest("s3:DeleteObject", OBJ, SESSION, ACCT)
     assert evaluate([parse_policy(doc, name="fn-inline")], request) == Verdict(
-        Decision.EXPLICIT_DENY, "NoDelete", "identity", "fn-inline")
+        Decision.EXPLICIT_DENY, "NoDelete", "identity", "fn-inline"
+    )
     get = AuthzRequest("s3:GetObject", OBJ, SESSION, ACCT)
     assert evaluate([parse_policy(doc)], get).statement == "AllowS3"
     no_sid = parse_policy(pol(st("Allow", "sqs:*"), st()))
     assert evaluate([no_sid], get).statement == "1"  # the index when there is no Sid
-    tls = evaluate([parse_policy(ALLOW_ALL_S3)], AuthzRequest("s3:GetObject", OBJ, SESSION, ACCT,
-                   {"aws:SecureTransport": "false"}), parse_policy(TLS_ONLY, kind="resource"))
+    tls = evaluate(
+        [parse_policy(ALLOW_ALL_S3)],
+        AuthzRequest("s3:GetObject", OBJ, SESSION, ACCT, {"aws:SecureTransport": "false"}),
+        parse_policy(TLS_ONLY, kind="resource"),
+    )
     assert (tls.decision, tls.source, tls.statement) == (Decision.EXPLICIT_DENY, "resource", "0")
 
 
@@ -300,7 +523,9 @@ def test_parse_accepts_dict_json_and_url_encoded_json() -> None:
     parsed = [parse_policy(doc), parse_policy(text), parse_policy(encoded), parse_policy(encoded.encode())]
     assert parsed[0] == parsed[1] == parsed[2] == parsed[3]
     assert parsed[2].statements[0].resources == ("arn:aws:s3:::b/a+b c/*",)
-    single = parse_policy({"Version": "2008-10-17", "Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}})
+    single = parse_policy(
+        {"Version": "2008-10-17", "Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}}
+    )
     assert len(single.statements) == 1 and not single.variables
 
 
@@ -312,50 +537,56 @@ def _rbad(statement: dict[str, Any]) -> dict[str, Any]:
     return pol(st("Allow", "s3:GetObject", OBJ, Sid="Fine", Principal="*"), {"Sid": "Broken", **statement})
 
 
-@pytest.mark.parametrize("doc,kind,message", [
-    (_bad({"Effect": "Allow", "Action": "s3:GetObject"}), "identity", "needs Resource"),
-    (_bad(st(Condition={"StringEqualz": {"s3:prefix": "a"}})), "identity", "unknown condition operator"),
-    (_bad(st(Condition={"ForSomeValues:StringEquals": {"s3:prefix": "a"}})), "identity", "set operator"),
-    (_bad(st(Condition={"ForAnyValue:Null": {"s3:prefix": "true"}})), "identity", "unknown condition operator"),
-    (_bad(st(Condition={"NullIfExists": {"s3:prefix": "true"}})), "identity", "unknown condition operator"),
-    (_bad(st(Condition={"NumericLessThan": {"s3:max-keys": "ten"}})), "identity", "not a valid Numeric"),
-    (_bad(st(Condition={"DateLessThan": {"aws:CurrentTime": "soon"}})), "identity", "not a valid Date"),
-    (_bad(st(Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/33"}})), "identity", "not a valid Ip"),
-    (_bad(st(Condition={"Bool": {"aws:SecureTransport": "yes"}})), "identity", "not a valid Bool"),
-    (_bad(st(Condition={"StringEquals": {"s3:prefix": []}})), "identity", "empty list"),
-    (_bad(st(Condition={"StringEquals": {"s3:prefix": {"a": 1}}})), "identity", "must be a string"),
-    (_bad(st("Permit")), "identity", "Effect"),
-    (_bad({**st(), "NotAction": "s3:PutObject"}), "identity", "both Action and NotAction"),
-    (_bad({**st(), "NotResource": BUCKET}), "identity", "both Resource and NotResource"),
-    (_bad({"Effect": "Allow", "Resource": "*"}), "identity", "needs Action"),
-    (_bad(st("Allow", "s3")), "identity", "not an action"),
-    (_bad(st("Allow", "s3:*", "bucket/*")), "identity", "must be an ARN"),
-    (_bad(st("Allow", "s3:*", "arn:aws:s3")), "identity", "must be an ARN"),
-    (_bad(st(Principal="*")), "identity", "cannot name a Principal"),
-    (_bad(st(Actions="s3:*")), "identity", "unknown element"),
-    (_bad(st(), st(Sid="Broken")), "identity", "Sid must be unique"),
-    (_rbad(st()), "resource", "needs Principal"),
-    (_rbad(st(NotPrincipal={"AWS": ROLE})), "resource", "only supported with Effect Deny"),
-    (_rbad(st("Deny", Principal={"AWS": ROLE}, NotPrincipal={"AWS": ROLE})), "resource", "both Principal"),
-    (_rbad(st(Principal={"AWS": f"arn:aws:iam::{ACCT}:role/*"})), "resource", "wildcard in principal"),
-    (_rbad(st(Principal={"Human": "bob"})), "resource", "unknown principal type"),
-    (_rbad(st(Principal="bob")), "resource", "Principal must be"),
-])
+@pytest.mark.parametrize(
+    "doc,kind,message",
+    [
+        (_bad({"Effect": "Allow", "Action": "s3:GetObject"}), "identity", "needs Resource"),
+        (_bad(st(Condition={"StringEqualz": {"s3:prefix": "a"}})), "identity", "unknown condition operator"),
+        (_bad(st(Condition={"ForSomeValues:StringEquals": {"s3:prefix": "a"}})), "identity", "set operator"),
+        (_bad(st(Condition={"ForAnyValue:Null": {"s3:prefix": "true"}})), "identity", "unknown condition operator"),
+        (_bad(st(Condition={"NullIfExists": {"s3:prefix": "true"}})), "identity", "unknown condition operator"),
+        (_bad(st(Condition={"NumericLessThan": {"s3:max-keys": "ten"}})), "identity", "not a valid Numeric"),
+        (_bad(st(Condition={"DateLessThan": {"aws:CurrentTime": "soon"}})), "identity", "not a valid Date"),
+        (_bad(st(Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/33"}})), "identity", "not a valid Ip"),
+        (_bad(st(Condition={"Bool": {"aws:SecureTransport": "yes"}})), "identity", "not a valid Bool"),
+        (_bad(st(Condition={"StringEquals": {"s3:prefix": []}})), "identity", "empty list"),
+        (_bad(st(Condition={"StringEquals": {"s3:prefix": {"a": 1}}})), "identity", "must be a string"),
+        (_bad(st("Permit")), "identity", "Effect"),
+        (_bad({**st(), "NotAction": "s3:PutObject"}), "identity", "both Action and NotAction"),
+        (_bad({**st(), "NotResource": BUCKET}), "identity", "both Resource and NotResource"),
+        (_bad({"Effect": "Allow", "Resource": "*"}), "identity", "needs Action"),
+        (_bad(st("Allow", "s3")), "identity", "not an action"),
+        (_bad(st("Allow", "s3:*", "bucket/*")), "identity", "must be an ARN"),
+        (_bad(st("Allow", "s3:*", "arn:aws:s3")), "identity", "must be an ARN"),
+        (_bad(st(Principal="*")), "identity", "cannot name a Principal"),
+        (_bad(st(Actions="s3:*")), "identity", "unknown element"),
+        (_bad(st(), st(Sid="Broken")), "identity", "Sid must be unique"),
+        (_rbad(st()), "resource", "needs Principal"),
+        (_rbad(st(NotPrincipal={"AWS": ROLE})), "resource", "only supported with Effect Deny"),
+        (_rbad(st("Deny", Principal={"AWS": ROLE}, NotPrincipal={"AWS": ROLE})), "resource", "both Principal"),
+        (_rbad(st(Principal={"AWS": f"arn:aws:iam::{ACCT}:role/*"})), "resource", "wildcard in principal"),
+        (_rbad(st(Principal={"Human": "bob"})), "resource", "unknown principal type"),
+        (_rbad(st(Principal="bob")), "resource", "Principal must be"),
+    ],
+)
 def test_malformed_statement_raises_naming_it(doc: dict[str, Any], kind: str, message: str) -> None:
     with pytest.raises(PolicyError, match=message) as err:
         parse_policy(doc, kind=kind)  # type: ignore[arg-type]
     assert re.search(r"^Statement\[[12]\] \(Sid 'Broken'\): ", str(err.value))
 
 
-@pytest.mark.parametrize("doc,message", [
-    ("{not json", "not valid JSON"),
-    ("%7Bnot%20json", "not valid JSON"),
-    ("[]", "JSON object"),
-    ({"Version": "2012-10-17"}, "no Statement"),
-    ({"Version": "2014-01-01", "Statement": []}, "Version"),
-    ({"Version": "2012-10-17", "Statement": [], "Extra": 1}, "unknown element"),
-    ({"Version": "2012-10-17", "Statement": ["s3:*"]}, r"Statement\[0\]: must be an object"),
-])
+@pytest.mark.parametrize(
+    "doc,message",
+    [
+        ("{not json", "not valid JSON"),
+        ("%7Bnot%20json", "not valid JSON"),
+        ("[]", "JSON object"),
+        ({"Version": "2012-10-17"}, "no Statement"),
+        ({"Version": "2014-01-01", "Statement": []}, "Version"),
+        ({"Version": "2012-10-17", "Statement": [], "Extra": 1}, "unknown element"),
+        ({"Version": "2012-10-17", "Statement": ["s3:*"]}, r"Statement\[0\]: must be an object"),
+    ],
+)
 def test_malformed_document_raises(doc: Any, message: str) -> None:
     with pytest.raises(PolicyError, match=message):
         parse_policy(doc)

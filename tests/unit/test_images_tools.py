@@ -29,7 +29,10 @@ def test_specs_budgets_and_contents():
 
 def test_requirements_keep_the_cpu_local_version():
     # torch==2.13.0+cpu matches only the CPU build: an index build cannot take PyPI's CUDA torch.
-    pins = [Pin("torch", "2.13.0+cpu", "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"), Pin("numpy", "2.4.6", "x.whl")]
+    pins = [
+        Pin("torch", "2.13.0+cpu", "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"),
+        Pin("numpy", "2.4.6", "x.whl"),
+    ]
     assert requirements_text(pins) == "torch==2.13.0+cpu\nnumpy==2.4.6\n"
     assert normalise("Typing_Extensions") == "typing-extensions"
 
@@ -49,12 +52,22 @@ def test_runtime_image_choice(base, runtime, expected):
 def test_prune_keeps_what_runs_and_drops_the_rest(tmp_path):
     sp = tmp_path / "venv/lib/python3.11/site-packages"
     files = [
-        "botocore/data/endpoints.json", "botocore/data/s3/2006-03-01/service-2.json.gz",
-        "botocore/data/sts/2011-06-15/service-2.json.gz", "botocore/data/ec2/2016-11-15/service-2.json.gz",
-        "pyarrow/libarrow_python.so.2600.1.0", "pyarrow/libarrow_python.so", "pyarrow/libarrow_python.so.2600",
-        "pyarrow/libarrow_substrait.so.2600", "pyarrow/_substrait.cpython-311-x86_64-linux-gnu.so",
-        "pyarrow/libarrow_flight.so.2600", "pyarrow/include/arrow/api.h", "pyarrow/tests/test_x.py",
-        "torch/bin/torch_shm_manager", "torch/bin/test_api", "torch/include/c10.h", "numpy/_core/tests/t.py",
+        "botocore/data/endpoints.json",
+        "botocore/data/s3/2006-03-01/service-2.json.gz",
+        "botocore/data/sts/2011-06-15/service-2.json.gz",
+        "botocore/data/ec2/2016-11-15/service-2.json.gz",
+        "pyarrow/libarrow_python.so.2600.1.0",
+        "pyarrow/libarrow_python.so",
+        "pyarrow/libarrow_python.so.2600",
+        "pyarrow/libarrow_substrait.so.2600",
+        "pyarrow/_substrait.cpython-311-x86_64-linux-gnu.so",
+        "pyarrow/libarrow_flight.so.2600",
+        "pyarrow/include/arrow/api.h",
+        "pyarrow/tests/test_x.py",
+        "torch/bin/torch_shm_manager",
+        "torch/bin/test_api",
+        "torch/include/c10.h",
+        "numpy/_core/tests/t.py",
     ]
     for rel in files:
         (sp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -62,11 +75,15 @@ def test_prune_keeps_what_runs_and_drops_the_rest(tmp_path):
     subprocess.run(["sh", str(ROOT / "images/prune.sh"), str(tmp_path / "venv")], check=True)
     left = {str(p.relative_to(sp)) for p in sp.rglob("*") if p.is_file() or p.is_symlink()}
     assert left == {
-        "botocore/data/endpoints.json", "botocore/data/s3/2006-03-01/service-2.json.gz",
-        "botocore/data/sts/2011-06-15/service-2.json.gz", "pyarrow/libarrow_python.so.2600.1.0",
-        "pyarrow/libarrow_python.so", "pyarrow/libarrow_python.so.2600",
+        "botocore/data/endpoints.json",
+        "botocore/data/s3/2006-03-01/service-2.json.gz",
+        "botocore/data/sts/2011-06-15/service-2.json.gz",
+        "pyarrow/libarrow_python.so.2600.1.0",
+        "pyarrow/libarrow_python.so",
+        "pyarrow/libarrow_python.so.2600",
         # lib.so links it: only the Python binding goes
-        "pyarrow/libarrow_substrait.so.2600", "torch/bin/torch_shm_manager",
+        "pyarrow/libarrow_substrait.so.2600",
+        "torch/bin/torch_shm_manager",
     }
     for link in ("libarrow_python.so", "libarrow_python.so.2600"):
         assert (sp / "pyarrow" / link).is_symlink() and (sp / "pyarrow" / link).read_text().endswith("2600.1.0")
@@ -130,8 +147,16 @@ def test_resolve_adds_the_cpu_constraint_and_the_torch_index_only_when_it_answer
     calls = []
 
     class Proc:
-        stdout = json.dumps({"install": [{"metadata": {"name": "torch", "version": "2.13.0+cpu"},
-                                          "download_info": {"url": "file:///w/torch-2.13.0%2Bcpu-cp311-cp311-manylinux_2_28_x86_64.whl"}}]})
+        stdout = json.dumps(
+            {
+                "install": [
+                    {
+                        "metadata": {"name": "torch", "version": "2.13.0+cpu"},
+                        "download_info": {"url": "file:///w/torch-2.13.0%2Bcpu-cp311-cp311-manylinux_2_28_x86_64.whl"},
+                    }
+                ]
+            }
+        )
 
     def fake_pip(*args):
         constraint = [args[i + 1] for i, a in enumerate(args) if a == "-c" and "torch-cpu" in args[i + 1]]

@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 from cosmicai.data.partition import (
-    MIB, PartitionError, canonical_safetensors, objects_per_shard, partition,
+    MIB,
+    PartitionError,
+    canonical_safetensors,
+    objects_per_shard,
+    partition,
 )
 from cosmicai.shards import read_shard, shard_to_bytes
 
@@ -34,8 +38,12 @@ def test_round_trip_mixed_formats_sizes_and_manifest(tmp_path, make_shard) -> No
     ids = np.concatenate([s.object_ids for s in shards])
     want = np.concatenate([o.object_ids for o in originals])
     np.testing.assert_array_equal(ids, want)  # every object once, input order
-    np.testing.assert_array_equal(np.concatenate([s.images for s in shards]), np.concatenate([o.images for o in originals]))
-    np.testing.assert_array_equal(np.concatenate([s.redshift for s in shards]), np.concatenate([o.redshift for o in originals]))
+    np.testing.assert_array_equal(
+        np.concatenate([s.images for s in shards]), np.concatenate([o.images for o in originals])
+    )
+    np.testing.assert_array_equal(
+        np.concatenate([s.redshift for s in shards]), np.concatenate([o.redshift for o in originals])
+    )
     for s in shards[:-1]:  # all but the remainder land within 10% of the target
         assert s.n == objects_per_shard(target, True)
     for p in sorted(out.glob("part-*"))[:-1]:
@@ -107,7 +115,9 @@ def test_positions_survive_re_sharding(tmp_path, shard_factory) -> None:
         s = _positioned(shard_factory(70, seed=k, id_start=100 * k), seed=k)
         write_shard(s, tmp_path / f"s{k}.safetensors")
         srcs.append(s)
-    res = partition([tmp_path / "s0.safetensors", tmp_path / "s1.safetensors"], str(tmp_path / "out"), 1.0, progress=False)
+    res = partition(
+        [tmp_path / "s0.safetensors", tmp_path / "s1.safetensors"], str(tmp_path / "out"), 1.0, progress=False
+    )
     shards = _read_all(tmp_path / "out")
     assert res.objects == 140 and shards[0].n == objects_per_shard(1.0, True, True)
     assert objects_per_shard(100, True, True) < objects_per_shard(100, True)  # ra/dec take 16 bytes an object
@@ -129,8 +139,11 @@ def test_a_source_may_switch_from_labelled_to_unlabelled(shard_factory) -> None:
     """FITS input orders labelled objects first; the switch closes the shard instead of failing."""
     from cosmicai.data.partition import iter_output_shards
 
-    items = [("a", shard_factory(5, id_start=0)), ("b", shard_factory(4, id_start=5)),
-             ("c", shard_factory(6, id_start=20, with_redshift=False))]
+    items = [
+        ("a", shard_factory(5, id_start=0)),
+        ("b", shard_factory(4, id_start=5)),
+        ("c", shard_factory(6, id_start=20, with_redshift=False)),
+    ]
     out = list(iter_output_shards(items, 7, 1.0, split_on_labels=True))
     assert [(s.n, s.has_redshift) for s in out] == [(7, True), (2, True), (6, False)]
     with pytest.raises(PartitionError, match="lacks redshift"):

@@ -59,8 +59,12 @@ def test_a_mode_over_the_bound_is_never_chosen_however_fast() -> None:
 
 
 def test_the_fastest_qualified_mode_wins_and_ties_go_to_the_more_accurate() -> None:
-    rows = [row("openvino", "fp32", 1e-7, 500), row("openvino", "bf16", 3e-4, 1100), row("openvino", "int8", 1.3e-3, 1400),
-            row("torch", "bf16", 1e-4, 5000)]
+    rows = [
+        row("openvino", "fp32", 1e-7, 500),
+        row("openvino", "bf16", 3e-4, 1100),
+        row("openvino", "int8", 1.3e-3, 1400),
+        row("torch", "bf16", 1e-4, 5000),
+    ]
     assert Q.choose(rows, "openvino")[0] == "int8"  # other backends' rows do not count
     rows[2]["objects_per_s"] = 1120  # within 5% of bf16: a tie, bf16 is more accurate
     assert Q.choose(rows, "openvino")[0] == "bf16"
@@ -72,9 +76,13 @@ def test_the_fastest_qualified_mode_wins_and_ties_go_to_the_more_accurate() -> N
 def _qualified_copy(tmp_path: Path, entries: list[dict]) -> Path:
     weights = tmp_path / "w.safetensors"
     shutil.copyfile(DEMO, weights)
-    doc = {"format": Q.FORMAT, "version": Q.VERSION, "bound": Q.BOUND,
-           "weights": {"file": weights.name, "sha256": Q.weights_sha256(weights), "bytes": weights.stat().st_size},
-           "cpus": entries}
+    doc = {
+        "format": Q.FORMAT,
+        "version": Q.VERSION,
+        "bound": Q.BOUND,
+        "weights": {"file": weights.name, "sha256": Q.weights_sha256(weights), "bytes": weights.stat().st_size},
+        "cpus": entries,
+    }
     Q.qualification_path(weights).write_text(json.dumps(doc))
     return weights
 
@@ -96,16 +104,28 @@ class FakeRunner:
 
 
 def test_recorded_choice_is_used_on_the_same_cpu_class_and_nothing_is_measured(tmp_path: Path) -> None:
-    weights = _qualified_copy(tmp_path, [
-        _entry(SAPPHIRE, [row("openvino", "fp32", 1e-7, 500), row("openvino", "bf16", 3e-4, 1100), row("openvino", "int8", 9e-4, 1400)]),
-        _entry(AVX2, [row("openvino", "fp32", 1e-7, 300), row("openvino", "int8", 3e-3, 500)]),
-    ])
+    weights = _qualified_copy(
+        tmp_path,
+        [
+            _entry(
+                SAPPHIRE,
+                [
+                    row("openvino", "fp32", 1e-7, 500),
+                    row("openvino", "bf16", 3e-4, 1100),
+                    row("openvino", "int8", 9e-4, 1400),
+                ],
+            ),
+            _entry(AVX2, [row("openvino", "fp32", 1e-7, 300), row("openvino", "int8", 3e-3, 500)]),
+        ],
+    )
     built: list[str] = []
     qual = Q.load_qualification(weights)
     choice = Q.resolve_fast("openvino", qual, lambda p: FakeRunner(0, 0, built, p), flags=SAPPHIRE)
     assert (choice.precision, choice.source, built) == ("int8", "recorded", [])
     # An IR without the int8 part: the best of what it has.
-    choice = Q.resolve_fast("openvino", qual, lambda p: FakeRunner(0, 0, built, p), flags=SAPPHIRE, available=("fp32", "bf16"))
+    choice = Q.resolve_fast(
+        "openvino", qual, lambda p: FakeRunner(0, 0, built, p), flags=SAPPHIRE, available=("fp32", "bf16")
+    )
     assert choice.precision == "bf16"
     # On the AVX2 class the record says int8 is over the bound there: fp32.
     choice = Q.resolve_fast("openvino", qual, lambda p: FakeRunner(0, 0, built, p), flags=AVX2)
@@ -113,10 +133,14 @@ def test_recorded_choice_is_used_on_the_same_cpu_class_and_nothing_is_measured(t
 
 
 def test_a_new_cpu_class_is_rechecked_at_start_up_with_its_own_candidates(tmp_path: Path) -> None:
-    weights = _qualified_copy(tmp_path, [_entry(SAPPHIRE, [row("torch", "fp32", 0, 500), row("torch", "bf16", 3e-4, 900)])])
+    weights = _qualified_copy(
+        tmp_path, [_entry(SAPPHIRE, [row("torch", "fp32", 0, 500), row("torch", "bf16", 3e-4, 900)])]
+    )
     built: list[str] = []
     speeds = {"fp32": (0.0, 0.02), "int8": (1e-3, 0.002), "bf16": (0.0, 0.001)}
-    choice = Q.resolve_fast("torch", Q.load_qualification(weights), lambda p: FakeRunner(*speeds[p], built, p), flags=AVX512_VNNI)
+    choice = Q.resolve_fast(
+        "torch", Q.load_qualification(weights), lambda p: FakeRunner(*speeds[p], built, p), flags=AVX512_VNNI
+    )
     # An AVX-512 VNNI CPU without bf16: bf16 is not even tried; int8 is accurate and faster.
     assert sorted(built) == ["fp32", "int8"]
     assert choice.precision == "int8" and choice.source == "rechecked" and isinstance(choice.runner, FakeRunner)
@@ -128,7 +152,9 @@ def test_recheck_refuses_an_inaccurate_mode_and_warns(tmp_path: Path, caplog: py
     built: list[str] = []
     speeds = {"fp32": (0.0, 0.02), "int8": (0.2, 0.001)}
     with caplog.at_level(logging.WARNING, logger="cosmicai.qualify"):
-        choice = Q.resolve_fast("torch", Q.load_qualification(weights), lambda p: FakeRunner(*speeds[p], built, p), flags=AVX2)
+        choice = Q.resolve_fast(
+            "torch", Q.load_qualification(weights), lambda p: FakeRunner(*speeds[p], built, p), flags=AVX2
+        )
     assert choice.precision == "fp32" and "int8 2.0e-01" in choice.reason
     assert any("precision fast -> fp32" in r.getMessage() for r in caplog.records)
 
@@ -145,7 +171,9 @@ def test_no_qualification_or_one_for_other_weights_falls_back_to_fp32_with_a_war
     assert choice.precision == "fp32" and choice.source == "fallback"
     assert any("no qualification recorded" in r.getMessage() for r in caplog.records)
     other = _qualified_copy(tmp_path / "other", []) if (tmp_path / "other").mkdir() is None else None
-    Q.qualification_path(weights).write_text(Q.qualification_path(other).read_text().replace(Q.weights_sha256(other), "0" * 64))
+    Q.qualification_path(weights).write_text(
+        Q.qualification_path(other).read_text().replace(Q.weights_sha256(other), "0" * 64)
+    )
     assert "other weights" in Q.load_qualification(weights).problem
 
 

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "localstack_ext"))
 
 from cosmicai_localstack import lambda_format as fmt  # noqa: E402
+from cosmicai_localstack.proc_stats import process_tree, tree_peak_rss_mb  # noqa: E402
 from cosmicai_localstack.process_env import (  # noqa: E402
     ExecutorConfigError,
     docker_argv,
@@ -30,7 +31,6 @@ from cosmicai_localstack.process_env import (  # noqa: E402
     process_spec_env,
     resolve_handler,
 )
-from cosmicai_localstack.proc_stats import process_tree, tree_peak_rss_mb  # noqa: E402
 from cosmicai_localstack.sandbox import Sandbox, SandboxSpec  # noqa: E402
 
 FIXTURES = "tests.integration.lambda_fixtures"
@@ -43,11 +43,20 @@ REPORT = re.compile(
 
 def make_sandbox(handler: str, timeout_s: float = 5.0, memory_mb: int = 512) -> Sandbox:
     env = process_spec_env(
-        {"AWS_LAMBDA_FUNCTION_NAME": "fixture", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": memory_mb, "AWS_REGION": "us-east-1",
-         "AWS_ENDPOINT_URL": "http://127.0.0.1:1", "_HANDLER": handler},
+        {
+            "AWS_LAMBDA_FUNCTION_NAME": "fixture",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": memory_mb,
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+            "_HANDLER": handler,
+        },
         ROOT,
     )
-    return Sandbox(SandboxSpec(argv=process_argv(sys.executable, handler), env=env, memory_mb=memory_mb, timeout_s=timeout_s, cwd=str(ROOT)))
+    return Sandbox(
+        SandboxSpec(
+            argv=process_argv(sys.executable, handler), env=env, memory_mb=memory_mb, timeout_s=timeout_s, cwd=str(ROOT)
+        )
+    )
 
 
 @pytest.fixture
@@ -206,7 +215,10 @@ def test_handler_resolution_and_commands():
     assert resolve_handler("f", None, None, ["c.d"]) == "c.d"
     with pytest.raises(ExecutorConfigError, match="function f: no handler"):
         resolve_handler("f", None, [], None)
-    assert local_image_tag("000000000000.dkr.ecr.us-east-1.localhost.localstack.cloud:4566/cosmicai-infer:dev") == "cosmicai-infer:dev"
+    assert (
+        local_image_tag("000000000000.dkr.ecr.us-east-1.localhost.localstack.cloud:4566/cosmicai-infer:dev")
+        == "cosmicai-infer:dev"
+    )
     assert local_image_tag("localhost:5000/x:1") == "x:1"
     assert local_image_tag("cosmicai-infer:dev") == "cosmicai-infer:dev"
     argv = docker_argv("env1", "x:1", ["A", "B"], 512, command=["m.h"])
@@ -219,7 +231,10 @@ def test_handler_resolution_and_commands():
 
 def test_report_line_format():
     line = fmt.report_line("r1", 12.341, 3008, 411.2, 812.5)
-    assert line == "REPORT RequestId: r1\tDuration: 12.34 ms\tBilled Duration: 825 ms\tMemory Size: 3008 MB\tMax Memory Used: 412 MB\tInit Duration: 812.50 ms\t"
+    assert (
+        line
+        == "REPORT RequestId: r1\tDuration: 12.34 ms\tBilled Duration: 825 ms\tMemory Size: 3008 MB\tMax Memory Used: 412 MB\tInit Duration: 812.50 ms\t"
+    )
 
 
 def _docker_env() -> dict[str, str] | None:
@@ -232,7 +247,9 @@ def _docker_env() -> dict[str, str] | None:
     if not shutil.which("docker"):
         return None
     env = docker_environ()
-    ping = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], env=env, capture_output=True, timeout=20)
+    ping = subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Version}}"], env=env, capture_output=True, timeout=20
+    )
     return env if ping.returncode == 0 else None
 
 
@@ -251,14 +268,29 @@ def test_docker_mode_runs_the_image_and_removes_the_container():
     if subprocess.run(["docker", "image", "inspect", DOCKER_IMAGE], env=env, capture_output=True).returncode != 0:
         pytest.skip(f"image {DOCKER_IMAGE} not built (make images)")
     name = f"cosmicai-lambda-test-{uuid.uuid4().hex[:8]}"
-    lambda_vars = {"AWS_LAMBDA_FUNCTION_NAME": "init", "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:1"}
+    lambda_vars = {
+        "AWS_LAMBDA_FUNCTION_NAME": "init",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+    }
     box = Sandbox(docker_spec(Container(name, environ=env), DOCKER_IMAGE, lambda_vars, 512, 20, environ=env))
     # one sleeper that never asks for an event: its invoke must time out and its container go away
-    sleeper = Sandbox(docker_spec(Container(name + "-s", environ=env), DOCKER_IMAGE, lambda_vars, 512, 2,
-                                  entrypoint=["python", "-c", "import time; time.sleep(120)"], environ=env))
+    sleeper = Sandbox(
+        docker_spec(
+            Container(name + "-s", environ=env),
+            DOCKER_IMAGE,
+            lambda_vars,
+            512,
+            2,
+            entrypoint=["python", "-c", "import time; time.sleep(120)"],
+            environ=env,
+        )
+    )
     try:
         box.start(wait_s=60)
-        out = invoke(box, {"not": "a payload"})  # the image's Init handler rejects it: a function error from inside the container
+        out = invoke(
+            box, {"not": "a payload"}
+        )  # the image's Init handler rejects it: a function error from inside the container
         assert out.is_error and json.loads(out.payload)["errorType"] == "PayloadError"
         rep = report_of(out.logs)
         assert rep["i"] is not None and 5 < int(rep["u"]) < 512  # memory measured from the container's processes

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fanout_s3 import MemoryS3
 
 from cosmicai.shards import shard_to_bytes
+from fanout_s3 import MemoryS3
 from tests.conftest import build_shard
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,12 +51,14 @@ def _dotted(node: ast.AST) -> str:
 
 def _calls(tree: ast.AST) -> Iterator[tuple[ast.Call, str, str]]:
     """(call, dotted callee, enclosing function name) for every call in the tree."""
+
     def walk(node: ast.AST, func: str) -> Iterator[tuple[ast.Call, str, str]]:
         for child in ast.iter_child_nodes(node):
             name = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else func
             if isinstance(child, ast.Call):
                 yield child, _dotted(child.func), func
             yield from walk(child, name)
+
     yield from walk(tree, "<module>")
 
 
@@ -76,9 +78,21 @@ def _where(path: Path, call: ast.Call) -> str:
 # Unpickling sites allowed with weights_only=False: only the restricted unpickler
 # behind trust_pickle (weights.convert_checkpoint --trust-pickle).
 TRUSTED_PICKLE_SITES = {("weights.py", "_load_trusted_pickle")}
-_PICKLE_CALLS = {"pickle.load", "pickle.loads", "pickle.Unpickler", "cPickle.load", "cPickle.loads",
-                 "dill.load", "dill.loads", "joblib.load", "marshal.load", "marshal.loads",
-                 "shelve.open", "pandas.read_pickle", "pd.read_pickle"}
+_PICKLE_CALLS = {
+    "pickle.load",
+    "pickle.loads",
+    "pickle.Unpickler",
+    "cPickle.load",
+    "cPickle.loads",
+    "dill.load",
+    "dill.loads",
+    "joblib.load",
+    "marshal.load",
+    "marshal.loads",
+    "shelve.open",
+    "pandas.read_pickle",
+    "pd.read_pickle",
+}
 
 
 def unsafe_deserialisation(files: list[Path]) -> list[str]:
@@ -142,7 +156,9 @@ def test_trusted_pickle_path_is_only_reached_under_trust_pickle() -> None:
             body_src = ast.unparse(node)
             if "_load_trusted_pickle(" in body_src and node.name != "_load_trusted_pickle":
                 callers += 1
-                guarded.append(re.search(r"if not trust_pickle:\s*\n\s*raise UntrustedPickleError", body_src) is not None)
+                guarded.append(
+                    re.search(r"if not trust_pickle:\s*\n\s*raise UntrustedPickleError", body_src) is not None
+                )
     assert callers >= 1 and all(guarded), "the restricted unpickler must only run when trust_pickle is set"
 
 
@@ -191,16 +207,35 @@ def test_malicious_checkpoint_never_runs_code(tmp_path: Path, trust: bool) -> No
 # ------------------------------------------------------------------ code execution
 
 
-_EXEC_CALLS = {"eval", "exec", "compile", "__import__", "importlib.import_module", "runpy.run_path",
-               "runpy.run_module", "os.system", "os.popen", "os.execv", "os.execvp", "os.spawnv",
-               "subprocess.run", "subprocess.Popen", "subprocess.call", "subprocess.check_call",
-               "subprocess.check_output"}
+_EXEC_CALLS = {
+    "eval",
+    "exec",
+    "compile",
+    "__import__",
+    "importlib.import_module",
+    "runpy.run_path",
+    "runpy.run_module",
+    "os.system",
+    "os.popen",
+    "os.execv",
+    "os.execvp",
+    "os.spawnv",
+    "subprocess.run",
+    "subprocess.Popen",
+    "subprocess.call",
+    "subprocess.check_call",
+    "subprocess.check_output",
+}
 # Reviewed sites: (file, function, callee) -> why it cannot run payload-named code.
 REVIEWED_EXEC_SITES = {
     ("cli.py", "build_parser", "importlib.import_module"): "names come from the COMMAND_MODULES constant",
     ("weights.py", "find_class", "__import__"): "only (module, name) pairs in the _TORCH_FUNCTIONS allow-list",
     ("bench.py", "_init_probe", "subprocess.run"): "CLI benchmark re-running sys.executable with a constant script",
-    ("coldstart.py", "probe_cold_start", "subprocess.run"): "bench cold-start probe: sys.executable with a constant script",
+    (
+        "coldstart.py",
+        "probe_cold_start",
+        "subprocess.run",
+    ): "bench cold-start probe: sys.executable with a constant script",
 }
 
 
@@ -284,17 +319,32 @@ def test_init_ignores_script_keys_of_a_payload(tmp_path: Path, monkeypatch: pyte
         def recorder(*a: Any, **k: Any) -> Any:  # records, then behaves as usual (dataclasses use exec)
             ran.append(f"{name} {a!r:.300}")
             return real(*a, **k)
+
         monkeypatch.setattr(target, name, recorder)
 
-    for target, name in ((builtins, "exec"), (builtins, "eval"), (os, "system"), (subprocess, "Popen"), (subprocess, "run")):
+    for target, name in (
+        (builtins, "exec"),
+        (builtins, "eval"),
+        (os, "system"),
+        (subprocess, "Popen"),
+        (subprocess, "run"),
+    ):
         watch(target, name)
     monkeypatch.setattr(importlib, "import_module", watch_import)
 
-    result = init.handler({
-        "data_bucket": "data-bucket", "data_prefix": "in/", "bucket": "out-bucket", "result_path": "runs/r1",
-        "script": "s3://data-bucket/code/evil.py", "S3_object_name": "evil_module", "object_type": "code/evil.py",
-        "run_id": "sec-1",
-    }, None)
+    result = init.handler(
+        {
+            "data_bucket": "data-bucket",
+            "data_prefix": "in/",
+            "bucket": "out-bucket",
+            "result_path": "runs/r1",
+            "script": "s3://data-bucket/code/evil.py",
+            "S3_object_name": "evil_module",
+            "object_type": "code/evil.py",
+            "run_id": "sec-1",
+        },
+        None,
+    )
     monkeypatch.undo()
 
     assert result["shards"] == 1
@@ -321,7 +371,7 @@ def _strip_comments(text: str) -> str:
             j = i + 1
             while j < n and text[j] != '"':
                 j += 2 if text[j] == "\\" else 1
-            out.append(text[i: j + 1])
+            out.append(text[i : j + 1])
             i = j + 1
         elif c == "#" or text.startswith("//", i):
             while i < n and text[i] != "\n":
@@ -356,7 +406,7 @@ def hcl_blocks(text: str) -> list[str]:
             spans.append((start, i))
         i += 1
     for start, end in spans:
-        inner = list(text[start + 1: end])
+        inner = list(text[start + 1 : end])
         for s2, e2 in spans:
             if start < s2 and e2 < end:
                 for k in range(s2 - start, e2 - start + 1):
@@ -392,7 +442,9 @@ def iam_wildcard_findings(files: list[Path]) -> list[str]:
                 findings.append(f"{path.name}: {wild_actions} on *")
             elif wild_actions:
                 findings.append(f"{path.name}: wildcard action {wild_actions}")
-            elif "*" in resources and any(a.split(":")[0] in ("iam", "s3", "lambda", "states", "sts", "ecr") for a in actions):
+            elif "*" in resources and any(
+                a.split(":")[0] in ("iam", "s3", "lambda", "states", "sts", "ecr") for a in actions
+            ):
                 findings.append(f"{path.name}: {actions} on resource *")
     return findings
 
@@ -412,7 +464,7 @@ def test_the_iam_scan_finds_statements_and_catches_wildcards(tmp_path: Path) -> 
     assert len(real) >= 8, "the scan no longer sees the stack's policy statements"
     bad = tmp_path / "bad.tf"
     bad.write_text(
-        'locals {\n  p = jsonencode({ Statement = [\n'
+        "locals {\n  p = jsonencode({ Statement = [\n"
         '    { Effect = "Allow", Action = "*", Resource = "*" },\n'
         '    {\n      Effect   = "Allow"\n      Action   = ["s3:*"]\n      Resource = ["arn:aws:s3:::b/*"]\n    },\n'
         '    {\n      Effect   = "Allow"\n      Action   = ["iam:PassRole"] # a comment {\n      Resource = ["*"]\n    },\n'

@@ -52,9 +52,7 @@ def test_round_trip_every_format(make_shard, shard_factory, fmt):
 def test_reference_pt_partition_float64_magnitudes_become_float32(tmp_path):
     mags64 = np.random.default_rng(0).normal(18, 1, (3, 5))
     path = tmp_path / "part.pt"
-    torch.save(
-        TensorDataset(torch.zeros(3, 5, 32, 32), torch.from_numpy(mags64), torch.ones(3)), path
-    )
+    torch.save(TensorDataset(torch.zeros(3, 5, 32, 32), torch.from_numpy(mags64), torch.ones(3)), path)
     shard = S.read_shard(path)
     assert shard.magnitudes.dtype == np.float32
     np.testing.assert_allclose(shard.magnitudes, mags64.astype(np.float32))
@@ -265,9 +263,7 @@ def test_object_arrays_are_refused_not_unpickled(tmp_path):
 
 def test_length_mismatch(tmp_path):
     arrays = _good_arrays() | {"redshift": np.zeros(3, np.float32)}
-    err = _expect(
-        S.ShardLengthMismatchError, _npz(tmp_path / "len.npz", **arrays), "length_mismatch"
-    )
+    err = _expect(S.ShardLengthMismatchError, _npz(tmp_path / "len.npz", **arrays), "length_mismatch")
     assert "'redshift': 3" in str(err)
 
 
@@ -346,7 +342,6 @@ def test_error_codes_are_distinct():
     assert all(issubclass(c, S.ShardError) for c in classes)
 
 
-
 def test_garbage_pickle_bytes_are_unreadable(tmp_path):
     bad = tmp_path / "garbage.pt"
     bad.write_bytes(b"\x80\x02" + bytes(range(256)) * 4)
@@ -391,8 +386,14 @@ def test_orchestration_path_needs_no_torch(make_shard):
 
 def _with_position(n: int = 4) -> S.Shard:
     a = _good_arrays(n)
-    return S.Shard(a["object_id"], a["images"], a["magnitudes"], a["redshift"],
-                   ra=np.linspace(0.0, 359.9999999, n), dec=np.linspace(-90.0, 89.123456789, n))
+    return S.Shard(
+        a["object_id"],
+        a["images"],
+        a["magnitudes"],
+        a["redshift"],
+        ra=np.linspace(0.0, 359.9999999, n),
+        dec=np.linspace(-90.0, 89.123456789, n),
+    )
 
 
 def test_positions_round_trip_as_float64(tmp_path):
@@ -422,11 +423,11 @@ def test_position_errors_are_named():
     with pytest.raises(S.ShardShapeError, match="ra without dec"):
         S.validate_shard(S.Shard(shard.object_ids, shard.images, shard.magnitudes, ra=shard.ra), "x")
     with pytest.raises(S.ShardShapeError, match="dec has dtype int64"):
-        S.validate_shard(S.Shard(shard.object_ids, shard.images, shard.magnitudes, ra=shard.ra,
-                                 dec=np.zeros(4, dtype=np.int64)), "x")
+        S.validate_shard(
+            S.Shard(shard.object_ids, shard.images, shard.magnitudes, ra=shard.ra, dec=np.zeros(4, dtype=np.int64)), "x"
+        )
     with pytest.raises(S.ShardLengthMismatchError, match="'ra': 3"):
-        S.validate_shard(S.Shard(shard.object_ids, shard.images, shard.magnitudes, ra=shard.ra[:3],
-                                 dec=shard.dec), "x")
+        S.validate_shard(S.Shard(shard.object_ids, shard.images, shard.magnitudes, ra=shard.ra[:3], dec=shard.dec), "x")
     bad = shard.dec.copy()
     bad[2] = np.nan
     with pytest.raises(S.ShardNonFiniteError, match=r"dec holds NaN/inf .* rows \[2\]"):

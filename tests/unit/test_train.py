@@ -10,7 +10,14 @@ import torch
 
 from cosmicai.cli import main
 from cosmicai.data.train import (
-    Arrays, Standardiser, TrainConfig, augment, fold_standardisation, load_split, predict_std, set_trainable,
+    Arrays,
+    Standardiser,
+    TrainConfig,
+    augment,
+    fold_standardisation,
+    load_split,
+    predict_std,
+    set_trainable,
 )
 from cosmicai.metrics import compute_metrics
 from cosmicai.model import AstroMAE
@@ -68,11 +75,34 @@ def test_tiny_training_run_learns_and_writes_loadable_weights(tmp_path, capsys) 
     shard = Shard(b.object_ids, b.images, b.magnitudes, b.redshift)
     write_shard(shard, tmp_path / "d" / "part-00000.safetensors")
     out = tmp_path / "w" / "model.safetensors"
-    rc = main([
-        "train", "--train", str(tmp_path / "d"), "--val", str(tmp_path / "d"), "--test", str(tmp_path / "d"),
-        "--out", str(out), "--epochs", "1", "--batch-size", "32", "--lr", "1e-3", "--no-augment",
-        "--freeze-vit", "--threads", "1", "--fp16", "--probe-epochs", "20", "--probe-objects", "96",
-    ])  # stage 1 (cached features) learns fast; one stage-2 epoch keeps the whole-model path covered
+    rc = main(
+        [
+            "train",
+            "--train",
+            str(tmp_path / "d"),
+            "--val",
+            str(tmp_path / "d"),
+            "--test",
+            str(tmp_path / "d"),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--lr",
+            "1e-3",
+            "--no-augment",
+            "--freeze-vit",
+            "--threads",
+            "1",
+            "--fp16",
+            "--probe-epochs",
+            "20",
+            "--probe-objects",
+            "96",
+        ]
+    )  # stage 1 (cached features) learns fast; one stage-2 epoch keeps the whole-model path covered
     assert rc == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     model = load_model(out)

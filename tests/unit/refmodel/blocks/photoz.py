@@ -20,12 +20,15 @@ class InceptionBlock(nn.Module):
         super().__init__()
         self.is_custom = is_custom
         self.branch1 = ConvBlock(in_channels, width, kernel_size=1)
-        self.branch2 = nn.Sequential(ConvBlock(in_channels, width, kernel_size=1),
-                                     ConvBlock(width, width, kernel_size=3, padding=1))
-        self.branch3 = nn.Sequential(ConvBlock(in_channels, width, kernel_size=1),
-                                     ConvBlock(width, width, kernel_size=5, padding=2))
-        self.branch4 = nn.Sequential(nn.MaxPool2d(kernel_size=3, stride=1, padding=1),
-                                     ConvBlock(in_channels, width, kernel_size=1))
+        self.branch2 = nn.Sequential(
+            ConvBlock(in_channels, width, kernel_size=1), ConvBlock(width, width, kernel_size=3, padding=1)
+        )
+        self.branch3 = nn.Sequential(
+            ConvBlock(in_channels, width, kernel_size=1), ConvBlock(width, width, kernel_size=5, padding=2)
+        )
+        self.branch4 = nn.Sequential(
+            nn.MaxPool2d(kernel_size=3, stride=1, padding=1), ConvBlock(in_channels, width, kernel_size=1)
+        )
 
     def forward(self, x):
         used = [self.branch1, self.branch2] + ([] if self.is_custom else [self.branch3]) + [self.branch4]
@@ -43,11 +46,19 @@ class Input_Mix_Model(nn.Module):  # noqa: N801 (the reference's class name)
             mags += [nn.ReLU(), nn.Linear(1024, 1024)]
         self.magnitude_block = nn.Sequential(*mags)
         self.vis_inception = nn.Sequential(
-            self.conv2d_init, self.avgpool,
-            InceptionBlock(32, 16), InceptionBlock(64, 16), nn.AvgPool2d(kernel_size=2),
-            InceptionBlock(64, 8), InceptionBlock(32, 8), nn.AvgPool2d(kernel_size=2),
+            self.conv2d_init,
+            self.avgpool,
+            InceptionBlock(32, 16),
+            InceptionBlock(64, 16),
+            nn.AvgPool2d(kernel_size=2),
+            InceptionBlock(64, 8),
+            InceptionBlock(32, 8),
+            nn.AvgPool2d(kernel_size=2),
             InceptionBlock(32, 4, is_custom=True),
-            nn.Flatten(), nn.Linear(embed_dim, 1096), nn.ReLU(), nn.Linear(1096, 1096),
+            nn.Flatten(),
+            nn.Linear(embed_dim, 1096),
+            nn.ReLU(),
+            nn.Linear(1096, 1096),
         )
 
     def forward(self, x):

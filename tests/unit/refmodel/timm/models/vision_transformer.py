@@ -31,8 +31,18 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=False, drop=0.0, attn_drop=0.0,
-                 drop_path=0.0, act_layer=nn.GELU, norm_layer=nn.LayerNorm):
+    def __init__(
+        self,
+        dim,
+        num_heads,
+        mlp_ratio=4.0,
+        qkv_bias=False,
+        drop=0.0,
+        attn_drop=0.0,
+        drop_path=0.0,
+        act_layer=nn.GELU,
+        norm_layer=nn.LayerNorm,
+    ):
         super().__init__()
         self.norm1 = norm_layer(dim)
         self.attn = Attention(dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
@@ -48,16 +58,30 @@ class Block(nn.Module):
 class VisionTransformer(nn.Module):
     """Only the encoder parts the AstroMAE fine-tune borrows (no head is used)."""
 
-    def __init__(self, img_size=32, patch_size=8, in_chans=5, embed_dim=192, depth=12, num_heads=3,
-                 mlp_ratio=4.0, qkv_bias=True, drop_path_rate=0.1, norm_layer=None):
+    def __init__(
+        self,
+        img_size=32,
+        patch_size=8,
+        in_chans=5,
+        embed_dim=192,
+        depth=12,
+        num_heads=3,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+        drop_path_rate=0.1,
+        norm_layer=None,
+    ):
         super().__init__()
         norm_layer = norm_layer or partial(nn.LayerNorm, eps=1e-6)
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
         self.cls_token = nn.Parameter(torch.randn(1, 1, embed_dim) * 0.02)
-        self.pos_embed = nn.Parameter(torch.randn(1, self.patch_embed.num_patches + 1, embed_dim) * 0.1,
-                                      requires_grad=False)
+        self.pos_embed = nn.Parameter(
+            torch.randn(1, self.patch_embed.num_patches + 1, embed_dim) * 0.1, requires_grad=False
+        )
         rates = [r.item() for r in torch.linspace(0, drop_path_rate, depth)]
-        self.blocks = nn.Sequential(*[
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=qkv_bias, drop_path=rates[i], norm_layer=norm_layer)
-            for i in range(depth)
-        ])
+        self.blocks = nn.Sequential(
+            *[
+                Block(embed_dim, num_heads, mlp_ratio, qkv_bias=qkv_bias, drop_path=rates[i], norm_layer=norm_layer)
+                for i in range(depth)
+            ]
+        )

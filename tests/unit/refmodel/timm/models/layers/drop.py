@@ -1,6 +1,5 @@
 """Test-only: stochastic depth (identity in eval mode)."""
 
-import torch
 from torch import nn
 
 
