@@ -419,6 +419,8 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         rows += [(k, _fmt(m.get(k))) for k in ("n", "mae", "mse", "bias", "precision", "r2", "outlier_fraction")]
         rail = m.get("rail") or {}
         rows += [(f"RAIL {k}", _fmt(rail.get(k))) for k in RAIL_ROWS if k in rail]
+        if "coverage_68" in m:  # uncertainty tta8: the share of labelled objects within their z_err
+            rows.append(("coverage_68 (z_err)", f"{_fmt(m['coverage_68'])} of {m['coverage_68_n']} objects"))
     else:
         rows.append(("metrics", "none (no labelled objects predicted)"))
     rows += [

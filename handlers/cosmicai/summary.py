@@ -217,7 +217,8 @@ def _catalog_partial(s3: Any, loc: RunLocation, o: dict[str, Any]) -> ShardParti
     z_true = table.column("z_true").to_numpy(zero_copy_only=False).astype(np.float64)
     z_pred = table.column("z_pred").to_numpy(zero_copy_only=False)
     known = ~np.isnan(z_true)
-    return ShardPartial(o["key"], int(len(z_pred)), MetricPartial.from_pairs(z_true[known], z_pred[known]))
+    z_err = table.column("z_err").to_numpy(zero_copy_only=False)[known] if "z_err" in table.column_names else None
+    return ShardPartial(o["key"], int(len(z_pred)), MetricPartial.from_pairs(z_true[known], z_pred[known], z_err))
 
 
 def _item_partials(s3: Any, loc: RunLocation, run_id: str, item_id: str, wanted: list[dict[str, Any]],

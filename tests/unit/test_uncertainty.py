@@ -420,3 +420,29 @@ def test_dry_run_states_the_tta8_factor_and_divides_the_throughput() -> None:
         "400 objects/s"
     )
     assert float(tta["projected USD (run)"]) > 5 * float(plain["projected USD (run)"])
+
+
+def test_summarize_reads_coverage_from_a_tta8_catalog_when_a_partial_is_missing() -> None:
+    from cosmicai.runstore import RunLocation
+    from cosmicai.summary import _catalog_partial
+
+    s3 = MemoryS3("out-bucket")
+    z = np.float32([0.1, 0.2, 0.3])
+    body = catalog_to_bytes(
+        np.arange(3), z + 0.01, z, uncertainty={"z_err": np.float32([0.02, 0.0, 0.02]), "z_p16": z, "z_p84": z + 0.02}
+    )
+    s3.put_object(Bucket="out-bucket", Key="r/predictions/a.parquet", Body=body)
+    got = _catalog_partial(
+        s3, RunLocation("out-bucket", "r/"), {"key": "in/a", "prediction_key": "r/predictions/a.parquet"}
+    )
+    assert (got.partial.with_err, got.partial.covered) == (3, 2)
+
+
+def test_report_rows_show_the_coverage_only_when_measured() -> None:
+    from cosmicai.report import summary_rows
+
+    metrics = {"n": 4, "mae": 0.1, "mse": 0.01, "bias": 0.0, "precision": 0.1, "r2": 0.9, "outlier_fraction": 0.0}
+    plain = dict(summary_rows({"metrics": metrics}))
+    assert "coverage_68 (z_err)" not in plain
+    rows = dict(summary_rows({"metrics": metrics | {"coverage_68": 0.75, "coverage_68_n": 4}}))
+    assert rows["coverage_68 (z_err)"] == "0.75 of 4 objects"
