@@ -62,12 +62,12 @@ CHILD_TRANSITIONS = 2
 
 # --- Init and Summarize durations, modelled from measurements (bench/REPORT.md) ---
 # Init planned 200,000 shards from a manifest in 157.96 s (0.79 ms a shard; scale rehearsal, local
-# cloud); Summarize read 40,000 items' reports and partials in 152.5 s at 25 ms a GET (3.8 ms an
-# item; "Summarize at the limits"). Each also pays its own INIT (orchestration image, no torch):
+# cloud); the streaming Summarize read 40,000 items' reports and partials in 71.9 s at 25 ms a GET
+# (1.8 ms an item; "Summarize at the limits", 2026-11-30). Each also pays its own INIT (orchestration image, no torch):
 # about 1 s (REPORT Init Duration 1.07-1.38 s on the local cloud, tests/unit/data).
 ORCHESTRATION_INIT_S = 1.0
 INIT_S_PER_SHARD = 157.96 / 200_000
-SUMMARIZE_S_PER_ITEM = 152.5 / 40_000
+SUMMARIZE_S_PER_ITEM = 71.9 / 40_000
 RECORD_FAILURE_S = 0.1  # one PUT of a failure report (REPORT: 18-121 ms warm on the local cloud)
 
 # --- CloudWatch Logs ---

@@ -63,7 +63,7 @@ def test_cost_per_million_by_hand() -> None:
     assert item_seconds(5000, 1, rates).total_s == pytest.approx(billed - 2.0)
     infer = 1769 / 1024 * billed * invocations * 0.0000166667
     init = 512 / 1024 * (1.0 + 200 * 157.96 / 200_000) * 0.0000166667
-    summarize = 1769 / 1024 * (1.0 + 200 * 152.5 / 40_000) * 0.0000166667
+    summarize = 1769 / 1024 * (1.0 + 200 * 71.9 / 40_000) * 0.0000166667
     assert q["billed_s_per_invocation"] == pytest.approx(billed)
     assert q["invocations_per_million"] == 200
     assert q["components"]["lambda_compute"] == pytest.approx(infer + init + summarize)

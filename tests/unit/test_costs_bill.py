@@ -157,7 +157,7 @@ def test_worker_seconds_by_hand() -> None:
     usage = lambda_usage(shape, run, Deployment(), "projected")
     init_s, summarize_s = costs.orchestration_seconds(shape)
     assert init_s == pytest.approx(1.0 + 6 * 157.96 / 200_000)
-    assert summarize_s == pytest.approx(1.0 + 2 * 152.5 / 40_000)
+    assert summarize_s == pytest.approx(1.0 + 2 * 71.9 / 40_000)
     assert usage.infer_gb_s == pytest.approx(1769 / 1024 * run.total_s)
     assert usage.init_gb_s == pytest.approx(0.5 * init_s)
 
@@ -229,7 +229,7 @@ def test_s3_requests_are_those_the_code_makes() -> None:
     # (Init, 3 items, Summarize), 5 + 3 x 2 = 11 transitions, the S3 requests counted above, the log bytes
     reports = [json.loads(s3.buckets["out-bucket"][f"r/workers/{item['item_id']}.json"]) for item in plan]
     infer_gb_s = sum(1769 * r["wall_seconds"] for r in reports) / 1024
-    gb_s = infer_gb_s + 0.5 * (1 + 5 * 157.96 / 200_000) + 1769 / 1024 * (1 + 3 * 152.5 / 40_000)
+    gb_s = infer_gb_s + 0.5 * (1 + 5 * 157.96 / 200_000) + 1769 / 1024 * (1 + 3 * 71.9 / 40_000)
     shape3 = RunShape(objects=shape.objects, shards=5, items=3, cold_starts=3)
     s3_usd = sum(r.usd(Prices()) for r in s3_requests(shape3).values())
     logs_usd = sum(costs.log_bytes(shape3, Deployment()).values()) / 1e9 * LOGS_GB

@@ -147,6 +147,11 @@ def assert_accounting(summary: dict[str, Any], expected_objects: int, planned_ke
     assert objs["total"] == expected_objects, (objs, expected_objects)
     shards = summary["shards"]
     assert shards["total"] == len(planned_keys) == shards["succeeded"] + shards["failed"], shards
-    failed = [f["shard"] for f in shards["failures"]]
+    failures = shards["failures"]
+    if shards.get("failures_listed", len(failures)) < shards["failed"]:  # summary.json lists the first 100
+        bucket, _, prefix = summary["output"].removeprefix("s3://").partition("/")
+        body = client("s3").get_object(Bucket=bucket, Key=prefix + shards["failures_file"])["Body"].read()
+        failures = [json.loads(line) for line in body.splitlines() if line.strip()]
+    failed = [f["shard"] for f in failures]
     assert len(failed) == len(set(failed)) == shards["failed"], failed
     assert set(failed) <= set(planned_keys), (failed, planned_keys)
