@@ -99,16 +99,35 @@ def history(sfn: Any, arn: str) -> list[dict[str, Any]]:
 
 
 def projection(objects_per_s: float = DEFAULT_OBJECTS_PER_S, init_s: float = DEFAULT_INIT_S) -> list[dict[str, Any]]:
-    """10^9 objects at the deployed recommendation (100 MB shards, 1,769 MB x86_64): cost and wall time."""
+    """10^9 objects at the deployed recommendation (100 MB shards, 1,769 MB x86_64): the bill (costs.run_bill
+    through project_run) and wall time, with as few shards per work item as one run's Map allows."""
+    shards = -(-BILLION // PROJECTION_SHARD_OBJECTS)
+    per_item = _shards_per_worker_for(shards)
     rows = []
     for concurrency in PROJECTION_CONCURRENCY:
-        p = project_run(objects_per_s=objects_per_s, memory_mb=PROJECTION_MEMORY_MB,
-                        shard_objects=PROJECTION_SHARD_OBJECTS, total_objects=BILLION,
-                        concurrency=concurrency, init_s=init_s)
-        rows.append({"objects": BILLION, "concurrency": concurrency, "invocations": p["invocations"],
-                     "waves": p["waves"], "wall_s": round(p["wall_s"], 1), "run_usd": round(p["run_usd"], 2),
-                     "usd_per_million_objects": round(p["cost"]["usd_per_million_objects"], 4),
-                     "objects_per_s": objects_per_s, "init_s": init_s})
+        p = project_run(
+            objects_per_s=objects_per_s,
+            memory_mb=PROJECTION_MEMORY_MB,
+            shard_objects=PROJECTION_SHARD_OBJECTS,
+            total_objects=BILLION,
+            concurrency=concurrency,
+            init_s=init_s,
+            shards_per_item=per_item,
+        )
+        rows.append(
+            {
+                "objects": BILLION,
+                "concurrency": concurrency,
+                "shards_per_item": per_item,
+                "items": p["invocations"],
+                "waves": p["waves"],
+                "wall_s": round(p["wall_s"], 1),
+                "run_usd": round(p["run_usd"], 2),
+                "usd_per_million_objects": round(p["cost"]["usd_per_million_objects"], 4),
+                "objects_per_s": objects_per_s,
+                "init_s": init_s,
+            }
+        )
     return rows
 
 
@@ -128,10 +147,12 @@ def check_accounting(summary: dict[str, Any], expected_objects: int, expected_sh
 def _init_limit_rows(limit: dict[str, Any] | None) -> list[str]:
     if not limit:
         return []
-    return [f"| Init alone planning {limit['shards']:,} shards from a manifest ({limit['shards_per_worker']} per item, "
-            f"{(limit.get('result') or {}).get('items', '?'):,} items): Duration / Max Memory Used (REPORT) "
-            f"| {limit.get('duration_s')} s / {limit.get('max_memory_used_mb')} MB of {limit.get('memory_size_mb')} MB"
-            f"{'; ERROR ' + str(limit.get('error')) if limit.get('error') else ''} |"]
+    return [
+        f"| Init alone planning {limit['shards']:,} shards from a manifest ({limit['shards_per_worker']} per item, "
+        f"{(limit.get('result') or {}).get('items', '?'):,} items): Duration / Max Memory Used (REPORT) "
+        f"| {limit.get('duration_s')} s / {limit.get('max_memory_used_mb')} MB of {limit.get('memory_size_mb')} MB"
+        f"{'; ERROR ' + str(limit.get('error')) if limit.get('error') else ''} |"
+    ]
 
 
 def render_section(figures: dict[str, Any]) -> str:
@@ -151,26 +172,38 @@ def render_section(figures: dict[str, Any]) -> str:
         "|---|---|",
         f"| upload of the shards and manifest | {figures['upload_s']} s |",
         f"| wall time, StartExecution to end | {figures['wall_s']} s |",
-        *[f"| state `{name}` | {sec} s |" for name, sec in states.items() if name in ("Init", "Infer all items", "Summarize")],
+        *[
+            f"| state `{name}` | {sec} s |"
+            for name, sec in states.items()
+            if name in ("Init", "Infer all items", "Summarize")
+        ],
         f"| Init: Duration / Max Memory Used (REPORT) | {init.get('max_duration_s')} s / {init.get('max_memory_used_mb')} MB of {init.get('memory_size_mb')} MB |",
         f"| Summarize: Duration / Max Memory Used (REPORT) | {summ.get('max_duration_s')} s / {summ.get('max_memory_used_mb')} MB of {summ.get('memory_size_mb')} MB |",
         f"| load average at the end (2 cores) | {figures.get('load_avg_end')} |",
         *_init_limit_rows(figures.get("init_limit")),
         "",
         "Projection for 10^9 objects at the deployed recommendation (x86_64, 1,769 MB, 100 MB shards of "
-        f"{PROJECTION_SHARD_OBJECTS:,} objects; cost model `costs.project_run`, a projection, not a bill):",
+        f"{PROJECTION_SHARD_OBJECTS:,} objects; every charge counted by `costs.run_bill`, recomputed from the stored "
+        "inputs whenever the report renders; a projection, not a bill):",
         "",
-        "| concurrent workers | invocations | waves | wall time | run cost | per million objects |",
-        "|---|---|---|---|---|---|",
+        "| concurrent workers | shards per work item | work items | waves | wall time | run cost | per million objects |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for row in figures.get("projection_1e9", []):
-        lines.append(f"| {row['concurrency']:,} | {row['invocations']:,} | {row['waves']:,} | {row['wall_s'] / 60:.1f} min "
-                     f"| ${row['run_usd']:,.2f} | ${row['usd_per_million_objects']} |")
-    rows = figures.get("projection_1e9") or [{}]
-    lines += ["", f"Inputs: {rows[0].get('objects_per_s')} objects/s per vCPU and {rows[0].get('init_s')} s init "
-              "(bench/results.json when present). Such a run needs `shards_per_worker` >= 5 (one run's Map takes at most "
-              "40,000 work items), which changes neither the compute nor the waves' length. Wall time counts compute "
-              "waves only; Init and Summarize at scale are the measured figures above and in the limits section.", ""]
+    stored = (figures.get("projection_1e9") or [{}])[0]
+    rows = projection(stored.get("objects_per_s") or DEFAULT_OBJECTS_PER_S, stored.get("init_s") or DEFAULT_INIT_S)
+    for row in rows:
+        lines.append(
+            f"| {row['concurrency']:,} | {row['shards_per_item']} | {row['items']:,} | {row['waves']:,} "
+            f"| {row['wall_s'] / 60:.1f} min | ${row['run_usd']:,.2f} | ${row['usd_per_million_objects']} |"
+        )
+    lines += [
+        "",
+        f"Inputs: {rows[0]['objects_per_s']} objects/s per vCPU and {rows[0]['init_s']} s init "
+        "(bench/results.json when the rehearsal ran). One run's Map takes at most 40,000 work items, hence the "
+        "shards per item. Wall time counts INIT and the compute waves; Init and Summarize at scale are the "
+        "measured figures above and in the limits section.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -209,10 +242,16 @@ def invoke_init(lam: Any, function: str, payload: dict[str, Any]) -> dict[str, A
     body = json.loads(resp["Payload"].read() or b"null")
     tail = base64.b64decode(resp.get("LogResult") or b"").decode(errors="replace")
     reports = [r for r in (parse_report_line(line) for line in tail.splitlines()) if r is not None]
-    out: dict[str, Any] = {"client_s": client_s, "error": resp.get("FunctionError"),
-                           "result": body if resp.get("FunctionError") else {k: body.get(k) for k in ("items", "shards", "objects")}}
+    out: dict[str, Any] = {
+        "client_s": client_s,
+        "error": resp.get("FunctionError"),
+        "result": body if resp.get("FunctionError") else {k: body.get(k) for k in ("items", "shards", "objects")},
+    }
     if reports:
         r = reports[-1]
-        out |= {"duration_s": round(r.duration_ms / 1000, 2), "max_memory_used_mb": r.max_memory_used_mb,
-                "memory_size_mb": r.memory_size_mb}
+        out |= {
+            "duration_s": round(r.duration_ms / 1000, 2),
+            "max_memory_used_mb": r.max_memory_used_mb,
+            "memory_size_mb": r.memory_size_mb,
+        }
     return out
