@@ -101,8 +101,8 @@ def test_crop_and_split_are_exact_and_reproducible(tmp_path, raw) -> None:
 def test_split_ignores_input_order_and_depends_on_seed() -> None:
     ids = np.arange(1000, dtype=np.int64)
     perm = np.random.default_rng(0).permutation(ids)
-    a = dict(zip(ids.tolist(), split_of(ids, 1).tolist()))
-    b = dict(zip(perm.tolist(), split_of(perm, 1).tolist()))
+    a = dict(zip(ids.tolist(), split_of(ids, 1).tolist(), strict=True))
+    b = dict(zip(perm.tolist(), split_of(perm, 1).tolist(), strict=True))
     assert a == b
     assert np.bincount(split_of(ids, 1)).tolist() == [700, 150, 150]
     assert (split_of(ids, 1) != split_of(ids, 2)).any()

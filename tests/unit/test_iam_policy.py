@@ -36,7 +36,8 @@ ROLE = f"arn:aws:iam::{ACCT}:role/fn-role"
 SESSION = f"arn:aws:sts::{ACCT}:assumed-role/fn-role/fn"
 BUCKET = "arn:aws:s3:::b"
 OBJ = "arn:aws:s3:::b/runs/x"
-A, X, I = Decision.ALLOW, Decision.EXPLICIT_DENY, Decision.IMPLICIT_DENY
+# A: allowed, X: explicitly denied, N: not allowed (implicit deny)
+A, X, N = Decision.ALLOW, Decision.EXPLICIT_DENY, Decision.IMPLICIT_DENY
 
 
 def st(effect: str = "Allow", action: Any = "s3:*", resource: Any = "*", **extra: Any) -> dict[str, Any]:
@@ -86,15 +87,15 @@ CASES = [
     # [ops] "If the key that you specify in a policy condition is not present in the request
     # context, the values do not match and the condition is false": HeadBucket is authorized as
     # s3:ListBucket with no s3:prefix, so a prefix-conditioned ListBucket grant does not cover it.
-    case("headbucket-prefix-condition-key-missing", I, [LIST_RUNS], action="s3:ListBucket", arn=BUCKET),
+    case("headbucket-prefix-condition-key-missing", N, [LIST_RUNS], action="s3:ListBucket", arn=BUCKET),
     case("listbucket-prefix-matches", A, [LIST_RUNS], action="s3:ListBucket", arn=BUCKET, ctx={"s3:prefix": "runs/x"}),
-    case("listbucket-prefix-other", I, [LIST_RUNS], action="s3:ListBucket", arn=BUCKET, ctx={"s3:prefix": "other/x"}),
+    case("listbucket-prefix-other", N, [LIST_RUNS], action="s3:ListBucket", arn=BUCKET, ctx={"s3:prefix": "other/x"}),
     # [ops] ...IfExists: "If the key is not present, the condition evaluates to true"
     case("stringlikeifexists-key-missing", A, [LIST_RUNS_IFEXISTS], action="s3:ListBucket", arn=BUCKET),
     # [ops] ...IfExists on a present key is the plain operator: a non-match is false
     case(
         "stringlikeifexists-present-no-match",
-        I,
+        N,
         [LIST_RUNS_IFEXISTS],
         action="s3:ListBucket",
         arn=BUCKET,
@@ -104,7 +105,7 @@ CASES = [
     # ArnNotLike, and the right key is not present, the condition is true."
     case("stringnotlike-key-missing", A, [cond("StringNotLike", "s3:prefix", "secret/*")]),
     case(
-        "stringnotlike-key-matches", I, [cond("StringNotLike", "s3:prefix", "secret/*")], ctx={"s3:prefix": "secret/a"}
+        "stringnotlike-key-matches", N, [cond("StringNotLike", "s3:prefix", "secret/*")], ctx={"s3:prefix": "secret/a"}
     ),
     case("numericnotequals-key-missing", A, [cond("NumericNotEquals", "s3:max-keys", "5")]),
     case("notipaddress-key-missing", A, [cond("NotIpAddress", "aws:SourceIp", "10.0.0.0/8")]),
@@ -113,7 +114,7 @@ CASES = [
     case("stringequals-values-ored", A, [cond("StringEquals", "s3:prefix", ["a", "b"])], ctx={"s3:prefix": "b"}),
     case(
         "stringnotequals-values-nored-one-matches",
-        I,
+        N,
         [cond("StringNotEquals", "s3:prefix", ["a", "b"])],
         ctx={"s3:prefix": "b"},
     ),
@@ -126,7 +127,7 @@ CASES = [
     # [multi] operators ANDed, keys within an operator ANDed; [ops] key names case-insensitive
     case(
         "keys-anded-one-fails",
-        I,
+        N,
         [pol(st(Condition={"StringEquals": {"s3:prefix": "a", "s3:delimiter": "/"}}))],
         ctx={"S3:Prefix": "a", "s3:delimiter": "-"},
     ),
@@ -137,21 +138,21 @@ CASES = [
         ctx={"s3:prefix": "a", "aws:SecureTransport": "true"},
     ),
     case(
-        "stringequals-case-sensitive-value", I, [cond("StringEquals", "s3:prefix", "Runs")], ctx={"s3:prefix": "runs"}
+        "stringequals-case-sensitive-value", N, [cond("StringEquals", "s3:prefix", "Runs")], ctx={"s3:prefix": "runs"}
     ),
     case("stringequalsignorecase", A, [cond("StringEqualsIgnoreCase", "s3:prefix", "Runs")], ctx={"s3:prefix": "rUNS"}),
-    case("stringequals-no-wildcards", I, [cond("StringEquals", "s3:prefix", "runs/*")], ctx={"s3:prefix": "runs/x"}),
+    case("stringequals-no-wildcards", N, [cond("StringEquals", "s3:prefix", "runs/*")], ctx={"s3:prefix": "runs/x"}),
     # [eval] "An explicit deny in any of these policies overrides the allow."
     case("explicit-deny-beats-allow", X, [pol(st(), st("Deny", "s3:GetObject", "arn:aws:s3:::b/*"))]),
     case("explicit-deny-in-another-policy", X, [ALLOW_ALL_S3, pol(st("Deny", "s3:Get*", "*"))]),
     # [eval] "By default, all requests are implicitly denied"
-    case("no-policy-implicit-deny", I),
-    case("allow-other-action-implicit-deny", I, [pol(st("Allow", "s3:PutObject"))]),
+    case("no-policy-implicit-deny", N),
+    case("allow-other-action-implicit-deny", N, [pol(st("Allow", "s3:PutObject"))]),
     # [action] NotAction with Allow: everything except the listed actions
     case("notaction-allow-other-service", A, [pol(st("Allow", NotAction="iam:*", resource="*"))]),
     case(
         "notaction-allow-excluded",
-        I,
+        N,
         [pol(st("Allow", NotAction="iam:*", resource="*"))],
         action="iam:CreateRole",
         arn=ROLE,
@@ -169,7 +170,7 @@ CASES = [
     case("notresource-allow-other", A, [pol(st("Allow", "s3:*", None, NotResource="arn:aws:s3:::secret/*"))]),
     case(
         "notresource-allow-excluded",
-        I,
+        N,
         [pol(st("Allow", "s3:*", None, NotResource="arn:aws:s3:::secret/*"))],
         arn="arn:aws:s3:::secret/k",
     ),
@@ -182,7 +183,7 @@ CASES = [
     ),
     case(
         "wildcard-question-not-two",
-        I,
+        N,
         [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/run-?"))],
         arn="arn:aws:s3:::b/run-10",
     ),
@@ -201,7 +202,7 @@ CASES = [
     ),
     case(
         "arn-account-component-checked",
-        I,
+        N,
         [pol(st("Allow", "sqs:*", f"arn:aws:sqs:*:{OTHER}:*"))],
         action="sqs:SendMessage",
         arn=f"arn:aws:sqs:us-east-1:{ACCT}:q",
@@ -217,7 +218,7 @@ CASES = [
     case("action-case-insensitive", A, [pol(st("Allow", "S3:getobject", OBJ))]),
     case("action-wildcard-case-insensitive", A, [pol(st("Allow", "s3:get*", OBJ))], action="S3:GetObject"),
     # [resource] ARNs are case-sensitive
-    case("resource-case-sensitive", I, [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::B/*"))]),
+    case("resource-case-sensitive", N, [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::B/*"))]),
     # [ops] Bool aws:SecureTransport in a bucket policy (Principal "*"): deny plain HTTP
     case("securetransport-true", A, [ALLOW_ALL_S3], TLS_ONLY, ctx={"aws:SecureTransport": "true"}),
     case("securetransport-false", X, [ALLOW_ALL_S3], TLS_ONLY, ctx={"aws:SecureTransport": "false"}),
@@ -240,12 +241,12 @@ CASES = [
     ),
     case(
         "forallvalues-extra-value",
-        I,
+        N,
         [cond("ForAllValues:StringEquals", "aws:TagKeys", ["env", "team"])],
         ctx={"aws:TagKeys": ["env", "owner"]},
     ),
     # [sv-mv] ForAnyValue: true if at least one request value matches; false if the key is missing
-    case("foranyvalue-missing", I, [cond("ForAnyValue:StringEquals", "aws:TagKeys", "env")]),
+    case("foranyvalue-missing", N, [cond("ForAnyValue:StringEquals", "aws:TagKeys", "env")]),
     case(
         "foranyvalue-one-of-many",
         A,
@@ -254,14 +255,14 @@ CASES = [
     ),
     case(
         "foranyvalue-none",
-        I,
+        N,
         [cond("ForAnyValue:StringEquals", "aws:TagKeys", "env")],
         ctx={"aws:TagKeys": ["owner", "team"]},
     ),
     # [sv-mv] multivalued keys "require" a set operator: undecided, so Allow does not apply ...
     case(
         "multivalued-without-set-op-allow",
-        I,
+        N,
         [cond("StringEquals", "aws:TagKeys", "env")],
         ctx={"aws:TagKeys": ["env", "team"]},
     ),
@@ -274,14 +275,14 @@ CASES = [
     ),
     # [ops] Null: "true" means the key is absent, "false" that it is present
     case("null-true-key-missing", A, [cond("Null", "s3:prefix", "true")]),
-    case("null-true-key-present", I, [cond("Null", "s3:prefix", "true")], ctx={"s3:prefix": ""}),
+    case("null-true-key-present", N, [cond("Null", "s3:prefix", "true")], ctx={"s3:prefix": ""}),
     case("null-false-key-present", A, [cond("Null", "s3:prefix", False)], ctx={"s3:prefix": "a"}),
-    case("null-false-key-missing", I, [cond("Null", "s3:prefix", "false")]),
+    case("null-false-key-missing", N, [cond("Null", "s3:prefix", "false")]),
     # [ops] numeric operators
     case("numeric-le-equal", A, [cond("NumericLessThanEquals", "s3:max-keys", "10")], ctx={"s3:max-keys": "10"}),
-    case("numeric-le-above", I, [cond("NumericLessThanEquals", "s3:max-keys", 10)], ctx={"s3:max-keys": "11"}),
-    case("numeric-key-missing", I, [cond("NumericLessThan", "s3:max-keys", "10")]),
-    case("numeric-not-a-number", I, [cond("NumericLessThan", "s3:max-keys", "10")], ctx={"s3:max-keys": "ten"}),
+    case("numeric-le-above", N, [cond("NumericLessThanEquals", "s3:max-keys", 10)], ctx={"s3:max-keys": "11"}),
+    case("numeric-key-missing", N, [cond("NumericLessThan", "s3:max-keys", "10")]),
+    case("numeric-not-a-number", N, [cond("NumericLessThan", "s3:max-keys", "10")], ctx={"s3:max-keys": "ten"}),
     # [ops] date operators: ISO 8601 and epoch (aws:EpochTime)
     case(
         "date-before",
@@ -291,7 +292,7 @@ CASES = [
     ),
     case(
         "date-after",
-        I,
+        N,
         [cond("DateLessThan", "aws:CurrentTime", "2030-01-01T00:00:00Z")],
         ctx={"aws:CurrentTime": "2031-01-01T00:00:00Z"},
     ),
@@ -303,7 +304,7 @@ CASES = [
     ),
     # [ops] IP address operators
     case("ipaddress-in", A, [cond("IpAddress", "aws:SourceIp", "10.0.0.0/8")], ctx={"aws:SourceIp": "10.1.2.3"}),
-    case("ipaddress-out", I, [cond("IpAddress", "aws:SourceIp", "10.0.0.0/8")], ctx={"aws:SourceIp": "192.168.0.1"}),
+    case("ipaddress-out", N, [cond("IpAddress", "aws:SourceIp", "10.0.0.0/8")], ctx={"aws:SourceIp": "192.168.0.1"}),
     # [ops] ARN operators: each of the six components checked separately, with wildcards
     case(
         "arnlike-match",
@@ -313,7 +314,7 @@ CASES = [
     ),
     case(
         "arnlike-other-account",
-        I,
+        N,
         [cond("ArnLike", "aws:SourceArn", f"arn:aws:states:*:{ACCT}:stateMachine:*")],
         ctx={"aws:SourceArn": f"arn:aws:states:us-east-1:{OTHER}:stateMachine:sm"},
     ),
@@ -328,14 +329,14 @@ CASES = [
     ),
     case(
         "variable-in-resource-other",
-        I,
+        N,
         [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${aws:PrincipalAccount}/*"))],
         arn=f"arn:aws:s3:::b/{OTHER}/x",
     ),
     # [vars] "not present ... any attempt to match it fails": a role has no aws:username
     case(
         "variable-missing-key",
-        I,
+        N,
         [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${aws:username}/*"))],
         arn="arn:aws:s3:::b/fn/x",
     ),
@@ -354,7 +355,7 @@ CASES = [
     # [vars] ${*} is a literal asterisk, not a wildcard
     case(
         "variable-escape-star-literal",
-        I,
+        N,
         [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${*}"))],
         arn="arn:aws:s3:::b/x",
     ),
@@ -367,14 +368,14 @@ CASES = [
     # [vars] variables are only substituted under Version 2012-10-17
     case(
         "variable-2008-literal",
-        I,
+        N,
         [pol(st("Allow", "s3:GetObject", "arn:aws:s3:::b/${aws:PrincipalAccount}/*"), version="2008-10-17")],
         arn=f"arn:aws:s3:::b/{ACCT}/x",
     ),
     # unresolvable variable under a negated operator: undecided, so an Allow does not apply
     case(
         "variable-missing-negated-allow",
-        I,
+        N,
         [cond("StringNotEquals", "s3:prefix", "${aws:username}")],
         ctx={"s3:prefix": "x"},
     ),
@@ -403,14 +404,14 @@ CASES = [
     case("resource-policy-aws-star", A, [], pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": "*"}))),
     case(
         "resource-policy-other-role",
-        I,
+        N,
         [],
         pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": f"arn:aws:iam::{ACCT}:role/other"})),
     ),
     # a Service principal never matches a role, for Allow ...
     case(
         "resource-policy-service-principal-allow",
-        I,
+        N,
         [],
         pol(st("Allow", "s3:GetObject", OBJ, Principal={"Service": "lambda.amazonaws.com"})),
     ),
@@ -423,11 +424,11 @@ CASES = [
     ),
     # [principal] an account principal "delegates authority to the account": alone it grants nothing
     case(
-        "resource-policy-account-principal-alone", I, [], pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": ACCT}))
+        "resource-policy-account-principal-alone", N, [], pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": ACCT}))
     ),
     case(
         "resource-policy-account-root-alone",
-        I,
+        N,
         [],
         pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": f"arn:aws:iam::{ACCT}:root"})),
     ),
@@ -441,12 +442,12 @@ CASES = [
     # [eval] a statement whose Condition fails does not apply in a resource policy either
     case(
         "resource-policy-condition-fails",
-        I,
+        N,
         [],
         pol(st("Allow", "s3:GetObject", OBJ, Principal="*", Condition={"StringEquals": {"aws:SourceVpce": "vpce-1"}})),
     ),
     # [eval] cross-account: both the identity policy and the resource policy must allow
-    case("cross-account-identity-only", I, [ALLOW_ALL_S3], resource_account=OTHER),
+    case("cross-account-identity-only", N, [ALLOW_ALL_S3], resource_account=OTHER),
     case(
         "cross-account-both",
         A,
@@ -456,7 +457,7 @@ CASES = [
     ),
     case(
         "cross-account-resource-only",
-        I,
+        N,
         [],
         pol(st("Allow", "s3:GetObject", OBJ, Principal={"AWS": ROLE})),
         resource_account=OTHER,

@@ -50,7 +50,7 @@ def test_round_trip_mixed_formats_sizes_and_manifest(tmp_path, make_shard) -> No
         assert abs(p.stat().st_size - target * MIB) / (target * MIB) < 0.10
     man = json.loads((out / "manifest.json").read_text())
     assert man["format"] == "cosmicai.manifest" and man["version"] == 1 and man["objects"] == 285
-    for e, p in zip(man["shards"], sorted(out.glob("part-*"))):
+    for e, p in zip(man["shards"], sorted(out.glob("part-*")), strict=True):
         assert e["key"] == p.name and e["bytes"] == p.stat().st_size
         assert e["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
         assert e["count"] == read_shard(p).n

@@ -467,7 +467,8 @@ def test_the_iam_scan_finds_statements_and_catches_wildcards(tmp_path: Path) -> 
         "locals {\n  p = jsonencode({ Statement = [\n"
         '    { Effect = "Allow", Action = "*", Resource = "*" },\n'
         '    {\n      Effect   = "Allow"\n      Action   = ["s3:*"]\n      Resource = ["arn:aws:s3:::b/*"]\n    },\n'
-        '    {\n      Effect   = "Allow"\n      Action   = ["iam:PassRole"] # a comment {\n      Resource = ["*"]\n    },\n'
+        '    {\n      Effect   = "Allow"\n      Action   = ["iam:PassRole"] # a comment {\n'
+        '      Resource = ["*"]\n    },\n'
         '    { Effect = "Deny", Action = "*", Resource = "*" },\n'
         "  ] })\n}\n"
         'data "aws_iam_policy_document" "d" {\n  statement {\n    actions   = ["*"]\n    resources = ["*"]\n  }\n}\n'
