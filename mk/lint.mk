@@ -4,6 +4,7 @@
 # asl-validator reads statemachine/pipeline.asl.json as written (its `${...}` placeholders sit
 # inside strings, so the file is already JSON); the definition as Terraform renders it is
 # validated by tests/unit/test_asl_validator.py.
+# Ruff prints one line per finding (`ruff check --fix` and `ruff format` fix most of them).
 
 RUFF := $(VENV)/bin/ruff
 MYPY := $(PY) -m mypy
@@ -13,8 +14,8 @@ MYPY := $(PY) -m mypy
 lint: setup asl-tools localstack-install tf-config ## Ruff (lint + format), mypy (strict library), terraform fmt, asl-validator
 	@failed=(); \
 	step() { local name=$$1; shift; echo "lint: $$name"; "$$@" || failed+=("$$name"); }; \
-	step "ruff check" $(RUFF) check .; \
-	step "ruff format" $(RUFF) format --check .; \
+	step "ruff check" $(RUFF) check --output-format concise .; \
+	step "ruff format" $(RUFF) format --check --output-format concise .; \
 	step "mypy" $(MYPY); \
 	step "mypy (LocalStack extension, in LocalStack's Python)" $(MYPY) --python-executable $(LS_PY) \
 	  --python-version 3.13 scripts/localstack_ext/cosmicai_localstack; \
