@@ -38,8 +38,9 @@ def tf_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def _terraform(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["terraform", f"-chdir={TF_DIR}", *args, "-no-color"], env=env, text=True,
-                          capture_output=True, timeout=600)
+    return subprocess.run(
+        ["terraform", f"-chdir={TF_DIR}", *args, "-no-color"], env=env, text=True, capture_output=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +71,28 @@ def test_terraform_tests_pass_with_the_mock_provider(initialised: dict[str, str]
 
 def test_checkov_finds_no_failed_checks() -> None:
     """`make scan` (installs checkov into .venv-tools on first use)."""
-    proc = subprocess.run(["make", "-s", ".venv-tools/.installed"], cwd=ROOT, text=True, capture_output=True, timeout=600)
+    proc = subprocess.run(
+        ["make", "-s", ".venv-tools/.installed"], cwd=ROOT, text=True, capture_output=True, timeout=600
+    )
     assert proc.returncode == 0, f"installing checkov failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
     proc = subprocess.run(
-        [str(ROOT / ".venv-tools/bin/checkov"), "-d", "terraform", "--framework", "terraform",
-         "--skip-path", "terraform/tests", "--skip-download", "--compact", "-o", "json"],
-        cwd=ROOT, text=True, capture_output=True, timeout=600,
+        [
+            str(ROOT / ".venv-tools/bin/checkov"),
+            "-d",
+            "terraform",
+            "--framework",
+            "terraform",
+            "--skip-path",
+            "terraform/tests",
+            "--skip-download",
+            "--compact",
+            "-o",
+            "json",
+        ],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=600,
     )
     report = json.loads(proc.stdout)
     summary = (report[0] if isinstance(report, list) else report)["summary"]

@@ -17,7 +17,10 @@ PORT = int(os.environ.get("COSMICAI_TEST_LAUNCHER_PORT", "4598"))
 def make(target: str, state_dir: Path, port: int = PORT, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["make", "-s", target, f"LOCALSTACK_PORT={port}", f"LOCALSTACK_STATE={state_dir}", *extra],
-        cwd=ROOT, text=True, capture_output=True, timeout=240,
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=240,
     )
 
 
@@ -43,8 +46,11 @@ def test_up_is_idempotent_and_down_stops_it(state_dir: Path) -> None:
     assert status.returncode == 0 and "stepfunctions" in status.stdout and "ecr" in status.stdout
 
     ecr = boto3.client(
-        "ecr", endpoint_url=f"http://127.0.0.1:{PORT}", region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
+        "ecr",
+        endpoint_url=f"http://127.0.0.1:{PORT}",
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
     )
     uri = ecr.create_repository(repositoryName="launcher-test")["repository"]["repositoryUri"]
     assert uri.endswith("/launcher-test")

@@ -27,7 +27,11 @@ BROKEN = (3, 4)  # item 1 = shards 2, 3 (one broken); item 2 = shards 4, 5 (one 
 def _make(target: str, stack_cli: Any, localstack: Any, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["make", "-s", target, *args, f"STATE_DIR={stack_cli.state_dir}", f"LOCALSTACK_PORT={localstack.port}"],
-        cwd=ROOT, text=True, capture_output=True, timeout=400, env={**os.environ, "COLUMNS": "200"},
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=400,
+        env={**os.environ, "COLUMNS": "200"},
     )
 
 
@@ -36,8 +40,9 @@ def _catalogs(s3: Any, bucket: str, prefix: str) -> dict[str, tuple[str, float]]
     return {o["Key"]: (o["ETag"], o["LastModified"].timestamp()) for p in pages for o in p.get("Contents", [])}
 
 
-def test_resume_reruns_only_failed_shards_and_ends_succeeded(upload_shards, pipeline_clients, deployed_stack,
-                                                              stack_cli, localstack) -> None:
+def test_resume_reruns_only_failed_shards_and_ends_succeeded(
+    upload_shards, pipeline_clients, deployed_stack, stack_cli, localstack
+) -> None:
     s3, sfn = pipeline_clients.s3, pipeline_clients.sfn
     files = {f"part-{i:05d}.safetensors": (b"not a shard" * 9 if i in BROKEN else s) for i, s in enumerate(SHARDS)}
     uri = upload_shards(files)
@@ -66,8 +71,9 @@ def test_resume_reruns_only_failed_shards_and_ends_succeeded(upload_shards, pipe
         assert summary["shards"]["total"] == 6 and summary["shards"]["succeeded"] == 6
         assert summary["metrics"]["n"] == total, "every object once in the metrics"
         resumed = json.loads(s3.get_object(Bucket=out_bucket, Key=out_prefix + "resume.json")["Body"].read())
-        assert sorted(s["key"].rsplit("/", 1)[1] for item in resumed for s in item["shards"]) == \
-            [f"part-{i:05d}.safetensors" for i in BROKEN], "only the failed shards are re-run"
+        assert sorted(s["key"].rsplit("/", 1)[1] for item in resumed for s in item["shards"]) == [
+            f"part-{i:05d}.safetensors" for i in BROKEN
+        ], "only the failed shards are re-run"
         assert s3.get_object(Bucket=out_bucket, Key=out_prefix + "plan.json")["Body"].read() == plan_before
         after = _catalogs(s3, out_bucket, out_prefix)
         assert len(after) == 6

@@ -19,9 +19,17 @@ from itfixtures.acceptance import client, new_area, start, wait
 from tests.conftest import build_shard
 
 # Services whose actions AWS does not scope to resources: "*" is the only possible resource.
-UNSCOPABLE_PREFIXES = ("logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
-                       "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy",
-                       "logs:DescribeResourcePolicies", "logs:DescribeLogGroups", "xray:")
+UNSCOPABLE_PREFIXES = (
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+    "xray:",
+)
 
 
 def _stack_role_policies(stack: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -52,7 +60,9 @@ def _as_list(v: Any) -> list[str]:
     return v if isinstance(v, list) else [v]
 
 
-def test_deployed_roles_allow_no_wildcard_actions_and_star_only_where_unscopable(deployed_stack: dict[str, Any]) -> None:
+def test_deployed_roles_allow_no_wildcard_actions_and_star_only_where_unscopable(
+    deployed_stack: dict[str, Any],
+) -> None:
     roles = _stack_role_policies(deployed_stack)
     assert len(roles) >= 4, f"expected the 3 function roles and the state machine role, got {sorted(roles)}"
     problems = []
@@ -76,7 +86,9 @@ def test_deployed_buckets_are_not_public(deployed_stack: dict[str, Any]) -> None
         block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
         assert all(block.values()) and len(block) == 4, (bucket, block)
         for grant in s3.get_bucket_acl(Bucket=bucket)["Grants"]:
-            assert "AllUsers" not in grant["Grantee"].get("URI", "") and "AuthenticatedUsers" not in grant["Grantee"].get("URI", ""), grant
+            assert "AllUsers" not in grant["Grantee"].get("URI", "") and "AuthenticatedUsers" not in grant[
+                "Grantee"
+            ].get("URI", ""), grant
         policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
         for st in policy["Statement"]:
             assert not (st["Effect"] == "Allow" and st.get("Principal") in ("*", {"AWS": "*"})), st
@@ -90,9 +102,14 @@ def test_payload_naming_a_script_runs_nothing_from_it(deployed_stack: dict[str, 
     area.put("part-00000.safetensors", shard_to_bytes(build_shard(4, seed=5)))
     area.put("evil.py", evil)
     payload = {
-        "data_bucket": area.data_bucket, "data_prefix": area.input_prefix, "bucket": area.results_bucket,
-        "result_path": area.output_prefix, "script": f"s3://{area.data_bucket}/{area.input_prefix}evil.py",
-        "S3_object_name": "evil", "object_type": "evil.py", "run_id": f"acc-{area.tag}",
+        "data_bucket": area.data_bucket,
+        "data_prefix": area.input_prefix,
+        "bucket": area.results_bucket,
+        "result_path": area.output_prefix,
+        "script": f"s3://{area.data_bucket}/{area.input_prefix}evil.py",
+        "S3_object_name": "evil",
+        "object_type": "evil.py",
+        "run_id": f"acc-{area.tag}",
     }
     desc = wait(start(deployed_stack, payload), timeout_s=300)
     assert desc["status"] == "SUCCEEDED", desc
