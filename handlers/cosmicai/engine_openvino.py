@@ -9,14 +9,27 @@ its own precision: `embed` and `rest` always f32, `blocks` f32, bf16 (OpenVINO's
 inference precision, native on AVX-512 BF16 / AMX) or int8 (`blocks_int8`: int8 matmuls
 from fake-quantized weights and calibrated activation scales). Three compiled models run
 in turn per micro-batch; the tensors passed between them are small (B x 17 x 192 floats).
+
+Compiling the three parts is most of an OpenVINO worker's INIT (0.3-0.6 s of CPU on one thread).
+`export_compiled` (`python -m cosmicai.engine_openvino export-compiled WEIGHTS`, run by the
+inference image build) writes the compiled parts as OpenVINO blobs into `compiled/` inside the IR
+folder, keyed by the CPU class they were compiled for (`qualify.cpu_features` plus
+`ONEDNN_MAX_CPU_ISA`), threads and inference precision; a worker of the same class imports them
+instead of compiling (OpenVINO itself refuses a blob of another ISA; the worker then compiles from
+the IR). The IR parts are read only when a part has to be compiled.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
 import json
+import logging
+import os
 import time
 import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +51,14 @@ INT8_PART = "blocks_int8"
 F16_SAFE_PARTS = ("embed", "blocks")
 # The part that runs each precision's transformer blocks, and OpenVINO's inference precision for it.
 BLOCKS_FOR = {"fp32": ("blocks", "f32"), "bf16": ("blocks", "bf16"), "int8": (INT8_PART, "f32")}
+# Compiled blobs inside the IR folder: compiled/index.json and one file per (class, part, threads, precision).
+COMPILED_DIR = "compiled"
+COMPILED_INDEX = "index.json"
+COMPILED_FORMAT = "cosmicai.openvino.compiled"
+# oneDNN's ISA cap: a blob compiled under it is for that ISA (OpenVINO's CPU plugin honours it for its
+# matmuls and convolutions), so it is part of a blob's CPU class.
+ISA_CAP_ENV = "ONEDNN_MAX_CPU_ISA"
+_LOG = logging.getLogger("cosmicai.engine_openvino")
 
 
 class OpenVINOIRError(EngineError):
@@ -64,24 +85,91 @@ def ir_dir(weights: Path | str) -> Path:
     return sidecar(weights, IR_SUFFIX)
 
 
+class LazyParts(Mapping[str, Any]):
+    """IR parts by name, each read (`Core.read_model`) on first use: a worker that imports compiled
+    blobs never reads the IR it does not compile."""
+
+    def __init__(self, files: Mapping[str, Path]) -> None:
+        self.files = dict(files)
+        self._read: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._read:
+            self._read[name] = core().read_model(self.files[name])
+        return self._read[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.files
+
+    @property
+    def read(self) -> tuple[str, ...]:
+        """The parts read so far."""
+        return tuple(self._read)
+
+
+def cpu_class() -> str:
+    """The CPU class a compiled blob is for: the precision-deciding instruction sets
+    (`qualify.cpu_features`, which honours COSMICAI_CPU_FEATURES) and oneDNN's ISA cap when set."""
+    from cosmicai.qualify import cpu_features
+
+    cap = os.environ.get(ISA_CAP_ENV, "").strip().lower()
+    return " ".join(cpu_features()) + (f" | {ISA_CAP_ENV.lower()}={cap}" if cap else "")
+
+
 @dataclass
 class OpenVINOModel:
     """The IR parts of one weights file, read but not compiled (`ov.Model` per part)."""
 
-    parts: dict[str, Any]
+    parts: Mapping[str, Any]
     manifest: dict[str, Any] = field(default_factory=dict)
     folder: Path | None = None
     # Compiled parts by (part, threads, inference precision): runners of several precisions share
     # the f32 embed and rest (a start-up re-check compiles those once).
     compiled: dict[tuple[str, int, str], Any] = field(default_factory=dict, repr=False)
+    # Compiled blobs in the IR folder (compiled/index.json rows), and how each compiled part was made.
+    blobs: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    made: dict[tuple[str, int, str], str] = field(default_factory=dict, repr=False)
+
+    def blob_for(self, part: str, threads: int, inference_precision: str) -> Path | None:
+        """The compiled blob of this part for this CPU class, threads and precision, if one was written."""
+        if self.folder is None or not self.blobs:
+            return None
+        cls = cpu_class()
+        for b in self.blobs:
+            if (b["part"], b["threads"], b["inference_precision"], b["cpu_class"]) == (
+                part,
+                threads,
+                inference_precision,
+                cls,
+            ):
+                return self.folder / COMPILED_DIR / str(b["file"])
+        return None
 
     def compile(self, part: str, threads: int, inference_precision: str) -> Any:
-        """The part compiled for the CPU with these settings (cached)."""
+        """The part compiled for the CPU with these settings (cached): imported from its compiled
+        blob when there is one for this CPU class, else compiled from the IR."""
         key = (part, threads, inference_precision)
         if key not in self.compiled:
-            self.compiled[key] = core().compile_model(
-                self.parts[part], "CPU", compile_config(threads, inference_precision)
-            )
+            config = compile_config(threads, inference_precision)
+            blob = self.blob_for(part, threads, inference_precision)
+            if blob is not None:
+                try:
+                    import openvino as ov
+
+                    data = np.fromfile(blob, dtype=np.uint8)
+                    self.compiled[key] = core().import_model(ov.Tensor(data), "CPU", config)
+                    self.made[key] = "imported"
+                except (OSError, RuntimeError) as exc:  # another ISA or OpenVINO: OpenVINO refuses, compile instead
+                    _LOG.warning("compiled blob %s not used (%s); compiling %s", blob, str(exc).strip()[-200:], part)
+            if key not in self.compiled:
+                self.compiled[key] = core().compile_model(self.parts[part], "CPU", config)
+                self.made[key] = "compiled"
         return self.compiled[key]
 
     @property
@@ -160,15 +248,103 @@ def load(folder: Path | str, weights: Path | str | None = None) -> OpenVINOModel
                 f"{folder} was converted from other weights than {weights} (sha256 differs); "
                 f"re-run `cosmicai convert-checkpoint {weights} --openvino`"
             )
-    parts = {}
+    files = {}
     for name, xml in manifest.get("parts", {}).items():
         if not (folder / xml).is_file():
             raise OpenVINOIRError(f"{folder}: part {name} ({xml}) is missing")
-        parts[name] = core().read_model(folder / xml)
-    missing = [p for p in PARTS if p not in parts]
+        files[name] = folder / xml
+    missing = [p for p in PARTS if p not in files]
     if missing:
         raise OpenVINOIRError(f"{folder}: parts {', '.join(missing)} are missing")
-    return OpenVINOModel(parts, manifest, folder)
+    return OpenVINOModel(LazyParts(files), manifest, folder, blobs=_compiled_blobs(folder, manifest))
+
+
+def _compiled_blobs(folder: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The usable rows of compiled/index.json: written by this OpenVINO from this IR (else none)."""
+    path = folder / COMPILED_DIR / COMPILED_INDEX
+    if not path.is_file():
+        return []
+    try:
+        index = json.loads(path.read_text())
+    except ValueError:
+        _LOG.warning("%s is not JSON; compiling from the IR", path)
+        return []
+    if index.get("format") != COMPILED_FORMAT or index.get("ir_created") != manifest.get("created"):
+        _LOG.warning("%s is not for this IR; compiling from the IR", path)
+        return []
+    if index.get("openvino") != openvino_version():
+        _LOG.warning(
+            "%s was written by OpenVINO %s, this is %s; compiling from the IR",
+            path,
+            index.get("openvino"),
+            openvino_version(),
+        )
+        return []
+    return list(index.get("blobs", []))
+
+
+def export_compiled(
+    folder: Path | str,
+    weights: Path | str | None = None,
+    threads: Iterable[int] = (1,),
+    precisions: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """Compile the parts every precision needs for this CPU class and write them as blobs into
+    `folder/compiled/` (rows of other classes kept, this class's replaced); returns the index.
+
+    `precisions` default: those of the IR, bf16 only on a CPU with native bf16 (elsewhere the plugin
+    compiles it f32, which is the fp32 blob).
+    """
+    from cosmicai import procstats
+
+    folder = Path(folder)
+    model = load(folder, weights)
+    if precisions is None:
+        native = bool(procstats.cpu_info()[1] & procstats.NATIVE_BF16)
+        precisions = [p for p in model.precisions if p != "bf16" or native]
+    cls = cpu_class()
+    slug = hashlib.sha256(cls.encode()).hexdigest()[:12]
+    out = folder / COMPILED_DIR
+    (out / slug).mkdir(parents=True, exist_ok=True)
+    path = out / COMPILED_INDEX
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    keep = old.get("blobs", []) if old.get("ir_created") == model.manifest.get("created") else []
+    rows = [b for b in keep if b.get("cpu_class") != cls]
+    for t in threads:
+        for p in precisions:
+            blocks_part, blocks_precision = BLOCKS_FOR[p]
+            for part, prec in (("embed", "f32"), (blocks_part, blocks_precision), ("rest", "f32")):
+                name = f"{slug}/{part}-t{t}-{prec}.blob"
+                if any(r["file"] == name for r in rows):
+                    continue
+                t0 = time.perf_counter()
+                compiled = core().compile_model(model.parts[part], "CPU", compile_config(t, prec))
+                seconds = time.perf_counter() - t0
+                buf = io.BytesIO()
+                compiled.export_model(buf)
+                (out / name).write_bytes(buf.getvalue())
+                rows.append(
+                    {
+                        "part": part,
+                        "threads": t,
+                        "inference_precision": prec,
+                        "cpu_class": cls,
+                        "file": name,
+                        "bytes": (out / name).stat().st_size,
+                        "compile_s": round(seconds, 3),
+                    }
+                )
+    index = {
+        "format": COMPILED_FORMAT,
+        "openvino": openvino_version(),
+        "ir_created": model.manifest.get("created"),
+        "weights_sha256": (model.manifest.get("weights") or {}).get("sha256"),
+        "blobs": rows,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(index, indent=1) + "\n")
+    tmp.replace(path)
+    return index
 
 
 def load_for_weights(weights: Path | str) -> OpenVINOModel:
@@ -259,18 +435,52 @@ class OpenVINORunner:
         return out
 
 
+def main(argv: list[str] | None = None) -> int:
+    """`python -m cosmicai.engine_openvino export-compiled WEIGHTS [--threads 1] [--precisions fp32,int8]`."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m cosmicai.engine_openvino", description=export_compiled.__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    e = sub.add_parser("export-compiled", help="compiled blobs of the IR next to WEIGHTS, for this CPU class")
+    e.add_argument("weights", type=Path)
+    e.add_argument("--threads", default="1", help="comma-separated thread counts (default 1: Lambda at 1,769 MB)")
+    e.add_argument("--precisions", default=None, help="comma-separated (default: the IR's; bf16 only if native)")
+    args = p.parse_args(argv)
+    index = export_compiled(
+        ir_dir(args.weights),
+        args.weights,
+        threads=[int(x) for x in args.threads.split(",") if x.strip()],
+        precisions=[x.strip() for x in args.precisions.split(",") if x.strip()] if args.precisions else None,
+    )
+    cls = cpu_class()
+    mine = [b for b in index["blobs"] if b["cpu_class"] == cls]
+    print(
+        f"{ir_dir(args.weights) / COMPILED_DIR}: {len(mine)} compiled parts for CPU class {cls!r}, "
+        f"{sum(b['bytes'] for b in mine) / 1e6:.1f} MB ({len(index['blobs'])} in all)"
+    )
+    return 0
+
+
 __all__ = [
     "BLOCKS_FOR",
+    "COMPILED_DIR",
     "INT8_PART",
     "IR_SUFFIX",
     "OpenVINOIRError",
     "OpenVINOModel",
     "OpenVINORunner",
+    "LazyParts",
     "as_openvino_model",
     "compile_config",
     "core",
+    "cpu_class",
+    "export_compiled",
     "ir_dir",
     "load",
     "load_for_weights",
     "save",
 ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
