@@ -40,8 +40,10 @@ assert torch.version.cuda is None, 'torch ' + torch.__version__ + ' is a CUDA bu
 # The engine's files next to the weights, made once from the baked-in weights: the OpenVINO IR
 # (astromae.openvino/), the validation set and the qualification of every backend and precision
 # on this builder's CPU (astromae.qualification.json; a worker on another CPU class re-checks at
-# start-up). Then the cosmicai modules the infer handler never imports go (the CLI, the bench,
-# training: images/runtime_modules.py; the conversion above was their last use), and an
+# start-up), and the fp32 and int8 parts compiled for this builder's CPU class at one thread
+# (astromae.openvino/compiled/, ~59 MB: a worker of that class imports them instead of compiling).
+# Then the cosmicai modules the infer handler never imports go (the CLI, the bench, training:
+# images/runtime_modules.py; the conversion above was their last use), and an
 # OpenVINO worker's smoke import, which must not load torch, runs on what is left.
 # `import openvino` starts its converter's usage telemetry (Google Analytics events, a client-id
 # file under ~/intel) unless ~/intel/openvino_telemetry says 0: the image opts out, with a HOME
@@ -54,6 +56,8 @@ RUN mkdir -p /opt/cosmicai/weights /opt/cosmicai/home/intel \
  && export HOME=/opt/cosmicai/home \
  && OMP_NUM_THREADS=1 /opt/venv/bin/python -m cosmicai.cli convert-checkpoint /opt/cosmicai/weights/astromae.safetensors \
     --openvino --qualify --validation /ctx/weights/validation.safetensors \
+ && OMP_NUM_THREADS=1 /opt/venv/bin/python -m cosmicai.engine_openvino export-compiled \
+    /opt/cosmicai/weights/astromae.safetensors --threads 1 --precisions fp32,int8 \
  && /opt/venv/bin/python /ctx/runtime_modules.py /opt/cosmicai/site cosmicai.handlers.infer \
  && COSMICAI_WEIGHTS=/opt/cosmicai/weights/astromae.safetensors COSMICAI_BACKEND=openvino \
     /opt/venv/bin/python -c "import sys, cosmicai.handlers.infer, openvino_telemetry; \
