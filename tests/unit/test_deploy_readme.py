@@ -26,4 +26,5 @@ def test_readme_names_every_root_variable_and_output(tf_file: str, kind: str) ->
 def test_readme_memory_default_matches_the_variable() -> None:
     body = (ROOT / "terraform/variables.tf").read_text().split('variable "infer_memory_mb"', 1)[1]
     default = re.search(r"^\s*default\s*=\s*(\d+)", body, re.M).group(1)
-    assert f"| `infer_memory_mb` | `{default}` |" in _deploy_section()
+    # The generated Inputs table (scripts/docs/tf_tables.py): name | description | type | default | required.
+    assert re.search(rf"^\| `infer_memory_mb` \| [^|]+ \| `number` \| `{default}` \| no \|$", _deploy_section(), re.M)
