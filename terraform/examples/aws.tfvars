@@ -1,8 +1,8 @@
 # Real AWS. `make deploy TARGET=aws` passes the region (AWS_REGION, AWS_DEFAULT_REGION or
-# the profile's region; see README "To AWS, step by step") and the image tags (content
+# the profile's region; see docs/deploy.md "To AWS, step by step") and the image tags (content
 # digests) itself. `make preflight TARGET=aws` reads this file too.
 
-# The benchmarked size for the inference function: 1 vCPU (bench/REPORT.md, README "Performance and cost").
+# The benchmarked size for the inference function: 1 vCPU (bench/REPORT.md, docs/performance.md "Performance and cost").
 infer_memory_mb = 1769
 
 # The images are built for this instruction set (docker --platform linux/amd64 or

@@ -3,5 +3,5 @@
 force_destroy      = true
 log_retention_days = 1
 # The full execution history locally (free here, and what debugging a run wants);
-# AWS defaults to ERROR (README "To AWS").
+# AWS defaults to ERROR (docs/deploy.md "To AWS, step by step").
 state_machine_log_level = "ALL"
