@@ -345,13 +345,15 @@ def test_terraform_stack_runs_end_to_end_in_docker_mode(images, docker_env, dock
     assert leftovers(endpoint, outputs) == []
 
 
-def _faulty_inference_image(docker_env: dict[str, str], inference_ref: str, workdir: Path) -> str:
+@pytest.fixture(scope="module")
+def faulty_inference_image(images, docker_env, tmp_path_factory) -> str:
     """The inference image plus the test-only fault wrapper (a test image: the product's never carries it)."""
     fixtures = ROOT / "tests/integration/lambda_fixtures"
-    ctx = workdir / "faulty-image"
-    (ctx / "lambda_fixtures").mkdir(parents=True)
+    ctx = tmp_path_factory.mktemp("faulty-image")
+    (ctx / "lambda_fixtures").mkdir()
     for name in ("faults.py", "faulty_infer.py"):
         (ctx / "lambda_fixtures" / name).write_bytes((fixtures / name).read_bytes())
+    inference_ref = images["inference"]["local_ref"]
     (ctx / "Dockerfile").write_text(
         f"FROM {inference_ref}\n"
         "COPY lambda_fixtures/ /opt/cosmicai/test-site/tests/integration/lambda_fixtures/\n"
@@ -362,14 +364,25 @@ def _faulty_inference_image(docker_env: dict[str, str], inference_ref: str, work
     return tag
 
 
-def test_out_of_memory_in_the_real_inference_image_in_docker_mode(images, docker_env, docker_localstack, tmp_path):
-    """A worker in the inference image (the fault wrapper layered on) that outgrows its memory size
-    ends as Lambda's out-of-memory error, with the container capped by `docker run --memory`.
+# shard name -> (function timeout s, error type, what its message says)
+IMAGE_FAULTS = {
+    "fault-crash-0": (60, "Runtime.ExitError", "Runtime exited with error: exit status 3"),
+    # The cold start (about 4 s of INIT here) counts against the timeout, as on Lambda.
+    "fault-sleep-0": (20, "Sandbox.Timedout", "Task timed out after 20.00 seconds"),
+    "fault-oom-0": (60, "Runtime.OutOfMemory", "signal: killed (memory size 1024 MB exceeded)"),
+}
 
-    What stops it, measured (docker events, 2026-11-30): the executor's memory watchdog (sampled
-    peak RSS over the memory size, then `docker rm -f`: a `kill` event, no kernel `oom` event), a
-    little before the cgroup limit would. That the kernel's kill alone is reported the same way is
-    not shown here."""
+
+@pytest.mark.parametrize("shard_name", sorted(IMAGE_FAULTS))
+def test_faults_in_the_real_inference_image_in_docker_mode(faulty_inference_image, docker_localstack, shard_name):
+    """A crash, a timeout and an out-of-memory worker in the inference image (the fault wrapper
+    layered on), each in a container capped by `docker run --memory 1024m`, end as Lambda's errors.
+
+    What stops the out-of-memory one, measured (docker events, 2026-11-30): the executor's memory
+    watchdog (sampled peak RSS over the memory size, then `docker rm -f`: a `kill` event, no kernel
+    `oom` event), a little before the cgroup limit would. That the kernel's kill alone is reported
+    the same way is not shown here."""
+    timeout_s, error_type, message = IMAGE_FAULTS[shard_name]
     ls = docker_localstack
     kw = {
         "endpoint_url": ls["AWS_ENDPOINT_URL"],
@@ -378,8 +391,7 @@ def test_out_of_memory_in_the_real_inference_image_in_docker_mode(images, docker
         "aws_secret_access_key": "test",
     }
     lam = boto3.client("lambda", config=Config(retries={"max_attempts": 0}, read_timeout=300), **kw)
-    ref = _faulty_inference_image(docker_env, images["inference"]["local_ref"], tmp_path)
-    name, memory = f"cosmicai-img-oom-{uuid.uuid4().hex[:8]}", 1024
+    name, memory = f"cosmicai-img-{shard_name}-{uuid.uuid4().hex[:8]}", 1024
     statements = [
         {
             "Effect": "Allow",
@@ -387,11 +399,11 @@ def test_out_of_memory_in_the_real_inference_image_in_docker_mode(images, docker
             "Resource": ["arn:aws:logs:*:000000000000:log-group:/aws/lambda/cosmicai-img-*"],
         }
     ]
-    # The wrapper hoards memory before the real handler reads anything: no bucket is needed.
-    shard = {"key": "in/fault-oom-0.safetensors", "name": "fault-oom-0", "bytes": 1, "count": 1}
+    # The wrapper misbehaves before the real handler reads anything: no bucket is needed.
+    shard = {"key": f"in/{shard_name}.safetensors", "name": shard_name, "bytes": 1, "count": 1}
     item = {
         "item_id": "item-00000",
-        "run_id": "oom",
+        "run_id": "image-faults",
         "input_bucket": "none",
         "output": "s3://none/out/",
         "batch_size": 8,
@@ -399,13 +411,23 @@ def test_out_of_memory_in_the_real_inference_image_in_docker_mode(images, docker
         "shards": [shard],
     }
     with scoped_role(boto3.client("iam", **kw), ROLE.rsplit("/", 1)[1], statements):
-        _create(lam, name, ref, "tests.integration.lambda_fixtures.faulty_infer.handler", memory)
+        lam.create_function(
+            FunctionName=name,
+            Role=ROLE,
+            PackageType="Image",
+            Code={"ImageUri": f"{REGISTRY}/{faulty_inference_image}"},
+            ImageConfig={"Command": ["tests.integration.lambda_fixtures.faulty_infer.handler"]},
+            Timeout=timeout_s,
+            MemorySize=memory,
+        )
+        lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.5, "MaxAttempts": 120})
         try:
             resp = lam.invoke(FunctionName=name, Payload=json.dumps(item).encode(), LogType="Tail")
         finally:
             lam.delete_function(FunctionName=name)
     body = json.loads(resp["Payload"].read() or b"null")
     logs = base64.b64decode(resp.get("LogResult", "")).decode(errors="replace")
-    assert resp.get("FunctionError") == "Unhandled" and body["errorType"] == "Runtime.OutOfMemory", (body, logs)
-    assert f"memory size {memory} MB exceeded" in body["errorMessage"], body
-    assert "Runtime.OutOfMemory" in logs and f"Memory Size: {memory} MB" in logs, logs
+    assert resp.get("FunctionError") == "Unhandled" and body["errorType"] == error_type, (body, logs)
+    assert message in body["errorMessage"], body
+    assert error_type in logs or "Task timed out" in logs, logs
+    assert f"Memory Size: {memory} MB" in logs, logs
