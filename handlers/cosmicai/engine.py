@@ -24,29 +24,38 @@ from __future__ import annotations
 
 import ctypes
 import os
-import queue
 import sys
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
 from cosmicai import procstats
+from cosmicai.contracts import (
+    BACKENDS as BACKENDS,
+    PRECISION_CHOICES as PRECISION_CHOICES,
+    PRECISIONS as PRECISIONS,
+)
 from cosmicai.costs import MB_PER_VCPU
 from cosmicai.procstats import NATIVE_BF16, peak_rss_mb
 
 if TYPE_CHECKING:
+    from cosmicai.engine_torch import (
+        FoldedAstroMAE as FoldedAstroMAE,
+        TorchRunner as TorchRunner,
+        int8_weight_max as int8_weight_max,
+        plain_eager_predict as plain_eager_predict,
+    )
     from cosmicai.qualify import FastChoice
 
-PRECISIONS = ("fp32", "bf16", "int8")
-# What a payload or the CLI may ask for: a precision, or the fastest qualified one.
-PRECISION_CHOICES = (*PRECISIONS, "fast")
-BACKENDS = ("torch", "openvino")
+# PRECISIONS (concrete), PRECISION_CHOICES (those and `fast`) and BACKENDS are cosmicai.contracts'.
 DEFAULT_MICRO_BATCH = 128  # measured: 128 objects keep a block's activations in cache
 IMAGE_BANDS, IMAGE_SIZE = 5, 32  # cosmicai.model's (kept here so this module needs no torch)
 
@@ -81,16 +90,16 @@ def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> float | None:
 LAMBDA_MEMORY_ENV = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
 
 
-def available_cpus(cgroup_root: Path = CGROUP_ROOT, env: dict[str, str] | None = None) -> int:
+def available_cpus(cgroup_root: Path = CGROUP_ROOT, env: Mapping[str, str] | None = None) -> int:
     """CPUs this process may really use: affinity mask capped by the cgroup quota and, inside
     Lambda, by the memory size's CPU share (>= 1)."""
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         n = os.cpu_count() or 1
     limit = cgroup_cpu_limit(cgroup_root)
-    memory = env.get(LAMBDA_MEMORY_ENV, "")
+    memory = environ.get(LAMBDA_MEMORY_ENV, "")
     if memory.isdigit():
         # Lambda shows up to 6 CPUs at any memory size but gives memory / 1,769 MB of them.
         share = int(memory) / MB_PER_VCPU
@@ -155,7 +164,10 @@ class Timings:
             "seconds": round(self.seconds, 6),
             "objects_per_s": round(self.objects_per_s, 2),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
-            "batches": [{"n": b.n, "seconds": round(b.seconds, 6), "objects_per_s": round(b.objects_per_s, 2)} for b in self.batches],
+            "batches": [
+                {"n": b.n, "seconds": round(b.seconds, 6), "objects_per_s": round(b.objects_per_s, 2)}
+                for b in self.batches
+            ],
         }
 
 
@@ -237,19 +249,24 @@ class Engine:
             model = as_openvino_model(model)  # converts an AstroMAE once, not per precision tried
             available = model.precisions
         if precision != "fast" and precision not in available:
-            raise EngineError(f"precision {precision} is not available from this {backend} model (it has {', '.join(available)})")
+            raise EngineError(
+                f"precision {precision} is not available from this {backend} model (it has {', '.join(available)})"
+            )
         if precision == "fast":
             from cosmicai.qualify import resolve_fast
 
             self.fast = resolve_fast(
-                backend, qualification, lambda p: make_runner(model, backend, p, self.threads, micro_batch),
+                backend,
+                qualification,
+                lambda p: make_runner(model, backend, p, self.threads, micro_batch),
                 available=available,
             )
             precision = self.fast.precision
             runner = self.fast.runner
             if runner is not None and backend == "openvino":
                 # A re-check compiled every candidate; keep only what the chosen runner uses.
-                model.compiled = {k: v for k, v in model.compiled.items() if k in runner.keys}
+                keys = getattr(runner, "keys", ())  # an OpenVINORunner's compiled parts
+                model.compiled = {k: v for k, v in model.compiled.items() if k in keys}
         self.precision = precision
         if precision == "bf16" and not procstats.cpu_info()[1] & NATIVE_BF16:
             warnings.warn(
@@ -342,46 +359,43 @@ class Engine:
 # --------------------------------------------------------------- prefetch
 
 
-_DONE = object()
+S = TypeVar("S")
+R = TypeVar("R")
 
 
-def prefetch(sources: Iterable[Any], reader: Callable[[Any], Any], depth: int = 1) -> Iterator[tuple[Any, Any, BaseException | None]]:
+def prefetch(
+    sources: Iterable[S], reader: Callable[[S], R], depth: int = 1
+) -> Iterator[tuple[S, R | None, BaseException | None]]:
     """Yield (source, reader(source), None) in order while a background thread reads ahead.
 
-    A reader failure is yielded as (source, None, exc) so one bad input never stops the
-    rest. `depth` bounds how many results wait in memory (1: read the next one while
-    the caller computes on this one).
+    A reader failure is yielded as (source, None, exc) so one bad input never stops the rest
+    (the caller decides: the worker re-raises a transient S3 error). At most `depth` reads run
+    or wait ahead of the one the caller holds (1: the next shard downloads while this one
+    computes; the one after it only once this one is taken), so memory holds depth + 1 inputs.
+    Used by the worker (S3 shards) and `cosmicai predict` (local files).
     """
     if depth < 1:
         raise EngineError(f"prefetch depth must be >= 1, got {depth}")
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    it = iter(sources)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cosmicai-prefetch") as pool:
+        pending: deque[tuple[S, Future[R]]] = deque()
 
-    def work() -> None:
-        for src in sources:
-            if stop.is_set():
-                return
+        def submit() -> None:
+            for src in islice(it, 1):
+                pending.append((src, pool.submit(reader, src)))
+
+        for _ in range(depth):
+            submit()
+        while pending:
+            src, future = pending.popleft()
+            slot: list[tuple[S, R | None, BaseException | None]] = []
             try:
-                item = (src, reader(src), None)
+                slot.append((src, future.result(), None))
             except Exception as exc:  # handed to the consumer, which reports it by name
-                item = (src, None, exc)
-            q.put(item)
-        q.put(_DONE)
-
-    thread = threading.Thread(target=work, name="cosmicai-prefetch", daemon=True)
-    thread.start()
-    try:
-        while (item := q.get()) is not _DONE:
-            yield item
-    finally:
-        stop.set()
-        # Drain so a blocked reader can finish its put and exit.
-        while thread.is_alive():
-            try:
-                q.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        thread.join()
+                slot.append((src, None, exc))
+            del future  # the caller alone holds the result: it may free it (the worker's `del data`)
+            submit()
+            yield slot.pop()
 
 
 # Torch-backed names kept importable from here (`from cosmicai.engine import plain_eager_predict`)

@@ -13,14 +13,14 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-PRECISIONS = ("fp32", "bf16", "int8")
+from cosmicai.contracts import MAX_BATCH_SIZE, Backend, Precision, UncertaintyMode, first_problem
+
 # Distributed Map runs at most 10,000 children at once.
 MAX_CONCURRENCY_LIMIT = 10_000
-MAX_BATCH_SIZE = 8192
 # The Map collects one `{}` per work item into its (discarded) result, which must stay under
 # the 256 KiB state limit: 40,000 items is ~120 KB. Larger inputs use shards_per_worker > 1.
 MAX_WORKERS = 40_000
@@ -71,14 +71,20 @@ class RunPayload(BaseModel):
     output: str = Field(description="s3://bucket/prefix/ receiving <run_id>/... results")
     batch_size: int = Field(512, ge=1, le=MAX_BATCH_SIZE)
     shards_per_worker: int = Field(1, ge=1, le=10_000)
-    workers: int | None = Field(None, ge=1, le=MAX_WORKERS, description="split into this many work items (reference world_size)")
-    max_shards: int | None = Field(None, ge=1, description="use only the first N shards in key order (reference file_limit)")
+    workers: int | None = Field(
+        None, ge=1, le=MAX_WORKERS, description="split into this many work items (reference world_size)"
+    )
+    max_shards: int | None = Field(
+        None, ge=1, description="use only the first N shards in key order (reference file_limit)"
+    )
     max_concurrency: int = Field(100, ge=1, le=MAX_CONCURRENCY_LIMIT)
-    precision: Literal["fp32", "bf16", "int8", "fast"] = "fp32"
-    backend: Literal["torch", "openvino"] = Field("torch", description="engine backend of the workers (cosmicai.engine)")
-    uncertainty: Literal["none", "tta8"] = Field(
-        "none", description="per-object z_err and 16/84 percentiles from the 8 rotations/flips of each cutout "
-        "(cosmicai.uncertainty; ~8x compute; needs weights whose model card is calibrated)")
+    precision: Precision = "fp32"
+    backend: Backend = Field("torch", description="engine backend of the workers (cosmicai.engine)")
+    uncertainty: UncertaintyMode = Field(
+        "none",
+        description="per-object z_err and 16/84 percentiles from the 8 rotations/flips of each cutout "
+        "(cosmicai.uncertainty; ~8x compute; needs weights whose model card is calibrated)",
+    )
     run_id: str | None = None
     resume: bool = Field(False, description="re-run only the shards of run `run_id` without a successful result")
     warnings: tuple[str, ...] = ()
@@ -93,7 +99,9 @@ class RunPayload(BaseModel):
     @classmethod
     def _run_id(cls, v: str | None) -> str | None:
         if v is not None and not _RUN_ID.match(v):
-            raise ValueError("must be 1-80 characters of letters, digits, '.', '_' or '-', starting with a letter or digit")
+            raise ValueError(
+                "must be 1-80 characters of letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
         return v
 
     @property
@@ -119,16 +127,14 @@ class RunPayload(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-            cause = err.get("ctx", {}).get("error")
-            if err["type"] == "extra_forbidden":
+            problem = first_problem(exc)
+            if problem.kind == "extra_forbidden":
                 msg = "unknown key (see the payload reference in docs/fan-out.md)"
-            elif isinstance(cause, PayloadError):
-                msg = cause.problem
+            elif isinstance(problem.cause, PayloadError):
+                msg = problem.cause.problem
             else:
-                msg = f"{err['msg']} (got {err.get('input')!r})"
-            raise PayloadError(loc, msg) from None
+                msg = f"{problem.message} (got {problem.input!r})"
+            raise PayloadError(problem.field, msg) from None
 
 
 def _map_reference_keys(data: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from cosmicai.contracts import InitResult, PlanLocation, PlannedShard, WorkItem
 from cosmicai.payload import MAX_WORKERS, PayloadError, RunPayload
 from cosmicai.runstore import list_objects
 
@@ -44,7 +45,7 @@ class ShardInfo:
 
 def shard_name(key: str, prefix: str) -> str:
     """Output stem of a shard: its key below the prefix, without the suffix, '/' -> '__'."""
-    rel = key[len(prefix):] if key.startswith(prefix) else key
+    rel = key[len(prefix) :] if key.startswith(prefix) else key
     stem, _ = posixpath.splitext(rel)
     return stem.replace("/", "__")
 
@@ -74,8 +75,8 @@ def unique_names(keys: Sequence[str], prefix: str) -> list[str]:
     for s in stems:
         seen[s] = seen.get(s, 0) + 1
     return [
-        s if seen[s] == 1 else (k[len(prefix):] if k.startswith(prefix) else k).replace("/", "__")
-        for s, k in zip(stems, keys)
+        s if seen[s] == 1 else (k[len(prefix) :] if k.startswith(prefix) else k).replace("/", "__")
+        for s, k in zip(stems, keys, strict=True)
     ]
 
 
@@ -125,7 +126,9 @@ def probe_count(s3: Any, bucket: str, key: str, size: int) -> tuple[int | None, 
     return None, "unreadable"
 
 
-def collect_shards(s3: Any, bucket: str, prefix: str, max_shards: int | None = None) -> tuple[list[ShardInfo], list[str]]:
+def collect_shards(
+    s3: Any, bucket: str, prefix: str, max_shards: int | None = None
+) -> tuple[list[ShardInfo], list[str]]:
     """Shards to process with counts, plus warnings (ignored objects, manifest mismatches)."""
     listed, other, has_manifest = list_shards(s3, bucket, prefix)
     warnings = []
@@ -146,13 +149,15 @@ def collect_shards(s3: Any, bucket: str, prefix: str, max_shards: int | None = N
         counts = [(manifest[s["key"]]["count"], None) if s["key"] in manifest else (None, None) for s in listed]
         missing = [s["key"] for s in listed if s["key"] not in manifest]
         if missing:
-            warnings.append(f"{len(missing)} shard(s) not in {MANIFEST_NAME}, counted by their workers, e.g. {missing[0]}")
+            warnings.append(
+                f"{len(missing)} shard(s) not in {MANIFEST_NAME}, counted by their workers, e.g. {missing[0]}"
+            )
     else:
         with ThreadPoolExecutor(PROBE_THREADS) as pool:
             counts = list(pool.map(lambda s: probe_count(s3, bucket, s["key"], s["bytes"]), listed))
     shards = [
         ShardInfo(key=s["key"], name=n, bytes=s["bytes"], count=c, header_error=err)
-        for s, n, (c, err) in zip(listed, names, counts)
+        for s, n, (c, err) in zip(listed, names, counts, strict=True)
     ]
     return shards, warnings
 
@@ -172,9 +177,11 @@ def group_sizes(n_shards: int, shards_per_worker: int = 1, workers: int | None =
     return sizes
 
 
-def plan_work_items(payload: RunPayload, shards: Sequence[ShardInfo]) -> list[dict[str, Any]]:
-    """The work items of a run (JSON-ready dicts); raises PlanError if one is too large for a state."""
+def plan_work_items(payload: RunPayload, shards: Sequence[ShardInfo]) -> list[WorkItem]:
+    """The work items of a run; raises PlanError if one is too large for a state."""
     bucket, _ = payload.input_location
+    if not payload.run_id:
+        raise PlanError("the payload has no run_id yet (plan_run gives it one)")
     sizes = group_sizes(len(shards), payload.shards_per_worker, payload.workers)
     if len(sizes) > MAX_WORKERS:
         needed = math.ceil(len(shards) / MAX_WORKERS)
@@ -185,24 +192,25 @@ def plan_work_items(payload: RunPayload, shards: Sequence[ShardInfo]) -> list[di
     items, start = [], 0
     width = max(5, len(str(len(sizes))))
     for i, size in enumerate(sizes):
-        group = shards[start:start + size]
+        group = shards[start : start + size]
         start += size
         counts = [s.count for s in group]
-        item = {
-            "item_id": f"item-{i:0{width}d}",
-            "run_id": payload.run_id,
-            "input_bucket": bucket,
-            "output": payload.output,
-            "batch_size": payload.batch_size,
-            "precision": payload.precision,
-            "backend": payload.backend,
-            "uncertainty": payload.uncertainty,
-            "objects": None if None in counts else sum(c for c in counts if c is not None),
-            "shards": [{"key": s.key, "name": s.name, "bytes": s.bytes, "count": s.count} for s in group],
-        }
-        if len(json.dumps(item)) > MAX_ITEM_BYTES:
+        item = WorkItem(
+            item_id=f"item-{i:0{width}d}",
+            run_id=payload.run_id,
+            input_bucket=bucket,
+            output=payload.output,
+            batch_size=payload.batch_size,
+            precision=payload.precision,
+            backend=payload.backend,
+            uncertainty=payload.uncertainty,
+            objects=None if None in counts else sum(c for c in counts if c is not None),
+            shards=[PlannedShard(key=s.key, name=s.name, bytes=s.bytes, count=s.count) for s in group],
+        )
+        size_bytes = len(json.dumps(item.wire()))
+        if size_bytes > MAX_ITEM_BYTES:
             raise PlanError(
-                f"work item {item['item_id']} lists {size} shards ({len(json.dumps(item))} bytes), over the "
+                f"work item {item.item_id} lists {size} shards ({size_bytes} bytes), over the "
                 f"{MAX_ITEM_BYTES}-byte state limit: use more workers or fewer shards_per_worker"
             )
         items.append(item)
@@ -233,8 +241,11 @@ def _require_location(s3: Any, bucket: str, prefix: str, field: str) -> None:
         if code in ("NoSuchBucket", "404"):
             raise PayloadError(field, f"bucket {bucket!r} does not exist ({code})") from None
         if code in ("AccessDenied", "403"):
-            raise PayloadError(field, f"{where} is not accessible to the function's role ({code}); the stack "
-                               "grants only its data and results prefixes (`make outputs`: data_uri, results_uri)") from None
+            raise PayloadError(
+                field,
+                f"{where} is not accessible to the function's role ({code}); the stack "
+                "grants only its data and results prefixes (`make outputs`: data_uri, results_uri)",
+            ) from None
         raise PayloadError(field, f"{where} cannot be listed ({code})") from None
 
 
@@ -245,7 +256,7 @@ class RunPlan:
 
     payload: RunPayload
     shards: list[ShardInfo]
-    items: list[dict[str, Any]]
+    items: list[WorkItem]
     warnings: list[str]
 
     @property
@@ -283,12 +294,14 @@ def plan_run(s3: Any, payload: RunPayload) -> RunPlan:
         warnings.append(f"output already held run {previous}; files of the same names are overwritten")
     bad_headers = [s for s in shards if s.header_error]
     if bad_headers:
-        warnings.append(f"{len(bad_headers)} shard(s) with unreadable headers planned anyway, e.g. {bad_headers[0].key}")
+        warnings.append(
+            f"{len(bad_headers)} shard(s) with unreadable headers planned anyway, e.g. {bad_headers[0].key}"
+        )
     items = plan_work_items(payload, shards)
     return RunPlan(payload=payload, shards=shards, items=items, warnings=warnings)
 
 
-def prepare_run(s3: Any, payload: RunPayload, started_at: float) -> dict[str, Any]:
+def prepare_run(s3: Any, payload: RunPayload, started_at: float) -> InitResult:
     """Plan the run (plan_run), write plan.json and run.json; return small data.
 
     Raises PayloadError for missing buckets, an empty input or overlapping locations.
@@ -299,7 +312,7 @@ def prepare_run(s3: Any, payload: RunPayload, started_at: float) -> dict[str, An
     payload, items = planned.payload, planned.items
     ob, op = payload.output_location
     loc = RunLocation(ob, op)
-    put_json(s3, ob, loc.key(PLAN_FILE), items)
+    put_json(s3, ob, loc.key(PLAN_FILE), [item.wire() for item in items])
     run_doc = {
         "run_id": payload.run_id,
         "started_at": started_at,
@@ -311,20 +324,24 @@ def prepare_run(s3: Any, payload: RunPayload, started_at: float) -> dict[str, An
         "shards_without_count": planned.shards_without_count,
     }
     put_json(s3, ob, loc.key(RUN_FILE), run_doc)
-    return init_result(payload, ob, loc.key(PLAN_FILE), len(items), len(planned.shards),
-                       planned.objects_planned, len(planned.warnings))
+    return init_result(
+        payload, ob, loc.key(PLAN_FILE), len(items), len(planned.shards), planned.objects_planned, len(planned.warnings)
+    )
 
 
-def init_result(payload: RunPayload, bucket: str, items_key: str, items: int, shards: int, objects: int,
-                warnings: int) -> dict[str, Any]:
+def init_result(
+    payload: RunPayload, bucket: str, items_key: str, items: int, shards: int, objects: int, warnings: int
+) -> InitResult:
     """Init's small result (the state machine's ResultSelector reads it): where the Map's items are."""
-    return {
-        "run_id": payload.run_id,
-        "output": payload.output,
-        "plan": {"bucket": bucket, "key": items_key},
-        "items": items,
-        "shards": shards,
-        "objects": objects,
-        "max_concurrency": payload.max_concurrency,
-        "warnings": warnings,
-    }
+    if not payload.run_id:
+        raise PlanError("the payload has no run_id")
+    return InitResult(
+        run_id=payload.run_id,
+        output=payload.output,
+        plan=PlanLocation(bucket=bucket, key=items_key),
+        items=items,
+        shards=shards,
+        objects=objects,
+        max_concurrency=payload.max_concurrency,
+        warnings=warnings,
+    )

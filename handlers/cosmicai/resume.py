@@ -10,9 +10,11 @@ Shard counts are read afresh from the headers: the inputs may have been mended s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from cosmicai.contracts import InitResult, ShardOutcome, WorkItem
 from cosmicai.payload import PayloadError, RunPayload
 from cosmicai.plan import PROBE_THREADS, init_result, probe_count
 from cosmicai.runstore import (
@@ -27,14 +29,14 @@ from cosmicai.runstore import (
 )
 
 
-def unfinished_item(item: dict[str, Any], outcomes: list[dict[str, Any]]) -> dict[str, Any] | None:
+def unfinished_item(item: WorkItem, outcomes: Iterable[ShardOutcome]) -> WorkItem | None:
     """`item` restricted to its shards whose outcome is not `succeeded`; None when all succeeded."""
-    done = {o["key"] for o in outcomes if o["status"] == "succeeded"}
-    todo = [s for s in item["shards"] if s["key"] not in done]
-    return item | {"shards": todo, "objects": None, "resume": True} if todo else None
+    done = {o.key for o in outcomes if o.status == "succeeded"}
+    todo = [s for s in item.shards if s.key not in done]
+    return item.model_copy(update={"shards": todo, "objects": None, "resume": True}) if todo else None
 
 
-def prepare_resume(s3: Any, payload: RunPayload, started_at: float) -> dict[str, Any]:
+def prepare_resume(s3: Any, payload: RunPayload, started_at: float) -> InitResult:
     """Write `resume.json` for the run named by the payload; return Init's small result.
 
     Raises PayloadError when the output holds no such run.
@@ -51,20 +53,31 @@ def prepare_resume(s3: Any, payload: RunPayload, started_at: float) -> dict[str,
         raise PayloadError("run_id", f"{payload.output} holds {held}, not {payload.run_id}: nothing to resume there")
     # accounted as Summarize accounts, streaming the plan; only the unfinished items are held
     reports = RunReports(s3, loc, payload.run_id)
-    items = [todo for a in reports.accounted(iter_json_array(s3, ob, loc.key(PLAN_FILE)))
-             if (todo := unfinished_item(a.item, a.outcomes)) is not None]
+    items = [
+        todo
+        for a in reports.accounted(iter_json_array(s3, ob, loc.key(PLAN_FILE)))
+        if (todo := unfinished_item(a.item, a.outcomes)) is not None
+    ]
     for _ in reports.unplanned():  # reads the rest of workers/, so stale reports count in the warnings as in Summarize
         pass
     warnings = reports.warnings()
-    bucket = items[0]["input_bucket"] if items else None
-    shards = [s for item in items for s in item["shards"]]
+    bucket = items[0].input_bucket if items else ""
+    shards = [s for item in items for s in item.shards]
     with ThreadPoolExecutor(PROBE_THREADS) as pool:
-        counts = list(pool.map(lambda s: probe_count(s3, bucket, s["key"], s["bytes"])[0], shards))
-    for shard, count in zip(shards, counts, strict=True):
-        shard["count"] = count
-    put_json(s3, ob, loc.key(RESUME_FILE), items)
-    resumed = run | {"resumes": [*run.get("resumes", []), {"started_at": started_at, "items": len(items),
-                                                            "shards": len(shards)}]}
+        counts = list(pool.map(lambda s: probe_count(s3, bucket, s.key, s.bytes)[0], shards))
+    for shard, count in zip(shards, counts, strict=True):  # read afresh: the inputs may have been mended since
+        shard.count = count
+    put_json(s3, ob, loc.key(RESUME_FILE), [item.wire() for item in items])
+    resumed = run | {
+        "resumes": [*run.get("resumes", []), {"started_at": started_at, "items": len(items), "shards": len(shards)}]
+    }
     put_json(s3, ob, loc.key(RUN_FILE), resumed)
-    return init_result(payload, ob, loc.key(RESUME_FILE), len(items), len(shards),
-                       sum(c for c in counts if c is not None), len(warnings))
+    return init_result(
+        payload,
+        ob,
+        loc.key(RESUME_FILE),
+        len(items),
+        len(shards),
+        sum(c for c in counts if c is not None),
+        len(warnings),
+    )

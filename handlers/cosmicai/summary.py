@@ -6,9 +6,10 @@ planned shard with neither is failed with reason `missing_result`. Metrics are m
 from the workers' metric partials (`metrics/<item_id>.json`, one section per succeeded
 shard; see cosmicai.metrics): only the sections of shards accounted as succeeded count, so
 the metrics cover exactly the predicted objects. `metrics.rail` holds RAIL's point metrics
-from the same merged distribution; `provenance` what the workers' reports say they ran with. Summarize reads no catalog for them (a
-shard without a usable section, e.g. written by an older worker, is read from its catalog
-and named in the warnings), so its time grows with work items, not objects.
+from the same merged distribution; `provenance` what the workers' reports say they ran with.
+Summarize reads no catalog for them (a shard without a usable section, e.g. written by an older
+worker, is read from its catalog and named in the warnings), so its time grows with work items,
+not objects.
 
 Summarize streams: plan.json is parsed as it is read, each item's report and partial are read
 (bounded-parallel) and folded into running totals in plan order, and the rows that grow with the
@@ -29,7 +30,9 @@ from itertools import islice
 from typing import Any, TypeVar
 
 import numpy as np
+from pydantic import ValidationError
 
+from cosmicai.contracts import PlannedShard, ShardOutcome, ShardStatus, WorkerReport, WorkItem, first_problem
 from cosmicai.metrics import (
     MetricAccumulator,
     MetricPartial,
@@ -90,41 +93,63 @@ def parse_cause(error: dict[str, Any] | None) -> tuple[str, str]:
     return name, str(cause)[:2000]
 
 
-def account_item(item: dict[str, Any], report: dict[str, Any] | None, has_catalog: Callable[[str], bool],
-                 loc: RunLocation) -> list[dict[str, Any]]:
-    """One outcome per planned shard of `item`: {item_id, key, name, status, objects, error, message}.
+def account_item(
+    item: WorkItem, report: WorkerReport | None, has_catalog: Callable[[str], bool], loc: RunLocation
+) -> list[ShardOutcome]:
+    """One outcome per planned shard of `item`.
 
     `report` is the item's worker report (this run only, None without one); `has_catalog(key)`
     says whether a prediction key is present in S3.
     """
     outcomes = []
-    by_key = {s.get("key"): s for s in (report or {}).get("shards", []) if isinstance(s, dict)}
-    for planned in item["shards"]:
-        got = by_key.get(planned["key"])
-        base = {"item_id": item["item_id"], "key": planned["key"], "name": planned["name"]}
-        pred_key = loc.prediction_key(planned["name"])
+    by_key = {s.key: s for s in report.shards} if report is not None else {}
+    for planned in item.shards:
+        got = by_key.get(planned.key)
+        pred_key = loc.prediction_key(planned.name)
         if got is None:
             why = "no worker report for this item" if report is None else "the worker report does not list this shard"
-            outcomes.append(base | {"status": "failed", "objects": planned.get("count") or 0, "error": MISSING, "message": why})
-        elif got.get("status") == "succeeded" and has_catalog(pred_key):
-            outcomes.append(base | {"status": "succeeded", "objects": int(got["objects"]), "prediction_key": pred_key})
-        elif got.get("status") == "succeeded":
-            outcomes.append(base | {"status": "failed", "objects": int(got["objects"]), "error": MISSING,
-                                    "message": f"worker reported success but {pred_key} is absent"})
+            outcomes.append(_outcome(item, planned, "failed", planned.count or 0, error=MISSING, message=why))
+        elif got.status == "succeeded" and has_catalog(pred_key):
+            outcomes.append(_outcome(item, planned, "succeeded", got.objects, prediction_key=pred_key))
+        elif got.status == "succeeded":
+            why = f"worker reported success but {pred_key} is absent"
+            outcomes.append(_outcome(item, planned, "failed", got.objects, error=MISSING, message=why))
         else:
-            count = got.get("objects") or planned.get("count") or 0
-            outcomes.append(base | {"status": "failed", "objects": int(count), "error": str(got.get("error") or "unknown"),
-                                    "message": str(got.get("message") or "")})
+            error, message = got.error or "unknown", got.message or ""
+            count = got.objects or planned.count or 0
+            outcomes.append(_outcome(item, planned, "failed", count, error=error, message=message))
     return outcomes
+
+
+def _outcome(
+    item: WorkItem,
+    planned: PlannedShard,
+    status: ShardStatus,
+    objects: int,
+    *,
+    error: str | None = None,
+    message: str | None = None,
+    prediction_key: str | None = None,
+) -> ShardOutcome:
+    return ShardOutcome(
+        item_id=item.item_id,
+        key=planned.key,
+        name=planned.name,
+        status=status,
+        objects=objects,
+        error=error,
+        message=message,
+        prediction_key=prediction_key,
+    )
 
 
 @dataclass(frozen=True)
 class AccountedItem:
     """One planned item, its worker report (None: none of this run) and one outcome per shard."""
 
-    item: dict[str, Any]
-    report: dict[str, Any] | None
-    outcomes: list[dict[str, Any]]
+    item: WorkItem
+    report: WorkerReport | None
+    outcomes: list[ShardOutcome]
 
 
 class RunReports:
@@ -153,8 +178,8 @@ class RunReports:
         except RunStoreError as exc:
             return exc
 
-    def _keep(self, doc: Any) -> dict[str, Any] | None:
-        """`doc` if it is a report of this run; counts the others (in the consumer's thread: no races)."""
+    def _keep(self, key: str, doc: Any) -> WorkerReport | None:
+        """`doc` parsed, if it is a report of this run; counts the others (in the consumer's thread: no races)."""
         if isinstance(doc, RunStoreError):
             self.errors.append(str(doc))
             return None
@@ -163,24 +188,34 @@ class RunReports:
         if doc.get("run_id") != self.run_id:
             self.stale += 1
             return None
-        return doc
+        try:
+            return WorkerReport.model_validate(doc)
+        except ValidationError as exc:
+            problem = first_problem(exc)
+            self.errors.append(
+                f"{key}: not a worker report ({problem.field}: {problem.message}); its shards count as missing"
+            )
+            return None
 
-    def accounted(self, plan: Iterable[dict[str, Any]]) -> Iterator[AccountedItem]:
-        def read(item: dict[str, Any]) -> tuple[dict[str, Any], str, Any]:
-            key = self.loc.worker_key(item["item_id"])
+    def accounted(self, plan: Iterable[Any]) -> Iterator[AccountedItem]:
+        """Each plan entry (a WorkItem, or its JSON object as plan.json holds it) accounted, in plan order."""
+
+        def read(entry: Any) -> tuple[WorkItem, str, Any]:
+            item = entry if isinstance(entry, WorkItem) else WorkItem.model_validate(entry)
+            key = self.loc.worker_key(item.item_id)
             return item, key, self._get(key)
 
         for item, key, doc in stream_map(read, plan):
             self.listed.take(key)
-            report = self._keep(doc)
+            report = self._keep(key, doc)
             yield AccountedItem(item, report, account_item(item, report, self.catalogs.take, self.loc))
 
-    def unplanned(self) -> Iterator[dict[str, Any]]:
+    def unplanned(self) -> Iterator[WorkerReport]:
         """This run's reports under workers/ that no planned item read (after `accounted`)."""
         if not self.listed.untaken:
             return
-        for doc in stream_map(self._get, self.listed.untaken_keys(self.s3)):
-            report = self._keep(doc)
+        for key, doc in stream_map(lambda k: (k, self._get(k)), self.listed.untaken_keys(self.s3)):
+            report = self._keep(key, doc)
             if report is not None:
                 yield report
 
@@ -190,7 +225,9 @@ class RunReports:
         return [*self.errors, f"{self.stale} worker report(s) of other runs under {self.loc.key(WORKERS_DIR)} ignored"]
 
 
-def stream_map(fn: Callable[[T], R], items: Iterable[T], threads: int = READ_THREADS, window: int | None = None) -> Iterator[R]:
+def stream_map(
+    fn: Callable[[T], R], items: Iterable[T], threads: int = READ_THREADS, window: int | None = None
+) -> Iterator[R]:
     """`fn` over `items` on `threads` threads, results in input order, at most `window` in flight.
 
     Unlike `ThreadPoolExecutor.map`, which submits every item at once and queues every result
@@ -209,20 +246,21 @@ def stream_map(fn: Callable[[T], R], items: Iterable[T], threads: int = READ_THR
             yield result
 
 
-def _catalog_partial(s3: Any, loc: RunLocation, o: dict[str, Any]) -> ShardPartial:
+def _catalog_partial(s3: Any, loc: RunLocation, o: ShardOutcome) -> ShardPartial:
     """A shard's partial from its catalog: the fallback for a shard whose item left no usable partial."""
     from cosmicai.catalog import read_catalog
 
-    table = read_catalog(s3.get_object(Bucket=loc.bucket, Key=o["prediction_key"])["Body"].read())
+    table = read_catalog(s3.get_object(Bucket=loc.bucket, Key=o.prediction_key)["Body"].read())
     z_true = table.column("z_true").to_numpy(zero_copy_only=False).astype(np.float64)
     z_pred = table.column("z_pred").to_numpy(zero_copy_only=False)
     known = ~np.isnan(z_true)
     z_err = table.column("z_err").to_numpy(zero_copy_only=False)[known] if "z_err" in table.column_names else None
-    return ShardPartial(o["key"], int(len(z_pred)), MetricPartial.from_pairs(z_true[known], z_pred[known], z_err))
+    return ShardPartial(o.key, int(len(z_pred)), MetricPartial.from_pairs(z_true[known], z_pred[known], z_err))
 
 
-def _item_partials(s3: Any, loc: RunLocation, run_id: str, item_id: str, wanted: list[dict[str, Any]],
-                   present: bool) -> tuple[list[ShardPartial], str | None]:
+def _item_partials(
+    s3: Any, loc: RunLocation, run_id: str, item_id: str, wanted: list[ShardOutcome], present: bool
+) -> tuple[list[ShardPartial], str | None]:
     """The sections of `wanted` (succeeded outcomes of one item): from the item's partial file, and
     from catalogs for any shard the file does not cover; with the reason when a fallback was needed."""
     key = loc.metrics_key(item_id)
@@ -230,16 +268,18 @@ def _item_partials(s3: Any, loc: RunLocation, run_id: str, item_id: str, wanted:
     why = None if present else f"{key} absent"
     if present:
         try:
-            doc = partials_from_bytes(s3.get_object(Bucket=loc.bucket, Key=key)["Body"].read(), f"s3://{loc.bucket}/{key}")
+            doc = partials_from_bytes(
+                s3.get_object(Bucket=loc.bucket, Key=key)["Body"].read(), f"s3://{loc.bucket}/{key}"
+            )
             if doc.run_id != run_id or doc.item_id != item_id:
                 why = f"{key} belongs to run {doc.run_id} item {doc.item_id}"
             else:
                 found = doc.shards
         except PartialFormatError as exc:
             why = str(exc)
-    sections = [found[o["key"]] if o["key"] in found else _catalog_partial(s3, loc, o) for o in wanted]
-    if why is None and len(found.keys() & {o["key"] for o in wanted}) < len(wanted):
-        why = f"{key} lacks {len(wanted) - len(found.keys() & {o['key'] for o in wanted})} succeeded shard(s)"
+    sections = [found[o.key] if o.key in found else _catalog_partial(s3, loc, o) for o in wanted]
+    if why is None and len(found.keys() & {o.key for o in wanted}) < len(wanted):
+        why = f"{key} lacks {len(wanted) - len(found.keys() & {o.key for o in wanted})} succeeded shard(s)"
     return sections, why
 
 
@@ -261,21 +301,21 @@ class PartialMerge:
         self.row_warnings: list[str] = []  # a partial whose rows differ from its worker's report
 
     def read(self, entry: AccountedItem) -> tuple[AccountedItem, list[ShardPartial], str | None]:
-        wanted = [o for o in entry.outcomes if o["status"] == "succeeded"]
+        wanted = [o for o in entry.outcomes if o.status == "succeeded"]
         if not wanted:
             return entry, [], None
-        item_id = entry.item["item_id"]
+        item_id = entry.item.item_id
         present = self.loc.metrics_key(item_id) in self.present
         return (entry, *_item_partials(self.s3, self.loc, self.run_id, item_id, wanted, present))
 
     def add(self, entry: AccountedItem, sections: list[ShardPartial], why: str | None) -> None:
-        wanted = [o for o in entry.outcomes if o["status"] == "succeeded"]
+        wanted = [o for o in entry.outcomes if o.status == "succeeded"]
         if not wanted:
             return
         for o, sec in zip(wanted, sections, strict=True):
-            if sec.rows != o["objects"]:
-                self.row_warnings.append(f"{o['prediction_key']}: {sec.rows} rows but the worker reported {o['objects']}")
-                o["objects"] = sec.rows
+            if sec.rows != o.objects:
+                self.row_warnings.append(f"{o.prediction_key}: {sec.rows} rows but the worker reported {o.objects}")
+                o.objects = sec.rows
             self.acc.add(sec.partial)
             self.labelled += sec.partial.n
         self.items += 1
@@ -286,15 +326,25 @@ class PartialMerge:
             self.first_reason = self.first_reason or why
 
     def warnings(self) -> list[str]:
-        fallback = [f"metrics of {self.fallback_shards} shard(s) of {self.fallback_items} item(s) read from their "
-                    f"catalogs, no usable metric partial (first: {self.first_reason})"] if self.fallback_items else []
+        fallback = (
+            [
+                f"metrics of {self.fallback_shards} shard(s) of {self.fallback_items} item(s) read from their "
+                f"catalogs, no usable metric partial (first: {self.first_reason})"
+            ]
+            if self.fallback_items
+            else []
+        )
         return self.row_warnings + fallback
 
     def source(self) -> dict[str, Any]:
         """summary.json's `metrics_source`."""
-        return {"method": "merged per-item metric partials (cosmicai.metrics.MetricAccumulator)",
-                "partials": self.items - self.fallback_items, "shards": self.shards,
-                "shards_from_catalogs": self.fallback_shards, "error_bounds": error_bounds()}
+        return {
+            "method": "merged per-item metric partials (cosmicai.metrics.MetricAccumulator)",
+            "partials": self.items - self.fallback_items,
+            "shards": self.shards,
+            "shards_from_catalogs": self.fallback_shards,
+            "error_bounds": error_bounds(),
+        }
 
 
 @dataclass
@@ -309,16 +359,15 @@ class ShardTally:
     failed_objects: int = 0
     listed: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, outcomes: list[dict[str, Any]]) -> None:
+    def add(self, outcomes: list[ShardOutcome]) -> None:
         for o in outcomes:
             self.total += 1
-            if o["status"] == "succeeded":
+            if o.status == "succeeded":
                 self.succeeded += 1
-                self.predicted += o["objects"]
+                self.predicted += o.objects
                 continue
-            self.failed_objects += o["objects"]
-            row = {"shard": o["key"], "item_id": o["item_id"], "error": o["error"], "message": o["message"],
-                   "objects": o["objects"]}
+            self.failed_objects += o.objects
+            row = {"shard": o.key, "item_id": o.item_id, "error": o.error, "message": o.message, "objects": o.objects}
             self.failures.write(row)
             if len(self.listed) < FAILURES_LISTED:
                 self.listed.append(row)
@@ -332,8 +381,14 @@ class ShardTally:
         return "SUCCEEDED" if not self.failed else ("FAILED" if not self.succeeded else "PARTIAL")
 
     def shards_doc(self) -> dict[str, Any]:
-        return {"total": self.total, "succeeded": self.succeeded, "failed": self.failed, "failures": self.listed,
-                "failures_listed": len(self.listed), "failures_file": SUMMARY_FAILURES_FILE}
+        return {
+            "total": self.total,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "failures": self.listed,
+            "failures_listed": len(self.listed),
+            "failures_file": SUMMARY_FAILURES_FILE,
+        }
 
 
 def _cost(totals: WorkerTotals, items: int, shards: int, predicted: int, arch: str = "x86_64") -> dict[str, Any]:
@@ -342,8 +397,11 @@ def _cost(totals: WorkerTotals, items: int, shards: int, predicted: int, arch: s
     from cosmicai.costs import CostError, Deployment, RunShape, run_bill, usage_with_orchestration
 
     if not totals.workers or not totals.memory_mb:
-        return {"usd": None, "usd_per_million_objects": None,
-                "reason": "no worker reported its Lambda memory size (functions not run on Lambda?)"}
+        return {
+            "usd": None,
+            "usd_per_million_objects": None,
+            "reason": "no worker reported its Lambda memory size (functions not run on Lambda?)",
+        }
     memory = totals.memory_mb
     # Each worker at its own size; workers that report none at the largest reported.
     infer_gb_s = (totals.billed_mb_seconds + memory * totals.billed_seconds_unsized) / 1024
@@ -351,19 +409,39 @@ def _cost(totals: WorkerTotals, items: int, shards: int, predicted: int, arch: s
         deployment = Deployment(infer_memory_mb=memory, arch=arch)
         # Items without a live worker's report went through Record failure; retries and the client's
         # polling time are not known to Summarize (counted as none and one poll).
-        shape = RunShape(objects=predicted, shards=max(shards, items), items=max(items, 1),
-                         cold_starts=min(totals.cold_starts, max(items, 1)), failed_items=max(0, items - totals.workers))
+        shape = RunShape(
+            objects=predicted,
+            shards=max(shards, items),
+            items=max(items, 1),
+            cold_starts=min(totals.cold_starts, max(items, 1)),
+            failed_items=max(0, items - totals.workers),
+        )
         bill = run_bill(shape, usage_with_orchestration(shape, infer_gb_s, deployment, "worker reports"), deployment)
     except CostError as exc:
         return {"usd": None, "usd_per_million_objects": None, "reason": str(exc)}
-    return {"usd": bill.usd, "usd_per_million_objects": bill.usd_per_million_objects, "components": bill.components,
-            "bill": bill.as_dict(),
-            "inputs": {"memory_mb": memory, "arch": arch, "billed_seconds_total": totals.billed_seconds, "items": items,
-                       "shards": shards, "objects": predicted}}
+    return {
+        "usd": bill.usd,
+        "usd_per_million_objects": bill.usd_per_million_objects,
+        "components": bill.components,
+        "bill": bill.as_dict(),
+        "inputs": {
+            "memory_mb": memory,
+            "arch": arch,
+            "billed_seconds_total": totals.billed_seconds,
+            "items": items,
+            "shards": shards,
+            "objects": predicted,
+        },
+    }
 
 
-def summarize_run(s3: Any, loc: RunLocation, run_id: str | None = None, map_error: dict[str, Any] | None = None,
-                  now: float | None = None) -> dict[str, Any]:
+def summarize_run(
+    s3: Any,
+    loc: RunLocation,
+    run_id: str | None = None,
+    map_error: dict[str, Any] | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
     """Build and write `<output>/summary.json` (and summary/workers.jsonl, summary/failures.jsonl);
     returns the summary document."""
     run = get_json_if_exists(s3, loc.bucket, loc.key(RUN_FILE))
@@ -380,11 +458,11 @@ def summarize_run(s3: Any, loc: RunLocation, run_id: str | None = None, map_erro
         perf = PerformanceTally(worker_rows)
         shards = ShardTally(failure_rows)
 
-        def add_report(report: dict[str, Any]) -> None:
+        def add_report(report: WorkerReport) -> None:
             nonlocal crashed
             perf.add(report)
             provenance.add(report)
-            crashed += bool(report.get("crashed"))
+            crashed += report.crashed
 
         plan = iter_json_array(s3, loc.bucket, loc.key(PLAN_FILE))
         for entry, sections, why in stream_map(merge.read, reports.accounted(plan)):
@@ -401,8 +479,9 @@ def summarize_run(s3: Any, loc: RunLocation, run_id: str | None = None, map_erro
 
     warnings: list[str] = list(run.get("warnings", [])) + reports.warnings()
     if reports.catalogs.untaken:
-        warnings.append(f"{reports.catalogs.untaken} catalog(s) under {loc.key(PREDICTIONS_DIR)} "
-                        "not in this run's plan ignored")
+        warnings.append(
+            f"{reports.catalogs.untaken} catalog(s) under {loc.key(PREDICTIONS_DIR)} not in this run's plan ignored"
+        )
     if map_error:
         name, msg = parse_cause(map_error)
         warnings.append(f"the Map state failed: {name}: {msg}")
@@ -413,9 +492,11 @@ def summarize_run(s3: Any, loc: RunLocation, run_id: str | None = None, map_erro
         metrics, rail = merge.acc.compute_with_rail()
         metrics_source["rail_outlier_rate"] = rail.outlier_bounds()
         if not rail.outlier_bounds()["exact"]:
-            warnings.append(f"metrics.rail.outlier_rate: {rail.outlier_bounds()['objects_undecided']} object(s) lie within "
-                            "the histogram's error of the outlier threshold; the exact rate is within "
-                            "metrics_source.rail_outlier_rate [lower, upper]")
+            warnings.append(
+                f"metrics.rail.outlier_rate: {rail.outlier_bounds()['objects_undecided']} object(s) lie within "
+                "the histogram's error of the outlier threshold; the exact rate is within "
+                "metrics_source.rail_outlier_rate [lower, upper]"
+            )
     finished = now if now is not None else time.time()
     wall = finished - float(run["started_at"]) if run.get("started_at") else None
     summary = {
@@ -425,8 +506,12 @@ def summarize_run(s3: Any, loc: RunLocation, run_id: str | None = None, map_erro
         "output": loc.uri,
         "started_at": run.get("started_at"),
         "finished_at": finished,
-        "objects": {"total": shards.predicted + shards.failed_objects, "predicted": shards.predicted,
-                    "failed": shards.failed_objects, "labelled": merge.labelled},
+        "objects": {
+            "total": shards.predicted + shards.failed_objects,
+            "predicted": shards.predicted,
+            "failed": shards.failed_objects,
+            "labelled": merge.labelled,
+        },
         "shards": shards.shards_doc(),
         "items": {"total": items, "reported": reported, "crashed": crashed},
         "metrics": metrics,

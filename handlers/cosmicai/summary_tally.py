@@ -15,18 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from cosmicai.contracts import Provenance, WorkerReport
 from cosmicai.runstore import SUMMARY_WORKERS_FILE, JsonLinesSpool
 
-# What a worker report's `provenance` records (worker.worker_provenance), in summary.json's order.
-PROVENANCE_FIELDS = (
-    "cosmicai_version",
-    "weights_name",
-    "weights_sha256",
-    "model_card",
-    "backend",
-    "precision",
-    "uncertainty",
-)
+# What a worker report's `provenance` records (contracts.Provenance), in summary.json's order.
+PROVENANCE_FIELDS = tuple(Provenance.model_fields)
 
 
 def percentile(values: array[float], q: float) -> float | None:
@@ -34,25 +27,25 @@ def percentile(values: array[float], q: float) -> float | None:
     return float(np.percentile(np.frombuffer(values, dtype=np.float64), q)) if len(values) else None
 
 
-def worker_row(report: dict[str, Any]) -> dict[str, Any]:
+def worker_row(report: WorkerReport) -> dict[str, Any]:
     """One row of `summary/workers.jsonl`: what a live worker's report says about its time and size."""
     r = report
     return {
-        "item_id": r.get("item_id"),
-        "objects": r.get("objects", 0),
-        "seconds": r.get("wall_seconds"),
-        "objects_per_second": r.get("objects_per_second"),
-        "compute_objects_per_second": r.get("compute_objects_per_second"),
-        "cold_start": r.get("cold_start"),
-        "init_seconds": r.get("init_seconds"),
-        "download_seconds": r.get("download_seconds"),
-        "compute_seconds": r.get("compute_seconds"),
-        "upload_seconds": r.get("upload_seconds"),
-        "started_at": r.get("started_at"),
-        "finished_at": r.get("finished_at"),
-        "peak_rss_mb": r.get("peak_rss_mb"),
-        "cpus": r.get("cpus"),
-        "memory_mb": (r.get("function") or {}).get("memory_mb"),
+        "item_id": r.item_id,
+        "objects": r.objects,
+        "seconds": r.wall_seconds,
+        "objects_per_second": r.objects_per_second,
+        "compute_objects_per_second": r.compute_objects_per_second,
+        "cold_start": r.cold_start,
+        "init_seconds": r.init_seconds,
+        "download_seconds": r.download_seconds,
+        "compute_seconds": r.compute_seconds,
+        "upload_seconds": r.upload_seconds,
+        "started_at": r.started_at,
+        "finished_at": r.finished_at,
+        "peak_rss_mb": r.peak_rss_mb,
+        "cpus": r.cpus,
+        "memory_mb": r.function.memory_mb,
     }
 
 
@@ -100,8 +93,8 @@ class PerformanceTally:
         self.seconds: array[float] = array("d")
         self.rates: array[float] = array("d")
 
-    def add(self, report: dict[str, Any]) -> None:
-        if report.get("crashed"):
+    def add(self, report: WorkerReport) -> None:
+        if report.crashed:
             return
         row = worker_row(report)
         self.rows.write(row)
@@ -142,11 +135,11 @@ class ProvenanceTally:
         self.first: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
         self.unrecorded = 0
 
-    def add(self, report: dict[str, Any]) -> None:
-        prov = report.get("provenance")
-        if not isinstance(prov, dict):
+    def add(self, report: WorkerReport) -> None:
+        if report.provenance is None:
             self.unrecorded += 1
             return
+        prov = report.provenance.model_dump()
         key = _provenance_key(prov)
         self.counts[key] = self.counts.get(key, 0) + 1
         self.first.setdefault(key, {k: prov.get(k) for k in PROVENANCE_FIELDS})

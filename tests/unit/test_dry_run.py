@@ -10,14 +10,23 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from fanout_s3 import MemoryS3
 
 from cosmicai import cli
 from cosmicai.commands import invoke as inv
-from cosmicai.costs import Deployment, Rates, RunShape, item_seconds, lambda_usage, project_seconds, run_bill, throughput_at_memory
+from cosmicai.costs import (
+    Deployment,
+    Rates,
+    RunShape,
+    item_seconds,
+    lambda_usage,
+    project_seconds,
+    run_bill,
+    throughput_at_memory,
+)
 from cosmicai.payload import RunPayload
 from cosmicai.plan import plan_run, prepare_run
 from cosmicai.shards import shard_to_bytes
+from fanout_s3 import MemoryS3
 from tests.conftest import build_shard
 
 BASE = {"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/"}
@@ -33,14 +42,20 @@ BENCH = {
         ],
         "thread_scaling": {"fp32": {"efficiency_t2": 0.9}},
     },
-    "cold_start": {"probe": [{"precision": "fp32", "first_prediction_s": 1.25}, {"precision": "int8", "first_prediction_s": 1.5}]},
+    "cold_start": {
+        "probe": [{"precision": "fp32", "first_prediction_s": 1.25}, {"precision": "int8", "first_prediction_s": 1.5}]
+    },
 }
 
 
 def _store() -> MemoryS3:
     s3 = MemoryS3("data-bucket", "out-bucket")
     for i, n in enumerate(SIZES):
-        s3.put_object(Bucket="data-bucket", Key=f"in/s{i}.safetensors", Body=shard_to_bytes(build_shard(n, seed=i, id_start=100 * i)))
+        s3.put_object(
+            Bucket="data-bucket",
+            Key=f"in/s{i}.safetensors",
+            Body=shard_to_bytes(build_shard(n, seed=i, id_start=100 * i)),
+        )
     return s3
 
 
@@ -57,9 +72,15 @@ def _lambda(account: int | None = 1000, unreserved: int = 900, reserved: int | N
     if account is None:
         stub.add_client_error("get_account_settings", "AccessDeniedException", "not allowed", 403)
     else:
-        stub.add_response("get_account_settings", {"AccountLimit": {"ConcurrentExecutions": account, "UnreservedConcurrentExecutions": unreserved}})
-        stub.add_response("get_function_concurrency", {} if reserved is None else {"ReservedConcurrentExecutions": reserved},
-                          {"FunctionName": "stack-infer"})
+        stub.add_response(
+            "get_account_settings",
+            {"AccountLimit": {"ConcurrentExecutions": account, "UnreservedConcurrentExecutions": unreserved}},
+        )
+        stub.add_response(
+            "get_function_concurrency",
+            {} if reserved is None else {"ReservedConcurrentExecutions": reserved},
+            {"FunctionName": "stack-infer"},
+        )
     stub.activate()
     return lam, stub
 
@@ -102,10 +123,14 @@ def test_plan_run_writes_nothing_and_plans_what_init_writes() -> None:
     assert not s3.buckets["out-bucket"]
     assert len(planned.items) == 3 and planned.objects_planned == sum(SIZES) and planned.shards_without_count == 0
     prepare_run(s3, payload, started_at=0.0)
-    assert json.loads(s3.buckets["out-bucket"]["r/plan.json"]) == planned.items  # Init's plan, the same code
+    assert json.loads(s3.buckets["out-bucket"]["r/plan.json"]) == [
+        i.wire() for i in planned.items
+    ]  # Init's plan, the same code
 
 
-def test_dry_run_prints_plan_cost_and_concurrency_and_starts_nothing(env: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_prints_plan_cost_and_concurrency_and_starts_nothing(
+    env: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert _dry(BASE | {"shards_per_worker": 2, "run_id": "dry-1"}, env["bench"]) == 0
     rows = _rows(capsys.readouterr().out)
     assert rows["run"] == "dry-1" and rows["work items"] == "3"
@@ -113,7 +138,9 @@ def test_dry_run_prints_plan_cost_and_concurrency_and_starts_nothing(env: dict[s
     assert "bench/results.json" not in rows["throughput"] and str(env["bench"]) in rows["throughput"]
     assert "fp32 at batch 256" in rows["throughput"]  # the measured batch nearest the payload's 512 (ties: smaller)
     assert rows["infer function"].startswith("1769 MB x86_64: the stack's defaults")
-    assert rows["concurrency"] == "needs 3 = min(3 work items, max_concurrency 100); account limit 1000 (unreserved 900)"
+    assert (
+        rows["concurrency"] == "needs 3 = min(3 work items, max_concurrency 100); account limit 1000 (unreserved 900)"
+    )
     usd = float(rows["projected USD (run)"])
     per_m = float(rows["projected USD / 1M objects"])
     assert usd > 0 and per_m == pytest.approx(usd * 1e6 / sum(SIZES), rel=1e-3)
@@ -121,7 +148,9 @@ def test_dry_run_prints_plan_cost_and_concurrency_and_starts_nothing(env: dict[s
     env["stub"].assert_no_pending_responses()
 
 
-def test_dry_run_uses_the_stack_outputs_and_warns_about_concurrency(env: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_uses_the_stack_outputs_and_warns_about_concurrency(
+    env: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     lam, _ = _lambda(account=1000, unreserved=1000, reserved=2)
     mp = env["monkeypatch"]
     mp.setattr("cosmicai.runstore.aws_client", lambda service, *a, **k: lam)
@@ -131,7 +160,10 @@ def test_dry_run_uses_the_stack_outputs_and_warns_about_concurrency(env: dict[st
     rows = _rows(capsys.readouterr().out)
     assert rows["infer function"] == "3538 MB arm64: the deployed stack's outputs"
     assert rows["throughput"].startswith("1400 objects/s per worker")  # 2 vCPU, int8 has no 2-thread figure
-    assert "needs 5 = min(5 work items" in rows["concurrency"] and "infer function reserved 2: at most 2 run at once" in rows["concurrency"]
+    assert (
+        "needs 5 = min(5 work items" in rows["concurrency"]
+        and "infer function reserved 2: at most 2 run at once" in rows["concurrency"]
+    )
 
 
 def test_dry_run_without_lambda_says_unknown(env: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
@@ -139,10 +171,14 @@ def test_dry_run_without_lambda_says_unknown(env: dict[str, Any], capsys: pytest
     env["monkeypatch"].setattr("cosmicai.runstore.aws_client", lambda service, *a, **k: lam)
     assert _dry(BASE | {"max_concurrency": 2}, env["bench"]) == 0
     rows = _rows(capsys.readouterr().out)
-    assert rows["concurrency"].startswith("needs 2 = min(5 work items, max_concurrency 2); the account's is unknown (Lambda GetAccountSettings failed")
+    assert rows["concurrency"].startswith(
+        "needs 2 = min(5 work items, max_concurrency 2); the account's is unknown (Lambda GetAccountSettings failed"
+    )
 
 
-def test_dry_run_counts_unknown_shards_and_estimates_them(env: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_counts_unknown_shards_and_estimates_them(
+    env: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     s3: MemoryS3 = env["s3"]
     s3.put_object(Bucket="data-bucket", Key="in/s9.safetensors", Body=b"\x00" * 64)  # header unreadable: no count
     assert _dry(BASE, env["bench"]) == 0
@@ -153,16 +189,32 @@ def test_dry_run_counts_unknown_shards_and_estimates_them(env: dict[str, Any], c
     assert "warning: 1 shard(s) with unreadable headers planned anyway" in out
 
 
-@pytest.mark.parametrize(("payload", "env_var", "fragment"), [
-    (BASE | {"batch_size": 0}, None, "payload.batch_size"),
-    (BASE | {"colour": "red"}, None, "payload.colour: unknown key"),
-    (BASE | {"input": "s3://data-bucket/nothing/"}, None, "payload.input: no shards"),
-    (BASE | {"output": "s3://no-such-bucket/r/"}, None, "payload.output: bucket 'no-such-bucket' does not exist"),
-    (BASE, (inv.STACK_ENV["results"], "s3://out-bucket/runs/"), "payload.output: s3://out-bucket/r/ is outside the stack's results_uri"),
-    (BASE, (inv.STACK_ENV["data"], "s3://data-bucket/shards/"), "payload.input: s3://data-bucket/in/ is outside the stack's data_uri"),
-])
-def test_dry_run_of_a_payload_that_would_not_run_exits_2(env: dict[str, Any], capsys: pytest.CaptureFixture[str],
-                                                        payload: dict[str, Any], env_var: tuple[str, str] | None, fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("payload", "env_var", "fragment"),
+    [
+        (BASE | {"batch_size": 0}, None, "payload.batch_size"),
+        (BASE | {"colour": "red"}, None, "payload.colour: unknown key"),
+        (BASE | {"input": "s3://data-bucket/nothing/"}, None, "payload.input: no shards"),
+        (BASE | {"output": "s3://no-such-bucket/r/"}, None, "payload.output: bucket 'no-such-bucket' does not exist"),
+        (
+            BASE,
+            (inv.STACK_ENV["results"], "s3://out-bucket/runs/"),
+            "payload.output: s3://out-bucket/r/ is outside the stack's results_uri",
+        ),
+        (
+            BASE,
+            (inv.STACK_ENV["data"], "s3://data-bucket/shards/"),
+            "payload.input: s3://data-bucket/in/ is outside the stack's data_uri",
+        ),
+    ],
+)
+def test_dry_run_of_a_payload_that_would_not_run_exits_2(
+    env: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    payload: dict[str, Any],
+    env_var: tuple[str, str] | None,
+    fragment: str,
+) -> None:
     if env_var:
         env["monkeypatch"].setenv(*env_var)
     assert _dry(payload, env["bench"]) == 2
@@ -171,8 +223,9 @@ def test_dry_run_of_a_payload_that_would_not_run_exits_2(env: dict[str, Any], ca
     assert not env["s3"].buckets["out-bucket"]
 
 
-def test_dry_run_of_too_many_work_items_exits_2(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_of_too_many_work_items_exits_2(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr("cosmicai.plan.MAX_WORKERS", 4)  # 5 shards, one per item
     assert _dry(BASE, env["bench"]) == 2
     assert "set shards_per_worker to 2 or more" in capsys.readouterr().out
@@ -201,8 +254,16 @@ def test_load_throughput_falls_back_to_the_built_in_figures_and_says_so(tmp_path
 
 def test_projection_is_the_cost_model_for_this_plan() -> None:
     t = inv.Throughput({1: 400.0}, 1.0, "test")
-    p = inv.project(objects=10_000, items=4, shards=8, concurrency=2, throughput=t, memory_mb=1769, arch="x86_64",
-                    shard_bytes=10_000 * 20_000)
+    p = inv.project(
+        objects=10_000,
+        items=4,
+        shards=8,
+        concurrency=2,
+        throughput=t,
+        memory_mb=1769,
+        arch="x86_64",
+        shard_bytes=10_000 * 20_000,
+    )
     # the bill of this plan's shape: 4 items of 2 shards, 2 workers (2 cold starts), header GETs (no manifest known)
     rates = Rates(objects_per_s=throughput_at_memory({1: 400.0}, 1769), init_s=1.0, bytes_per_object=20_000)
     one = item_seconds(2500, 2, rates)

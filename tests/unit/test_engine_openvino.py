@@ -133,12 +133,12 @@ def test_payload_backend_and_fast_reach_the_work_item() -> None:
         }
     )
     items = plan_work_items(payload, [ShardInfo("in/part-0.safetensors", "part-0", 100, 2)])
-    assert items[0]["backend"] == "openvino" and items[0]["precision"] == "fast"
-    item = WorkItem.parse(items[0])
+    assert items[0].wire()["backend"] == "openvino" and items[0].wire()["precision"] == "fast"
+    item = WorkItem.parse(items[0].wire())
     assert (item.backend, item.precision) == ("openvino", "fast")
     default = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/"})
     assert (default.backend, default.precision) == ("torch", "fp32")
-    assert WorkItem.parse({k: v for k, v in items[0].items() if k != "backend"}).backend == "torch"
+    assert WorkItem.parse({k: v for k, v in items[0].wire().items() if k != "backend"}).backend == "torch"
 
 
 def test_openvino_worker_init_never_imports_torch(demo: dict) -> None:

@@ -7,7 +7,6 @@ import math
 
 import pytest
 from botocore.exceptions import ClientError
-from fanout_s3 import MemoryS3
 
 from cosmicai.payload import PayloadError, RunPayload
 from cosmicai.plan import (
@@ -20,6 +19,7 @@ from cosmicai.plan import (
     unique_names,
 )
 from cosmicai.shards import shard_to_bytes
+from fanout_s3 import MemoryS3
 from tests.conftest import build_shard
 
 
@@ -92,8 +92,11 @@ def test_corrupt_header_is_planned_with_its_error_code() -> None:
 
 def test_manifest_counts_are_used_without_header_reads() -> None:
     s3 = _store(3)
-    manifest = {"format": MANIFEST_FORMAT, "version": 1, "shards": [
-        {"key": f"part-{i:05d}.safetensors", "count": 2, "bytes": 1, "sha256": "0" * 64} for i in range(3)]}
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "version": 1,
+        "shards": [{"key": f"part-{i:05d}.safetensors", "count": 2, "bytes": 1, "sha256": "0" * 64} for i in range(3)],
+    }
     s3.buckets["data-bucket"]["in/manifest.json"] = json.dumps(manifest).encode()
     shards, warnings = collect_shards(s3, "data-bucket", "in/")
     assert [s.count for s in shards] == [2, 2, 2]
@@ -152,7 +155,7 @@ def test_init_needs_no_unconditional_list_bucket() -> None:
     with pytest.raises(ClientError):
         s3.head_bucket(Bucket="data-bucket")  # the double answers as AWS does
     payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r9/", "run_id": "r9"})
-    assert prepare_run(s3, payload, started_at=0.0)["shards"] == 2
+    assert prepare_run(s3, payload, started_at=0.0).shards == 2
     assert json.loads(s3.buckets["out-bucket"]["r9/run.json"])["run_id"] == "r9"
 
 
@@ -176,9 +179,19 @@ def test_location_outside_the_role_is_a_named_payload_error() -> None:
 
 def test_prepare_run_writes_plan_and_run_and_returns_small_data() -> None:
     s3 = _store(8)
-    payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r1/", "world_size": 3,
-                                "script": "x.py", "run_id": "r1", "precision": "bf16"})
-    result = prepare_run(s3, payload, started_at=1.0)
+    payload = RunPayload.parse(
+        {
+            "input": "s3://data-bucket/in/",
+            "output": "s3://out-bucket/r1/",
+            "world_size": 3,
+            "script": "x.py",
+            "run_id": "r1",
+            "precision": "bf16",
+        }
+    )
+    result = prepare_run(s3, payload, started_at=1.0).model_dump(
+        mode="json"
+    )  # Init's result, as the handler returns it
     assert result["run_id"] == "r1" and result["items"] == 3 and result["shards"] == 8 and result["objects"] == 16
     assert result["plan"] == {"bucket": "out-bucket", "key": "r1/plan.json"}
     assert len(json.dumps(result)) < 1024
@@ -212,8 +225,9 @@ def test_prepare_run_rejects_bad_locations(payload: dict, field: str, fragment: 
 
 def test_max_shards_limits_and_item_size_is_bounded() -> None:
     s3 = _store(5)
-    payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "file_limit": 4,
-                                "run_id": "r"})
+    payload = RunPayload.parse(
+        {"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "file_limit": 4, "run_id": "r"}
+    )
     shards, warnings = collect_shards(s3, "data-bucket", "in/", payload.max_shards)
     assert len(shards) == 4 and any("max_shards=4" in w for w in warnings)
     huge = [shards[0]] * 2000

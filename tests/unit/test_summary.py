@@ -9,6 +9,7 @@ import pytest
 
 import cosmicai
 from cosmicai.catalog import catalog_provenance, read_catalog
+from cosmicai.contracts import WorkerReport
 from cosmicai.metrics import compute_metrics
 from cosmicai.payload import RunPayload
 from cosmicai.plan import prepare_run
@@ -32,26 +33,52 @@ from tests.conftest import build_shard
 LOC = RunLocation("out-bucket", "r/")
 
 
-def _plan() -> list[dict]:
-    return [
-        {"item_id": "item-0", "shards": [{"key": "in/a.safetensors", "name": "a", "count": 4},
-                                         {"key": "in/b.safetensors", "name": "b", "count": 5}]},
-        {"item_id": "item-1", "shards": [{"key": "in/c.safetensors", "name": "c", "count": 6}]},
-        {"item_id": "item-2", "shards": [{"key": "in/d.safetensors", "name": "d", "count": None}]},
+def _plan() -> list[WorkItem]:
+    common = {
+        "run_id": "r",
+        "input_bucket": "data-bucket",
+        "output": "s3://out-bucket/r/",
+        "batch_size": 8,
+        "precision": "fp32",
+    }
+    items = [
+        {
+            "item_id": "item-0",
+            "shards": [
+                {"key": "in/a.safetensors", "name": "a", "bytes": 1, "count": 4},
+                {"key": "in/b.safetensors", "name": "b", "bytes": 1, "count": 5},
+            ],
+        },
+        {"item_id": "item-1", "shards": [{"key": "in/c.safetensors", "name": "c", "bytes": 1, "count": 6}]},
+        {"item_id": "item-2", "shards": [{"key": "in/d.safetensors", "name": "d", "bytes": 1, "count": None}]},
     ]
+    return [WorkItem.parse(common | item) for item in items]
 
 
 def test_account_lists_every_planned_shard_once_with_missing_results() -> None:
     reports = {
-        "item-0": {"shards": [
-            {"key": "in/a.safetensors", "status": "succeeded", "objects": 4},
-            {"key": "in/b.safetensors", "status": "failed", "error": "non_finite", "message": "b: NaN", "objects": 5},
-        ]},
+        "item-0": {
+            "shards": [
+                {"key": "in/a.safetensors", "status": "succeeded", "objects": 4},
+                {
+                    "key": "in/b.safetensors",
+                    "status": "failed",
+                    "error": "non_finite",
+                    "message": "b: NaN",
+                    "objects": 5,
+                },
+            ]
+        },
         "item-1": {"shards": [{"key": "in/c.safetensors", "status": "succeeded", "objects": 6}]},
         # item-2 never reported
     }
     catalogs = {LOC.prediction_key("a")}  # c's catalog is missing although reported
-    out = [o for item in _plan() for o in account_item(item, reports.get(item["item_id"]), catalogs.__contains__, LOC)]
+    parsed = {k: WorkerReport.model_validate(r | {"item_id": k, "status": "partial"}) for k, r in reports.items()}
+    out = [
+        o.model_dump()
+        for item in _plan()
+        for o in account_item(item, parsed.get(item.item_id), catalogs.__contains__, LOC)
+    ]
     assert [o["key"] for o in out] == [f"in/{x}.safetensors" for x in "abcd"]
     by = {o["name"]: o for o in out}
     assert by["a"]["status"] == "succeeded" and by["a"]["objects"] == 4
@@ -62,7 +89,10 @@ def test_account_lists_every_planned_shard_once_with_missing_results() -> None:
 
 def test_parse_cause_reads_lambda_error_json() -> None:
     cause = json.dumps({"errorType": "WeightsNotFoundError", "errorMessage": "no weights at /x"})
-    assert parse_cause({"Error": "WeightsNotFoundError", "Cause": cause}) == ("WeightsNotFoundError", "no weights at /x")
+    assert parse_cause({"Error": "WeightsNotFoundError", "Cause": cause}) == (
+        "WeightsNotFoundError",
+        "no weights at /x",
+    )
     assert parse_cause({"Error": "States.Timeout", "Cause": "Task timed out"}) == ("States.Timeout", "Task timed out")
     assert parse_cause(None)[0] == "unknown"
 
@@ -86,16 +116,27 @@ def run_store() -> MemoryS3:
 
 def test_full_run_through_worker_and_summary(run_store: MemoryS3) -> None:
     s3 = run_store
-    payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "world_size": 3,
-                                "run_id": "run-a"})
+    payload = RunPayload.parse(
+        {"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "world_size": 3, "run_id": "run-a"}
+    )
     prepare_run(s3, payload, started_at=1000.0)
     plan = json.loads(s3.buckets["out-bucket"]["r/plan.json"])
     assert [len(i["shards"]) for i in plan] == [3, 2, 2]
-    reports = [run_item(WorkItem.parse(item), s3, _TinyEngine, cold_start=i == 0, init_seconds=0.5,
-                        context={"memory_mb": 3008}) for i, item in enumerate(plan[:2])]
+    reports = [
+        run_item(
+            WorkItem.parse(item), s3, _TinyEngine, cold_start=i == 0, init_seconds=0.5, context={"memory_mb": 3008}
+        ).wire()
+        for i, item in enumerate(plan[:2])
+    ]
     # The third worker "timed out": the Catch path records its failure.
-    crashed = plan[2] | {"error": {"Error": "Sandbox.Timedout", "Cause": json.dumps({"errorMessage": "Task timed out after 900 s"})}}
-    s3.put_object(Bucket="out-bucket", Key=LOC.worker_key(plan[2]["item_id"]), Body=json.dumps(failure_report(crashed, "Sandbox.Timedout", "Task timed out after 900 s")).encode())
+    crashed = plan[2] | {
+        "error": {"Error": "Sandbox.Timedout", "Cause": json.dumps({"errorMessage": "Task timed out after 900 s"})}
+    }
+    s3.put_object(
+        Bucket="out-bucket",
+        Key=LOC.worker_key(plan[2]["item_id"]),
+        Body=json.dumps(failure_report(crashed, "Sandbox.Timedout", "Task timed out after 900 s").wire()).encode(),
+    )
     assert reports[1]["status"] == "partial" and reports[1]["errors"][0]["error"] == "unreadable"
     assert reports[0]["status"] == "succeeded" and reports[0]["cold_start"] is True
 
@@ -192,8 +233,11 @@ def test_reports_outside_the_plan_count_as_before(run_store: MemoryS3) -> None:
     summary = summarize_run(s3, LOC, "run-p", now=1.0)
     assert summary["status"] == "SUCCEEDED" and summary["items"] == {"total": 2, "reported": 2, "crashed": 0}
     assert summary["performance"]["workers"] == 3 and summary["provenance"]["combinations"][0]["items"] == 3
-    assert [r["item_id"] for r in _lines(s3, summary["performance"]["per_worker_file"])] == \
-        [plan[0]["item_id"], plan[1]["item_id"], "item-extra"]
+    assert [r["item_id"] for r in _lines(s3, summary["performance"]["per_worker_file"])] == [
+        plan[0]["item_id"],
+        plan[1]["item_id"],
+        "item-extra",
+    ]
     w = summary["warnings"]
     assert any("item-bad.json: not valid JSON" in x for x in w)
     assert "1 worker report(s) of other runs under r/workers/ ignored" in w
@@ -206,8 +250,10 @@ def _catalogs(s3: MemoryS3) -> list[tuple[str, bytes]]:
 
 def _pairs_from_catalogs(s3: MemoryS3) -> tuple[np.ndarray, np.ndarray]:
     tables = [read_catalog(v) for _, v in _catalogs(s3)]
-    return (np.concatenate([t.column("z_true").to_numpy() for t in tables]),
-            np.concatenate([t.column("z_pred").to_numpy() for t in tables]))
+    return (
+        np.concatenate([t.column("z_true").to_numpy() for t in tables]),
+        np.concatenate([t.column("z_pred").to_numpy() for t in tables]),
+    )
 
 
 def _exact_from_catalogs(s3: MemoryS3) -> dict:
@@ -216,8 +262,15 @@ def _exact_from_catalogs(s3: MemoryS3) -> dict:
 
 
 def _planned_run(s3: MemoryS3, run_id: str = "run-p", workers: int = 3) -> list[dict]:
-    payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "world_size": workers,
-                                "run_id": run_id, "max_shards": 3})  # s0..s2: no truncated shard
+    payload = RunPayload.parse(
+        {
+            "input": "s3://data-bucket/in/",
+            "output": "s3://out-bucket/r/",
+            "world_size": workers,
+            "run_id": run_id,
+            "max_shards": 3,
+        }
+    )  # s0..s2: no truncated shard
     prepare_run(s3, payload, started_at=0.0)
     plan = json.loads(s3.buckets["out-bucket"]["r/plan.json"])
     for item in plan:
@@ -311,15 +364,30 @@ def test_worker_fails_alone_what_s3_refuses_or_what_is_too_large(run_store: Memo
     big = {"key": "in/s0.safetensors", "name": "s0", "bytes": max_shard_bytes(1769) + 1, "count": 6}
     gone = {"key": "in/gone.safetensors", "name": "gone", "bytes": 10, "count": 3}
     ok = {"key": "in/s1.safetensors", "name": "s1", "bytes": 10, "count": 7}
-    item = WorkItem.parse({"item_id": "item-00000", "run_id": "r", "input_bucket": "data-bucket",
-                           "output": "s3://out-bucket/r/", "batch_size": 64, "precision": "fp32",
-                           "shards": [big, gone, ok]})
-    report = run_item(item, run_store, lambda: _TinyEngine(), cold_start=False, init_seconds=0.0,
-                      context={"memory_mb": 1769})
+    item = WorkItem.parse(
+        {
+            "item_id": "item-00000",
+            "run_id": "r",
+            "input_bucket": "data-bucket",
+            "output": "s3://out-bucket/r/",
+            "batch_size": 64,
+            "precision": "fp32",
+            "shards": [big, gone, ok],
+        }
+    )
+    report = run_item(
+        item, run_store, lambda: _TinyEngine(), cold_start=False, init_seconds=0.0, context={"memory_mb": 1769}
+    ).wire()
     assert report["status"] == "partial" and report["objects"] == 7
     by_key = {r["key"]: r for r in report["shards"]}
-    assert by_key["in/s0.safetensors"]["error"] == "too_large" and "cosmicai partition" in by_key["in/s0.safetensors"]["message"]
-    assert by_key["in/gone.safetensors"]["error"] == "unreadable" and "AccessDenied" in by_key["in/gone.safetensors"]["message"]
+    assert (
+        by_key["in/s0.safetensors"]["error"] == "too_large"
+        and "cosmicai partition" in by_key["in/s0.safetensors"]["message"]
+    )
+    assert (
+        by_key["in/gone.safetensors"]["error"] == "unreadable"
+        and "AccessDenied" in by_key["in/gone.safetensors"]["message"]
+    )
 
 
 def test_a_partial_rewritten_for_some_shards_can_keep_the_others(run_store: MemoryS3) -> None:
@@ -350,10 +418,19 @@ class _NamedEngine(_TinyEngine):
 
 
 def test_worker_provenance_records_what_the_engine_runs_and_the_model_card() -> None:
-    item = WorkItem.parse({"item_id": "i", "run_id": "r", "input_bucket": "data-bucket", "output": "s3://o/r/",
-                           "batch_size": 8, "precision": "fast", "backend": "openvino",
-                           "shards": [{"key": "k", "name": "n", "bytes": 1}]})
-    prov = worker_provenance(_NamedEngine(), item)
+    item = WorkItem.parse(
+        {
+            "item_id": "i",
+            "run_id": "r",
+            "input_bucket": "data-bucket",
+            "output": "s3://o/r/",
+            "batch_size": 8,
+            "precision": "fast",
+            "backend": "openvino",
+            "shards": [{"key": "k", "name": "n", "bytes": 1}],
+        }
+    )
+    prov = worker_provenance(_NamedEngine(), item).model_dump()
     assert tuple(prov) == PROVENANCE_FIELDS
     assert (prov["backend"], prov["precision"], prov["uncertainty"]) == ("openvino", "int8", "none")
     card = json.loads((default_weights_path().parent / "MODEL_CARD.json").read_text())
@@ -366,16 +443,33 @@ def test_workers_that_disagree_are_listed_by_combination(tmp_path, monkeypatch) 
     other = tmp_path / "astromae.safetensors"
     other.write_bytes(b"not the demo weights")
     monkeypatch.setenv("COSMICAI_WEIGHTS", str(other))
-    item = WorkItem.parse({"item_id": "i", "run_id": "r", "input_bucket": "data-bucket", "output": "s3://o/r/", "batch_size": 8,
-                           "precision": "fp32", "shards": [{"key": "k", "name": "n", "bytes": 1}]})
-    a = worker_provenance(_TinyEngine(), item)
-    assert a["model_card"] is None and a["weights_name"] == "astromae.safetensors" and a["weights_sha256"] == weights_sha256(other)
+    item = WorkItem.parse(
+        {
+            "item_id": "i",
+            "run_id": "r",
+            "input_bucket": "data-bucket",
+            "output": "s3://o/r/",
+            "batch_size": 8,
+            "precision": "fp32",
+            "shards": [{"key": "k", "name": "n", "bytes": 1}],
+        }
+    )
+    a = worker_provenance(_TinyEngine(), item).model_dump()
+    assert (
+        a["model_card"] is None
+        and a["weights_name"] == "astromae.safetensors"
+        and a["weights_sha256"] == weights_sha256(other)
+    )
     b = a | {"precision": "int8"}
-    reports = [{"item_id": "i0", "provenance": a}, {"item_id": "i1", "provenance": b}, {"item_id": "i2", "provenance": dict(b)},
-               {"item_id": "i3", "crashed": True}]
+    reports = [
+        {"item_id": "i0", "provenance": a},
+        {"item_id": "i1", "provenance": b},
+        {"item_id": "i2", "provenance": dict(b)},
+        {"item_id": "i3", "crashed": True},
+    ]
     tally = ProvenanceTally()
     for r in reports:
-        tally.add(r)
+        tally.add(WorkerReport.model_validate(r | {"status": "succeeded"}))
     out = tally.result()
     assert not out["consistent"] and out["precision"] is None and out["backend"] == "torch"
     assert out["weights_sha256"] == a["weights_sha256"] and out["items_unrecorded"] == 1

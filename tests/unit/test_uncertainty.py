@@ -272,7 +272,7 @@ def test_payload_uncertainty_is_none_or_tta8_and_reaches_the_plan() -> None:
     assert RunPayload.parse(base).uncertainty == "none"
     payload = RunPayload.parse(base | {"uncertainty": "tta8", "run_id": "r1"})
     items = plan_work_items(payload, [ShardInfo("in/a.safetensors", "a", 10, 4)])
-    assert items[0]["uncertainty"] == "tta8" and WorkItem.parse(items[0]).uncertainty == "tta8"
+    assert items[0].wire()["uncertainty"] == "tta8" and WorkItem.parse(items[0].wire()).uncertainty == "tta8"
     for bad in ("tta16", True, None):
         with pytest.raises(PayloadError, match="payload.uncertainty") as exc:
             RunPayload.parse(base | {"uncertainty": bad})
@@ -308,7 +308,7 @@ def test_worker_writes_errors_coverage_and_provenance_with_tta8(
     store: MemoryS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COSMICAI_WEIGHTS", str(_weights_with_card(tmp_path, SECTION)))
-    report = run_item(_item("tta8"), store, _OrientedEngine, cold_start=False, init_seconds=0.0)
+    report = run_item(_item("tta8"), store, _OrientedEngine, cold_start=False, init_seconds=0.0).wire()
     assert report["status"] == "succeeded" and report["provenance"]["uncertainty"] == "tta8"
     body = store.buckets["out-bucket"]["r/predictions/a.parquet"]
     table = read_catalog(body)
@@ -324,7 +324,7 @@ def test_worker_writes_errors_coverage_and_provenance_with_tta8(
 
 
 def test_worker_without_uncertainty_writes_no_error_columns(store: MemoryS3) -> None:
-    report = run_item(_item("none"), store, _OrientedEngine, cold_start=False, init_seconds=0.0)
+    report = run_item(_item("none"), store, _OrientedEngine, cold_start=False, init_seconds=0.0).wire()
     assert report["provenance"]["uncertainty"] == "none"
     assert not set(UNCERTAINTY_COLUMNS) & set(
         read_catalog(store.buckets["out-bucket"]["r/predictions/a.parquet"]).column_names
@@ -423,6 +423,7 @@ def test_dry_run_states_the_tta8_factor_and_divides_the_throughput() -> None:
 
 
 def test_summarize_reads_coverage_from_a_tta8_catalog_when_a_partial_is_missing() -> None:
+    from cosmicai.contracts import ShardOutcome
     from cosmicai.runstore import RunLocation
     from cosmicai.summary import _catalog_partial
 
@@ -432,9 +433,10 @@ def test_summarize_reads_coverage_from_a_tta8_catalog_when_a_partial_is_missing(
         np.arange(3), z + 0.01, z, uncertainty={"z_err": np.float32([0.02, 0.0, 0.02]), "z_p16": z, "z_p84": z + 0.02}
     )
     s3.put_object(Bucket="out-bucket", Key="r/predictions/a.parquet", Body=body)
-    got = _catalog_partial(
-        s3, RunLocation("out-bucket", "r/"), {"key": "in/a", "prediction_key": "r/predictions/a.parquet"}
+    outcome = ShardOutcome(
+        item_id="i", key="in/a", name="a", status="succeeded", objects=3, prediction_key="r/predictions/a.parquet"
     )
+    got = _catalog_partial(s3, RunLocation("out-bucket", "r/"), outcome)
     assert (got.partial.with_err, got.partial.covered) == (3, 2)
 
 

@@ -18,7 +18,8 @@ _IMPORT_START = time.perf_counter()
 import os  # noqa: E402
 from typing import Any  # noqa: E402
 
-from cosmicai.engine import BACKENDS, Engine  # noqa: E402
+from cosmicai.contracts import BACKENDS, Backend, FunctionInfo, Precision  # noqa: E402
+from cosmicai.engine import Engine  # noqa: E402
 from cosmicai.runstore import s3_client  # noqa: E402
 from cosmicai.weightsfile import default_weights_path  # noqa: E402
 from cosmicai.worker import Predictor, WorkItem, run_item  # noqa: E402
@@ -37,9 +38,16 @@ def _load(backend: str) -> Any:
     return load_model()  # COSMICAI_WEIGHTS, else the packaged demo weights
 
 
-_INIT_BACKEND = os.environ.get(BACKEND_ENV, "torch").strip() or "torch"
-if _INIT_BACKEND not in BACKENDS:
-    raise RuntimeError(f"{BACKEND_ENV}={_INIT_BACKEND!r}: choose one of {', '.join(BACKENDS)}")
+def _backend_from_env() -> Backend:
+    """The backend INIT loads: `$COSMICAI_BACKEND`, torch when unset."""
+    value = os.environ.get(BACKEND_ENV, "torch").strip() or "torch"
+    for backend in BACKENDS:
+        if value == backend:
+            return backend
+    raise RuntimeError(f"{BACKEND_ENV}={value!r}: choose one of {', '.join(BACKENDS)}")
+
+
+_INIT_BACKEND = _backend_from_env()
 _MODELS: dict[str, Any] = {_INIT_BACKEND: _load(_INIT_BACKEND)}
 # Import time of this module (imports and model): the part of the cold start before the handler runs.
 _IMPORT_SECONDS = time.perf_counter() - _IMPORT_START
@@ -58,7 +66,7 @@ def _qualification(backend: str, precision: str) -> Any:
     return load_qualification(default_weights_path())
 
 
-def _engine(precision: str, batch_size: int, backend: str | None = None) -> Predictor:
+def _engine(precision: Precision, batch_size: int, backend: Backend | None = None) -> Predictor:
     """The cached engine for these settings (backend None: the one INIT loaded)."""
     backend = backend or _INIT_BACKEND
     key = (precision, batch_size, backend)
@@ -67,20 +75,23 @@ def _engine(precision: str, batch_size: int, backend: str | None = None) -> Pred
         if backend not in _MODELS:
             _MODELS[backend] = _load(backend)
         _ENGINE[key] = Engine(
-            _MODELS[backend], precision=precision, batch_size=batch_size, backend=backend,
+            _MODELS[backend],
+            precision=precision,
+            batch_size=batch_size,
+            backend=backend,
             qualification=_qualification(backend, precision),
         )
     return _ENGINE[key]
 
 
-def _context_info(context: Any) -> dict[str, Any]:
+def _context_info(context: Any) -> FunctionInfo:
     if context is None:
-        return {}
-    return {
-        "function_name": getattr(context, "function_name", None),
-        "memory_mb": int(getattr(context, "memory_limit_in_mb", 0) or 0) or None,
-        "request_id": getattr(context, "aws_request_id", None),
-    }
+        return FunctionInfo()
+    return FunctionInfo(
+        function_name=getattr(context, "function_name", None),
+        memory_mb=int(getattr(context, "memory_limit_in_mb", 0) or 0) or None,
+        request_id=getattr(context, "aws_request_id", None),
+    )
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -97,4 +108,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         init_seconds=init_s,
         context=_context_info(context),
     )
-    return {"item_id": item.item_id, "status": report["status"], "objects": report["objects"]}
+    return {"item_id": item.item_id, "status": report.status, "objects": report.objects}

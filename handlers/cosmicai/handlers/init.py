@@ -16,7 +16,7 @@ _LOG = get_logger("cosmicai.init")
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Event = the run payload; returns run_id, plan location and counts (small data only).
+    """Event = the run payload; returns `contracts.InitResult` as JSON: run_id, plan location, counts.
 
     Raises PayloadError (the execution fails with that error name) before any worker starts.
     """
@@ -24,10 +24,25 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     payload = RunPayload.parse(event)
     if not payload.resume:
         payload = payload.with_run_id()
-    log(_LOG, logging.INFO, "planning run", run_id=payload.run_id, input=payload.input, output=payload.output,
-        resume=payload.resume)
+    log(
+        _LOG,
+        logging.INFO,
+        "planning run",
+        run_id=payload.run_id,
+        input=payload.input,
+        output=payload.output,
+        resume=payload.resume,
+    )
     prepare = prepare_resume if payload.resume else prepare_run
     result = prepare(s3_client(), payload, started)
-    log(_LOG, logging.INFO, "plan written", run_id=payload.run_id, items=result["items"],
-        shards=result["shards"], objects=result["objects"], seconds=round(time.time() - started, 3))
-    return result
+    log(
+        _LOG,
+        logging.INFO,
+        "plan written",
+        run_id=payload.run_id,
+        items=result.items,
+        shards=result.shards,
+        objects=result.objects,
+        seconds=round(time.time() - started, 3),
+    )
+    return result.model_dump(mode="json")

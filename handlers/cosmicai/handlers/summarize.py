@@ -9,8 +9,11 @@ shard of a crashed or timed-out item failed with the caught error.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
+
+from cosmicai.contracts import RecordFailureEvent, SummarizeEvent, first_problem
 from cosmicai.jsonlog import get_logger, log
 from cosmicai.payload import split_s3_uri
 from cosmicai.runstore import SUMMARY_FILE, RunLocation, put_json, s3_client
@@ -18,38 +21,53 @@ from cosmicai.summary import parse_cause, summarize_run
 from cosmicai.worker import failure_report, with_previous_report
 
 _LOG = get_logger("cosmicai.summarize")
+_E = TypeVar("_E", bound=BaseModel)
 
 
 class SummarizeEventError(ValueError):
     """The event is not one of the two accepted shapes; the message says what is missing."""
 
 
+def _parse(model: type[_E], event: dict[str, Any], shape: str) -> _E:
+    try:
+        return model.model_validate(event)
+    except ValidationError as exc:
+        problem = first_problem(exc)
+        raise SummarizeEventError(f"{shape} ({problem.field}: {problem.message})") from None
+
+
 def _record_failure(event: dict[str, Any]) -> dict[str, Any]:
-    item = event.get("item")
-    if not isinstance(item, dict) or not isinstance(item.get("item_id"), str) or not isinstance(item.get("output"), str):
-        raise SummarizeEventError("record_failure needs item {item_id, output, shards, error}")
-    name, message = parse_cause(item.get("error"))
-    loc = RunLocation(*split_s3_uri(item["output"], "item.output"))
+    item = _parse(RecordFailureEvent, event, "record_failure needs item {item_id, output, shards, error}").item
+    name, message = parse_cause(item.error)
+    loc = RunLocation(*split_s3_uri(item.output, "item.output"))
     report = failure_report(item, name, message)
     s3 = s3_client()
-    if item.get("resume"):  # keep what the item's earlier run predicted
+    if item.resume:  # keep what the item's earlier run predicted
         report = with_previous_report(s3, loc, report)
-    put_json(s3, loc.bucket, loc.worker_key(item["item_id"]), report)
-    log(_LOG, logging.WARNING, "item failed", run_id=item.get("run_id"), item=item["item_id"], error=name, detail=message)
-    return {"item_id": item["item_id"], "status": "failed"}
+    put_json(s3, loc.bucket, loc.worker_key(item.item_id), report.wire())
+    log(_LOG, logging.WARNING, "item failed", run_id=item.run_id, item=item.item_id, error=name, detail=message)
+    return {"item_id": item.item_id, "status": "failed"}
 
 
 def _summarize(event: dict[str, Any]) -> dict[str, Any]:
-    init = event.get("init")
-    if not isinstance(init, dict) or not isinstance(init.get("output"), str):
-        raise SummarizeEventError("summarize needs init {run_id, output} (the Init state's result)")
-    loc = RunLocation(*split_s3_uri(init["output"], "init.output"))
-    state = event.get("state") or {}
-    summary = summarize_run(s3_client(), loc, init.get("run_id"), map_error=state.get("map_error"))
-    log(_LOG, logging.INFO, "run summarized", run_id=summary["run_id"], status=summary["status"],
-        objects=summary["objects"], shards_failed=summary["shards"]["failed"])
-    return {"run_id": summary["run_id"], "status": summary["status"],
-            "summary": {"bucket": loc.bucket, "key": loc.key(SUMMARY_FILE)}}
+    parsed = _parse(SummarizeEvent, event, "summarize needs init {run_id, output} (the Init state's result)")
+    loc = RunLocation(*split_s3_uri(parsed.init.output, "init.output"))
+    map_error = parsed.state.map_error if parsed.state is not None else None
+    summary = summarize_run(s3_client(), loc, parsed.init.run_id, map_error=map_error)
+    log(
+        _LOG,
+        logging.INFO,
+        "run summarized",
+        run_id=summary["run_id"],
+        status=summary["status"],
+        objects=summary["objects"],
+        shards_failed=summary["shards"]["failed"],
+    )
+    return {
+        "run_id": summary["run_id"],
+        "status": summary["status"],
+        "summary": {"bucket": loc.bucket, "key": loc.key(SUMMARY_FILE)},
+    }
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,10 +112,11 @@ class SyntheticRunS3:
 
     def _keys(self, prefix: str) -> Iterator[str]:
         """Every key under `prefix`, in S3's (lexicographic) order within each folder (all Summarize lists)."""
-        folders = {
+        folders: dict[str, Callable[[int], list[str]]] = {
             f"{PREFIX}metrics/": lambda i: [f"{PREFIX}metrics/{self.item_id(i)}.json"],
-            f"{PREFIX}predictions/": lambda i: [f"{PREFIX}predictions/{self.shard_name(i * self.spi + k)}.parquet"
-                                                for k in range(self.spi)],
+            f"{PREFIX}predictions/": lambda i: [
+                f"{PREFIX}predictions/{self.shard_name(i * self.spi + k)}.parquet" for k in range(self.spi)
+            ],
             f"{PREFIX}workers/": lambda i: [f"{PREFIX}workers/{self.item_id(i)}.json"],
         }
         for folder, keys in folders.items():
@@ -128,7 +129,7 @@ class SyntheticRunS3:
                 yield key
 
     def list_objects_v2(self, Bucket: str, Prefix: str = "", MaxKeys: int = 1000) -> dict[str, Any]:
-        keys = [{"Key": k, "Size": 1} for k, _ in zip(self._keys(Prefix), range(MaxKeys))]
+        keys = [{"Key": k, "Size": 1} for k, _ in zip(self._keys(Prefix), range(MaxKeys), strict=False)]
         return {"Contents": keys} if keys else {"KeyCount": 0}
 
     def get_paginator(self, name: str) -> Any:
@@ -153,9 +154,16 @@ class SyntheticRunS3:
         return {"key": f"in/{name}.safetensors", "name": name, "bytes": 100_000_000, "count": self.per_shard}
 
     def _plan_item(self, i: int) -> dict[str, Any]:
-        return {"item_id": self.item_id(i), "run_id": RUN_ID, "input_bucket": "data", "output": f"s3://{BUCKET}/{PREFIX}",
-                "batch_size": 512, "precision": "int8", "objects": self.per_shard * self.spi,
-                "shards": [self._shard(i * self.spi + k) for k in range(self.spi)]}
+        return {
+            "item_id": self.item_id(i),
+            "run_id": RUN_ID,
+            "input_bucket": "data",
+            "output": f"s3://{BUCKET}/{PREFIX}",
+            "batch_size": 512,
+            "precision": "int8",
+            "objects": self.per_shard * self.spi,
+            "shards": [self._shard(i * self.spi + k) for k in range(self.spi)],
+        }
 
     def _plan_text(self) -> Iterator[bytes]:
         """plan.json as put_json writes it, one item at a time (the double never holds the whole plan)."""
@@ -166,24 +174,52 @@ class SyntheticRunS3:
 
     def _report(self, i: int) -> dict[str, Any]:
         n = self.per_shard
-        shards = [{"key": s["key"], "name": s["name"], "download_s": 0.9, "status": "succeeded", "objects": n,
-                   "labelled": True, "prediction_key": f"{PREFIX}predictions/{s['name']}.parquet", "compute_s": 7.3,
-                   "upload_s": 0.05, "objects_per_second": 700.0}
-                  for s in (self._shard(i * self.spi + k) for k in range(self.spi))]
+        shards = [
+            {
+                "key": s["key"],
+                "name": s["name"],
+                "download_s": 0.9,
+                "status": "succeeded",
+                "objects": n,
+                "labelled": True,
+                "prediction_key": f"{PREFIX}predictions/{s['name']}.parquet",
+                "compute_s": 7.3,
+                "upload_s": 0.05,
+                "objects_per_second": 700.0,
+            }
+            for s in (self._shard(i * self.spi + k) for k in range(self.spi))
+        ]
         wall = 8.4 * self.spi
-        return {"run_id": RUN_ID, "item_id": self.item_id(i), "status": "succeeded", "cold_start": i % 50 == 0,
-                "init_seconds": 1.43, "engine_seconds": 0.4, "download_seconds": 0.9 * self.spi,
-                "compute_seconds": 7.3 * self.spi, "upload_seconds": 0.06 * self.spi, "wall_seconds": wall,
-                "objects": n * self.spi, "objects_per_second": round(n * self.spi / wall, 2),
-                "compute_objects_per_second": 700.0, "peak_rss_mb": 912.0, "cpus": 1, "batch_size": 512,
-                "precision": "int8", "started_at": 1000.0 + i * 0.01, "finished_at": 1008.4 + i * 0.01,
-                "function": {"memory_mb": 1769, "name": "cosmicai-infer", "request_id": f"req-{i}"},
-                "shards": shards, "errors": []}
+        return {
+            "run_id": RUN_ID,
+            "item_id": self.item_id(i),
+            "status": "succeeded",
+            "cold_start": i % 50 == 0,
+            "init_seconds": 1.43,
+            "engine_seconds": 0.4,
+            "download_seconds": 0.9 * self.spi,
+            "compute_seconds": 7.3 * self.spi,
+            "upload_seconds": 0.06 * self.spi,
+            "wall_seconds": wall,
+            "objects": n * self.spi,
+            "objects_per_second": round(n * self.spi / wall, 2),
+            "compute_objects_per_second": 700.0,
+            "peak_rss_mb": 912.0,
+            "cpus": 1,
+            "batch_size": 512,
+            "precision": "int8",
+            "started_at": 1000.0 + i * 0.01,
+            "finished_at": 1008.4 + i * 0.01,
+            "function": {"memory_mb": 1769, "name": "cosmicai-infer", "request_id": f"req-{i}"},
+            "shards": shards,
+            "errors": [],
+        }
 
     def _partial(self, i: int) -> bytes:
         sections = ",".join(
             '{"key":' + json.dumps(self._shard(j)["key"]) + "," + self.bodies[j % POOL][1:]
-            for j in range(i * self.spi, (i + 1) * self.spi))
+            for j in range(i * self.spi, (i + 1) * self.spi)
+        )
         return (self._head.replace('"ITEM"', json.dumps(self.item_id(i))) + ',"shards":[' + sections + "]}").encode()
 
     def get_object(self, Bucket: str, Key: str, Range: str | None = None) -> dict[str, Any]:
@@ -194,7 +230,9 @@ class SyntheticRunS3:
             time.sleep(self.latency)
         rel = Key.removeprefix(PREFIX)
         if rel == "run.json":
-            body = json.dumps({"run_id": RUN_ID, "started_at": 1000.0, "payload": {"input": "s3://data/in/"}, "warnings": []}).encode()
+            body = json.dumps(
+                {"run_id": RUN_ID, "started_at": 1000.0, "payload": {"input": "s3://data/in/"}, "warnings": []}
+            ).encode()
         elif rel == "plan.json":
             return {"Body": _GeneratedBody(self._plan_text())}
         elif rel.startswith("workers/"):
@@ -227,6 +265,7 @@ def _rss_mb() -> float:
 
 def measure_one(mode: str, items: int, objects: int, shards_per_item: int, latency_s: float) -> dict[str, Any]:
     """One measurement in this process (call in a fresh interpreter: peak RSS is the process's)."""
+    from cosmicai.contracts import ShardOutcome, WorkItem
     from cosmicai.procstats import peak_rss_mb
     from cosmicai.runstore import SUMMARY_WORKERS_FILE, RunLocation
     from cosmicai.summary import READ_THREADS, AccountedItem, PartialMerge, stream_map, summarize_run
@@ -237,10 +276,24 @@ def measure_one(mode: str, items: int, objects: int, shards_per_item: int, laten
     if mode == "merge":
         # the accounted items, as `RunReports.accounted` makes them, streamed: the merge's own memory
         # is measured, not that of reading the plan and the reports (the `summarize` mode counts those)
-        entries = (AccountedItem({"item_id": s3.item_id(i)}, None, [
-            {"item_id": s3.item_id(i), "key": s["key"], "name": s["name"], "status": "succeeded", "objects": s["count"],
-             "prediction_key": loc.prediction_key(s["name"])}
-            for s in (s3._shard(i * shards_per_item + k) for k in range(shards_per_item))]) for i in range(items))
+        entries = (
+            AccountedItem(
+                WorkItem.model_validate(s3._plan_item(i)),
+                None,
+                [
+                    ShardOutcome(
+                        item_id=s3.item_id(i),
+                        key=s["key"],
+                        name=s["name"],
+                        status="succeeded",
+                        objects=s["count"],
+                        prediction_key=loc.prediction_key(s["name"]),
+                    )
+                    for s in (s3._shard(i * shards_per_item + k) for k in range(shards_per_item))
+                ],
+            )
+            for i in range(items)
+        )
     rss_before = _rss_mb()
     t0 = time.perf_counter()
     if mode == "merge":
@@ -252,12 +305,24 @@ def measure_one(mode: str, items: int, objects: int, shards_per_item: int, laten
         summary = summarize_run(s3, loc, RUN_ID, now=2000.0)
         metrics, source, labelled = summary["metrics"], summary["metrics_source"], summary["objects"]["labelled"]
     seconds = time.perf_counter() - t0
-    return {"mode": mode, "items": items, "shards": items * shards_per_item, "objects": labelled,
-            "metrics_n": metrics["n"], "partials": source["partials"], "shards_from_catalogs": source["shards_from_catalogs"],
-            "partial_bytes": sample, "gets": s3.gets, "read_threads": READ_THREADS, "get_latency_ms": latency_s * 1e3,
-            "seconds": round(seconds, 2), "rss_before_mb": round(rss_before, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
-            "summary_json_bytes": s3.put_bytes.get(loc.key("summary.json")),
-            "workers_jsonl_bytes": s3.put_bytes.get(loc.key(SUMMARY_WORKERS_FILE))}
+    return {
+        "mode": mode,
+        "items": items,
+        "shards": items * shards_per_item,
+        "objects": labelled,
+        "metrics_n": metrics["n"],
+        "partials": source["partials"],
+        "shards_from_catalogs": source["shards_from_catalogs"],
+        "partial_bytes": sample,
+        "gets": s3.gets,
+        "read_threads": READ_THREADS,
+        "get_latency_ms": latency_s * 1e3,
+        "seconds": round(seconds, 2),
+        "rss_before_mb": round(rss_before, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "summary_json_bytes": s3.put_bytes.get(loc.key("summary.json")),
+        "workers_jsonl_bytes": s3.put_bytes.get(loc.key(SUMMARY_WORKERS_FILE)),
+    }
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -272,16 +337,24 @@ def _run_child(mode: str, items: int, objects: int, shards_per_item: int, latenc
         return pool.apply(measure_one, (mode, items, objects, shards_per_item, latency_ms / 1e3))
 
 
-def run_all(items: tuple[int, ...], objects: int, shards_per_item: int, latencies_ms: tuple[float, ...],
-            modes: tuple[str, ...] = ("merge", "summarize")) -> list[dict[str, Any]]:
+def run_all(
+    items: tuple[int, ...],
+    objects: int,
+    shards_per_item: int,
+    latencies_ms: tuple[float, ...],
+    modes: tuple[str, ...] = ("merge", "summarize"),
+) -> list[dict[str, Any]]:
     """Each (latency, mode, size) in a fresh interpreter; rows in that order."""
     rows = []
     for latency_ms in latencies_ms:
         for mode in modes:
             for n in items:
                 row = _run_child(mode, n, objects, shards_per_item, latency_ms)
-                print(f"{mode:9s} {n:>6,} items, {latency_ms:g} ms/GET: {row['seconds']:8.2f} s, peak RSS "
-                      f"{row['peak_rss_mb']:7.1f} MiB (before {row['rss_before_mb']:.1f}), {row['objects']:,} objects", flush=True)
+                print(
+                    f"{mode:9s} {n:>6,} items, {latency_ms:g} ms/GET: {row['seconds']:8.2f} s, peak RSS "
+                    f"{row['peak_rss_mb']:7.1f} MiB (before {row['rss_before_mb']:.1f}), {row['objects']:,} objects",
+                    flush=True,
+                )
                 rows.append(row)
     return rows
 
@@ -299,18 +372,26 @@ def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
             hi = next(r for r in mine if r["items"] == large and r["get_latency_ms"] == latency)
             ratios[f"{latency:g}"] = round(hi["peak_rss_mb"] / lo["peak_rss_mb"], 3)
         worst = max((r for r in mine if r["items"] == large), key=lambda r: (r["seconds"], r["peak_rss_mb"]))
-        out[mode] = {"items": [small, large], "peak_ratio": max(ratios.values(), key=lambda x: abs(x - 1)),
-                     "peak_ratio_by_latency_ms": ratios,
-                     "within_20_percent": all(abs(x - 1) <= 0.2 for x in ratios.values()),
-                     "within_lambda": worst["peak_rss_mb"] < LAMBDA_MAX_MB and worst["seconds"] < LAMBDA_MAX_S}
+        out[mode] = {
+            "items": [small, large],
+            "peak_ratio": max(ratios.values(), key=lambda x: abs(x - 1)),
+            "peak_ratio_by_latency_ms": ratios,
+            "within_20_percent": all(abs(x - 1) <= 0.2 for x in ratios.values()),
+            "within_lambda": worst["peak_rss_mb"] < LAMBDA_MAX_MB and worst["seconds"] < LAMBDA_MAX_S,
+        }
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m cosmicai.perf.summarize_merge", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m cosmicai.perf.summarize_merge",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--items", default=",".join(map(str, DEFAULT_ITEMS)), help="work-item counts (default 1000,40000)")
-    p.add_argument("--objects-per-item", type=int, default=DEFAULT_OBJECTS, help="labelled objects per item (default 5000)")
+    p.add_argument(
+        "--objects-per-item", type=int, default=DEFAULT_OBJECTS, help="labelled objects per item (default 5000)"
+    )
     p.add_argument("--shards-per-item", type=int, default=1)
     p.add_argument("--get-latency-ms", default="0", help="sleep per GET, as S3's latency; a list runs each (default 0)")
     p.add_argument("--modes", default="merge,summarize")
@@ -320,15 +401,32 @@ def main(argv: list[str] | None = None) -> int:
 
     load0 = os.getloadavg()[0]
     latencies = tuple(float(x) for x in args.get_latency_ms.split(",") if x.strip())
-    rows = run_all(_ints(args.items), args.objects_per_item, args.shards_per_item, latencies,
-                   tuple(m for m in args.modes.split(",") if m))
-    doc = {"kind": "summarize merge at the limits (issue 15)", "created_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-           "command": "python -m cosmicai.perf.summarize_merge " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "machine": {"cpu_model": cpu_info()[0], "cpus": os.cpu_count(), "load_avg_start": round(load0, 2),
-                       "load_avg_end": round(os.getloadavg()[0], 2)},
-           "config": {"objects_per_item": args.objects_per_item, "shards_per_item": args.shards_per_item,
-                      "get_latency_ms": list(latencies), "pool": POOL},
-           "rows": rows, "verdicts": verdicts(rows)}
+    rows = run_all(
+        _ints(args.items),
+        args.objects_per_item,
+        args.shards_per_item,
+        latencies,
+        tuple(m for m in args.modes.split(",") if m),
+    )
+    doc = {
+        "kind": "summarize merge at the limits (issue 15)",
+        "created_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "python -m cosmicai.perf.summarize_merge " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": {
+            "cpu_model": cpu_info()[0],
+            "cpus": os.cpu_count(),
+            "load_avg_start": round(load0, 2),
+            "load_avg_end": round(os.getloadavg()[0], 2),
+        },
+        "config": {
+            "objects_per_item": args.objects_per_item,
+            "shards_per_item": args.shards_per_item,
+            "get_latency_ms": list(latencies),
+            "pool": POOL,
+        },
+        "rows": rows,
+        "verdicts": verdicts(rows),
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "summarize.json"
     path.write_text(json.dumps(doc, indent=1) + "\n")
