@@ -25,7 +25,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from cosmicai import procstats
-from cosmicai.engine import PRECISIONS, EngineError
+from cosmicai.contracts import PRECISIONS
+from cosmicai.engine import EngineError
 from cosmicai.model import (
     EMBED_DIM,
     IMAGE_BANDS,
@@ -36,8 +37,8 @@ from cosmicai.model import (
     Block,
     ConvBlock,
     InceptionBlock,
-    layer,
     layers,
+    linears,
 )
 
 
@@ -163,17 +164,15 @@ class _Inception(nn.Module):
     def __init__(self, block: InceptionBlock) -> None:
         super().__init__()
         self.use_5x5 = block.use_5x5
-        firsts = [block.branch1, layer(block.branch2, 0, ConvBlock)]
+        firsts = [block.branch1, block.reduce3]
         if block.use_5x5:
-            firsts.append(layer(block.branch3, 0, ConvBlock))
+            firsts.append(block.reduce5)
         folded = [_fold_bn(b) for b in firsts]
         self.width = folded[0][0].shape[0]
         self.merged = _Conv(torch.cat([w for w, _ in folded]), torch.cat([b for _, b in folded]), 0, True)
-        self.conv3 = _Conv(*_fold_bn(layer(block.branch2, 1, ConvBlock)), padding=1, relu=True)
-        self.conv5 = (
-            _Conv(*_fold_bn(layer(block.branch3, 1, ConvBlock)), padding=2, relu=True) if self.use_5x5 else None
-        )
-        self.pool_conv = _Conv(*_fold_bn(layer(block.branch4, 1, ConvBlock)), padding=0, relu=True)
+        self.conv3 = _Conv(*_fold_bn(block.conv3), padding=1, relu=True)
+        self.conv5 = _Conv(*_fold_bn(block.conv5), padding=2, relu=True) if self.use_5x5 else None
+        self.pool_conv = _Conv(*_fold_bn(block.pool_proj), padding=0, relu=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         first = self.merged(x)
@@ -216,11 +215,15 @@ def _layer_norm(norm: nn.LayerNorm) -> tuple[torch.Tensor, torch.Tensor]:
     return weight, _present(norm.bias, "LayerNorm bias").detach().float()
 
 
-def _linear(lin: nn.Module, precision: str, act: str = "none") -> _Linear:
-    """`_Linear` from an nn.Linear of the model (checked: positions in Sequentials are by index)."""
-    if not isinstance(lin, nn.Linear):
-        raise EngineError(f"cannot fold the model: expected a Linear layer, found {type(lin).__name__}")
+def _linear(lin: nn.Linear, precision: str, act: str = "none") -> _Linear:
+    """`_Linear` from an nn.Linear of the model."""
     return _Linear(lin.weight, _present(lin.bias, "Linear bias"), precision, act)
+
+
+def _mlp(mlp: nn.Sequential) -> list[_Linear]:
+    """An fp32 `_Linear` per Linear of one of the model's MLPs, each but the last with its ReLU fused."""
+    found = linears(mlp)
+    return [_linear(lin, "fp32", act="relu" if i < len(found) - 1 else "none") for i, lin in enumerate(found)]
 
 
 class FoldedAstroMAE(nn.Module):
@@ -243,30 +246,24 @@ class FoldedAstroMAE(nn.Module):
             self.blocks = nn.ModuleList(_Block(b, precision) for b in layers(model.blocks, Block))
             self.fc_norm = _layer_norm(model.fc_norm)
             self.head = _linear(model.head, "fp32")
-            vb = model.vit_block
-            self.vit1 = _linear(vb[0], "fp32", act="relu")
-            self.vit2 = _linear(vb[2], "fp32")
+            self.vit1, self.vit2 = _mlp(model.vit_block)
 
-            inc = model.inception_model.vis_inception
-            init = model.inception_model.conv2d_init
+            branch = model.inception_model
+            init = branch.conv2d_init
             init_bias = _present(init.bias, "first conv bias")
             self.init = _Conv(init.weight.detach().float(), init_bias.detach().float(), 0, False)
-            self.inception = nn.ModuleList(_Inception(layer(inc, i, InceptionBlock)) for i in (2, 3, 5, 6, 8))
-            lin = layer(inc, 10, nn.Linear)
-            c_last = 12
-            side = lin.in_features // c_last
-            side = int(round(side**0.5))
+            self.inception = nn.ModuleList(_Inception(b) for b in branch.inception_blocks)
+            lin = branch.fc1
+            channels = branch.flat_channels
+            side = int(round((lin.in_features // channels) ** 0.5))
             # Channels-last flatten order is (h, w, c); permute the Linear's columns to match.
-            w_nhwc = lin.weight.reshape(lin.out_features, c_last, side, side).permute(0, 2, 3, 1)
+            w_nhwc = lin.weight.reshape(lin.out_features, channels, side, side).permute(0, 2, 3, 1)
             lin_bias = _present(lin.bias, "Linear bias")
             self.cnn1 = _Linear(w_nhwc.reshape(lin.out_features, -1), lin_bias, "fp32", act="relu")
-            self.cnn2 = _linear(inc[12], "fp32")
+            self.cnn2 = _linear(branch.fc2, "fp32")
 
-            mb = model.magnitude_block
-            self.mag = nn.ModuleList(_linear(mb[i], "fp32", act="relu" if i < 8 else "none") for i in (0, 2, 4, 6, 8))
-            cb = model.concat_block
-            self.cat1 = _linear(cb[0], "fp32", act="relu")
-            self.cat2 = _linear(cb[2], "fp32")
+            self.mag = nn.ModuleList(_mlp(model.magnitude_block))
+            self.cat1, self.cat2 = _mlp(model.concat_block)
 
     def vit(self, images: torch.Tensor) -> torch.Tensor:
         b = images.shape[0]

@@ -130,6 +130,38 @@ class InceptionBlock(nn.Module):
         self.branch3 = nn.Sequential(ConvBlock(in_ch, width, 1), ConvBlock(width, width, 5, 2))
         self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), ConvBlock(in_ch, width, 1))
 
+    # Named views of the branches' layers (the reference's Sequentials fix their positions, and
+    # its state-dict names carry them: `branch2.0`, `branch2.1`, ...).
+    @property
+    def reduce3(self) -> ConvBlock:
+        """The 1x1 conv before the 3x3 (branch2[0])."""
+        return layer(self.branch2, 0, ConvBlock)
+
+    @property
+    def conv3(self) -> ConvBlock:
+        """The 3x3 conv (branch2[1])."""
+        return layer(self.branch2, 1, ConvBlock)
+
+    @property
+    def reduce5(self) -> ConvBlock:
+        """The 1x1 conv before the 5x5 (branch3[0])."""
+        return layer(self.branch3, 0, ConvBlock)
+
+    @property
+    def conv5(self) -> ConvBlock:
+        """The 5x5 conv (branch3[1]; unused when `use_5x5` is False)."""
+        return layer(self.branch3, 1, ConvBlock)
+
+    @property
+    def pool_proj(self) -> ConvBlock:
+        """The 1x1 conv after the 3x3 max-pool (branch4[1])."""
+        return layer(self.branch4, 1, ConvBlock)
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the concatenated output: `width` per branch that runs."""
+        return self.branch1.conv.out_channels * (4 if self.use_5x5 else 3)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branches = [self.branch1(x), self.branch2(x)]
         if self.use_5x5:
@@ -139,7 +171,19 @@ class InceptionBlock(nn.Module):
 
 
 class InceptionBranch(nn.Module):
-    """The CNN branch (reference `Input_Mix_Model`): 5x32x32 -> 1096 features."""
+    """The CNN branch (reference `Input_Mix_Model`): 5x32x32 -> 1096 features.
+
+    Its layers sit in one Sequential, `vis_inception`, as in the reference (whose state-dict names
+    carry their positions); the positions are named here, once, and read through the accessors
+    below (`inception_blocks`, `trunk`, `head_layers`, `fc1`, `fc2`), as timm's models name
+    their parts.
+    """
+
+    # vis_inception: 0 conv2d_init (again), 1 pool, 2-3 inception, 4 pool, 5-6 inception, 7 pool,
+    # 8 custom inception, 9 flatten | 10 linear, 11 relu, 12 linear
+    INCEPTION_AT = (2, 3, 5, 6, 8)
+    TRUNK_END = 10  # vis_inception[:10] ends with Flatten; [10:] is the MLP head
+    FC1_AT, FC2_AT = 10, 12
 
     def __init__(self) -> None:
         super().__init__()
@@ -157,13 +201,49 @@ class InceptionBranch(nn.Module):
             nn.AvgPool2d(2),
             InceptionBlock(32, 4, use_5x5=False),
             nn.Flatten(),
-            nn.Linear(12 * 4 * 4, BRANCH_DIM),
+            nn.Linear(12 * 4 * 4, BRANCH_DIM),  # the last block's 3 x 4 channels, 4 x 4 pixels
             nn.ReLU(),
             nn.Linear(BRANCH_DIM, BRANCH_DIM),
         )
 
+    @property
+    def inception_blocks(self) -> list[InceptionBlock]:
+        """The five Inception blocks, in order (pools between the 2nd/3rd and 4th/5th)."""
+        return [layer(self.vis_inception, i, InceptionBlock) for i in self.INCEPTION_AT]
+
+    @property
+    def trunk(self) -> nn.Sequential:
+        """Convolutions and pools up to the Flatten: images -> (N, flat_features)."""
+        return nn.Sequential(*list(self.vis_inception)[: self.TRUNK_END])
+
+    @property
+    def head_layers(self) -> nn.Sequential:
+        """The MLP after the Flatten: (N, flat_features) -> (N, BRANCH_DIM)."""
+        return nn.Sequential(*list(self.vis_inception)[self.TRUNK_END :])
+
+    @property
+    def fc1(self) -> nn.Linear:
+        """The first Linear of the head; its inputs are the flattened (C, H, W) of the last block."""
+        return layer(self.vis_inception, self.FC1_AT, nn.Linear)
+
+    @property
+    def fc2(self) -> nn.Linear:
+        """The last Linear of the head."""
+        return layer(self.vis_inception, self.FC2_AT, nn.Linear)
+
+    @property
+    def flat_channels(self) -> int:
+        """Channels of the last Inception block's output, flattened into `fc1`'s inputs."""
+        return self.inception_blocks[-1].out_channels
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.vis_inception(x)
+
+
+def linears(mlp: nn.Sequential) -> list[nn.Linear]:
+    """The Linear layers of an MLP built by `_mlp` (`vit_block`, `magnitude_block`,
+    `concat_block`), in order; a ReLU follows each but the last."""
+    return [m for m in mlp if isinstance(m, nn.Linear)]
 
 
 def _mlp(widths: list[int]) -> nn.Sequential:
@@ -214,9 +294,9 @@ class AstroMAE(nn.Module):
 def layer(container: nn.Sequential | nn.ModuleList, index: int, kind: type[_M]) -> _M:
     """`container[index]`, checked to be a `kind`.
 
-    The folded engine, the OpenVINO converter and training reach into the model's
-    Sequentials by position: a position that no longer holds the layer they expect fails
-    here, by name, instead of deep inside a matmul (and the result is typed for mypy).
+    The accessors above reach into the model's Sequentials by position (named once, here): a
+    position that no longer holds the layer they expect fails by name, instead of deep inside
+    a matmul (and the result is typed for mypy).
     """
     found = container[index]
     if not isinstance(found, kind):

@@ -10,6 +10,7 @@ builds inert placeholders instead of timm / reference / torch.nn classes.
 
 from __future__ import annotations
 
+import functools
 import io
 import pickle
 import struct
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 
 from cosmicai import weightsfile
-from cosmicai.model import DEPTH, AstroMAE
+from cosmicai.model import AstroMAE
 
 # Re-exported (`X as X` marks a re-export for mypy and ruff): the torch-free part lives in weightsfile.
 from cosmicai.weightsfile import (
@@ -52,54 +53,40 @@ class UnsafePickleError(WeightsError):
 # --------------------------------------------------------------- name map
 
 
-def _convblock(prefix: str) -> list[str]:
-    return [f"{prefix}.conv.{p}" for p in ("weight", "bias")] + [
-        f"{prefix}.bn.{p}" for p in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-    ]
-
-
-def _inception_block(prefix: str) -> list[str]:
-    names: list[str] = []
-    for branch in ("branch1", "branch2.0", "branch2.1", "branch3.0", "branch3.1", "branch4.1"):
-        names += _convblock(f"{prefix}.{branch}")
-    return names
-
-
-def _linear(prefix: str) -> list[str]:
-    return [f"{prefix}.weight", f"{prefix}.bias"]
-
-
-def reference_state_dict_names() -> list[str]:
-    """The 388 state-dict names of the reference `ViT_Astro`, written out from its module tree."""
-    names = _linear("fc_norm") + _linear("head")
-    inc = "inception_model"
-    names += _linear(f"{inc}.conv2d_init")
-    # The reference's magnitude MLP lives inside its Input_Mix_Model.
-    for i in (0, 2, 4, 6, 8):
-        names += _linear(f"{inc}.magnitude_block.{i}")
-    # vis_inception: 0 conv2d_init (again), 1 pool, 2-3 inception, 4 pool,
-    # 5-6 inception, 7 pool, 8 custom inception, 9 flatten, 10 linear, 11 relu, 12 linear
-    names += _linear(f"{inc}.vis_inception.0")
-    for i in (2, 3, 5, 6, 8):
-        names += _inception_block(f"{inc}.vis_inception.{i}")
-    names += _linear(f"{inc}.vis_inception.10") + _linear(f"{inc}.vis_inception.12")
-    names += ["cls_token", "pos_embed"]
-    for b in range(DEPTH):
-        for layer in ("norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2"):
-            names += _linear(f"blocks.{b}.{layer}")
-    names += _linear("patch_embed.proj")
-    names += _linear("vit_block.0") + _linear("vit_block.2")
-    names += _linear("concat_block.0") + _linear("concat_block.2")
-    return names
+def _reference_name(our_name: str) -> str:
+    # The only difference: the reference's magnitude MLP lives inside its Input_Mix_Model.
+    return f"inception_model.{our_name}" if our_name.startswith("magnitude_block.") else our_name
 
 
 def _our_name(ref_name: str) -> str:
-    # The only difference: our magnitude MLP sits at the top level of AstroMAE.
     return ref_name.replace("inception_model.magnitude_block.", "magnitude_block.", 1)
 
 
-REFERENCE_NAME_MAP: dict[str, str] = {n: _our_name(n) for n in reference_state_dict_names()}
-"""Reference `ViT_Astro` state-dict name -> AstroMAE name (identity except the magnitude MLP)."""
+@functools.cache
+def _reference_names() -> tuple[str, ...]:
+    # A plain CPU model (~60 ms, built once, on first use; not at import: the infer INIT imports this module).
+    return tuple(_reference_name(name) for name in AstroMAE().state_dict())
+
+
+def reference_state_dict_names() -> list[str]:
+    """The 388 state-dict names of the reference `ViT_Astro`: AstroMAE's (cosmicai.model builds the
+    reference's module tree, its Sequentials' positions and the conv registered twice included), with
+    the magnitude MLP back inside `inception_model`."""
+    return list(_reference_names())
+
+
+@functools.cache
+def reference_name_map() -> dict[str, str]:
+    """Reference `ViT_Astro` state-dict name -> AstroMAE name (identity except the magnitude MLP)."""
+    return {n: _our_name(n) for n in _reference_names()}
+
+
+def __getattr__(name: str) -> dict[str, str]:
+    # REFERENCE_NAME_MAP (= reference_name_map()), built on first use.
+    if name == "REFERENCE_NAME_MAP":
+        return reference_name_map()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # The reference registers one conv under two names; both must hold the same tensor.
 _ALIASED = ("inception_model.conv2d_init", "inception_model.vis_inception.0")
@@ -358,7 +345,8 @@ def to_our_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Strip DataParallel's `module.` prefix and map reference names to AstroMAE names."""
     if state and all(k.startswith("module.") for k in state):
         state = {k.removeprefix("module."): v for k, v in state.items()}
-    return {REFERENCE_NAME_MAP.get(k, k): v for k, v in state.items()}
+    names = reference_name_map()
+    return {names.get(k, k): v for k, v in state.items()}
 
 
 def convert_checkpoint(

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from cosmicai.metrics import compute_metrics
-from cosmicai.model import AstroMAE, layer
+from cosmicai.model import AstroMAE, linears
 
 # Everything of the ViT encoder; vit_block (its MLP head) stays trainable, as in the reference.
 VIT_ENCODER_PREFIXES = ("patch_embed.", "cls_token", "pos_embed", "blocks.", "fc_norm.", "head.")
@@ -244,12 +244,12 @@ def fold_standardisation(model: AstroMAE, st: Standardiser) -> AstroMAE:
                 raise RuntimeError("standardisation fold needs entry convolutions with a bias")
             bias += (w * shift.view(1, 5, 1, 1)).sum(dim=(1, 2, 3))
             conv.weight.mul_(scale.view(1, 5, 1, 1))
-        lin = layer(m.magnitude_block, 0, nn.Linear)
+        lin = linears(m.magnitude_block)[0]
         ms = torch.as_tensor(1.0 / st.mag_std, dtype=torch.float32)
         mm = torch.as_tensor(st.mag_mean, dtype=torch.float32)
         lin.bias.sub_(lin.weight @ (mm * ms))
         lin.weight.mul_(ms.view(1, 5))
-        last = layer(m.concat_block, -1, nn.Linear)
+        last = linears(m.concat_block)[-1]
         last.weight.mul_(st.z_std)
         last.bias.mul_(st.z_std).add_(st.z_mean)
     return m.eval()
@@ -262,8 +262,6 @@ def _check_convs_unpadded(model: AstroMAE) -> None:
 
 
 # ---------------------------------------------------------------- stage 1: linear heads on cached features
-
-INCEPTION_TRUNK = 10  # vis_inception[:10] ends with Flatten (192 features); [10:] is the MLP head
 
 
 def calibrate_batchnorm(
@@ -300,7 +298,7 @@ def branch_features(
             e = min(n, s + 256)
             x = (torch.from_numpy(data.images[s:e]).to(device) - stt["img_mean"]) / stt["img_std"]
             enc.append(model.encode(x))
-            trunk.append(model.inception_model.vis_inception[:INCEPTION_TRUNK](x))
+            trunk.append(model.inception_model.trunk(x))
     mags = (torch.from_numpy(data.magnitudes[:n]).to(device) - stt["mag_mean"]) / stt["mag_std"]
     return torch.cat(enc).clone(), torch.cat(trunk).clone(), mags.clone()
 
@@ -308,7 +306,7 @@ def branch_features(
 def heads_forward(model: AstroMAE, enc: torch.Tensor, trunk: torch.Tensor, mags: torch.Tensor) -> torch.Tensor:
     """The model's output from cached branch features (every Linear layer, no convolutions)."""
     vit = model.vit_block(enc)
-    cnn = model.inception_model.vis_inception[INCEPTION_TRUNK:](trunk)
+    cnn = model.inception_model.head_layers(trunk)
     return model.concat_block(torch.cat((vit, cnn, model.magnitude_block(mags)), dim=1)).squeeze(1)
 
 
@@ -328,7 +326,7 @@ def probe_stage(
     va = branch_features(model, val_data, stt, device)
     heads = [
         model.vit_block,
-        model.inception_model.vis_inception[INCEPTION_TRUNK:],
+        model.inception_model.head_layers,
         model.magnitude_block,
         model.concat_block,
     ]
