@@ -71,7 +71,9 @@ def test_bf16_warns_where_the_cpu_would_emulate_it(model_and_inputs, monkeypatch
         Engine(model, precision="bf16", threads=1)
 
 
-def test_int8_keeps_7_bit_weights_without_vnni_and_stays_accurate(model_and_inputs, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_int8_keeps_7_bit_weights_without_vnni_and_stays_accurate(
+    model_and_inputs, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Without AVX-512 VNNI fbgemm's int16 pair sums would saturate on 8-bit weights.
     model, images, mags = model_and_inputs
     monkeypatch.setattr("cosmicai.procstats.cpu_info", lambda: ("AVX2 CPU", frozenset({"avx2", "fma"})))
@@ -81,3 +83,27 @@ def test_int8_keeps_7_bit_weights_without_vnni_and_stays_accurate(model_and_inpu
     assert np.abs(got - want).max() < 2e-3 * max(1.0, float(np.abs(want).max()))
     monkeypatch.setattr("cosmicai.procstats.cpu_info", lambda: ("VNNI CPU", frozenset({"avx512f", "avx512_vnni"})))
     assert int8_weight_max() == 127
+
+
+def test_prefetch_reads_ahead_at_most_depth_in_order_and_yields_failures() -> None:
+    import threading
+
+    from cosmicai.engine import prefetch
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def read(i: int) -> int:
+        if i == 2:
+            raise ValueError("bad input 2")
+        with lock:
+            started.append(i)
+        return i * 10
+
+    seen = []
+    for src, got, exc in prefetch(range(6), read, depth=1):
+        # while the caller holds `src`, at most one more read has started (the worker's memory bound)
+        with lock:
+            assert max(started, default=-1) <= src + 1
+        seen.append((src, got, None if exc is None else str(exc)))
+    assert seen == [(0, 0, None), (1, 10, None), (2, None, "bad input 2"), (3, 30, None), (4, 40, None), (5, 50, None)]
