@@ -29,7 +29,8 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-UNCERTAINTY_MODES = ("none", "tta8")
+from cosmicai.contracts import UNCERTAINTY_MODES as UNCERTAINTY_MODES  # the modes, defined once
+
 VIEWS = 8
 # P(|x| <= sigma) for a normal x: the coverage a 1-sigma error bar promises.
 COVERAGE_TARGET = 0.6827

@@ -11,6 +11,8 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the calibrate-uncertainty parser."""
+    from cosmicai.contracts import BACKENDS, PRECISIONS
+
     p = subparsers.add_parser(
         "calibrate-uncertainty",
         help="calibrate uncertainty tta8 (z_err) for weights and record it in their model card",
@@ -35,10 +37,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--card", metavar="JSON", default=None, help="MODEL_CARD.json to update (must record the weights' sha256)"
     )
-    p.add_argument("--backend", choices=("torch", "openvino"), default="torch", help="engine backend (default torch)")
-    p.add_argument(
-        "--precision", choices=("fp32", "bf16", "int8"), default="fp32", help="engine precision (default fp32)"
-    )
+    p.add_argument("--backend", choices=BACKENDS, default="torch", help="engine backend (default torch)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="engine precision (default fp32)")
     p.add_argument("--batch-size", type=int, default=512, metavar="N", help="images per engine call (default 512)")
     p.add_argument(
         "--threads", type=int, default=1, metavar="N", help="engine threads (default 1: the cost factor's basis)"

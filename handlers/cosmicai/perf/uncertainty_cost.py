@@ -67,6 +67,7 @@ def measure_cost_factor(engine: Any, images: np.ndarray, magnitudes: np.ndarray,
 
 def main(argv: list[str] | None = None) -> int:
     """Measure and print one JSON line."""
+    from cosmicai.contracts import BACKENDS, PRECISIONS
     from cosmicai.engine import Engine
     from cosmicai.qualify import PACKAGED_VALIDATION
     from cosmicai.shards import read_shard
@@ -78,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=512, help="engine batch size, images a call (default 512)")
     p.add_argument("--threads", type=int, default=1, help="engine threads (default 1)")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds, best kept (default 3)")
-    p.add_argument("--backend", choices=("torch", "openvino"), default="torch")
-    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32")
+    p.add_argument("--backend", choices=BACKENDS, default="torch")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     args = p.parse_args(argv)
     shard = read_shard(args.shard or Path(__file__).resolve().parents[1] / "assets" / PACKAGED_VALIDATION)
     engine = Engine.from_weights(
