@@ -23,7 +23,9 @@ from cosmicai.shards import Shard
 def partition_bytes(shard: Shard) -> bytes:
     """The shard as the reference stores a partition: a pickled TensorDataset (images, magnitudes, redshift)."""
     z = shard.redshift if shard.redshift is not None else np.zeros(shard.n, np.float32)
-    ds = TensorDataset(torch.from_numpy(shard.images), torch.from_numpy(shard.magnitudes.astype(np.float64)), torch.from_numpy(z))
+    ds = TensorDataset(
+        torch.from_numpy(shard.images), torch.from_numpy(shard.magnitudes.astype(np.float64)), torch.from_numpy(z)
+    )
     buf = io.BytesIO()
     torch.save(ds, buf)
     return buf.getvalue()
