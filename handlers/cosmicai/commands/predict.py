@@ -96,8 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from cosmicai.engine import Engine, EngineError, peak_rss_mb, prefetch
     from cosmicai.metrics import MetricState, coverage, format_metrics
     from cosmicai.uncertainty import Tta8Predictor, UncertaintyError, calibration_for, covered
-    from cosmicai.weights import WeightsError
-    from cosmicai.weightsfile import resolve_weights_path
+    from cosmicai.weightsfile import WeightsError, resolve_weights_path  # not cosmicai.weights: it imports torch
 
     out = Console(file=sys.stdout)
     err = Console(file=sys.stderr)
