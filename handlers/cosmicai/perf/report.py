@@ -80,6 +80,12 @@ def _init_probe(results: dict[str, Any]) -> dict[str, Any] | None:
     return next((p for p in probes if p["precision"] == mode), None)
 
 
+def _from_run(results: dict[str, Any], section: str) -> str:
+    """ " (run of X)" when `section` was carried over from an earlier run."""
+    when = (results.get("sections_from") or {}).get(section)
+    return f" (run of {when}, not re-measured)" if when and when != results.get("created_at") else ""
+
+
 def engine_targets(results: dict[str, Any]) -> dict[str, Any]:
     """Issue 16's engine figures: worker path per wall second, whole-process predict, fp32-exact, INIT, image."""
     out: dict[str, Any] = {}
@@ -161,7 +167,8 @@ def engine_targets(results: dict[str, Any]) -> dict[str, Any]:
             "detail": f"`cosmicai predict --backend {top['backend']} --precision fp32`, whole process, one core: "
             f"{top['best_wall_s']:.2f} s vs {whole['plain_eager']['best_wall_s']:.2f} s; max abs dz "
             f"{top['max_abs_dz_vs_eager']:.1e}, {top['max_rel_dz_vs_eager']:.1e} of the largest abs z (<= "
-            f"{FP32_EXACT_REL:g})",
+            f"{FP32_EXACT_REL:g})"
+            + "".join(f"; {r['runner']} {r['x_plain_eager']:.2f}x" for r in exact if r is not top),
         }
     else:
         out["fp32_exact_whole"] = {
@@ -222,7 +229,8 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
             "value": e2e["overhead"],
             "target": f"< {TARGET_OVERHEAD}",
             "ok": e2e["overhead"] < TARGET_OVERHEAD,
-            "detail": f"{e2e['shards']} shards x {e2e['shard_objects']} objects, concurrency {e2e['concurrency']}",
+            "detail": f"{e2e['shards']} shards x {e2e['shard_objects']} objects, concurrency {e2e['concurrency']}"
+            + _from_run(results, "end_to_end"),
         }
     else:
         reason = (results.get("end_to_end") or {}).get("not_measured", "not measured")
