@@ -1,7 +1,9 @@
 """Container images: build both (reused when their content-digest tag exists), check size
 budgets, user and contents (no CLI code), and run Init, Infer and Summarize once, each in its image,
 through the local cloud's docker executor mode, declared as Terraform declares them (package type
-Image); an out-of-memory worker in the real inference image; the arm64 pins (no engine needed).
+Image); the docker-mode sandbox on its own (a real image's function error, a timeout, no container
+left); a crash, a timeout and a kernel OOM kill of a worker in the real inference image; the arm64
+pins (no engine needed).
 
 Skipped only when no Docker engine can be started (dockerd missing and not installable).
 """
@@ -61,7 +63,10 @@ def images(docker_env: dict[str, str]) -> dict[str, dict]:
     )
     assert proc.returncode == 0, f"make images failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     manifest = json.loads(MANIFEST.read_text())
-    print(f"make images: {time.monotonic() - t0:.0f} s; " + ", ".join(f"{k} {v['size_mb']} MB" for k, v in manifest.items()))
+    print(
+        f"make images: {time.monotonic() - t0:.0f} s; "
+        + ", ".join(f"{k} {v['size_mb']} MB" for k, v in manifest.items())
+    )
     return manifest
 
 
@@ -76,8 +81,20 @@ def docker(env: dict[str, str], *args: str, check: bool = True, timeout: float =
 def run_python(env: dict[str, str], ref: str, code: str, check: bool = True) -> subprocess.CompletedProcess:
     """python -c CODE in `ref` as Lambda runs it: read-only root, writable /tmp only, no network."""
     return docker(
-        env, "run", "--rm", "--read-only", "--tmpfs", "/tmp", "--network", "none",
-        "--entrypoint", "/opt/venv/bin/python", ref, "-c", code, check=check,
+        env,
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--network",
+        "none",
+        "--entrypoint",
+        "/opt/venv/bin/python",
+        ref,
+        "-c",
+        code,
+        check=check,
     )
 
 
@@ -91,12 +108,23 @@ def test_sizes_within_budget(images, docker_env):
 
 def test_tags_are_content_digests_and_rebuild_is_cached(images, docker_env):
     for name, entry in images.items():
-        labels = json.loads(docker(docker_env, "image", "inspect", "-f", "{{json .Config.Labels}}", entry["local_ref"]).stdout)
+        labels = json.loads(
+            docker(docker_env, "image", "inspect", "-f", "{{json .Config.Labels}}", entry["local_ref"]).stdout
+        )
         assert labels["org.cosmicai.image"] == name
         assert entry["local_ref"] == f"cosmicai-{name}:{labels['org.cosmicai.digest'][:16]}"
     again = subprocess.run(
-        [str(ROOT / ".venv/bin/python"), "scripts/images/build.py", "--manifest", str(MANIFEST.with_name("images-rerun.json"))],
-        cwd=ROOT, env=docker_env, capture_output=True, text=True, timeout=300,
+        [
+            str(ROOT / ".venv/bin/python"),
+            "scripts/images/build.py",
+            "--manifest",
+            str(MANIFEST.with_name("images-rerun.json")),
+        ],
+        cwd=ROOT,
+        env=docker_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert again.returncode == 0, again.stderr[-3000:]
     rerun = json.loads(MANIFEST.with_name("images-rerun.json").read_text())
@@ -109,9 +137,15 @@ def test_non_root_without_build_tools(images, docker_env, name):
     ref = images[name]["local_ref"]
     assert docker(docker_env, "image", "inspect", "-f", "{{.Config.User}}", ref).stdout.strip() == "10001:10001"
     probe = docker(
-        docker_env, "run", "--rm", "--entrypoint", "sh", ref, "-c",
+        docker_env,
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        ref,
+        "-c",
         "id -u; for t in gcc cc c++ g++ make ld as pip pip3; do command -v $t; done; "
-        "/opt/venv/bin/python -c 'import importlib.util as u; print(\"pip:\", u.find_spec(\"pip\"))'",
+        '/opt/venv/bin/python -c \'import importlib.util as u; print("pip:", u.find_spec("pip"))\'',
     ).stdout.split()
     assert probe[0] == "10001"
     assert probe[1:] == ["pip:", "None"], f"build tools left in {ref}: {probe[1:]}"
@@ -178,6 +212,57 @@ def test_orchestration_has_handlers_and_catalogs_but_no_torch(images, docker_env
     assert run_python(docker_env, images["orchestration"]["local_ref"], code).stdout.split() == ["3", "None"]
 
 
+def _sandbox_invoke(box, event: dict):
+    """One invoke of a sandbox (no LocalStack): its outcome."""
+    return box.invoke(str(uuid.uuid4()), json.dumps(event).encode(), "arn:aws:lambda:us-east-1:000000000000:function:f")
+
+
+@pytest.mark.docker
+def test_docker_mode_runs_the_image_and_removes_the_container(images, docker_env):
+    """The executor's docker-mode sandbox without LocalStack: the orchestration image's Init handler
+    answers a bad event with its own PayloadError from inside the container, with init duration and
+    the container's measured memory on the REPORT line; a container that never asks for an event
+    times out; neither container is left afterwards (they run without --rm: the kill hook removes them)."""
+    sys.path.insert(0, str(ROOT / "scripts/localstack_ext"))
+    from cosmicai_localstack.docker_mode import Container, docker_spec
+    from cosmicai_localstack.sandbox import Sandbox
+
+    image = images["orchestration"]["local_ref"]
+    name = f"cosmicai-lambda-test-{uuid.uuid4().hex[:8]}"
+    lambda_vars = {
+        "AWS_LAMBDA_FUNCTION_NAME": "init",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+    }
+    box = Sandbox(docker_spec(Container(name, environ=docker_env), image, lambda_vars, 512, 20, environ=docker_env))
+    sleeper = Sandbox(
+        docker_spec(
+            Container(name + "-s", environ=docker_env),
+            image,
+            lambda_vars,
+            512,
+            2,
+            entrypoint=["python", "-c", "import time; time.sleep(120)"],
+            environ=docker_env,
+        )
+    )
+    try:
+        box.start(wait_s=60)
+        out = _sandbox_invoke(box, {"not": "a payload"})
+        assert out.is_error and json.loads(out.payload)["errorType"] == "PayloadError", out.payload
+        report = next(line for line in out.logs.splitlines() if line.startswith("REPORT "))
+        assert "Init Duration: " in report, report
+        used = int(report.split("Max Memory Used: ")[1].split(" MB")[0])
+        assert 5 < used < 512, report  # measured from the container's processes
+        sleeper.start(wait_s=3)
+        late = _sandbox_invoke(sleeper, {})
+        assert json.loads(late.payload)["errorType"] == "Sandbox.Timedout"
+    finally:
+        box.stop()
+        sleeper.stop()
+    assert docker(docker_env, "ps", "-aq", "--filter", f"name={name}").stdout.strip() == ""
+
+
 def _machine_of(wheel: str) -> str:
     """The machine a wheel's platform tag names ('any' for pure Python)."""
     first_tag = wheel.removesuffix(".whl").rsplit("-", 1)[1].split(".")[0]  # e.g. manylinux_2_28_aarch64
@@ -218,14 +303,30 @@ def docker_localstack(images, docker_env) -> Iterator[dict[str, str]]:
     where = ["--port", str(DOCKER_LS_PORT), "--state-dir", str(state)]
     launcher = [str(LS_PYTHON), "-m", "cosmicai_localstack.launcher"]
     up = subprocess.run(
-        [*launcher, "up", *where, "--mode", "docker", "--project-root", str(ROOT),
-         "--function-python", str(ROOT / ".venv/bin/python")],
-        cwd=ROOT, env=docker_env, capture_output=True, text=True, timeout=180,
+        [
+            *launcher,
+            "up",
+            *where,
+            "--mode",
+            "docker",
+            "--project-root",
+            str(ROOT),
+            "--function-python",
+            str(ROOT / ".venv/bin/python"),
+        ],
+        cwd=ROOT,
+        env=docker_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert up.returncode == 0, f"LocalStack (docker mode) did not start:\n{up.stdout}\n{up.stderr}"
     env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{DOCKER_LS_PORT}", "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1", "STATE": str(state),
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{DOCKER_LS_PORT}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "STATE": str(state),
     }
     try:
         yield env
@@ -236,8 +337,13 @@ def docker_localstack(images, docker_env) -> Iterator[dict[str, str]]:
 def _create(lam, name: str, ref: str, handler: str, memory: int) -> None:
     """An Image function as Terraform declares it; its ImageUri maps to the local tag `ref`."""
     lam.create_function(
-        FunctionName=name, Role=ROLE, PackageType="Image", Code={"ImageUri": f"{REGISTRY}/{ref}"},
-        ImageConfig={"Command": [handler]}, Timeout=120, MemorySize=memory,
+        FunctionName=name,
+        Role=ROLE,
+        PackageType="Image",
+        Code={"ImageUri": f"{REGISTRY}/{ref}"},
+        ImageConfig={"Command": [handler]},
+        Timeout=120,
+        MemorySize=memory,
         Environment={"Variables": {"COSMICAI_LOG_LEVEL": "INFO"}},
     )
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.5, "MaxAttempts": 120})
@@ -255,8 +361,12 @@ def test_init_infer_summarize_run_in_their_images_in_docker_mode(images, docker_
     from cosmicai.shards import Shard, shard_to_bytes
 
     ls = docker_localstack
-    kw = {"endpoint_url": ls["AWS_ENDPOINT_URL"], "region_name": "us-east-1",
-          "aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    kw = {
+        "endpoint_url": ls["AWS_ENDPOINT_URL"],
+        "region_name": "us-east-1",
+        "aws_access_key_id": "test",
+        "aws_secret_access_key": "test",
+    }
     s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}), **kw)
     lam = boto3.client("lambda", config=Config(retries={"max_attempts": 0}, read_timeout=300), **kw)
     bucket, suffix = f"cosmicai-images-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
@@ -264,8 +374,10 @@ def test_init_infer_summarize_run_in_their_images_in_docker_mode(images, docker_
     rng = np.random.default_rng(0)
     n = 48
     shard = Shard(
-        object_ids=np.arange(n, dtype=np.int64), images=rng.random((n, 5, 32, 32), dtype=np.float32),
-        magnitudes=rng.uniform(15, 22, (n, 5)).astype(np.float32), redshift=rng.uniform(0, 0.4, n).astype(np.float32),
+        object_ids=np.arange(n, dtype=np.int64),
+        images=rng.random((n, 5, 32, 32), dtype=np.float32),
+        magnitudes=rng.uniform(15, 22, (n, 5)).astype(np.float32),
+        redshift=rng.uniform(0, 0.4, n).astype(np.float32),
     )
     s3.put_object(Bucket=bucket, Key="in/part-00000.safetensors", Body=shard_to_bytes(shard))
 
@@ -275,8 +387,11 @@ def test_init_infer_summarize_run_in_their_images_in_docker_mode(images, docker_
     statements = [
         {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{bucket}"]},
         {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": [f"arn:aws:s3:::{bucket}/*"]},
-        {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": ["arn:aws:logs:*:000000000000:log-group:/aws/lambda/cosmicai-img-*"]},
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": ["arn:aws:logs:*:000000000000:log-group:/aws/lambda/cosmicai-img-*"],
+        },
     ]
     with scoped_role(boto3.client("iam", **kw), ROLE.rsplit("/", 1)[1], statements):
         _run_by_hand(lam, s3, names, orch, inf, bucket, n, docker_env, ls)
@@ -287,7 +402,9 @@ def _run_by_hand(lam, s3, names: dict, orch: str, inf: str, bucket: str, n: int,
     _create(lam, names["infer"], inf, "cosmicai.handlers.infer.handler", 2048)
     _create(lam, names["summarize"], orch, "cosmicai.handlers.summarize.handler", 512)
     try:
-        init = _invoke(lam, names["init"], {"input": f"s3://{bucket}/in/", "output": f"s3://{bucket}/out/", "batch_size": 16})
+        init = _invoke(
+            lam, names["init"], {"input": f"s3://{bucket}/in/", "output": f"s3://{bucket}/out/", "batch_size": 16}
+        )
         plan = json.loads(s3.get_object(**{k.capitalize(): v for k, v in init["plan"].items()})["Body"].read())
         assert len(plan) == 1 and plan[0]["objects"] == n
         result = _invoke(lam, names["infer"], plan[0])
@@ -295,8 +412,15 @@ def _run_by_hand(lam, s3, names: dict, orch: str, inf: str, bucket: str, n: int,
         done = _invoke(lam, names["summarize"], {"action": "summarize", "init": init})
         assert done["status"] == "SUCCEEDED", done
         # Each ran in a container of its own image, started by this LocalStack.
-        ps = docker(docker_env, "ps", "-a", "--filter", f"label=cosmicai.localstack.state={ls['STATE']}",
-                    "--format", "{{.Image}}").stdout.split()
+        ps = docker(
+            docker_env,
+            "ps",
+            "-a",
+            "--filter",
+            f"label=cosmicai.localstack.state={ls['STATE']}",
+            "--format",
+            "{{.Image}}",
+        ).stdout.split()
         assert inf in ps and orch in ps, ps
     finally:
         for name in names.values():
@@ -318,7 +442,6 @@ def test_terraform_stack_runs_end_to_end_in_docker_mode(images, docker_env, dock
     machine over labelled shards: SUCCEEDED, every object predicted; `make destroy` cleans up."""
     from itfixtures.pipeline import clients_for, run_on, upload_to
     from itfixtures.stack import leftovers, stack_with_prefix
-
     from tests.conftest import build_shard
 
     for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
@@ -369,19 +492,50 @@ IMAGE_FAULTS = {
     "fault-crash-0": (60, "Runtime.ExitError", "Runtime exited with error: exit status 3"),
     # The cold start (about 4 s of INIT here) counts against the timeout, as on Lambda.
     "fault-sleep-0": (20, "Sandbox.Timedout", "Task timed out after 20.00 seconds"),
-    "fault-oom-0": (60, "Runtime.OutOfMemory", "signal: killed (memory size 1024 MB exceeded)"),
+    # AWS's body for an out-of-memory kill names the signal only
+    "fault-oom-0": (60, "Runtime.OutOfMemory", "Runtime exited with error: signal: killed"),
 }
 
 
-@pytest.mark.parametrize("shard_name", sorted(IMAGE_FAULTS))
-def test_faults_in_the_real_inference_image_in_docker_mode(faulty_inference_image, docker_localstack, shard_name):
-    """A crash, a timeout and an out-of-memory worker in the inference image (the fault wrapper
-    layered on), each in a container capped by `docker run --memory 1024m`, end as Lambda's errors.
+def _container_events(env: dict[str, str], state: str, since: float) -> dict[str, list[tuple[str, dict]]]:
+    """Docker's events since `since` for the containers the LocalStack at `state` started, by container id:
+    (action, attributes) in order (the engine keeps them after the container is removed)."""
+    out = docker(
+        env,
+        "events",
+        "--since",
+        f"{since:.3f}",
+        "--until",
+        f"{time.time():.3f}",
+        "--filter",
+        "type=container",
+        "--filter",
+        f"label=cosmicai.localstack.state={state}",
+        "--format",
+        "{{json .}}",
+    ).stdout
+    events: dict[str, list[tuple[str, dict]]] = {}
+    for line in out.splitlines():
+        event = json.loads(line)
+        events.setdefault(event["Actor"]["ID"], []).append((event["Action"], event["Actor"]["Attributes"]))
+    return events
 
-    What stops the out-of-memory one, measured (docker events, 2026-11-30): the executor's memory
-    watchdog (sampled peak RSS over the memory size, then `docker rm -f`: a `kill` event, no kernel
-    `oom` event), a little before the cgroup limit would. That the kernel's kill alone is reported
-    the same way is not shown here."""
+
+def _before_die(actions: list[tuple[str, dict]]) -> list[str]:
+    """The container's actions up to its first `die` (what ended it), and the `die` itself."""
+    names = [action for action, _ in actions]
+    return names[: names.index("die") + 1] if "die" in names else names
+
+
+@pytest.mark.parametrize("shard_name", sorted(IMAGE_FAULTS))
+def test_faults_in_the_real_inference_image_in_docker_mode(
+    faulty_inference_image, docker_env, docker_localstack, shard_name
+):
+    """A crash, a timeout and an out-of-memory worker in the inference image (the fault wrapper
+    layered on), each in a container capped by `docker run --memory 1024m --memory-swap 1024m`,
+    end as Lambda's errors, and docker's events show who ended each container: the crash its own
+    exit (status 3), the timeout the executor (`kill`), the out-of-memory one the kernel (`oom`,
+    then `die` with 137, and no `kill` from us before it: docker mode has no sampling watchdog)."""
     timeout_s, error_type, message = IMAGE_FAULTS[shard_name]
     ls = docker_localstack
     kw = {
@@ -421,6 +575,7 @@ def test_faults_in_the_real_inference_image_in_docker_mode(faulty_inference_imag
             MemorySize=memory,
         )
         lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.5, "MaxAttempts": 120})
+        since = time.time() - 0.5  # the function's environment starts on its first invoke
         try:
             resp = lam.invoke(FunctionName=name, Payload=json.dumps(item).encode(), LogType="Tail")
         finally:
@@ -431,3 +586,22 @@ def test_faults_in_the_real_inference_image_in_docker_mode(faulty_inference_imag
     assert message in body["errorMessage"], body
     assert error_type in logs or "Task timed out" in logs, logs
     assert f"Memory Size: {memory} MB" in logs, logs
+
+    time.sleep(0.5)
+    # the one environment this invoke started (an earlier test's container may still be going away)
+    events = {
+        cid: acts for cid, acts in _container_events(docker_env, ls["STATE"], since).items() if acts[0][0] == "create"
+    }
+    assert len(events) == 1, events
+    (actions,) = events.values()
+    ended = _before_die(actions)
+    die = dict(actions)["die"]
+    if shard_name.startswith("fault-oom"):
+        # the kernel's cgroup OOM killer ended it; nothing of ours signalled it first
+        assert "oom" in ended and "kill" not in ended and die["exitCode"] == "137", actions
+        assert f"Max Memory Used: {memory} MB" in logs, logs
+    elif shard_name.startswith("fault-sleep"):
+        assert "kill" in ended and "oom" not in ended, actions  # the executor's timeout
+    else:
+        assert ended[-2:] == ["start", "die"] and die["exitCode"] == "3", actions  # its own exit
+    assert actions[-1][0] == "destroy", actions  # removed by the executor (no --rm)

@@ -31,7 +31,7 @@ from cosmicai_localstack.process_env import (  # noqa: E402
     process_spec_env,
     resolve_handler,
 )
-from cosmicai_localstack.sandbox import Sandbox, SandboxSpec  # noqa: E402
+from cosmicai_localstack.sandbox import ExitInfo, Sandbox, SandboxSpec  # noqa: E402
 
 FIXTURES = "tests.integration.lambda_fixtures"
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:fixture"
@@ -42,7 +42,7 @@ REPORT = re.compile(
 )
 
 
-def make_sandbox(handler: str, timeout_s: float = 5.0, memory_mb: int = 512) -> Sandbox:
+def make_sandbox(handler: str, timeout_s: float = 5.0, memory_mb: int = 512, **spec_fields) -> Sandbox:
     env = process_spec_env(
         {
             "AWS_LAMBDA_FUNCTION_NAME": "fixture",
@@ -55,7 +55,12 @@ def make_sandbox(handler: str, timeout_s: float = 5.0, memory_mb: int = 512) -> 
     )
     return Sandbox(
         SandboxSpec(
-            argv=process_argv(sys.executable, handler), env=env, memory_mb=memory_mb, timeout_s=timeout_s, cwd=str(ROOT)
+            argv=process_argv(sys.executable, handler),
+            env=env,
+            memory_mb=memory_mb,
+            timeout_s=timeout_s,
+            cwd=str(ROOT),
+            **spec_fields,
         )
     )
 
@@ -225,6 +230,8 @@ def test_handler_resolution_and_commands():
     argv = docker_argv("env1", "x:1", ["A", "B"], 512, command=["m.h"])
     assert argv[:2] == ["docker", "run"] and "host" in argv and argv[-2:] == ["x:1", "m.h"]
     assert argv[argv.index("--memory") + 1] == "512m" and ["-e", "A"] == argv[argv.index("A") - 1 : argv.index("A") + 1]
+    # the kernel's limit, with no swap to spill into; kept after exit so State.OOMKilled can be read
+    assert argv[argv.index("--memory-swap") + 1] == "512m" and "--rm" not in argv
     assert executor_mode({}) == "process" and executor_mode({"COSMICAI_EXECUTOR_MODE": "docker"}) == "docker"
     with pytest.raises(ExecutorConfigError, match="COSMICAI_EXECUTOR_MODE"):
         executor_mode({"COSMICAI_EXECUTOR_MODE": "vm"})
@@ -236,73 +243,6 @@ def test_report_line_format():
         "REPORT RequestId: r1\tDuration: 12.34 ms\tBilled Duration: 825 ms\tMemory Size: 3008 MB\t"
         "Max Memory Used: 412 MB\tInit Duration: 812.50 ms\t"
     )
-
-
-def _docker_env() -> dict[str, str] | None:
-    """Environment reaching a Docker engine (DOCKER_HOST, else scripts/docker/engine.sh's), None without one."""
-    import shutil
-    import subprocess
-
-    from cosmicai_localstack.docker_mode import docker_environ
-
-    if not shutil.which("docker"):
-        return None
-    env = docker_environ()
-    ping = subprocess.run(
-        ["docker", "version", "--format", "{{.Server.Version}}"], env=env, capture_output=True, timeout=20
-    )
-    return env if ping.returncode == 0 else None
-
-
-DOCKER_IMAGE = os.environ.get("COSMICAI_TEST_LAMBDA_IMAGE", "cosmicai-orchestration:latest")
-
-
-@pytest.mark.docker
-def test_docker_mode_runs_the_image_and_removes_the_container():
-    import subprocess
-
-    from cosmicai_localstack.docker_mode import Container, docker_spec
-
-    env = _docker_env()
-    if env is None:
-        pytest.skip("no reachable Docker engine (bash scripts/docker/engine.sh up)")
-    if subprocess.run(["docker", "image", "inspect", DOCKER_IMAGE], env=env, capture_output=True).returncode != 0:
-        pytest.skip(f"image {DOCKER_IMAGE} not built (make images)")
-    name = f"cosmicai-lambda-test-{uuid.uuid4().hex[:8]}"
-    lambda_vars = {
-        "AWS_LAMBDA_FUNCTION_NAME": "init",
-        "AWS_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
-    }
-    box = Sandbox(docker_spec(Container(name, environ=env), DOCKER_IMAGE, lambda_vars, 512, 20, environ=env))
-    # one sleeper that never asks for an event: its invoke must time out and its container go away
-    sleeper = Sandbox(
-        docker_spec(
-            Container(name + "-s", environ=env),
-            DOCKER_IMAGE,
-            lambda_vars,
-            512,
-            2,
-            entrypoint=["python", "-c", "import time; time.sleep(120)"],
-            environ=env,
-        )
-    )
-    try:
-        box.start(wait_s=60)
-        out = invoke(
-            box, {"not": "a payload"}
-        )  # the image's Init handler rejects it: a function error from inside the container
-        assert out.is_error and json.loads(out.payload)["errorType"] == "PayloadError"
-        rep = report_of(out.logs)
-        assert rep["i"] is not None and 5 < int(rep["u"]) < 512  # memory measured from the container's processes
-        sleeper.start(wait_s=3)
-        late = invoke(sleeper, {})
-        assert json.loads(late.payload)["errorType"] == "Sandbox.Timedout"
-    finally:
-        box.stop()
-        sleeper.stop()
-    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"name={name}"], env=env, capture_output=True, text=True)
-    assert left.stdout.strip() == ""
 
 
 def test_stop_during_an_invoke_ends_it_at_once(sandboxes):
@@ -351,6 +291,49 @@ def test_children_left_by_a_crashed_runtime_are_killed(sandboxes):
     while not _is_zombie_or_gone(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _is_zombie_or_gone(child)
+
+
+def test_a_kernel_oom_kill_is_out_of_memory_and_a_sigkill_otherwise_an_exit_error(sandboxes):
+    """How docker mode classifies an exited runtime, with the container's state (exit_info) stubbed: the
+    kernel's OOM kill is Runtime.OutOfMemory with AWS's message and Max Memory Used at the size; another
+    signal is a Runtime.ExitError naming it. exit_info is read before the kill hook (docker rm) runs."""
+    calls: list[str] = []
+
+    def oom_killed(returncode):
+        calls.append(f"exit_info {returncode}")
+        return ExitInfo(-9, oom_killed=True)
+
+    box = sandboxes(
+        f"{FIXTURES}.echo.crash", memory_mb=256, exit_info=oom_killed, kill_hook=lambda: calls.append("kill_hook")
+    )
+    box.start(wait_s=20)
+    out = invoke(box, {"code": 137})
+    err = json.loads(out.payload)
+    assert err == {
+        "errorType": "Runtime.OutOfMemory",
+        "errorMessage": f"RequestId: {out.request_id} Error: Runtime exited with error: signal: killed",
+    }
+    assert (
+        f"RequestId: {out.request_id} Error: Runtime exited with error: signal: killed\nRuntime.OutOfMemory" in out.logs
+    )
+    rep = report_of(out.logs)
+    assert rep["u"] == "256" and rep["s"] == "error"
+    assert calls == ["exit_info 137", "kill_hook"]
+
+    box = sandboxes(f"{FIXTURES}.echo.crash", exit_info=lambda code: ExitInfo(-9))
+    box.start(wait_s=20)
+    err = json.loads(invoke(box, {"code": 137}).payload)
+    assert err["errorType"] == "Runtime.ExitError" and err["errorMessage"].endswith("signal: killed"), err
+
+
+def test_without_the_watchdog_the_sandbox_does_not_kill_for_memory(sandboxes):
+    """Docker mode turns the sampling watchdog off (the cgroup limit is the authority): a runtime over its
+    size is left to whatever limits it, and its peak is still measured for Max Memory Used."""
+    box = sandboxes(f"{FIXTURES}.echo.allocate", memory_mb=128, enforce_memory=False)
+    box.start(wait_s=20)
+    out = invoke(box, {"mb": 200, "hold": 0.5})
+    assert not out.is_error and json.loads(out.payload) == {"allocated_mb": 200}
+    assert int(report_of(out.logs)["u"]) > 200
 
 
 def test_a_short_memory_spike_between_samples_is_still_out_of_memory(sandboxes):

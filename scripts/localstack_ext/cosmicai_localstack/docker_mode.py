@@ -1,19 +1,29 @@
 """Docker mode: an execution environment is the function's image run by the local Docker engine.
 
 Stdlib only. The container shares the host network, so the Runtime API and LocalStack are on 127.0.0.1.
+Its memory size is the kernel's to enforce, as on Lambda: `docker run --memory N --memory-swap N` caps
+the container's cgroup with no swap, and a container the kernel's OOM killer stopped (docker's
+State.OOMKilled) is reported as `Runtime.OutOfMemory`. The sandbox's own sampling watchdog is off here
+(it only measures Max Memory Used), so no kill comes from us first. Containers run without `--rm`: their
+state is read after they exit, then `Container.remove` (the sandbox's kill hook) deletes them.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Mapping
 
 from . import process_env as penv
-from .sandbox import SandboxSpec
+from .sandbox import ExitInfo, SandboxSpec
 
 # variables the docker CLI itself needs (never forwarded into the container)
 DOCKER_CLIENT_VARS = ("DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_CONTEXT")
+# how long exit_info waits for the engine to record a container's end after its `docker run` returned
+EXIT_STATE_WAIT_S = 1.0
+# docker reports a container whose first process died of signal n as exit code 128 + n
+SIGNAL_EXIT_BASE = 128
 
 
 def docker_environ(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -40,6 +50,50 @@ class Container:
         self.docker = docker
         self.environ = environ if environ is not None else docker_environ()  # the CLI's environment (DOCKER_HOST)
         self._pid: int | None = None
+
+    def state(self) -> tuple[str, int, bool] | None:
+        """(State.Status, State.ExitCode, State.OOMKilled) from `docker inspect`; None without the container."""
+        out = subprocess.run(
+            [
+                self.docker,
+                "inspect",
+                "--format",
+                "{{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}}",
+                self.name,
+            ],
+            env=self.environ,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        fields = out.stdout.split()
+        if out.returncode != 0 or len(fields) != 3 or not fields[1].lstrip("-").isdigit():
+            return None
+        return fields[0], int(fields[1]), fields[2] == "true"
+
+    def exit_info(self, cli_returncode: int | None) -> ExitInfo:
+        """How the container ended, read before `remove`: its exit code (128 + n reported as signal n, as
+        Lambda describes a killed runtime) and whether the kernel's OOM killer stopped it (State.OOMKilled).
+
+        Falls back to the `docker run` CLI's own returncode when the container is gone or still running
+        (the CLI died, not the container).
+        """
+        deadline = time.monotonic() + EXIT_STATE_WAIT_S
+        while True:
+            state = self.state()
+            if state is None:
+                return ExitInfo(cli_returncode)
+            status, code, oom_killed = state
+            ended = status in ("exited", "dead")
+            # an OOM kill is a SIGKILL (137): give the engine's OOM event a moment if it is not recorded yet
+            if (ended and (oom_killed or code != SIGNAL_EXIT_BASE + 9)) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        if not ended:
+            return ExitInfo(cli_returncode)
+        if SIGNAL_EXIT_BASE < code < SIGNAL_EXIT_BASE + 65:
+            code = -(code - SIGNAL_EXIT_BASE)
+        return ExitInfo(code, oom_killed)
 
     def remove(self) -> None:
         """`docker rm -f`: stops the container even when the CLI that ran it is already dead."""
@@ -97,6 +151,8 @@ def docker_spec(
         memory_mb=int(memory_mb),
         timeout_s=float(timeout_s),
         version=version,
+        enforce_memory=False,  # the container's cgroup limit does (docker run --memory/--memory-swap)
         kill_hook=container.remove,
         measure_root=container.root_pid,
+        exit_info=container.exit_info,
     )

@@ -70,12 +70,13 @@ def exit_error(request_id: str, returncode: int | None) -> bytes:
     )
 
 
-def oom_error(request_id: str, memory_size_mb: int) -> bytes:
-    """`Runtime.OutOfMemory` once the environment exceeded its memory size and was killed."""
+def oom_error(request_id: str) -> bytes:
+    """`Runtime.OutOfMemory` once the environment exceeded its memory size and was killed.
+
+    AWS's body for it names the signal, not the size (the REPORT line shows Max Memory Used at the size).
+    """
     return error_payload(
-        "Runtime.OutOfMemory",
-        f"RequestId: {request_id} Error: Runtime exited with error: signal: killed "
-        f"(memory size {memory_size_mb} MB exceeded)",
+        "Runtime.OutOfMemory", f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
     )
 
 

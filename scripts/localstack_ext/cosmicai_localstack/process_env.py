@@ -151,9 +151,13 @@ def docker_argv(
 ) -> list[str]:
     """`docker run` for one environment: host network (Runtime API and LocalStack on 127.0.0.1), memory capped.
 
-    Values are not on the command line: `-e NAME` makes docker copy them from its own environment.
+    The cap is the kernel's: `--memory` and `--memory-swap` equal (no swap to spill into), so a function
+    over its size is OOM-killed as on Lambda. No `--rm`: the sandbox reads the container's State.OOMKilled
+    after it exits, then removes it. Values are not on the command line: `-e NAME` makes docker copy them
+    from its own environment.
     """
-    argv = [docker, "run", "--rm", "--name", name, "--network", "host", "--memory", f"{int(memory_mb)}m"]
+    memory = f"{int(memory_mb)}m"
+    argv = [docker, "run", "--name", name, "--network", "host", "--memory", memory, "--memory-swap", memory]
     if state_dir:
         argv += ["--label", f"{STATE_LABEL}={state_dir}"]
     for key in env_names:

@@ -1,8 +1,10 @@
 """One Lambda execution environment: a runtime process behind its own Runtime API server.
 
 The runtime (`python -m awslambdaric <handler>`, or a container running it) talks to a
-`RuntimeApiServer` on 127.0.0.1. The sandbox enforces the timeout and the memory size,
-measures durations and peak memory, and writes AWS-format START/END/REPORT lines.
+`RuntimeApiServer` on 127.0.0.1. The sandbox enforces the timeout, measures durations and peak
+memory, and writes AWS-format START/END/REPORT lines. The memory size is enforced by whoever can:
+a container's cgroup limit (the kernel kills it; `exit_info` says so), else, for a plain process,
+this sandbox's watchdog (sampled peak RSS over the memory size).
 Stdlib only, so it runs inside LocalStack's venv and in the project's unit tests.
 """
 
@@ -29,6 +31,15 @@ POLL_S = 0.05
 HISTORY_BYTES = 256 * 1024
 
 
+@dataclass(frozen=True)
+class ExitInfo:
+    """How a runtime ended: `returncode` as Popen gives it (negative: killed by that signal), and
+    whether the kernel's out-of-memory killer did it (a container's cgroup limit)."""
+
+    returncode: int | None
+    oom_killed: bool = False
+
+
 @dataclass
 class SandboxSpec:
     """What to run and under which limits; `env` must not hold AWS_LAMBDA_RUNTIME_API (set per start)."""
@@ -39,11 +50,16 @@ class SandboxSpec:
     timeout_s: float
     cwd: str | None = None
     version: str = "$LATEST"
+    # kill the runtime when its sampled peak RSS passes memory_mb (process mode: nothing else limits it);
+    # off where the kernel enforces the limit (docker mode's cgroup), so the kernel is the only authority
     enforce_memory: bool = True
-    # extra clean-up after the process group is killed (docker mode: `docker kill`)
+    # extra clean-up after the process group is killed (docker mode: `docker rm -f`)
     kill_hook: Callable[[], None] | None = None
     # pid whose process tree is measured (docker mode: the container's init); default: the spawned process
     measure_root: Callable[[subprocess.Popen[bytes]], int | None] | None = None
+    # how the runtime ended, given the spawned process's returncode; read before kill_hook runs
+    # (docker mode: the container's State.ExitCode and State.OOMKilled); default: that returncode, no OOM
+    exit_info: Callable[[int | None], ExitInfo] | None = None
 
 
 @dataclass
@@ -170,6 +186,13 @@ class _Runtime:
                 self.peak_mb = max(self.peak_mb, tree_peak_rss_mb(root))
         return self.peak_mb
 
+    def exit_info(self) -> ExitInfo:
+        """How the runtime ended (call once it has exited, before `kill` removes a container)."""
+        returncode = self.proc.poll()
+        if self.spec.exit_info is not None:
+            return self.spec.exit_info(returncode)
+        return ExitInfo(returncode)
+
     def kill(self) -> str:
         """Kill the process group (and container); returns output nobody has taken yet. Idempotent."""
         with self._kill_lock:
@@ -295,9 +318,9 @@ class Sandbox:
                 return None if inv.done.is_set() else "exit"
             if now >= deadline:
                 return None if inv.done.is_set() else "timeout"
-            if self.spec.enforce_memory and now >= next_memory_check:
+            if now >= next_memory_check:  # sampled either way: Max Memory Used
                 next_memory_check = now + 2 * POLL_S
-                if rt.sample_memory() > self.spec.memory_mb:
+                if rt.sample_memory() > self.spec.memory_mb and self.spec.enforce_memory:
                     return "oom"
         return None
 
@@ -315,6 +338,13 @@ class Sandbox:
             during = rt.out.take()
         else:
             returncode = rt.proc.poll()
+            if failure == "exit":
+                # before kill(): a container is inspected, then removed
+                info = rt.exit_info()
+                returncode = info.returncode
+                if info.oom_killed:
+                    failure = "oom"  # the kernel's cgroup limit killed it
+                    peak = self._at_the_limit()
             during = rt.kill()
             if returncode is None:
                 returncode = rt.proc.returncode
@@ -325,7 +355,7 @@ class Sandbox:
                 body, status = fmt.timeout_error(rid, self.spec.timeout_s), "timeout"
                 extra.append(fmt.timeout_message(rid, self.spec.timeout_s))
             elif failure == "oom":
-                body, status = fmt.oom_error(rid, self.spec.memory_mb), "error"
+                body, status = fmt.oom_error(rid), "error"
                 extra.append(f"RequestId: {rid} Error: Runtime exited with error: signal: killed")
                 extra.append("Runtime.OutOfMemory")
             else:
@@ -335,13 +365,23 @@ class Sandbox:
         logs = self._assemble(rid, before, during, extra, duration_ms, peak, init_ms, status)
         return InvokeOutcome(rid, body, is_error, logs, duration_ms, init_ms, peak, status)
 
+    def _at_the_limit(self) -> float:
+        """Max Memory Used of a runtime the kernel OOM-killed: the size, as AWS reports it. The cgroup's charge
+        reached its limit; the sampled sum of VmHWM can read above it (file-backed pages the cgroup is not
+        charged for) or below it (the last growth came between samples)."""
+        return float(self.spec.memory_mb)
+
     def _init_failure(self, rt: _Runtime, rid: str, state: str | None, before: str, t0: float) -> InvokeOutcome:
         """The runtime failed (or ran out of time) before asking for the event."""
         init_ms = (time.monotonic() - rt.spawned_at) * 1000.0
         peak = rt.sample_memory()
-        returncode = rt.proc.poll()
+        info = rt.exit_info() if state == "exited" and not rt.killed else ExitInfo(rt.proc.poll())
+        returncode = info.returncode
         if state == "init_error" and rt.server.init_error is not None:
             body, status = rt.server.init_error.body, "error"
+        elif info.oom_killed:  # the kernel's cgroup limit killed it during init
+            body, status = fmt.oom_error(rid), "error"
+            peak = self._at_the_limit()
         elif state == "exited" or rt.killed:
             body, status = fmt.exit_error(rid, returncode if returncode is not None else -9), "error"
         else:
