@@ -41,8 +41,12 @@ def raw_shard(ids: np.ndarray, images: np.ndarray, mags: np.ndarray, z: np.ndarr
     tensors = {"object_id": ids, "images": images, "magnitudes": mags}
     if z is not None:
         tensors["redshift"] = z
-    meta = {"format": "cosmicai.shard", "version": "1", "count": str(len(ids)),
-            "has_redshift": "true" if z is not None else "false"}
+    meta = {
+        "format": "cosmicai.shard",
+        "version": "1",
+        "count": str(len(ids)),
+        "has_redshift": "true" if z is not None else "false",
+    }
     return save(tensors, metadata=meta)
 
 
@@ -75,8 +79,12 @@ def _duplicate_ids(seed: int) -> bytes:
 
 
 def _empty() -> bytes:
-    return raw_shard(np.zeros(0, np.int64), np.zeros((0, 5, 32, 32), np.float32), np.zeros((0, 5), np.float32),
-                     np.zeros(0, np.float32))
+    return raw_shard(
+        np.zeros(0, np.int64),
+        np.zeros((0, 5, 32, 32), np.float32),
+        np.zeros((0, 5), np.float32),
+        np.zeros(0, np.float32),
+    )
 
 
 def _good(seed: int) -> bytes:
@@ -141,8 +149,13 @@ def _use_wrapper(lam: Any, name: str) -> None:
 class FaultRun:
     """The faulty execution's area, summary and the shards it planned."""
 
-    def __init__(self, area: Area, desc: dict[str, Any], shards: dict[str, tuple[bytes, int, str | None]],
-                 deleted_before_worker: bool) -> None:
+    def __init__(
+        self,
+        area: Area,
+        desc: dict[str, Any],
+        shards: dict[str, tuple[bytes, int, str | None]],
+        deleted_before_worker: bool,
+    ) -> None:
         self.area, self.desc, self.shards = area, desc, shards
         self.summary = area.result("summary.json")
         self.plan = area.result("plan.json")
@@ -199,7 +212,9 @@ def test_run_is_partial_and_good_shards_are_predicted(fault_run: FaultRun) -> No
     expect_ok = [n for n, (_, _, err) in fault_run.shards.items() if err is None]
     assert fault_run.summary["objects"]["predicted"] == N * len(expect_ok)
     for name in expect_ok:
-        table = pq.read_table(io.BytesIO(fault_run.area.result_bytes(f"{fault_run.area.output_prefix}predictions/{name}.parquet")))
+        table = pq.read_table(
+            io.BytesIO(fault_run.area.result_bytes(f"{fault_run.area.output_prefix}predictions/{name}.parquet"))
+        )
         assert table.num_rows == N and len(set(table.column("object_id").to_pylist())) == N
 
 
@@ -249,7 +264,8 @@ def test_worker_timeout(fault_run: FaultRun) -> None:
 
 def test_worker_out_of_memory(fault_run: FaultRun) -> None:
     _assert_failed_with(fault_run, "fault-oom-0")
-    assert str(INFER_MEMORY_MB) in fault_run.failure("fault-oom-0")["message"]
+    # AWS's message for an out-of-memory kill names the signal, not the memory size
+    assert "Runtime exited with error: signal: killed" in fault_run.failure("fault-oom-0")["message"]
 
 
 def test_transient_errors_are_retried_then_succeed(fault_run: FaultRun) -> None:
