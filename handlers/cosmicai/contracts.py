@@ -104,7 +104,7 @@ class WorkItem(BaseModel):
     output: str = Field(pattern=r"^s3://")
     batch_size: int = Field(ge=1, le=MAX_BATCH_SIZE)
     precision: Precision
-    backend: Backend = "torch"
+    backend: Backend | None = None  # None: the function's INIT backend (handlers/infer.py)
     # per-object uncertainty (cosmicai.uncertainty): tta8 predicts the 8 rotations/flips of each cutout
     uncertainty: UncertaintyMode = "none"
     objects: int | None = None
@@ -123,7 +123,10 @@ class WorkItem(BaseModel):
 
     def wire(self) -> dict[str, Any]:
         """The JSON object plan.json / resume.json hold (`resume` only on a resumed item)."""
-        return self.model_dump(mode="json", exclude=None if self.resume else {"resume"})
+        drop = set() if self.resume else {"resume"}
+        if self.backend is None:  # unset: the function's own backend, as the payload left it
+            drop.add("backend")
+        return self.model_dump(mode="json", exclude=drop or None)
 
     @property
     def location(self) -> RunLocation:

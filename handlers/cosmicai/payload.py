@@ -79,7 +79,12 @@ class RunPayload(BaseModel):
     )
     max_concurrency: int = Field(100, ge=1, le=MAX_CONCURRENCY_LIMIT)
     precision: Precision = "fp32"
-    backend: Backend = Field("torch", description="engine backend of the workers (cosmicai.engine)")
+    # None: the backend the inference function loads at INIT (Terraform's infer_backend, i.e.
+    # COSMICAI_BACKEND; torch by default), so an OpenVINO function never imports torch for a
+    # payload that does not name a backend.
+    backend: Backend | None = Field(
+        None, description="engine backend of the workers (cosmicai.engine); unset: the inference function's own"
+    )
     uncertainty: UncertaintyMode = Field(
         "none",
         description="per-object z_err and 16/84 percentiles from the 8 rotations/flips of each cutout "

@@ -205,7 +205,7 @@ def worker_provenance(engine: Any, item: WorkItem) -> Provenance:
         weights_name=name,
         weights_sha256=sha,
         model_card=card,
-        backend=str(getattr(engine, "backend", item.backend)),
+        backend=getattr(engine, "backend", None) or item.backend,
         precision=str(getattr(engine, "precision", item.precision)),
         uncertainty=item.uncertainty,
     )

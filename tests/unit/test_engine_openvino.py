@@ -136,9 +136,10 @@ def test_payload_backend_and_fast_reach_the_work_item() -> None:
     assert items[0].wire()["backend"] == "openvino" and items[0].wire()["precision"] == "fast"
     item = WorkItem.parse(items[0].wire())
     assert (item.backend, item.precision) == ("openvino", "fast")
-    default = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/"})
-    assert (default.backend, default.precision) == ("torch", "fp32")
-    assert WorkItem.parse({k: v for k, v in items[0].wire().items() if k != "backend"}).backend == "torch"
+    default = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "run_id": "r2"})
+    assert (default.backend, default.precision) == (None, "fp32")  # None: the inference function's own backend
+    unset = plan_work_items(default, [ShardInfo("in/part-0.safetensors", "part-0", 100, 2)])[0].wire()
+    assert "backend" not in unset and WorkItem.parse(unset).backend is None
 
 
 def test_openvino_worker_init_never_imports_torch(demo: dict) -> None:

@@ -106,7 +106,6 @@ def test_nothing_unfinished_gives_no_items() -> None:
     todo = unfinished_item(item, outcomes[:1] + [outcome("k2", "failed")])
     assert todo is not None and todo.wire() == common | {
         "item_id": "a",
-        "backend": "torch",
         "uncertainty": "none",
         "objects": None,
         "shards": shards[1:],

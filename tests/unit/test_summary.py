@@ -98,7 +98,10 @@ def test_parse_cause_reads_lambda_error_json() -> None:
 
 
 class _TinyEngine:
-    """A deterministic predictor (a fixed linear map of the magnitudes) so the test is fast."""
+    """A deterministic predictor (a fixed linear map of the magnitudes) so the test is fast; like every
+    engine it knows its backend (the item's may be unset: the function's own)."""
+
+    backend = "torch"
 
     def predict(self, images: np.ndarray, magnitudes: np.ndarray) -> np.ndarray:
         return (0.01 * magnitudes.sum(axis=1) - 0.5 + 0.001 * images.mean(axis=(1, 2, 3))).astype(np.float32)
@@ -165,7 +168,7 @@ def test_full_run_through_worker_and_summary(run_store: MemoryS3) -> None:
     assert prov["consistent"] and prov["items_unrecorded"] == 1
     assert [c["items"] for c in prov["combinations"]] == [2]
     assert prov["cosmicai_version"] == cosmicai.__version__ and prov["uncertainty"] == "none"
-    assert (prov["backend"], prov["precision"]) == ("torch", "fp32")  # the tiny engine names none: the item's
+    assert (prov["backend"], prov["precision"]) == ("torch", "fp32")  # the engine's backend; no precision: the item's
     assert prov["weights_sha256"] == weights_sha256(default_weights_path())
     assert prov["weights_name"] == default_weights_path().name
     assert reports[0]["provenance"] == {k: prov[k] for k in PROVENANCE_FIELDS}
