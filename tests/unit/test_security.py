@@ -236,6 +236,11 @@ REVIEWED_EXEC_SITES = {
         "probe_cold_start",
         "subprocess.run",
     ): "bench cold-start probe: sys.executable with a constant script",
+    (
+        "bench_system.py",
+        "_capped_class",
+        "subprocess.run",
+    ): "bench's AVX2-capped class: sys.executable -m cosmicai.cli bench-system with the bench's own CLI arguments",
 }
 
 
