@@ -313,6 +313,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     classes = [c.strip() for c in args.cpu_classes.split(",") if c.strip()]
     ov_model, blob_weights, plain_weights = None, weights, weights
     if "openvino" in backends:
+        try:
+            import openvino  # noqa: F401  # the backend's package (the infer extra)
+        except ImportError:
+            print("bench-system: openvino is not installed: the OpenVINO rows are not measured", flush=True)
+            backends.remove("openvino")
+            results["openvino_not_measured"] = "the openvino package is not installed"
+    if "openvino" in backends:
         from cosmicai import engine_openvino
 
         print("writing the engine files (OpenVINO IR, qualification, compiled blobs) ...", flush=True)
