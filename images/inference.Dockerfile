@@ -41,7 +41,8 @@ assert torch.version.cuda is None, 'torch ' + torch.__version__ + ' is a CUDA bu
 # (astromae.openvino/), the validation set and the qualification of every backend and precision
 # on this builder's CPU (astromae.qualification.json; a worker on another CPU class re-checks at
 # start-up), and the fp32 and int8 parts compiled for this builder's CPU class at one thread
-# (astromae.openvino/compiled/, ~59 MB: a worker of that class imports them instead of compiling).
+# (astromae.openvino/compiled/, 17 MB: a worker of that class imports them instead of compiling;
+# not `rest`, whose blob carries 42 MB of f32 weights for ~0.1 s of compilation at INIT).
 # Then the cosmicai modules the infer handler never imports go (the CLI, the bench, training:
 # images/runtime_modules.py; the conversion above was their last use), and an
 # OpenVINO worker's smoke import, which must not load torch, runs on what is left.
@@ -57,7 +58,7 @@ RUN mkdir -p /opt/cosmicai/weights /opt/cosmicai/home/intel \
  && OMP_NUM_THREADS=1 /opt/venv/bin/python -m cosmicai.cli convert-checkpoint /opt/cosmicai/weights/astromae.safetensors \
     --openvino --qualify --validation /ctx/weights/validation.safetensors \
  && OMP_NUM_THREADS=1 /opt/venv/bin/python -m cosmicai.engine_openvino export-compiled \
-    /opt/cosmicai/weights/astromae.safetensors --threads 1 --precisions fp32,int8 \
+    /opt/cosmicai/weights/astromae.safetensors --threads 1 --precisions fp32,int8 --parts embed,blocks,blocks_int8 \
  && /opt/venv/bin/python /ctx/runtime_modules.py /opt/cosmicai/site cosmicai.handlers.infer \
  && COSMICAI_WEIGHTS=/opt/cosmicai/weights/astromae.safetensors COSMICAI_BACKEND=openvino \
     /opt/venv/bin/python -c "import sys, cosmicai.handlers.infer, openvino_telemetry; \

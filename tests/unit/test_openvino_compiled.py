@@ -71,3 +71,23 @@ def test_an_index_of_another_ir_is_ignored(ir: Path, tmp_path: Path) -> None:
     index["ir_created"] = "1999-01-01T00:00:00Z"
     index_path.write_text(json.dumps(index))
     assert EO.load(folder).blobs == []
+
+
+def test_parts_left_out_compile_at_init_and_blobs_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    weights = tmp_path / "astromae.safetensors"
+    shutil.copyfile(DEMO, weights)
+    prepare_engine_files(weights, openvino=True, qualify=False)
+    index = EO.export_compiled(EO.ir_dir(weights), weights, precisions=("int8",), parts=("embed", "blocks_int8"))
+    assert {b["part"] for b in index["blobs"]} == {"embed", "blocks_int8"}
+    m = EO.load(EO.ir_dir(weights), weights)
+    images, mags = read_validation(packaged_validation(), 4)
+    Engine(m, precision="int8", threads=1, backend="openvino").predict(images, mags)
+    assert {k[0]: v for k, v in m.made.items()} == {"embed": "imported", "blocks_int8": "imported", "rest": "compiled"}
+    assert m.parts.read == ("rest",)
+
+    def corrupt(compiled: object, blob: bytes, config: dict, what: str, tol: float = 1e-6) -> None:
+        raise EO.BlobMismatchError(f"the compiled blob of {what} differs")
+
+    monkeypatch.setattr(EO, "_check_blob", corrupt)
+    with pytest.raises(EO.BlobMismatchError):
+        EO.export_compiled(EO.ir_dir(weights), weights, threads=(2,), precisions=("fp32",), parts=("embed",))

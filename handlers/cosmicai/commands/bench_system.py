@@ -191,12 +191,16 @@ AVX2_NOT_MEASURED = {
 }
 
 
+# The compiled parts the inference image ships (images/inference.Dockerfile's export-compiled).
+IMAGE_BLOB_PARTS = ("embed", "blocks", "blocks_int8")
+
+
 def engine_files(weights: Path, tmp: Path) -> tuple[Path, Path]:
     """(weights with their engine files, the same without compiled blobs): a copy of the weights with
     the OpenVINO IR, validation set and qualification written next to it (`cosmicai convert-checkpoint
-    --openvino --qualify`, as the inference image build does) and the fp32/int8 parts compiled for this
-    CPU class at one thread (`export-compiled`, as the image does); and a second copy of the IR without
-    the blobs (a worker on a CPU class the image was not built on)."""
+    --openvino --qualify`, as the inference image build does) and the fp32/int8 parts the image ships
+    compiled for this CPU class at one thread (`export-compiled --parts embed,blocks,blocks_int8`); and a
+    second copy of the IR without the blobs (a worker on a CPU class the image was not built on)."""
     import shutil
 
     from cosmicai import engine_openvino
@@ -214,7 +218,9 @@ def engine_files(weights: Path, tmp: Path) -> tuple[Path, Path]:
     for suffix in (".qualification.json", ".validation.safetensors"):
         shutil.copyfile(folder / f"astromae{suffix}", plain / f"astromae{suffix}")
     shutil.copytree(engine_openvino.ir_dir(w), engine_openvino.ir_dir(w2))
-    engine_openvino.export_compiled(engine_openvino.ir_dir(w), w, threads=(1,), precisions=("fp32", "int8"))
+    engine_openvino.export_compiled(
+        engine_openvino.ir_dir(w), w, threads=(1,), precisions=("fp32", "int8"), parts=IMAGE_BLOB_PARTS
+    )
     return w, w2
 
 
@@ -327,7 +333,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         ov_model = engine_openvino.load(engine_openvino.ir_dir(blob_weights), blob_weights)
         results["engine_files"] = {
             "how": "cosmicai convert-checkpoint W --openvino --qualify and python -m cosmicai.engine_openvino "
-            "export-compiled W --threads 1 --precisions fp32,int8 on a copy of the weights (as the inference image "
+            "export-compiled W --threads 1 --precisions fp32,int8 --parts embed,blocks,blocks_int8 on a copy of "
+            "the weights (as the inference image "
             "build does); the qualification's fast choice per backend: " + json.dumps(_fast_choices(blob_weights)),
         }
     cfg = worker_path.WorkerBenchConfig(
