@@ -16,9 +16,7 @@ import pytest
 from cosmicai.shards import Shard, write_shard
 
 
-def build_shard(
-    n: int = 8, seed: int = 0, with_redshift: bool = True, size: int = 32, id_start: int = 0
-) -> Shard:
+def build_shard(n: int = 8, seed: int = 0, with_redshift: bool = True, size: int = 32, id_start: int = 0) -> Shard:
     """A deterministic synthetic shard: SDSS-like magnitudes, redshifts in [0.01, 0.4]."""
     rng = np.random.default_rng(seed)
     z = rng.uniform(0.01, 0.4, n).astype(np.float32)

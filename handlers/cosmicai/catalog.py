@@ -56,8 +56,15 @@ class CatalogError(ValueError):
     """A catalog that cannot be written or read; the message names the source and problem."""
 
 
-def catalog_table(object_ids: Any, z_pred: Any, z_true: Any = None, *, ra: Any = None, dec: Any = None,
-                  uncertainty: Mapping[str, Any] | None = None) -> pa.Table:
+def catalog_table(
+    object_ids: Any,
+    z_pred: Any,
+    z_true: Any = None,
+    *,
+    ra: Any = None,
+    dec: Any = None,
+    uncertainty: Mapping[str, Any] | None = None,
+) -> pa.Table:
     """Build the catalog table; NaN in `z_true`, `ra` or `dec` becomes null (unknown). `uncertainty`:
     the UNCERTAINTY_COLUMNS arrays (all three), appended after the five columns."""
     ids = np.asarray(object_ids)
@@ -99,8 +106,15 @@ def _position(values: Any, what: str, n: int) -> pa.Array:
 
 
 def catalog_to_bytes(
-    object_ids: Any, z_pred: Any, z_true: Any = None, fmt: str = "parquet", *, ra: Any = None, dec: Any = None,
-    provenance: Mapping[str, Any] | None = None, uncertainty: Mapping[str, Any] | None = None,
+    object_ids: Any,
+    z_pred: Any,
+    z_true: Any = None,
+    fmt: str = "parquet",
+    *,
+    ra: Any = None,
+    dec: Any = None,
+    provenance: Mapping[str, Any] | None = None,
+    uncertainty: Mapping[str, Any] | None = None,
 ) -> bytes:
     """Serialise a catalog in memory (for an S3 PUT); `provenance` goes into Parquet's key-value metadata."""
     buf = io.BytesIO()
@@ -113,8 +127,10 @@ def catalog_to_bytes(
 
 def provenance_metadata(provenance: Mapping[str, Any]) -> dict[str, str]:
     """Parquet key-value metadata of a provenance mapping: `cosmicai.<key>` -> string (JSON if not one)."""
-    return {PROVENANCE_PREFIX + str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True)
-            for k, v in provenance.items()}
+    return {
+        PROVENANCE_PREFIX + str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+        for k, v in provenance.items()
+    }
 
 
 def catalog_provenance(src: Path | str | bytes) -> dict[str, Any]:

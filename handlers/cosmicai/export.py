@@ -45,8 +45,11 @@ COLUMNS: dict[str, ColumnInfo] = {
     "z_true": ColumnInfo("", "true redshift from the input shards (dimensionless); NaN/null: unknown"),
     "ra": ColumnInfo("deg", "right ascension of the object, as given in the input table (degrees)"),
     "dec": ColumnInfo("deg", "declination of the object, as given in the input table (degrees)"),
-    "z_err": ColumnInfo("", "1-sigma error of z_pred (dimensionless): std of the predictions of the 8 "
-                            "rotations/flips x the scale calibrated in the model card"),
+    "z_err": ColumnInfo(
+        "",
+        "1-sigma error of z_pred (dimensionless): std of the predictions of the 8 "
+        "rotations/flips x the scale calibrated in the model card",
+    ),
     "z_p16": ColumnInfo("", "16th percentile of z (dimensionless): of the 8 rotations/flips, calibrated like z_err"),
     "z_p84": ColumnInfo("", "84th percentile of z (dimensionless): of the 8 rotations/flips, calibrated like z_err"),
 }

@@ -301,7 +301,10 @@ class DeltaDistribution:
         def kth(k: int) -> float:
             """The k-th smallest deviation (0-based)."""
             best = math.inf
-            for own, own_cum, other, other_cum in ((left, cum_left, right, cum_right), (right, cum_right, left, cum_left)):
+            for own, own_cum, other, other_cum in (
+                (left, cum_left, right, cum_right),
+                (right, cum_right, left, cum_left),
+            ):
                 if own.size == 0:
                     continue
                 at = np.searchsorted(other, own, side="right")
@@ -340,13 +343,24 @@ class DeltaDistribution:
         sigma_iqr = (self.quantile(0.75) - self.quantile(0.25)) / RAIL_IQR_DIVISOR
         threshold = max(RAIL_OUTLIER_FLOOR, 3.0 * sigma_iqr)
         # 3 sigma_IQR may be off by 3 x its bound; when it is that close to the floor, so is the threshold.
-        margin = 3.0 * RAIL_SIGMA_IQR_ERROR_BOUND if 3.0 * sigma_iqr > RAIL_OUTLIER_FLOOR - 3.0 * RAIL_SIGMA_IQR_ERROR_BOUND else 0.0
+        margin = (
+            3.0 * RAIL_SIGMA_IQR_ERROR_BOUND
+            if 3.0 * sigma_iqr > RAIL_OUTLIER_FLOOR - 3.0 * RAIL_SIGMA_IQR_ERROR_BOUND
+            else 0.0
+        )
         margin *= 1.0 + 1e-9  # float rounding of the quantiles' interpolation (a few ulps)
         low, high = self.abs_above(threshold, margin)
         outliers = int(self.counts[np.abs(self.values) > threshold].sum())
-        return RailFigures(n=n, bias=self.median(), sigma_iqr=sigma_iqr,
-                           sigma_mad=RAIL_MAD_FACTOR * (self.mad() if mad is None else mad),
-                           threshold=threshold, threshold_margin=margin, outliers=outliers, outliers_bracket=(low, high))
+        return RailFigures(
+            n=n,
+            bias=self.median(),
+            sigma_iqr=sigma_iqr,
+            sigma_mad=RAIL_MAD_FACTOR * (self.mad() if mad is None else mad),
+            threshold=threshold,
+            threshold_margin=margin,
+            outliers=outliers,
+            outliers_bracket=(low, high),
+        )
 
 
 @dataclass(frozen=True)
@@ -364,14 +378,24 @@ class RailFigures:
 
     def metrics(self) -> dict[str, float]:
         """summary.json's `metrics.rail`: {bias, sigma_iqr, sigma_mad, outlier_rate}."""
-        return {"bias": self.bias, "sigma_iqr": self.sigma_iqr, "sigma_mad": self.sigma_mad,
-                "outlier_rate": self.outliers / self.n}
+        return {
+            "bias": self.bias,
+            "sigma_iqr": self.sigma_iqr,
+            "sigma_mad": self.sigma_mad,
+            "outlier_rate": self.outliers / self.n,
+        }
 
     def outlier_bounds(self) -> dict[str, Any]:
         """The bracket the histogram gives on the exact outlier rate (summary.json metrics_source.rail_outlier_rate)."""
         low, high = self.outliers_bracket
-        return {"threshold": self.threshold, "threshold_error": self.threshold_margin, "lower": low / self.n,
-                "upper": high / self.n, "objects_undecided": high - low, "exact": low == high}
+        return {
+            "threshold": self.threshold,
+            "threshold_error": self.threshold_margin,
+            "lower": low / self.n,
+            "upper": high / self.n,
+            "objects_undecided": high - low,
+            "exact": low == high,
+        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,8 +430,13 @@ class TruthMoments:
             return other
         n = self.n + other.n
         d = other.mean - self.mean
-        return TruthMoments(n, self.mean + d * (other.n / n), self.m2 + other.m2 + d * d * (self.n * other.n / n),
-                            min(self.lo, other.lo), max(self.hi, other.hi))
+        return TruthMoments(
+            n,
+            self.mean + d * (other.n / n),
+            self.m2 + other.m2 + d * d * (self.n * other.n / n),
+            min(self.lo, other.lo),
+            max(self.hi, other.hi),
+        )
 
 
 @dataclass
@@ -482,13 +511,21 @@ class MetricPartial:
 
     def distribution(self) -> DeltaDistribution:
         """The represented deltas (bin centres and exact extremes), sorted."""
-        return _distribution([bin_centres(self.bins), self.extremes],
-                             [self.counts, np.ones(self.extremes.size, np.int64)])
+        return _distribution(
+            [bin_centres(self.bins), self.extremes], [self.counts, np.ones(self.extremes.size, np.int64)]
+        )
 
     def compute(self) -> dict[str, Any]:
         """This partial's metrics (MetricsError if it holds no objects)."""
-        return _figures(self.n, self.outliers, self.sum_abs_err, self.sum_sq_err, self.sum_delta, self.truth,
-                        self.distribution() if self.n else None) | coverage(self.covered, self.with_err)
+        return _figures(
+            self.n,
+            self.outliers,
+            self.sum_abs_err,
+            self.sum_sq_err,
+            self.sum_delta,
+            self.truth,
+            self.distribution() if self.n else None,
+        ) | coverage(self.covered, self.with_err)
 
 
 def _covered(t: np.ndarray, p: np.ndarray, z_err: Any) -> np.ndarray | None:
@@ -513,8 +550,16 @@ def _distribution(values: list[np.ndarray], counts: list[np.ndarray]) -> DeltaDi
     return DeltaDistribution(v[order], c[order].astype(np.int64))
 
 
-def _figures(n: int, outliers: int, sum_abs: float, sum_sq: float, sum_delta: float, truth: TruthMoments,
-             dist: DeltaDistribution | None, mad: float | None = None) -> dict[str, Any]:
+def _figures(
+    n: int,
+    outliers: int,
+    sum_abs: float,
+    sum_sq: float,
+    sum_delta: float,
+    truth: TruthMoments,
+    dist: DeltaDistribution | None,
+    mad: float | None = None,
+) -> dict[str, Any]:
     """The METRIC_KEYS dict from merged sums and the delta distribution (`mad`: its MAD if known)."""
     if n == 0 or dist is None:
         raise MetricsError("no objects to score")
@@ -569,7 +614,9 @@ class MetricAccumulator:
         self._sparse_bins, self._sparse_counts = _sum_by_bin(bins, counts)
         self._pending, self._pending_size = [], 0
 
-    def _add_sums(self, n: int, outliers: int, sum_abs: float, sum_sq: float, sum_delta: float, truth: TruthMoments) -> None:
+    def _add_sums(
+        self, n: int, outliers: int, sum_abs: float, sum_sq: float, sum_delta: float, truth: TruthMoments
+    ) -> None:
         self.n += n
         self.outliers += outliers
         self._abs.add(sum_abs)
@@ -620,18 +667,33 @@ class MetricAccumulator:
         low_x, high_x = extremes[extremes < 0], extremes[extremes > 0]
         low = self._sparse_bins < 0
         # already in ascending order: extremes below, sparse bins below -1, the dense grid, sparse above, extremes above
-        values = np.concatenate([low_x, bin_centres(self._sparse_bins[low]), bin_centres(np.arange(DENSE_BINS)),
-                                 bin_centres(self._sparse_bins[~low]), high_x])
-        counts = np.concatenate([np.ones(low_x.size, np.int64), self._sparse_counts[low], self._dense,
-                                 self._sparse_counts[~low], np.ones(high_x.size, np.int64)])
+        values = np.concatenate(
+            [
+                low_x,
+                bin_centres(self._sparse_bins[low]),
+                bin_centres(np.arange(DENSE_BINS)),
+                bin_centres(self._sparse_bins[~low]),
+                high_x,
+            ]
+        )
+        counts = np.concatenate(
+            [
+                np.ones(low_x.size, np.int64),
+                self._sparse_counts[low],
+                self._dense,
+                self._sparse_counts[~low],
+                np.ones(high_x.size, np.int64),
+            ]
+        )
         return DeltaDistribution(values, counts)
 
     def compute(self) -> dict[str, Any]:
         """The METRIC_KEYS dict of everything merged (MetricsError if no objects)."""
         if self.n == 0:
             raise MetricsError("no objects to score")
-        return _figures(self.n, self.outliers, self._abs.value, self._sq.value, self._delta.value, self.truth,
-                        self.distribution()) | coverage(self.covered, self.with_err)
+        return _figures(
+            self.n, self.outliers, self._abs.value, self._sq.value, self._delta.value, self.truth, self.distribution()
+        ) | coverage(self.covered, self.with_err)
 
     def compute_with_rail(self) -> tuple[dict[str, Any], RailFigures]:
         """(METRIC_KEYS dict plus `rail`: RAIL_KEYS dict, the RAIL figures with their outlier bracket),
@@ -641,8 +703,9 @@ class MetricAccumulator:
         dist = self.distribution()
         mad = dist.mad()
         rail = dist.rail(mad)
-        figures = _figures(self.n, self.outliers, self._abs.value, self._sq.value, self._delta.value, self.truth,
-                           dist, mad)
+        figures = _figures(
+            self.n, self.outliers, self._abs.value, self._sq.value, self._delta.value, self.truth, dist, mad
+        )
         return figures | coverage(self.covered, self.with_err) | {"rail": rail.metrics()}, rail
 
 
@@ -656,8 +719,12 @@ def error_bounds() -> dict[str, Any]:
         "float64_sums": ["mae", "mse", "bias", "r2"],
         # RAIL's figures (metrics.rail): median-based, so within these of the exact ones; the outlier
         # rate is bracketed per run in metrics_source.rail_outlier_rate (exact when lower == upper).
-        "rail": {"bias": DELTA_ERROR_BOUND, "sigma_iqr": RAIL_SIGMA_IQR_ERROR_BOUND,
-                 "sigma_mad": RAIL_SIGMA_MAD_ERROR_BOUND, "outlier_rate": "metrics_source.rail_outlier_rate"},
+        "rail": {
+            "bias": DELTA_ERROR_BOUND,
+            "sigma_iqr": RAIL_SIGMA_IQR_ERROR_BOUND,
+            "sigma_mad": RAIL_SIGMA_MAD_ERROR_BOUND,
+            "outlier_rate": "metrics_source.rail_outlier_rate",
+        },
     }
 
 
@@ -707,11 +774,20 @@ def _unpack_ints(text: Any, limit: int, what: str) -> np.ndarray:
 def _section(s: ShardPartial) -> dict[str, Any]:
     p = s.partial
     truth = {"mean": p.truth.mean, "m2": p.truth.m2, "min": p.truth.lo, "max": p.truth.hi} if p.n else None
-    doc = {"key": s.key, "rows": s.rows, "n": p.n, "outliers": p.outliers, "sum_abs_err": p.sum_abs_err,
-           "sum_sq_err": p.sum_sq_err, "sum_delta": p.sum_delta, "z_true": truth,
-           # first differences of the sorted indices: small numbers, which deflate to ~1.3 bytes a bin
-           "bins": _pack_ints(np.diff(p.bins, prepend=np.int64(0))), "counts": _pack_ints(p.counts),
-           "extremes": [float(x) for x in p.extremes]}
+    doc = {
+        "key": s.key,
+        "rows": s.rows,
+        "n": p.n,
+        "outliers": p.outliers,
+        "sum_abs_err": p.sum_abs_err,
+        "sum_sq_err": p.sum_sq_err,
+        "sum_delta": p.sum_delta,
+        "z_true": truth,
+        # first differences of the sorted indices: small numbers, which deflate to ~1.3 bytes a bin
+        "bins": _pack_ints(np.diff(p.bins, prepend=np.int64(0))),
+        "counts": _pack_ints(p.counts),
+        "extremes": [float(x) for x in p.extremes],
+    }
     if p.with_err:  # only with uncertainty: a section without errors stays what version 1 always wrote
         doc |= {"with_err": p.with_err, "covered": p.covered}
     return doc
@@ -723,8 +799,14 @@ def partials_to_bytes(run_id: str, item_id: str, shards: Sequence[ShardPartial])
     JSON rather than npz: loading a 16-array npz of a 5,000-object item took ~20 ms (zip and
     header parsing per array), this ~1.6 ms, which is what makes 40,000 items a minute's work.
     """
-    doc = {"format": PARTIAL_FORMAT, "version": PARTIAL_VERSION, "grid": _GRID, "run_id": run_id, "item_id": item_id,
-           "shards": [_section(s) for s in shards]}
+    doc = {
+        "format": PARTIAL_FORMAT,
+        "version": PARTIAL_VERSION,
+        "grid": _GRID,
+        "run_id": run_id,
+        "item_id": item_id,
+        "shards": [_section(s) for s in shards],
+    }
     return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -739,14 +821,28 @@ def _read_section(sec: Any) -> ShardPartial:
     bins = np.cumsum(_unpack_ints(sec["bins"], n, "bins"))
     counts = _unpack_ints(sec["counts"], n, "counts")
     extremes = np.asarray(sec["extremes"], dtype=np.float64).reshape(-1)
-    if (bins.shape != counts.shape or (counts < 1).any() or (np.diff(bins) <= 0).any()
-            or int(counts.sum()) + extremes.size != n or not (np.abs(extremes) >= GRID_LIMIT).all()
-            or not np.isfinite(extremes).all()):
+    if (
+        bins.shape != counts.shape
+        or (counts < 1).any()
+        or (np.diff(bins) <= 0).any()
+        or int(counts.sum()) + extremes.size != n
+        or not (np.abs(extremes) >= GRID_LIMIT).all()
+        or not np.isfinite(extremes).all()
+    ):
         raise ValueError(f"histogram of {int(counts.sum())} + {extremes.size} values for n {n}")
     t = sec["z_true"]
     truth = TruthMoments(n, float(t["mean"]), float(t["m2"]), float(t["min"]), float(t["max"])) if n else TruthMoments()
-    partial = MetricPartial(n, outliers, *sums, truth=truth, bins=bins, counts=counts, extremes=np.sort(extremes),
-                            with_err=with_err, covered=hits)
+    partial = MetricPartial(
+        n,
+        outliers,
+        *sums,
+        truth=truth,
+        bins=bins,
+        counts=counts,
+        extremes=np.sort(extremes),
+        with_err=with_err,
+        covered=hits,
+    )
     return ShardPartial(str(sec["key"]), rows, partial)
 
 

@@ -124,8 +124,10 @@ def list_catalogs(s3: Any, loc: RunLocation, keys: Sequence[str]) -> CatalogList
     listed = {o["Key"]: int(o["Size"]) for o in list_objects(s3, loc.bucket, loc.key(PREDICTIONS_DIR))}
     missing = [k for k in keys if k not in listed]
     if missing:
-        raise ReportError(f"{len(missing)} catalog(s) of predicted shards are not in s3://{loc.bucket}/"
-                          f"{loc.key(PREDICTIONS_DIR)}, e.g. {missing[0]} (deleted after the run?)")
+        raise ReportError(
+            f"{len(missing)} catalog(s) of predicted shards are not in s3://{loc.bucket}/"
+            f"{loc.key(PREDICTIONS_DIR)}, e.g. {missing[0]} (deleted after the run?)"
+        )
     return CatalogListing(uri=loc.uri + PREDICTIONS_DIR, keys=sorted(keys), sizes={k: listed[k] for k in keys})
 
 
@@ -149,12 +151,14 @@ def in_place_snippet(uri: str, endpoint: str | None = None, region: str | None =
     if endpoint:
         scheme, _, host = endpoint.rstrip("/").rpartition("://")
         args += [f"endpoint_override={host!r}", f"scheme={scheme or 'https'!r}"]
-    return "\n".join([
-        "import pyarrow.dataset as ds, pyarrow.fs as fs",
-        f"s3 = fs.S3FileSystem({', '.join(args)})",
-        f"catalog = ds.dataset({path!r}, format=\"parquet\", filesystem=s3)",
-        "table = catalog.to_table(columns=[\"object_id\", \"z_pred\", \"z_true\"])  # or .filter(ds.field(\"z_pred\") > 1)",
-    ])
+    return "\n".join(
+        [
+            "import pyarrow.dataset as ds, pyarrow.fs as fs",
+            f"s3 = fs.S3FileSystem({', '.join(args)})",
+            f'catalog = ds.dataset({path!r}, format="parquet", filesystem=s3)',
+            'table = catalog.to_table(columns=["object_id", "z_pred", "z_true"])  # or .filter(ds.field("z_pred") > 1)',
+        ]
+    )
 
 
 def _save_json(path: Path, doc: Any) -> None:
@@ -162,8 +166,13 @@ def _save_json(path: Path, doc: Any) -> None:
     path.write_text(json.dumps(doc, indent=2, sort_keys=True))
 
 
-def fetch_run(s3: Any, loc: RunLocation, run_dir: Path, run_id: str | None = None,
-              catalog_limit: int | None = DEFAULT_CATALOG_LIMIT_BYTES) -> RunFiles:
+def fetch_run(
+    s3: Any,
+    loc: RunLocation,
+    run_dir: Path,
+    run_id: str | None = None,
+    catalog_limit: int | None = DEFAULT_CATALOG_LIMIT_BYTES,
+) -> RunFiles:
     """Download summary/run/plan/worker reports of the run at `loc` and merge its catalog
     when its listed size is at most `catalog_limit` bytes (None: always); else leave it in
     S3 (`RunFiles.in_place`) and download a sample of it for the plots.
@@ -176,8 +185,10 @@ def fetch_run(s3: Any, loc: RunLocation, run_dir: Path, run_id: str | None = Non
     if summary is None:
         raise ReportError(f"{loc.uri}{SUMMARY_FILE} does not exist (the run did not reach Summarize)")
     if run_id is not None and summary.get("run_id") != run_id:
-        raise ReportError(f"{loc.uri}{SUMMARY_FILE} belongs to run {summary.get('run_id')}, not {run_id} "
-                          "(the run did not reach Summarize)")
+        raise ReportError(
+            f"{loc.uri}{SUMMARY_FILE} belongs to run {summary.get('run_id')}, not {run_id} "
+            "(the run did not reach Summarize)"
+        )
     _save_json(run_dir / SUMMARY_FILE, summary)
     run_id = summary.get("run_id")
     docs: dict[str, Any] = {}
@@ -188,11 +199,16 @@ def fetch_run(s3: Any, loc: RunLocation, run_dir: Path, run_id: str | None = Non
     plan = docs[PLAN_FILE] or []
     keys = [o["Key"] for o in list_objects(s3, loc.bucket, loc.key(WORKERS_DIR)) if o["Key"].endswith(".json")]
     with ThreadPoolExecutor(READ_THREADS) as pool:
-        reports = [r for r in pool.map(lambda k: get_json(s3, loc.bucket, k), keys)
-                   if isinstance(r, dict) and r.get("run_id") == run_id]
+        reports = [
+            r
+            for r in pool.map(lambda k: get_json(s3, loc.bucket, k), keys)
+            if isinstance(r, dict) and r.get("run_id") == run_id
+        ]
     for r in reports:
         _save_json(run_dir / WORKERS_DIR / f"{r['item_id']}.json", r)
-    files = RunFiles(run_dir=run_dir, summary=summary, plan=plan, reports=reports, failures=_failures(s3, loc, summary, run_dir))
+    files = RunFiles(
+        run_dir=run_dir, summary=summary, plan=plan, reports=reports, failures=_failures(s3, loc, summary, run_dir)
+    )
     failed = {f["shard"] for f in files.failures}
     pred_keys = sorted(loc.prediction_key(s["name"]) for item in plan for s in item["shards"] if s["key"] not in failed)
     listing = list_catalogs(s3, loc, pred_keys)
@@ -207,8 +223,14 @@ def fetch_run(s3: Any, loc: RunLocation, run_dir: Path, run_id: str | None = Non
     sample = sample_keys(listing)
     sample_rows = _merge_catalogs(s3, loc.bucket, sample, run_dir / SAMPLE_FILE)
     files.sample_path = run_dir / SAMPLE_FILE
-    files.in_place = CatalogInPlace(uri=listing.uri, bytes=listing.bytes, files=len(listing.keys), limit=catalog_limit,
-                                    sample_files=len(sample), sample_rows=sample_rows)
+    files.in_place = CatalogInPlace(
+        uri=listing.uri,
+        bytes=listing.bytes,
+        files=len(listing.keys),
+        limit=catalog_limit,
+        sample_files=len(sample),
+        sample_rows=sample_rows,
+    )
     return files
 
 
@@ -234,7 +256,8 @@ def _read_in_order(read: Callable[[str], Any], keys: Sequence[str], window: int 
     with memory bounded by the window, not by the catalog."""
     with ThreadPoolExecutor(READ_THREADS) as pool:
         todo = iter(keys)
-        pending: deque[Future] = deque(pool.submit(read, k) for k, _ in zip(todo, range(window)))
+        # the first `window` keys (zip stops at the shorter: fewer keys than the window is fine)
+        pending: deque[Future[Any]] = deque(pool.submit(read, k) for k, _ in zip(todo, range(window), strict=False))
         while pending:
             result = pending.popleft().result()
             nxt = next(todo, None)
@@ -278,6 +301,11 @@ def _merge_catalogs(s3: Any, bucket: str, keys: Sequence[str], dst: Path) -> int
     return rows
 
 
+def _cell(text: object, limit: int = 300) -> str:
+    """Text fit for one Markdown table cell: no column separators, at most `limit` characters."""
+    return str(text).replace("|", "/")[:limit]
+
+
 def plot_points(path: Path, max_points: int = PLOT_MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
     """(z_true, z_pred) of every k-th row of a catalog, at most about `max_points` rows, read
     batch by batch so a catalog of any size fits in memory; z_true is NaN where unknown."""
@@ -288,9 +316,8 @@ def plot_points(path: Path, max_points: int = PLOT_MAX_POINTS) -> tuple[np.ndarr
     true_parts, pred_parts, offset = [], [], 0
     for batch in f.iter_batches(columns=["z_true", "z_pred"], batch_size=65_536):
         first = (-offset) % stride  # keep rows whose catalog index is a multiple of the stride
-        col = lambda name: batch.column(name).to_numpy(zero_copy_only=False).astype(np.float64)[first::stride]  # noqa: E731
-        true_parts.append(col("z_true"))
-        pred_parts.append(col("z_pred"))
+        for name, parts in (("z_true", true_parts), ("z_pred", pred_parts)):
+            parts.append(batch.column(name).to_numpy(zero_copy_only=False).astype(np.float64)[first::stride])
         offset += batch.num_rows
     if not true_parts:
         return np.empty(0), np.empty(0)
@@ -311,8 +338,9 @@ def draw_plots(files: RunFiles) -> list[Path]:
         z_true, z_pred = plot_points(files.plot_catalog)
         known = ~np.isnan(z_true)
         if known.any():
-            written += _accuracy_plots(plt, out, z_true[known], z_pred[known], files.summary.get("metrics") or {},
-                                       _sample_note(files))
+            written += _accuracy_plots(
+                plt, out, z_true[known], z_pred[known], files.summary.get("metrics") or {}, _sample_note(files)
+            )
     workers = [r for r in files.reports if not r.get("crashed") and r.get("started_at") and r.get("finished_at")]
     if workers:
         written.append(_worker_plot(plt, out, sorted(workers, key=lambda r: r["item_id"])))
@@ -324,7 +352,9 @@ def _metrics_text(m: dict[str, Any]) -> str:
     lines = [f"{k} = {m[k]:.4g}" if isinstance(m.get(k), float) else f"{k} = {m.get(k)}" for k in keys if k in m]
     rail = m.get("rail")
     if isinstance(rail, dict):  # LSST DESC RAIL's point metrics, labelled as such
-        lines += ["RAIL (ez = dz/(1+z)):"] + [f"RAIL {k} = {rail[k]:.4g}" for k in RAIL_ROWS if isinstance(rail.get(k), float)]
+        lines += ["RAIL (ez = dz/(1+z)):"] + [
+            f"RAIL {k} = {rail[k]:.4g}" for k in RAIL_ROWS if isinstance(rail.get(k), float)
+        ]
     return "\n".join(lines)
 
 
@@ -340,8 +370,9 @@ def _sample_note(files: RunFiles) -> str:
     return f"sample: {ip.sample_files} of {ip.files} catalogs"
 
 
-def _accuracy_plots(plt: Any, out: Path, z_true: np.ndarray, z_pred: np.ndarray, metrics: dict[str, Any],
-                    note: str = "") -> list[Path]:
+def _accuracy_plots(
+    plt: Any, out: Path, z_true: np.ndarray, z_pred: np.ndarray, metrics: dict[str, Any], note: str = ""
+) -> list[Path]:
     lo = float(min(z_true.min(), z_pred.min()))
     hi = float(max(z_true.max(), z_pred.max()))
     fig, ax = plt.subplots(figsize=(6, 6))
@@ -355,8 +386,16 @@ def _accuracy_plots(plt: Any, out: Path, z_true: np.ndarray, z_pred: np.ndarray,
     if metrics.get("rail"):
         title += "\nreference metrics and RAIL point metrics"
     ax.set(xlabel="true redshift", ylabel="predicted redshift", title=title, xlim=(lo, hi), ylim=(lo, hi))
-    ax.text(0.03, 0.97, _metrics_text(metrics), transform=ax.transAxes, va="top", family="monospace", fontsize=8,
-            bbox={"facecolor": "white", "alpha": 0.8})
+    ax.text(
+        0.03,
+        0.97,
+        _metrics_text(metrics),
+        transform=ax.transAxes,
+        va="top",
+        family="monospace",
+        fontsize=8,
+        bbox={"facecolor": "white", "alpha": 0.8},
+    )
     ax.legend(loc="lower right")
     p1 = out / "z_pred_vs_z_true.png"
     fig.savefig(p1, dpi=120, bbox_inches="tight")
@@ -366,7 +405,9 @@ def _accuracy_plots(plt: Any, out: Path, z_true: np.ndarray, z_pred: np.ndarray,
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.hist(resid, bins=min(80, max(10, len(resid) // 10)))
     ax.axvline(0.0, color="k", lw=1)
-    ax.set(xlabel="(z_pred - z_true) / (1 + z_true)", ylabel="objects", title="Residuals" + (f" ({note})" if note else ""))
+    ax.set(
+        xlabel="(z_pred - z_true) / (1 + z_true)", ylabel="objects", title="Residuals" + (f" ({note})" if note else "")
+    )
     p2 = out / "residuals.png"
     fig.savefig(p2, dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -379,13 +420,23 @@ def _worker_plot(plt: Any, out: Path, workers: list[dict[str, Any]]) -> Path:
     t0 = min(begin)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, max(3, 0.25 * len(workers) + 1.5)))
     y = np.arange(len(workers))
-    parts = (("init_seconds", "init"), ("download_seconds", "download"), ("compute_seconds", "compute"), ("upload_seconds", "upload"))
+    parts = (
+        ("init_seconds", "init"),
+        ("download_seconds", "download"),
+        ("compute_seconds", "compute"),
+        ("upload_seconds", "upload"),
+    )
     left = np.array(begin) - t0
     for key, label in parts:
         width = np.array([float(r.get(key) or 0.0) for r in workers])
         ax1.barh(y, width, left=left, label=label)
         left = left + width
-    ax1.set(yticks=y, yticklabels=[r["item_id"] for r in workers], xlabel="seconds since first worker start", title="Worker timeline")
+    ax1.set(
+        yticks=y,
+        yticklabels=[r["item_id"] for r in workers],
+        xlabel="seconds since first worker start",
+        title="Worker timeline",
+    )
     ax1.invert_yaxis()
     ax1.legend(fontsize=7)
     rates = [float(r.get("objects_per_second") or 0.0) for r in workers]
@@ -427,7 +478,10 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ("wall seconds", _fmt(perf.get("wall_seconds"), ".1f")),
         ("objects / s", _fmt(perf.get("objects_per_second"), ".1f")),
         ("workers (cold starts)", f"{perf.get('workers')} ({perf.get('cold_starts')})"),
-        ("worker s p50 / p95", f"{_fmt(perf.get('worker_seconds_p50'), '.2f')} / {_fmt(perf.get('worker_seconds_p95'), '.2f')}"),
+        (
+            "worker s p50 / p95",
+            f"{_fmt(perf.get('worker_seconds_p50'), '.2f')} / {_fmt(perf.get('worker_seconds_p95'), '.2f')}",
+        ),
         ("projected USD (run)", _fmt(cost.get("usd"), ".6f")),
         ("projected USD / 1M objects", _fmt(cost.get("usd_per_million_objects"), ".4f")),
     ]
@@ -437,21 +491,36 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
 def write_report(files: RunFiles, plots: list[Path]) -> Path:
     """Write `report.md`: results table, failures, warnings, plots; returns its path."""
     s = files.summary
-    lines = [f"# Run {s.get('run_id')}: {s.get('status')}", "", f"Input `{s.get('input')}`, output `{s.get('output')}`.", "",
-             "| | |", "|---|---|"]
+    lines = [
+        f"# Run {s.get('run_id')}: {s.get('status')}",
+        "",
+        f"Input `{s.get('input')}`, output `{s.get('output')}`.",
+        "",
+        "| | |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {v} |" for k, v in summary_rows(s)]
     failures = files.failures
     if failures:
         lines += ["", "## Failed shards", "", "| shard | error | objects | message |", "|---|---|---|---|"]
-        lines += [f"| `{f['shard']}` | {f['error']} | {f.get('objects')} | {str(f.get('message', '')).replace('|', '/')[:300]} |"
-                  for f in failures]
+        lines += [
+            f"| `{f['shard']}` | {f['error']} | {f.get('objects')} | {_cell(f.get('message', ''))} |" for f in failures
+        ]
     if s.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in s["warnings"]]
     if files.catalog_path is not None:
         lines += ["", f"Catalog: `{CATALOG_FILE}` ({files.catalog_rows} rows: object_id, z_pred, z_true)."]
     if files.in_place is not None:
-        lines += ["", "## Catalog in S3", "", in_place_text(files.in_place), "", "```python", in_place_snippet(
-            files.in_place.uri, *client_endpoint()), "```"]
+        lines += [
+            "",
+            "## Catalog in S3",
+            "",
+            in_place_text(files.in_place),
+            "",
+            "```python",
+            in_place_snippet(files.in_place.uri, *client_endpoint()),
+            "```",
+        ]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.stem}]({PLOTS_DIR}/{p.name})" for p in plots]
     path = files.run_dir / REPORT_FILE
@@ -461,20 +530,29 @@ def write_report(files: RunFiles, plots: list[Path]) -> Path:
 
 def in_place_text(ip: CatalogInPlace) -> str:
     """One paragraph: why the catalog was not downloaded and where it is."""
-    return (f"Not downloaded: {format_bytes(ip.bytes)} in {ip.files} Parquet files, over the {format_bytes(ip.limit)} "
-            f"download limit (`--catalog-download-limit`, `make invoke CATALOG_DOWNLOAD_LIMIT=`). It is one Parquet "
-            f"dataset in place at `{ip.uri}`. The accuracy plots show `{SAMPLE_FILE}` ({ip.sample_rows} rows from "
-            f"{ip.sample_files} evenly spaced catalogs); the metrics cover the whole run.")
+    return (
+        f"Not downloaded: {format_bytes(ip.bytes)} in {ip.files} Parquet files, over the {format_bytes(ip.limit)} "
+        f"download limit (`--catalog-download-limit`, `make invoke CATALOG_DOWNLOAD_LIMIT=`). It is one Parquet "
+        f"dataset in place at `{ip.uri}`. The accuracy plots show `{SAMPLE_FILE}` ({ip.sample_rows} rows from "
+        f"{ip.sample_files} evenly spaced catalogs); the metrics cover the whole run."
+    )
 
 
 def client_endpoint() -> tuple[str | None, str | None]:
     """(endpoint, region) the user's clients use: AWS_ENDPOINT_URL (the local cloud) and AWS_REGION."""
-    return (os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
-            os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+    return (
+        os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
+        os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+    )
 
 
-def build_report(s3: Any, loc: RunLocation, run_dir: Path, run_id: str | None = None,
-                 catalog_limit: int | None = DEFAULT_CATALOG_LIMIT_BYTES) -> tuple[RunFiles, list[Path], Path]:
+def build_report(
+    s3: Any,
+    loc: RunLocation,
+    run_dir: Path,
+    run_id: str | None = None,
+    catalog_limit: int | None = DEFAULT_CATALOG_LIMIT_BYTES,
+) -> tuple[RunFiles, list[Path], Path]:
     """fetch_run + draw_plots + write_report, the whole local report of one run."""
     files = fetch_run(s3, loc, run_dir, run_id, catalog_limit)
     plots = draw_plots(files)

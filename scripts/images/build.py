@@ -16,21 +16,31 @@ import argparse
 import base64
 import contextlib
 import fcntl
-from concurrent.futures import ThreadPoolExecutor
 import hashlib
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import docker
 from docker.errors import APIError, BuildError, ImageNotFound
 
+import docker
 from build_context import ContextError, stage
 from docker_engine import REPO_ROOT, EngineUnavailableError, docker_client
 from image_spec import IMAGES, OWN_BASE_PREFIX, PLATFORMS, ImageSpec
-from wheelhouse import LOCK_FILE, Pin, WheelhouseError, download, pip_wheel, requirements_text, resolve, torch_index_url, torch_pin
+from wheelhouse import (
+    LOCK_FILE,
+    Pin,
+    WheelhouseError,
+    download,
+    pip_wheel,
+    requirements_text,
+    resolve,
+    torch_index_url,
+    torch_pin,
+)
 
 BUILD_DIR = REPO_ROOT / "build"
 MANIFEST = BUILD_DIR / "images.json"
@@ -101,14 +111,18 @@ def ensure_base(client: docker.DockerClient, ref: str, platform: str, log: Any) 
     except ImageNotFound:
         image = None
     if ref.startswith(OWN_BASE_PREFIX):
-        raise BaseImageError(f"{ref} is not in the engine: run `make images-base` (root and debootstrap), "
-                             "or build with BASE_IMAGE=python:3.11-slim")
+        raise BaseImageError(
+            f"{ref} is not in the engine: run `make images-base` (root and debootstrap), "
+            "or build with BASE_IMAGE=python:3.11-slim"
+        )
     log(f"pulling {ref} for {platform}" + (f" (the local one is {image.attrs.get('Architecture')})" if image else ""))
     try:
         pulled = client.images.pull(ref, platform=platform)
     except (APIError, docker.errors.DockerException) as exc:
-        raise BaseImageError(f"base image {ref} for {platform} is not in the engine and cannot be pulled ({exc}); "
-                             f"`docker pull --platform {platform} {ref}` or choose another BASE_IMAGE") from exc
+        raise BaseImageError(
+            f"base image {ref} for {platform} is not in the engine and cannot be pulled ({exc}); "
+            f"`docker pull --platform {platform} {ref}` or choose another BASE_IMAGE"
+        ) from exc
     if pulled.attrs.get("Architecture") != want_arch:
         raise BaseImageError(f"{ref} has no {platform} variant (got {pulled.attrs.get('Architecture')})")
     return pulled.attrs
@@ -117,8 +131,7 @@ def ensure_base(client: docker.DockerClient, ref: str, platform: str, log: Any) 
 def resolved_pins(spec: ImageSpec, architecture: str = "x86_64") -> list[Pin]:
     """Pins for `spec`, cached in build/images/ by the lock file's and the spec's content and the architecture."""
     key = hashlib.sha256(
-        LOCK_FILE.read_bytes()
-        + repr((spec.roots, sorted(spec.exclude), architecture, torch_pin())).encode()
+        LOCK_FILE.read_bytes() + repr((spec.roots, sorted(spec.exclude), architecture, torch_pin())).encode()
     ).hexdigest()[:16]
     cache = BUILD_DIR / "images" / f"pins-{spec.name}-{architecture}-{key}.json"
     if cache.is_file():
@@ -144,8 +157,17 @@ def runtime_image_for(base: str, runtime: str | None) -> str:
     return f"{base}-runtime" if base.startswith("cosmicai-base:") else base
 
 
-def build_one(client: docker.DockerClient, spec: ImageSpec, base: str, runtime: str, wheel_source: str,
-              force: bool, log: Any, nocache: bool = False, architecture: str = "x86_64") -> dict[str, Any]:
+def build_one(
+    client: docker.DockerClient,
+    spec: ImageSpec,
+    base: str,
+    runtime: str,
+    wheel_source: str,
+    force: bool,
+    log: Any,
+    nocache: bool = False,
+    architecture: str = "x86_64",
+) -> dict[str, Any]:
     """Build (or reuse) one image for `architecture`; returns its manifest entry."""
     platform = platform_for(architecture)
     pins = resolved_pins(spec, architecture)
@@ -158,7 +180,9 @@ def build_one(client: docker.DockerClient, spec: ImageSpec, base: str, runtime: 
     ensure_base(client, base, platform, log)
     runtime_mb = ensure_base(client, runtime, platform, log)["Size"] / 1e6
     bases = f"{base_identity(client, base)} {base_identity(client, runtime)} {platform}"
-    ctx, digest, facts = stage(spec, wheels, requirements_text(pins), bases, buildargs, BUILD_DIR / "images" / "context")
+    ctx, digest, facts = stage(
+        spec, wheels, requirements_text(pins), bases, buildargs, BUILD_DIR / "images" / "context"
+    )
     tag = digest[:16]
     ref = f"{spec.repository}:{tag}"
     cached = False
@@ -169,13 +193,23 @@ def build_one(client: docker.DockerClient, spec: ImageSpec, base: str, runtime: 
         pass
     started = time.monotonic()
     if not cached:
-        log(f"[{spec.name}] building {ref} for {platform} from {ctx.relative_to(REPO_ROOT)} "
-            f"(base {base}, runtime {runtime}, wheels from {wheel_source})")
+        log(
+            f"[{spec.name}] building {ref} for {platform} from {ctx.relative_to(REPO_ROOT)} "
+            f"(base {base}, runtime {runtime}, wheels from {wheel_source})"
+        )
         lines: list[str] = []
         try:
             for chunk in client.api.build(
-                path=str(ctx), tag=ref, buildargs=buildargs, network_mode="host", platform=platform,
-                rm=True, forcerm=True, pull=False, decode=True, nocache=nocache,
+                path=str(ctx),
+                tag=ref,
+                buildargs=buildargs,
+                network_mode="host",
+                platform=platform,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
+                nocache=nocache,
                 labels={"org.cosmicai.image": spec.name, "org.cosmicai.digest": digest},
             ):
                 if "stream" in chunk:
@@ -194,18 +228,31 @@ def build_one(client: docker.DockerClient, spec: ImageSpec, base: str, runtime: 
     client.api.tag(image.id, spec.repository, "latest")
     size_mb = image.attrs["Size"] / 1e6
     entry = {
-        "tag": tag, "local_ref": ref, "size_mb": round(size_mb, 1),
-        "budget_mb": spec.budget_for(runtime, runtime_mb), "architecture": architecture, "platform": platform,
-        "runtime_image": runtime, "base_mb": round(runtime_mb, 1), "added_mb": round(size_mb - runtime_mb, 1),
+        "tag": tag,
+        "local_ref": ref,
+        "size_mb": round(size_mb, 1),
+        "budget_mb": spec.budget_for(runtime, runtime_mb),
+        "architecture": architecture,
+        "platform": platform,
+        "runtime_image": runtime,
+        "base_mb": round(runtime_mb, 1),
+        "added_mb": round(size_mb - runtime_mb, 1),
         "added_budget_mb": spec.added_budget_mb,
-        "image_id": image.id, "cached": cached, "build_s": round(time.monotonic() - started, 1), **facts,
+        "image_id": image.id,
+        "cached": cached,
+        "build_s": round(time.monotonic() - started, 1),
+        **facts,
     }
     how = "cached" if cached else f"built in {entry['build_s']} s"
-    log(f"[{spec.name}] {ref} ({platform}): {size_mb:.1f} MB = {runtime} {runtime_mb:.1f} MB + ours "
-        f"{entry['added_mb']} MB (budget {entry['budget_mb']:.0f} MB), {how}")
+    log(
+        f"[{spec.name}] {ref} ({platform}): {size_mb:.1f} MB = {runtime} {runtime_mb:.1f} MB + ours "
+        f"{entry['added_mb']} MB (budget {entry['budget_mb']:.0f} MB), {how}"
+    )
     if facts.get("weights_placeholder") == "true":
-        log(f"[{spec.name}] WARNING: baked PLACEHOLDER random-init weights ({facts['weights']}): "
-            "the packaged demo weights are absent")
+        log(
+            f"[{spec.name}] WARNING: baked PLACEHOLDER random-init weights ({facts['weights']}): "
+            "the packaged demo weights are absent"
+        )
     return entry
 
 
@@ -241,7 +288,8 @@ def ecr_has_tag(registry: str, repo_uri: str, tag: str) -> bool:
     region = registry.split(".")[3] if ".ecr." in registry else None
     try:
         boto3.client("ecr", region_name=region).describe_images(
-            repositoryName=repo_uri.split("/", 1)[1], imageIds=[{"imageTag": tag}])
+            repositoryName=repo_uri.split("/", 1)[1], imageIds=[{"imageTag": tag}]
+        )
         return True
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ImageNotFoundException":
@@ -249,8 +297,9 @@ def ecr_has_tag(registry: str, repo_uri: str, tag: str) -> bool:
         raise
 
 
-def push(client: docker.DockerClient, manifest: dict[str, Any], registry: str,
-         repositories: dict[str, str], log: Any) -> None:
+def push(
+    client: docker.DockerClient, manifest: dict[str, Any], registry: str, repositories: dict[str, str], log: Any
+) -> None:
     """Tag and push each built image to its ECR repository (unless the tag is there); records `remote_ref`."""
     auth = ecr_login(registry)
     for name, entry in manifest.items():
@@ -269,23 +318,47 @@ def push(client: docker.DockerClient, manifest: dict[str, Any], registry: str,
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", default="inference,orchestration", help="comma-separated subset of %s" % list(IMAGES))
-    p.add_argument("--architecture", choices=sorted(PLATFORMS), default="x86_64",
-                   help="the functions' Lambda architecture (Terraform's `architecture`); sets docker --platform")
+    p.add_argument("--images", default="inference,orchestration", help=f"comma-separated subset of {list(IMAGES)}")
+    p.add_argument(
+        "--architecture",
+        choices=sorted(PLATFORMS),
+        default="x86_64",
+        help="the functions' Lambda architecture (Terraform's `architecture`); sets docker --platform",
+    )
     p.add_argument("--base-image", default=DEFAULT_BASE, help="BASE_IMAGE build arg (default %(default)s)")
-    p.add_argument("--runtime-image", help="RUNTIME_IMAGE build arg, the final stage's base "
-                   f"(default: {DEFAULT_BASE}-runtime for the default base, else the base image)")
-    p.add_argument("--wheel-source", choices=("wheelhouse", "index"), default="wheelhouse",
-                   help="wheelhouse: from build/wheelhouse (host pip, TORCH_INDEX_URL for torch); "
-                        "index: PyPI + the PyTorch CPU index inside the build")
-    p.add_argument("--push", metavar="REGISTRY", help="ECR registry host to push to (e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com)")
-    p.add_argument("--repository", action="append", default=[], metavar="NAME=URI",
-                   help="ECR repository URI for an image (default REGISTRY/cosmicai-NAME)")
-    p.add_argument("--prefetch", action="store_true",
-                   help="only resolve and download the wheels (runs beside the base image build)")
+    p.add_argument(
+        "--runtime-image",
+        help="RUNTIME_IMAGE build arg, the final stage's base "
+        f"(default: {DEFAULT_BASE}-runtime for the default base, else the base image)",
+    )
+    p.add_argument(
+        "--wheel-source",
+        choices=("wheelhouse", "index"),
+        default="wheelhouse",
+        help="wheelhouse: from build/wheelhouse (host pip, TORCH_INDEX_URL for torch); "
+        "index: PyPI + the PyTorch CPU index inside the build",
+    )
+    p.add_argument(
+        "--push",
+        metavar="REGISTRY",
+        help="ECR registry host to push to (e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com)",
+    )
+    p.add_argument(
+        "--repository",
+        action="append",
+        default=[],
+        metavar="NAME=URI",
+        help="ECR repository URI for an image (default REGISTRY/cosmicai-NAME)",
+    )
+    p.add_argument(
+        "--prefetch",
+        action="store_true",
+        help="only resolve and download the wheels (runs beside the base image build)",
+    )
     p.add_argument("--force", action="store_true", help="rebuild even when an image with the tag exists")
-    p.add_argument("--prune", action="store_true",
-                   help="only remove our stale local tags and build layers older than an hour")
+    p.add_argument(
+        "--prune", action="store_true", help="only remove our stale local tags and build layers older than an hour"
+    )
     p.add_argument("--serial", action="store_true", help="build the images one after the other")
     p.add_argument("--no-cache", action="store_true", help="with --force: rebuild every layer (times a first build)")
     p.add_argument("--manifest", type=Path, default=MANIFEST, help="where to write the manifest (default %(default)s)")
@@ -311,8 +384,14 @@ def main(argv: list[str] | None = None) -> int:
     with exclusive(log):
         try:
             return _main(argv, log)
-        except (BaseImageError, ImageBudgetError, ImageBuildError, WheelhouseError, EngineUnavailableError,
-                ContextError) as exc:
+        except (
+            BaseImageError,
+            ImageBudgetError,
+            ImageBuildError,
+            WheelhouseError,
+            EngineUnavailableError,
+            ContextError,
+        ) as exc:
             print(f"build.py: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
 
@@ -341,25 +420,38 @@ def _main(argv: list[str] | None, log: Any) -> int:
         prune_old(client, manifest, log)
         return 0
     platform = platform_for(args.architecture)
-    check_own_base_platform(args.base_image, platform, _ENGINE_PLATFORMS.get(client.info().get("Architecture", ""), "?"))
+    check_own_base_platform(
+        args.base_image, platform, _ENGINE_PLATFORMS.get(client.info().get("Architecture", ""), "?")
+    )
     for ref in dict.fromkeys((args.base_image, runtime)):  # once, before the builds run side by side
         ensure_base(client, ref, platform, log)
 
     def one(name: str) -> dict[str, Any]:
         # A client per thread: the SDK's HTTP session is not meant to be shared.
-        return build_one(docker_client(), IMAGES[name], args.base_image, runtime, args.wheel_source, args.force,
-                         log, nocache=args.no_cache, architecture=args.architecture)
+        return build_one(
+            docker_client(),
+            IMAGES[name],
+            args.base_image,
+            runtime,
+            args.wheel_source,
+            args.force,
+            log,
+            nocache=args.no_cache,
+            architecture=args.architecture,
+        )
 
     # Both builds at once: much of a build waits on pip's unzip, strip and layer commits, not the CPU.
     with ThreadPoolExecutor(max_workers=1 if args.serial else len(names)) as pool:
-        entries = dict(zip(names, pool.map(one, names)))
+        entries = dict(zip(names, pool.map(one, names), strict=True))
     over = []
     for name, entry in entries.items():
         manifest[name] = entry
         if entry["size_mb"] > entry["budget_mb"]:
-            over.append(f"{name} {entry['size_mb']} MB > {entry['budget_mb']} MB "
-                        f"({entry['runtime_image']} {entry['base_mb']} MB + ours {entry['added_mb']} MB, "
-                        f"of which {entry['added_budget_mb']} MB are allowed)")
+            over.append(
+                f"{name} {entry['size_mb']} MB > {entry['budget_mb']} MB "
+                f"({entry['runtime_image']} {entry['base_mb']} MB + ours {entry['added_mb']} MB, "
+                f"of which {entry['added_budget_mb']} MB are allowed)"
+            )
     args.manifest.parent.mkdir(parents=True, exist_ok=True)
     args.manifest.write_text(json.dumps(manifest, indent=2) + "\n")
     if over:

@@ -75,7 +75,8 @@ def weights_for_image() -> tuple[Path, bool]:
         code = (
             "import sys, torch; from cosmicai.model import AstroMAE; from cosmicai.weights import save_weights;"
             "torch.manual_seed(0);"
-            "save_weights(AstroMAE(), sys.argv[1], metadata={'placeholder': 'random init, NOT trained: image tests only'})"
+            "save_weights(AstroMAE(), sys.argv[1],"
+            " metadata={'placeholder': 'random init, NOT trained: image tests only'})"
         )
         subprocess.run([sys.executable, "-c", code, str(PLACEHOLDER_WEIGHTS)], check=True)
     return PLACEHOLDER_WEIGHTS, True
@@ -92,13 +93,25 @@ def build_cosmicai_wheel(dest: Path) -> Path:
         (src / "pyproject.toml").write_text(re.sub(r'(?m)^readme\s*=\s*".*"', 'readme = "README.md"', pyproject))
         shutil.copy2(REPO_ROOT / "README.md", src / "README.md")
         shutil.copytree(
-            HANDLERS_DIR / "cosmicai", src / "cosmicai",
+            HANDLERS_DIR / "cosmicai",
+            src / "cosmicai",
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.safetensors"),
         )
         proc = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-             "-w", str(dest), str(src)],
-            capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                "--no-build-isolation",
+                "-w",
+                str(dest),
+                str(src),
+            ],
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             raise ContextError(f"building the cosmicai wheel failed:\n{proc.stderr[-3000:]}")
@@ -115,8 +128,9 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def stage(spec: ImageSpec, wheels: list[Path], requirements: str, base_id: str,
-          buildargs: dict[str, str], root: Path) -> tuple[Path, str, dict[str, str]]:
+def stage(
+    spec: ImageSpec, wheels: list[Path], requirements: str, base_id: str, buildargs: dict[str, str], root: Path
+) -> tuple[Path, str, dict[str, str]]:
     """Write the context for `spec` under root/<name>; returns (dir, digest hex, extra facts)."""
     ctx = root / spec.name
     if ctx.exists():

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import docker
 from docker.errors import DockerException
+
+import docker
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_SOCKET = "unix:///var/run/docker.sock"
@@ -46,6 +47,4 @@ def docker_client(timeout: int = 600) -> docker.DockerClient:
             return client
         except (DockerException, OSError) as exc:
             tried.append(f"{host}: {exc.__class__.__name__}")
-    raise EngineUnavailableError(
-        "no Docker engine answers (run `make docker-up`); tried " + "; ".join(tried)
-    )
+    raise EngineUnavailableError("no Docker engine answers (run `make docker-up`); tried " + "; ".join(tried))

@@ -131,17 +131,30 @@ def _no_cpu_torch_hint(exc: WheelhouseError, index_args: list[str]) -> Wheelhous
     )
 
 
-def resolve(roots: tuple[str, ...], exclude: frozenset[str], architecture: str = "x86_64",
-            lock: Path = LOCK_FILE) -> list[Pin]:
+def resolve(
+    roots: tuple[str, ...], exclude: frozenset[str], architecture: str = "x86_64", lock: Path = LOCK_FILE
+) -> list[Pin]:
     """The closure of `roots` pinned by `lock` (cp311 manylinux wheels for `architecture`), minus `exclude`."""
     index_args = torch_source_args() if "torch" in roots else []
     # pip accepts --platform/--abi only with --target; --dry-run writes nothing there.
     with tempfile.TemporaryDirectory(prefix="cosmicai-resolve-") as target:
         try:
             proc = _pip(
-                "install", "--dry-run", "--ignore-installed", "--quiet", "--only-binary=:all:",
-                *pip_target(architecture), *index_args, "--target", target, "--report", "-",
-                "-c", str(lock), *_torch_constraint(target, lock), *roots,
+                "install",
+                "--dry-run",
+                "--ignore-installed",
+                "--quiet",
+                "--only-binary=:all:",
+                *pip_target(architecture),
+                *index_args,
+                "--target",
+                target,
+                "--report",
+                "-",
+                "-c",
+                str(lock),
+                *_torch_constraint(target, lock),
+                *roots,
             )
         except WheelhouseError as exc:
             raise _no_cpu_torch_hint(exc, index_args) from exc
@@ -191,8 +204,16 @@ def download(pins: list[Pin], dest: Path, architecture: str = "x86_64") -> list[
         reqs.write_text("".join(f"{p.name}=={p.version}\n" for p in absent))
         try:
             _pip(
-                "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                *pip_target(architecture), *index_args, "-d", str(dest), "-r", str(reqs),
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                *pip_target(architecture),
+                *index_args,
+                "-d",
+                str(dest),
+                "-r",
+                str(reqs),
             )
         except WheelhouseError as exc:
             raise _no_cpu_torch_hint(exc, index_args) from exc

@@ -5,10 +5,8 @@ from pathlib import Path
 import pytest
 
 from itfixtures.localstack import *  # noqa: F401,F403
-from itfixtures.stack import *  # noqa: F401,F403
-
 from itfixtures.pipeline import *  # noqa: F401,F403
-
+from itfixtures.stack import *  # noqa: F401,F403
 
 HERE = Path(__file__).parent
 

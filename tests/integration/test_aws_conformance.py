@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import unquote
 
 import boto3
-import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -44,8 +43,13 @@ def as_role(role_arn: str, service: str) -> Any:
     """A client with the role's STS credentials, as Lambda hands them to a function's environment."""
     creds = client("sts").assume_role(RoleArn=role_arn, RoleSessionName="conformance")["Credentials"]
     cfg = Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"})
-    return boto3.client(service, config=cfg, aws_access_key_id=creds["AccessKeyId"],
-                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+    return boto3.client(
+        service,
+        config=cfg,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
 
 
 def error_of(call: Any) -> tuple[str, int] | None:
@@ -84,8 +88,9 @@ def test_function_roles_get_the_answers_aws_gives(deployed_stack: dict[str, Any]
     assert error_of(lambda: s3_sum.get_object(Bucket=data, Key=key)) == ("AccessDenied", 403)
     # a function may not invoke functions (only the state machine does)
     lam = as_role(role_of(deployed_stack, "infer"), "lambda")
-    assert error_of(lambda: lam.invoke(FunctionName=deployed_stack["function_names"]["init"],
-                                       InvocationType="DryRun")) == ("AccessDeniedException", 403)
+    assert error_of(
+        lambda: lam.invoke(FunctionName=deployed_stack["function_names"]["init"], InvocationType="DryRun")
+    ) == ("AccessDeniedException", 403)
 
 
 def test_state_machine_role_invokes_its_functions_and_reaches_child_executions(deployed_stack: dict[str, Any]) -> None:
@@ -93,13 +98,15 @@ def test_state_machine_role_invokes_its_functions_and_reaches_child_executions(d
     role_arn = sfn.describe_state_machine(stateMachineArn=deployed_stack["state_machine_arn"])["roleArn"]
     lam = as_role(role_arn, "lambda")
     for name in deployed_stack["function_names"].values():
-        assert error_of(lambda: lam.invoke(FunctionName=name, InvocationType="DryRun")) is None, name
+        assert error_of(lambda fn=name: lam.invoke(FunctionName=fn, InvocationType="DryRun")) is None, name
     # The Map's child executions, which LocalStack runs internally (no API call to authorize), are
     # judged against the deployed policy with the same evaluator: execution:<name>/<label>:<id>.
     iam = client("iam")
     role_name = role_arn.rsplit("/", 1)[1]
-    docs = [iam.get_role_policy(RoleName=role_name, PolicyName=p)["PolicyDocument"]
-            for p in iam.list_role_policies(RoleName=role_name)["PolicyNames"]]
+    docs = [
+        iam.get_role_policy(RoleName=role_name, PolicyName=p)["PolicyDocument"]
+        for p in iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+    ]
     policies = [parse_policy(json.loads(unquote(d)) if isinstance(d, str) else d) for d in docs]
     account = role_arn.split(":")[4]
     machine = deployed_stack["state_machine_name"]
@@ -135,8 +142,16 @@ def test_bad_objects_never_fail_the_run_and_nothing_is_refused(localstack: Any, 
     assert desc["status"] == "SUCCEEDED", desc
     summary = area.result("summary.json")
     assert summary["status"] == "PARTIAL", summary["status"]
-    planned = [area.input_prefix + n for n in ("part-00000.safetensors", "part-00001.safetensors",
-                                                "part-00002.safetensors", "part-00003.npz", "part-00004.safetensors")]
+    planned = [
+        area.input_prefix + n
+        for n in (
+            "part-00000.safetensors",
+            "part-00001.safetensors",
+            "part-00002.safetensors",
+            "part-00003.npz",
+            "part-00004.safetensors",
+        )
+    ]
     assert_accounting(summary, expected_objects=summary["objects"]["total"], planned_keys=planned)
     assert summary["objects"]["predicted"] == 10
     reasons = {f["shard"].rsplit("/", 1)[1]: f["error"] for f in summary["shards"]["failures"]}
@@ -158,8 +173,12 @@ def test_a_fan_out_four_times_the_reserved_concurrency_ends_complete(deployed_st
     infer = deployed_stack["function_names"]["infer"]
     area = new_area(deployed_stack, "throttle")
     n_items, per_shard = 8, 16
-    area.put_many([(f"part-{i:05d}.safetensors", shard_to_bytes(build_shard(per_shard, seed=i, id_start=1000 * i)))
-                   for i in range(n_items)])
+    area.put_many(
+        [
+            (f"part-{i:05d}.safetensors", shard_to_bytes(build_shard(per_shard, seed=i, id_start=1000 * i)))
+            for i in range(n_items)
+        ]
+    )
     # The limit really applies (deterministically: a reserved concurrency of 0 throttles every invoke),
     # then the run goes at 4x a reserved concurrency of 1.
     lam.put_function_concurrency(FunctionName=infer, ReservedConcurrentExecutions=0)
@@ -184,6 +203,7 @@ def test_a_fan_out_four_times_the_reserved_concurrency_ends_complete(deployed_st
 def test_lambda_refuses_a_payload_over_six_mb(deployed_stack: dict[str, Any]) -> None:
     """Lambda's synchronous payload quota (6 MB) is refused before any environment runs."""
     big = json.dumps({"pad": "x" * (6 * 1024 * 1024)}).encode()
-    refused = error_of(lambda: client("lambda").invoke(FunctionName=deployed_stack["function_names"]["summarize"],
-                                                       Payload=big))
+    refused = error_of(
+        lambda: client("lambda").invoke(FunctionName=deployed_stack["function_names"]["summarize"], Payload=big)
+    )
     assert refused == ("RequestEntityTooLargeException", 413)

@@ -28,8 +28,10 @@ from tests.conftest import build_shard, demo_weights_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 # Four labelled shards and two without true redshifts: one dataset all the same.
-SHARDS = {f"part-{i:05d}.safetensors": build_shard(30 + 5 * i, seed=200 + i, id_start=10_000 * i, with_redshift=i < 4)
-          for i in range(6)}
+SHARDS = {
+    f"part-{i:05d}.safetensors": build_shard(30 + 5 * i, seed=200 + i, id_start=10_000 * i, with_redshift=i < 4)
+    for i in range(6)
+}
 TOTAL = sum(s.n for s in SHARDS.values())
 LABELLED = sum(s.n for i, s in enumerate(SHARDS.values()) if i < 4)
 
@@ -37,11 +39,24 @@ LABELLED = sum(s.n for i, s in enumerate(SHARDS.values()) if i < 4)
 pytestmark = pytest.mark.skipif(bool(demo_weights_missing()), reason=demo_weights_missing() or "weights present")
 
 
-def _make_invoke(stack_cli: Any, localstack: Any, payload: dict[str, Any], *variables: str) -> subprocess.CompletedProcess:
+def _make_invoke(
+    stack_cli: Any, localstack: Any, payload: dict[str, Any], *variables: str
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["make", "-s", "invoke", f"PAYLOAD={json.dumps(payload)}", f"STATE_DIR={stack_cli.state_dir}",
-         f"LOCALSTACK_PORT={localstack.port}", *variables],
-        cwd=ROOT, text=True, capture_output=True, timeout=300, env={**os.environ, "COLUMNS": "250"},
+        [
+            "make",
+            "-s",
+            "invoke",
+            f"PAYLOAD={json.dumps(payload)}",
+            f"STATE_DIR={stack_cli.state_dir}",
+            f"LOCALSTACK_PORT={localstack.port}",
+            *variables,
+        ],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "250"},
     )
 
 
@@ -65,7 +80,9 @@ def mixed_input(upload_shards) -> str:
     return upload_shards(SHARDS)
 
 
-def test_dry_run_prints_the_plan_and_starts_nothing(mixed_input: str, deployed_stack: dict, stack_cli: Any, localstack: Any) -> None:
+def test_dry_run_prints_the_plan_and_starts_nothing(
+    mixed_input: str, deployed_stack: dict, stack_cli: Any, localstack: Any
+) -> None:
     run_id = new_test_run_id()
     output = f"{deployed_stack['results_uri']}{run_id}/"
     payload = {"input": mixed_input, "output": output, "run_id": run_id, "shards_per_worker": 2, "max_concurrency": 3}
@@ -89,7 +106,9 @@ def test_dry_run_prints_the_plan_and_starts_nothing(mixed_input: str, deployed_s
     assert _executions(deployed_stack["state_machine_arn"]) == before
 
 
-def test_catalog_over_the_limit_is_queried_in_place(mixed_input: str, deployed_stack: dict, stack_cli: Any, localstack: Any) -> None:
+def test_catalog_over_the_limit_is_queried_in_place(
+    mixed_input: str, deployed_stack: dict, stack_cli: Any, localstack: Any
+) -> None:
     run_id = new_test_run_id()
     output = f"{deployed_stack['results_uri']}{run_id}/"
     payload = {"input": mixed_input, "output": output, "run_id": run_id, "shards_per_worker": 2, "batch_size": 32}
@@ -114,8 +133,13 @@ def test_catalog_over_the_limit_is_queried_in_place(mixed_input: str, deployed_s
         assert scope["table"].num_rows == TOTAL
 
         # And the dataset spelled out: one schema, every predicted object once.
-        s3 = pafs.S3FileSystem(endpoint_override=localstack.endpoint.removeprefix("http://"), scheme="http",
-                               region="us-east-1", access_key="test", secret_key="test")
+        s3 = pafs.S3FileSystem(
+            endpoint_override=localstack.endpoint.removeprefix("http://"),
+            scheme="http",
+            region="us-east-1",
+            access_key="test",
+            secret_key="test",
+        )
         dataset = ds.dataset(uri.removeprefix("s3://"), format="parquet", filesystem=s3)
         assert dataset.schema.equals(SCHEMA) and len(dataset.files) == len(SHARDS)
         table = dataset.to_table()

@@ -30,8 +30,18 @@ def _client(service: str):
 
 
 def test_outputs_name_everything_the_makefile_needs(deployed_stack: dict) -> None:
-    for key in ("state_machine_arn", "data_bucket", "results_bucket", "data_uri", "results_uri",
-                "function_names", "function_arns", "log_group_names", "ecr_repository_urls", "image_uris"):
+    for key in (
+        "state_machine_arn",
+        "data_bucket",
+        "results_bucket",
+        "data_uri",
+        "results_uri",
+        "function_names",
+        "function_arns",
+        "log_group_names",
+        "ecr_repository_urls",
+        "image_uris",
+    ):
         assert deployed_stack.get(key), f"output {key} is missing or empty"
     assert set(deployed_stack["function_names"]) == set(ROLES)
     assert deployed_stack["data_uri"] == f"s3://{deployed_stack['data_bucket']}/shards/"
@@ -45,8 +55,12 @@ def test_buckets_are_encrypted_private_and_tls_only(deployed_stack: dict, bucket
     sse = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert sse["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-    assert block == {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
-                     "RestrictPublicBuckets": True}
+    assert block == {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
     statement = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"][0]
     assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
@@ -76,7 +90,10 @@ def test_functions_are_active_container_images(deployed_stack: dict, role: str) 
     if executor_mode() == "docker":
         # The local build, under the ECR registry (the executor maps it back to the local image).
         built = json.loads((ROOT / "build/images.json").read_text())
-        assert image == f"{repo.split('/', 1)[0]}/{built['inference' if role == 'infer' else 'orchestration']['local_ref']}"
+        assert (
+            image
+            == f"{repo.split('/', 1)[0]}/{built['inference' if role == 'infer' else 'orchestration']['local_ref']}"
+        )
     else:
         # Process mode: no image is built, the URI is the repository's fixed local tag.
         assert image == f"{repo}:local"
@@ -115,9 +132,15 @@ def test_no_policy_grants_wildcard_actions_on_wildcard_resources(deployed_stack:
             assert not any(a == "*" or a.endswith(":*") for a in actions), f"{role}: wildcard action {statement}"
             if "*" in resources:
                 # Only log delivery, whose APIs take no resource ARN (AWS documents Resource "*").
-                assert all((a.startswith("logs:") and "Deliver" in a) or a in _LOG_DELIVERY_EXTRA for a in actions), (role, statement)
-    sm_role = _client("stepfunctions").describe_state_machine(
-        stateMachineArn=deployed_stack["state_machine_arn"])["roleArn"].rsplit("/", 1)[1]
+                assert all((a.startswith("logs:") and "Deliver" in a) or a in _LOG_DELIVERY_EXTRA for a in actions), (
+                    role,
+                    statement,
+                )
+    sm_role = (
+        _client("stepfunctions")
+        .describe_state_machine(stateMachineArn=deployed_stack["state_machine_arn"])["roleArn"]
+        .rsplit("/", 1)[1]
+    )
     (policy_name,) = iam.list_role_policies(RoleName=sm_role)["PolicyNames"]
     attached = iam.get_role_policy(RoleName=sm_role, PolicyName=policy_name)["PolicyDocument"]
     doc = json.loads(attached) if isinstance(attached, str) else attached
@@ -132,7 +155,9 @@ _LOG_DELIVERY_EXTRA = {"logs:PutResourcePolicy", "logs:DescribeResourcePolicies"
 def test_log_groups_exist_with_retention(deployed_stack: dict) -> None:
     logs = _client("logs")
     for role, name in deployed_stack["log_group_names"].items():
-        (group,) = [g for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"] if g["logGroupName"] == name]
+        (group,) = [
+            g for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"] if g["logGroupName"] == name
+        ]
         assert group.get("retentionInDays") == 1, f"{role}: {group}"
 
 
@@ -141,9 +166,11 @@ def test_state_machine_runs_the_rendered_template(deployed_stack: dict) -> None:
     desc = sfn.describe_state_machine(stateMachineArn=deployed_stack["state_machine_arn"])
     template = (ROOT / "statemachine/pipeline.asl.json").read_text()
     arns = deployed_stack["function_arns"]
-    expected = (template.replace("${init_function_arn}", arns["init"])
-                .replace("${infer_function_arn}", arns["infer"])
-                .replace("${summarize_function_arn}", arns["summarize"]))
+    expected = (
+        template.replace("${init_function_arn}", arns["init"])
+        .replace("${infer_function_arn}", arns["infer"])
+        .replace("${summarize_function_arn}", arns["summarize"])
+    )
     assert "${" not in desc["definition"]
     assert json.loads(desc["definition"]) == json.loads(expected)
     assert desc["loggingConfiguration"]["level"] == "ALL"
@@ -174,15 +201,29 @@ def test_logs_prints_recent_function_events(deployed_stack: dict, stack_cli: Sta
     group = deployed_stack["log_group_names"]["infer"]
     marker = f"deploy-logs-test-{time.time_ns()}"
     logs.create_log_stream(logGroupName=group, logStreamName=marker)
-    logs.put_log_events(logGroupName=group, logStreamName=marker,
-                        logEvents=[{"timestamp": int(time.time() * 1000), "message": marker}])
+    logs.put_log_events(
+        logGroupName=group, logStreamName=marker, logEvents=[{"timestamp": int(time.time() * 1000), "message": marker}]
+    )
     proc = stack_cli.run("exec", "--", sys.executable, "-m", "deploy.logs", "--since", "5m", "--function", "infer")
     assert any(line.endswith(marker) and " infer " in line for line in proc.stdout.splitlines()), proc.stdout
 
 
 def test_destroy_without_a_deployed_stack_says_so(localstack, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "deploy.stack", "--endpoint", localstack.endpoint, "--state-dir", str(tmp_path), "destroy"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "scripts")}, text=True, capture_output=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "deploy.stack",
+            "--endpoint",
+            localstack.endpoint,
+            "--state-dir",
+            str(tmp_path),
+            "destroy",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "scripts")},
+        text=True,
+        capture_output=True,
+        timeout=60,
     )
     assert proc.returncode == 0 and "nothing deployed" in proc.stdout, proc.stdout + proc.stderr

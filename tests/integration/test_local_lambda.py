@@ -41,10 +41,16 @@ def role(localstack):
     """The functions' and the test state machine's role: the local cloud enforces IAM as AWS does,
     so it must allow what they do: write their logs, and (state machine) invoke them."""
     statements = [
-        {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": ["arn:aws:logs:*:000000000000:log-group:/aws/lambda/cosmicai-it-*"]},
-        {"Effect": "Allow", "Action": ["lambda:InvokeFunction"],
-         "Resource": ["arn:aws:lambda:*:000000000000:function:cosmicai-it-*"]},
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": ["arn:aws:logs:*:000000000000:log-group:/aws/lambda/cosmicai-it-*"],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["lambda:InvokeFunction"],
+            "Resource": ["arn:aws:lambda:*:000000000000:function:cosmicai-it-*"],
+        },
     ]
     with scoped_role(_client("iam"), ROLE.rsplit("/", 1)[1], statements) as arn:
         yield arn
@@ -66,8 +72,13 @@ def functions(lam, role):
     for key, (handler, timeout, memory) in specs.items():
         name = f"cosmicai-it-{key}-{SUFFIX}"
         lam.create_function(
-            FunctionName=name, Role=ROLE, PackageType="Image", Code={"ImageUri": IMAGE_URI},
-            ImageConfig={"Command": [handler]}, Timeout=timeout, MemorySize=memory,
+            FunctionName=name,
+            Role=ROLE,
+            PackageType="Image",
+            Code={"ImageUri": IMAGE_URI},
+            ImageConfig={"Command": [handler]},
+            Timeout=timeout,
+            MemorySize=memory,
             Environment={"Variables": {"COSMICAI_LOG_LEVEL": "INFO"}},
         )
         names[key] = name
@@ -153,7 +164,9 @@ def test_report_lines_reach_cloudwatch(lam, functions):
         assert field in first
     assert any("Init Duration:" not in r for r in reports)  # warm invokes report no init
     messages = [e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]]
-    assert any(m.startswith("START RequestId:") for m in messages) and any(m.startswith("END RequestId:") for m in messages)
+    assert any(m.startswith("START RequestId:") for m in messages) and any(
+        m.startswith("END RequestId:") for m in messages
+    )
 
 
 def test_zip_function_runs_in_process_mode(lam, localstack):
@@ -161,7 +174,14 @@ def test_zip_function_runs_in_process_mode(lam, localstack):
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("app.py", "def handler(event, context):\n    return {'doubled': event['x'] * 2}\n")
     name = f"cosmicai-it-zip-{SUFFIX}"
-    lam.create_function(FunctionName=name, Role=ROLE, Runtime="python3.12", Handler="app.handler", Code={"ZipFile": buf.getvalue()}, Timeout=10)
+    lam.create_function(
+        FunctionName=name,
+        Role=ROLE,
+        Runtime="python3.12",
+        Handler="app.handler",
+        Code={"ZipFile": buf.getvalue()},
+        Timeout=10,
+    )
     try:
         lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.5, "MaxAttempts": 60})
         resp, body = invoke(lam, name, {"x": 21})
@@ -175,21 +195,39 @@ def test_step_functions_map_reuses_at_most_max_concurrency_environments(lam, fun
     arn = lam.get_function(FunctionName=functions["pause"])["Configuration"]["FunctionArn"]
     definition = {
         "StartAt": "Each",
-        "States": {"Each": {
-            "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 2, "End": True,
-            "Iterator": {"StartAt": "Invoke", "States": {"Invoke": {
-                "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-                "Parameters": {"FunctionName": arn, "Payload.$": "$"},
-                "ResultSelector": {"pid.$": "$.Payload.pid", "i.$": "$.Payload.event.i"}, "End": True,
-            }}},
-        }},
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "MaxConcurrency": 2,
+                "End": True,
+                "Iterator": {
+                    "StartAt": "Invoke",
+                    "States": {
+                        "Invoke": {
+                            "Type": "Task",
+                            "Resource": "arn:aws:states:::lambda:invoke",
+                            "Parameters": {"FunctionName": arn, "Payload.$": "$"},
+                            "ResultSelector": {"pid.$": "$.Payload.pid", "i.$": "$.Payload.event.i"},
+                            "End": True,
+                        }
+                    },
+                },
+            }
+        },
     }
     sfn = _client("stepfunctions")
-    machine = sfn.create_state_machine(name=f"cosmicai-it-map-{SUFFIX}", definition=json.dumps(definition), roleArn=ROLE)["stateMachineArn"]
+    machine = sfn.create_state_machine(
+        name=f"cosmicai-it-map-{SUFFIX}", definition=json.dumps(definition), roleArn=ROLE
+    )["stateMachineArn"]
     try:
-        run = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"items": [{"i": i, "seconds": 0.3} for i in range(10)]}))
+        run = sfn.start_execution(
+            stateMachineArn=machine, input=json.dumps({"items": [{"i": i, "seconds": 0.3} for i in range(10)]})
+        )
         deadline = time.monotonic() + 60
-        while (desc := sfn.describe_execution(executionArn=run["executionArn"]))["status"] == "RUNNING" and time.monotonic() < deadline:
+        while (desc := sfn.describe_execution(executionArn=run["executionArn"]))[
+            "status"
+        ] == "RUNNING" and time.monotonic() < deadline:
             time.sleep(0.3)
         assert desc["status"] == "SUCCEEDED", desc
         out = json.loads(desc["output"])

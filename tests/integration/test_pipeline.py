@@ -77,7 +77,8 @@ def test_catalog_matches_shards_and_summary_metrics(happy: RunResult) -> None:
     assert np.array_equal(np.sort(ids), np.sort(expected_ids))
     z_true = table.column("z_true").to_numpy(zero_copy_only=False)
     z_pred = table.column("z_pred").to_numpy(zero_copy_only=False)
-    truth = dict(zip(expected_ids.tolist(), np.concatenate([s.redshift for s in SHARDS]).tolist()))
+    assert np.isfinite(z_pred).all()  # every object predicted (values: test_predictions_equal_local_inference)
+    truth = dict(zip(expected_ids.tolist(), np.concatenate([s.redshift for s in SHARDS]).tolist(), strict=True))
     assert np.array_equal(z_true, np.array([truth[i] for i in ids.tolist()], dtype=np.float32))
     _assert_metrics_from_partials(happy.summary, table)
     assert len(happy.keys("metrics/")) == N_SHARDS // 2  # one partial per work item
@@ -89,13 +90,26 @@ def test_summary_and_catalogs_record_provenance(happy: RunResult) -> None:
     assert prov["consistent"] and prov["combinations"][0]["items"] == N_SHARDS // 2 and prov["items_unrecorded"] == 0
     assert prov["weights_sha256"] == weights_sha256(default_weights_path())  # predictions equal local ones (below)
     assert (prov["cosmicai_version"], prov["backend"], prov["precision"], prov["uncertainty"]) == (
-        __version__, happy.payload.get("backend", "torch"), "fp32", "none")
+        __version__,
+        happy.payload.get("backend", "torch"),
+        "fp32",
+        "none",
+    )
     loc = happy.location
     for key in happy.prediction_keys():
         body = happy._s3.get_object(Bucket=loc.bucket, Key=key)["Body"].read()
         assert catalog_provenance(body) == {
-            k: prov[k] for k in ("cosmicai_version", "weights_name", "weights_sha256", "model_card", "backend",
-                                 "precision", "uncertainty")}, key
+            k: prov[k]
+            for k in (
+                "cosmicai_version",
+                "weights_name",
+                "weights_sha256",
+                "model_card",
+                "backend",
+                "precision",
+                "uncertainty",
+            )
+        }, key
 
 
 def test_predictions_equal_local_inference(happy: RunResult) -> None:
@@ -103,7 +117,9 @@ def test_predictions_equal_local_inference(happy: RunResult) -> None:
 
     engine = Engine.from_weights(precision="fp32", batch_size=32)
     table = _merged(happy)
-    got = dict(zip(table.column("object_id").to_pylist(), table.column("z_pred").to_numpy(zero_copy_only=False)))
+    got = dict(
+        zip(table.column("object_id").to_pylist(), table.column("z_pred").to_numpy(zero_copy_only=False), strict=True)
+    )
     for shard in SHARDS[:3]:  # three shards are enough to catch a wrong model, crop or order
         local = engine.predict(shard.images, shard.magnitudes)
         np.testing.assert_allclose([got[i] for i in shard.object_ids.tolist()], local, atol=1e-5)
@@ -116,25 +132,38 @@ def test_uncertainty_tta8_run_has_coverage_and_error_columns(run_pipeline, label
     from cosmicai.engine import Engine
     from cosmicai.uncertainty import Tta8Predictor, calibration_for
 
-    run = run_pipeline({"input": labelled_input, "uncertainty": "tta8", "shards_per_worker": 4, "batch_size": 64,
-                        "max_concurrency": 2})
+    run = run_pipeline(
+        {"input": labelled_input, "uncertainty": "tta8", "shards_per_worker": 4, "batch_size": 64, "max_concurrency": 2}
+    )
     assert run.status == "SUCCEEDED" and run.summary["status"] == "SUCCEEDED", (
-        run.error, run.cause, (run.summary or {}).get("shards", {}).get("failures", [])[:2])
+        run.error,
+        run.cause,
+        (run.summary or {}).get("shards", {}).get("failures", [])[:2],
+    )
     table = _merged(run)
     assert table.column_names[-3:] == list(UNCERTAINTY_COLUMNS) and table.num_rows == TOTAL
-    z_true, z_pred, z_err = (table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
-                             for c in ("z_true", "z_pred", "z_err"))
+    z_true, z_pred, z_err = (
+        table.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in ("z_true", "z_pred", "z_err")
+    )
     metrics = run.summary["metrics"]
     assert metrics["coverage_68_n"] == TOTAL
     assert metrics["coverage_68"] == np.count_nonzero(np.abs(z_true - z_pred) <= z_err) / TOTAL
     assert_metrics_agree(metrics, compute_metrics(z_true, z_pred), (z_true, z_pred))
     assert run.summary["provenance"]["uncertainty"] == "tta8"
     key = run.prediction_keys()[0]
-    assert catalog_provenance(run._s3.get_object(Bucket=run.location.bucket, Key=key)["Body"].read())["uncertainty"] == "tta8"
-    local = Tta8Predictor(Engine.from_weights(precision="fp32", batch_size=64), calibration_for(default_weights_path()),
-                          images_per_call=64).predict(SHARDS[0].images, SHARDS[0].magnitudes)
-    got = {c: dict(zip(table.column("object_id").to_pylist(), table.column(c).to_numpy(zero_copy_only=False)))
-           for c in ("z_pred", *UNCERTAINTY_COLUMNS)}
+    assert (
+        catalog_provenance(run._s3.get_object(Bucket=run.location.bucket, Key=key)["Body"].read())["uncertainty"]
+        == "tta8"
+    )
+    local = Tta8Predictor(
+        Engine.from_weights(precision="fp32", batch_size=64),
+        calibration_for(default_weights_path()),
+        images_per_call=64,
+    ).predict(SHARDS[0].images, SHARDS[0].magnitudes)
+    got = {
+        c: dict(zip(table.column("object_id").to_pylist(), table.column(c).to_numpy(zero_copy_only=False), strict=True))
+        for c in ("z_pred", *UNCERTAINTY_COLUMNS)
+    }
     for c, want in (("z_pred", local.z_pred), *local.columns().items()):
         np.testing.assert_allclose([got[c][i] for i in SHARDS[0].object_ids.tolist()], want, atol=1e-5, err_msg=c)
 
@@ -162,9 +191,19 @@ def test_make_invoke_with_a_corrupt_shard_is_partial(upload_shards, deployed_sta
     run_dir = ROOT / "runs" / run_id
     try:
         proc = subprocess.run(
-            ["make", "-s", "invoke", f"PAYLOAD={json.dumps(payload)}", f"STATE_DIR={stack_cli.state_dir}",
-             f"LOCALSTACK_PORT={localstack.port}"],
-            cwd=ROOT, text=True, capture_output=True, timeout=300, env={**os.environ, "COLUMNS": "200"},
+            [
+                "make",
+                "-s",
+                "invoke",
+                f"PAYLOAD={json.dumps(payload)}",
+                f"STATE_DIR={stack_cli.state_dir}",
+                f"LOCALSTACK_PORT={localstack.port}",
+            ],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            timeout=300,
+            env={**os.environ, "COLUMNS": "200"},
         )
         out = proc.stdout + proc.stderr
         # make exits 2 for any failed recipe; the recipe's own code (3 = PARTIAL) is in its message
@@ -174,7 +213,10 @@ def test_make_invoke_with_a_corrupt_shard_is_partial(upload_shards, deployed_sta
         objs = summary["objects"]
         assert objs["predicted"] == sum(s.n for s in SHARDS[:3]) and objs["total"] == objs["predicted"] + objs["failed"]
         [failure] = summary["shards"]["failures"]
-        assert failure["shard"].endswith("part-00003.safetensors") and failure["error"] in ("unreadable", "unknown_format")
+        assert failure["shard"].endswith("part-00003.safetensors") and failure["error"] in (
+            "unreadable",
+            "unknown_format",
+        )
         assert pq.read_table(run_dir / "catalog.parquet").num_rows == objs["predicted"]
         _assert_metrics_from_partials(summary, pq.read_table(run_dir / "catalog.parquet"))
         for name in ("report.md", "plots/z_pred_vs_z_true.png", "plots/residuals.png", "plots/workers.png"):
@@ -187,12 +229,24 @@ def test_reference_payload_runs_with_warnings(run_pipeline, labelled_input: str,
     data_bucket, _, data_prefix = labelled_input.removeprefix("s3://").partition("/")
     results = deployed_stack["results_uri"].removeprefix("s3://").partition("/")[2]
     tag = new_test_run_id()
-    ref = {"data_bucket": data_bucket, "data_prefix": data_prefix, "bucket": deployed_stack["results_bucket"],
-           "result_path": f"{results}{tag}", "world_size": 3, "file_limit": 5, "batch_size": 64, "script": "s3://x/evil.py"}
+    ref = {
+        "data_bucket": data_bucket,
+        "data_prefix": data_prefix,
+        "bucket": deployed_stack["results_bucket"],
+        "result_path": f"{results}{tag}",
+        "world_size": 3,
+        "file_limit": 5,
+        "batch_size": 64,
+        "script": "s3://x/evil.py",
+    }
     result = run_pipeline(ref, fill=False)  # no run_id: Init makes one
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     s = result.summary
     assert s is not None and s["run_id"] == result.run_id and result.run_id.startswith("run-")
-    assert s["shards"]["total"] == 5 and s["items"]["total"] == 3 and s["objects"]["predicted"] == sum(x.n for x in SHARDS[:5])
+    assert (
+        s["shards"]["total"] == 5
+        and s["items"]["total"] == 3
+        and s["objects"]["predicted"] == sum(x.n for x in SHARDS[:5])
+    )
     assert any("'script' ignored" in w for w in s["warnings"])
     _assert_metrics_from_partials(s, _merged(result))

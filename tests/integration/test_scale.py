@@ -22,12 +22,18 @@ TIMEOUT_S = 900.0
 
 
 def test_1200_shards_every_object_accounted_for(deployed_stack: dict[str, Any]) -> None:
-    stack = {"state_machine_arn": deployed_stack["state_machine_arn"], "data_uri": deployed_stack["data_uri"],
-             "results_uri": deployed_stack["results_uri"], "log_groups": deployed_stack["log_group_names"]}
+    stack = {
+        "state_machine_arn": deployed_stack["state_machine_arn"],
+        "data_uri": deployed_stack["data_uri"],
+        "results_uri": deployed_stack["results_uri"],
+        "log_groups": deployed_stack["log_group_names"],
+    }
     figures = rehearse(stack, SHARDS, PER_SHARD, SHARDS_PER_WORKER, max_concurrency=8, timeout_s=TIMEOUT_S)
-    print(f"scale: {figures['shards']} shards, {figures['items']} items: upload {figures['upload_s']} s, "
-          f"run {figures['wall_s']} s, states {figures['states_s']}, summarize {figures['summarize']}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"scale: {figures['shards']} shards, {figures['items']} items: upload {figures['upload_s']} s, "
+        f"run {figures['wall_s']} s, states {figures['states_s']}, summarize {figures['summarize']}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     assert figures["execution_status"] == "SUCCEEDED", figures
     assert figures["accounting_problems"] == [], figures["accounting_problems"]
     assert figures["items"] == SHARDS // SHARDS_PER_WORKER

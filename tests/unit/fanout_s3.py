@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -77,7 +77,7 @@ class MemoryS3:
 
     def _meta(self, bucket: str, key: str) -> dict[str, Any]:
         data = self.buckets[bucket][key]
-        when = datetime.fromtimestamp(self.modified.get((bucket, key), 0.0), timezone.utc)
+        when = datetime.fromtimestamp(self.modified.get((bucket, key), 0.0), UTC)
         return {"Key": key, "Size": len(data), "LastModified": when, "ETag": f'"{hashlib.md5(data).hexdigest()}"'}
 
     def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
@@ -95,7 +95,7 @@ class MemoryS3:
             if not data:  # S3 refuses any range of an empty object
                 raise _error("InvalidRange", "GetObject")
             start, end = Range.removeprefix("bytes=").split("-")
-            data = data[int(start): int(end) + 1]
+            data = data[int(start) : int(end) + 1]
         return {"Body": io.BytesIO(data)}
 
     def get_paginator(self, name: str) -> Any:
@@ -110,7 +110,7 @@ class MemoryS3:
                 keys = sorted(k for k in bucket if k.startswith(Prefix))
                 for i in range(0, max(len(keys), 1), s3.PAGE):
                     s3.calls.append("list")
-                    page = keys[i: i + s3.PAGE]
+                    page = keys[i : i + s3.PAGE]
                     yield {"Contents": [s3._meta(Bucket, k) for k in page]} if page else {}
 
         return _Paginator()

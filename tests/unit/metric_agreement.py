@@ -28,8 +28,12 @@ def qp_rail_metrics(z_true: Any, z_pred: Any) -> dict[str, float]:
 
     t = np.asarray(z_true, dtype=np.float64)
     p = np.asarray(z_pred, dtype=np.float64)
-    return {"bias": float(PointBias().evaluate(p, t)), "sigma_iqr": float(PointSigmaIQR().evaluate(p, t)),
-            "sigma_mad": float(PointSigmaMAD().evaluate(p, t)), "outlier_rate": float(PointOutlierRate().evaluate(p, t))}
+    return {
+        "bias": float(PointBias().evaluate(p, t)),
+        "sigma_iqr": float(PointSigmaIQR().evaluate(p, t)),
+        "sigma_mad": float(PointSigmaMAD().evaluate(p, t)),
+        "outlier_rate": float(PointOutlierRate().evaluate(p, t)),
+    }
 
 
 def assert_rail_agrees(rail: dict[str, Any] | None, z_true: Any, z_pred: Any) -> dict[str, float]:
@@ -41,7 +45,9 @@ def assert_rail_agrees(rail: dict[str, Any] | None, z_true: Any, z_pred: Any) ->
     return diffs
 
 
-def assert_metrics_agree(merged: dict[str, Any] | None, exact: dict[str, Any], pairs: tuple[Any, Any] | None = None) -> None:
+def assert_metrics_agree(
+    merged: dict[str, Any] | None, exact: dict[str, Any], pairs: tuple[Any, Any] | None = None
+) -> None:
     """Every metric of `merged` within its stated bound of `exact` (compute_metrics); with `pairs`
     (z_true, z_pred of the same objects), `merged["rail"]` against qp's classes too."""
     assert merged is not None, "no merged metrics"
@@ -56,6 +62,8 @@ def assert_metrics_agree(merged: dict[str, Any] | None, exact: dict[str, Any], p
     else:
         assert merged["r2"] == pytest.approx(exact["r2"], rel=SUM_REL, abs=1e-9)
     assert abs(merged["precision"] - exact["precision"]) <= PRECISION_ERROR_BOUND + 1e-15, (
-        merged["precision"], exact["precision"])
+        merged["precision"],
+        exact["precision"],
+    )
     if pairs is not None:
         assert_rail_agrees(merged.get("rail"), *pairs)

@@ -78,7 +78,9 @@ def test_labelled_and_unlabelled_catalogs_are_one_dataset(tmp_path):
 
     write_catalog(tmp_path / "a.parquet", IDS, PRED, TRUE)
     write_catalog(tmp_path / "b.parquet", IDS + 100, PRED)  # no labels: z_true all null, still float32
-    write_catalog(tmp_path / "c.parquet", np.array([200], dtype=np.int64), PRED[:1], np.array([np.nan], dtype=np.float32))
+    write_catalog(
+        tmp_path / "c.parquet", np.array([200], dtype=np.int64), PRED[:1], np.array([np.nan], dtype=np.float32)
+    )
     schemas = [pq.read_schema(tmp_path / f"{n}.parquet") for n in "abc"]
     assert all(s.equals(SCHEMA, check_metadata=True) for s in schemas)
     dataset = ds.dataset(tmp_path, format="parquet")
@@ -124,8 +126,15 @@ def test_catalogs_written_before_positions_still_read(tmp_path, fmt):
     assert table.column("ra").null_count == 3
 
 
-PROV = {"cosmicai_version": "0.1.0", "weights_name": "astromae-demo.safetensors", "weights_sha256": "ab" * 32,
-        "model_card": None, "backend": "torch", "precision": "int8", "uncertainty": "none"}
+PROV = {
+    "cosmicai_version": "0.1.0",
+    "weights_name": "astromae-demo.safetensors",
+    "weights_sha256": "ab" * 32,
+    "model_card": None,
+    "backend": "torch",
+    "precision": "int8",
+    "uncertainty": "none",
+}
 
 
 def test_provenance_rides_in_parquet_metadata_and_keeps_one_dataset(tmp_path):
@@ -164,15 +173,25 @@ def test_export_fits_and_parquet_carry_the_run_provenance(tmp_path, capsys):
     from cosmicai.catalog import catalog_provenance
     from cosmicai.cli import main
 
-    summary_prov = PROV | {"model_card": "astromae-demo.safetensors", "consistent": True,
-                           "combinations": [PROV | {"items": 3}], "items_unrecorded": 0}
+    summary_prov = PROV | {
+        "model_card": "astromae-demo.safetensors",
+        "consistent": True,
+        "combinations": [PROV | {"items": 3}],
+        "items_unrecorded": 0,
+    }
     run = _run_dir(tmp_path, summary_prov)
     assert main(["export", str(run), "--format", "fits"]) == 0
     assert json.loads(capsys.readouterr().out)["provenance"]["weights_sha256"] == "ab" * 32
     with fits.open(run / "catalog.fits") as hdul:
         h = hdul["CATALOG"].header
         assert (h["CAIVERS"], h["WGTSHA"], h["MODLCARD"], h["BACKEND"], h["PRECISN"], h["UNCERT"]) == (
-            "0.1.0", "ab" * 32, "astromae-demo.safetensors", "torch", "int8", "none")
+            "0.1.0",
+            "ab" * 32,
+            "astromae-demo.safetensors",
+            "torch",
+            "int8",
+            "none",
+        )
         assert "PROVMIX" not in h and hdul["CATALOG"].data.shape[0] == 3
     assert main(["export", str(run), "--format", "parquet"]) == 0
     got = catalog_provenance(run / "catalog.export.parquet")

@@ -21,18 +21,36 @@ def test_inference_image_carries_openvino_and_orchestration_does_not() -> None:
 def test_prune_keeps_the_cpu_plugin_and_the_ir_and_pytorch_frontends(tmp_path: Path) -> None:
     ov = tmp_path / "venv/lib/python3.11/site-packages/openvino"
     keep = [
-        "libs/libopenvino.so.2641", "libs/libopenvino_intel_cpu_plugin.so", "libs/libtbb.so.12",
-        "libs/libopenvino_ir_frontend.so.2641", "libs/libopenvino_pytorch_frontend.so.2641",
-        "frontend/pytorch/ts_decoder.py", "frontend/frontend.py", "tools/ovc/convert.py", "__init__.py",
+        "libs/libopenvino.so.2641",
+        "libs/libopenvino_intel_cpu_plugin.so",
+        "libs/libtbb.so.12",
+        "libs/libopenvino_ir_frontend.so.2641",
+        "libs/libopenvino_pytorch_frontend.so.2641",
+        "frontend/pytorch/ts_decoder.py",
+        "frontend/frontend.py",
+        "tools/ovc/convert.py",
+        "__init__.py",
     ]
     drop = [
-        "libs/libopenvino_intel_gpu_plugin.so", "libs/libopenvino_intel_npu_plugin.so", "libs/cache.json",
-        "libs/libopenvino_auto_plugin.so", "libs/libopenvino_auto_batch_plugin.so", "libs/libopenvino_hetero_plugin.so",
-        "libs/libopenvino_c.so.2641", "libs/tbb.pc", "libs/libopenvino_onnx_frontend.so.2641",
-        "libs/libopenvino_tensorflow_frontend.so.2641", "libs/libopenvino_tensorflow_lite_frontend.so.2641",
-        "libs/libopenvino_paddle_frontend.so.2641", "libs/libopenvino_jax_frontend.so.2641",
-        "libs/libopenvino_gguf_frontend.so.2641", "frontend/onnx/__init__.py", "frontend/tensorflow/utils.py",
-        "frontend/paddle/__init__.py", "frontend/jax/__init__.py", "include/openvino/core.hpp",
+        "libs/libopenvino_intel_gpu_plugin.so",
+        "libs/libopenvino_intel_npu_plugin.so",
+        "libs/cache.json",
+        "libs/libopenvino_auto_plugin.so",
+        "libs/libopenvino_auto_batch_plugin.so",
+        "libs/libopenvino_hetero_plugin.so",
+        "libs/libopenvino_c.so.2641",
+        "libs/tbb.pc",
+        "libs/libopenvino_onnx_frontend.so.2641",
+        "libs/libopenvino_tensorflow_frontend.so.2641",
+        "libs/libopenvino_tensorflow_lite_frontend.so.2641",
+        "libs/libopenvino_paddle_frontend.so.2641",
+        "libs/libopenvino_jax_frontend.so.2641",
+        "libs/libopenvino_gguf_frontend.so.2641",
+        "frontend/onnx/__init__.py",
+        "frontend/tensorflow/utils.py",
+        "frontend/paddle/__init__.py",
+        "frontend/jax/__init__.py",
+        "include/openvino/core.hpp",
     ]
     for rel in keep + drop:
         (ov / rel).parent.mkdir(parents=True, exist_ok=True)

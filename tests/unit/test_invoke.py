@@ -4,23 +4,22 @@ an in-process pipeline (fake Step Functions over the MemoryS3 double)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from fanout_s3 import MemoryS3
 
 from cosmicai import cli
-from cosmicai.commands import COMMAND_MODULES
-from cosmicai.commands import invoke as inv
+from cosmicai.commands import COMMAND_MODULES, invoke as inv
 from cosmicai.payload import PayloadError, RunPayload
 from cosmicai.plan import prepare_run
 from cosmicai.runstore import RunLocation
 from cosmicai.shards import shard_to_bytes
 from cosmicai.summary import summarize_run
 from cosmicai.worker import WorkItem, run_item
+from fanout_s3 import MemoryS3
 from tests.conftest import build_shard
 
 BASE = {"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/"}
@@ -64,10 +63,20 @@ def test_execution_name_is_unique_and_valid() -> None:
     assert len(names) > 1 and all(len(n) <= 80 and n.startswith("r" * 58 + "-19700101T000000-") for n in names)
 
 
-@pytest.mark.parametrize(("execution", "summary", "code"), [
-    ("SUCCEEDED", "SUCCEEDED", 0), ("SUCCEEDED", "PARTIAL", 3), ("SUCCEEDED", "FAILED", 1), ("FAILED", "FAILED", 1),
-    ("FAILED", None, 1), ("TIMED_OUT", None, 1), ("ABORTED", "PARTIAL", 1), ("RUNNING", None, 4), ("SUCCEEDED", None, 1),
-])
+@pytest.mark.parametrize(
+    ("execution", "summary", "code"),
+    [
+        ("SUCCEEDED", "SUCCEEDED", 0),
+        ("SUCCEEDED", "PARTIAL", 3),
+        ("SUCCEEDED", "FAILED", 1),
+        ("FAILED", "FAILED", 1),
+        ("FAILED", None, 1),
+        ("TIMED_OUT", None, 1),
+        ("ABORTED", "PARTIAL", 1),
+        ("RUNNING", None, 4),
+        ("SUCCEEDED", None, 1),
+    ],
+)
 def test_exit_code(execution: str, summary: str | None, code: int) -> None:
     assert inv.exit_code(execution, summary) == code
 
@@ -90,11 +99,14 @@ class FakeSFN:
         self.started.append({"arn": stateMachineArn, "name": name, "input": body})
         arn = f"{stateMachineArn}:{name}"
         self.s3.clock += 10
-        start = datetime.fromtimestamp(self.s3.clock, timezone.utc)
+        start = datetime.fromtimestamp(self.s3.clock, UTC)
         self.desc = {"executionArn": arn, "status": "SUCCEEDED"}
         if self.fail_init:
-            self.desc |= {"status": "FAILED", "error": "PayloadError",
-                          "cause": json.dumps({"errorType": "PayloadError", "errorMessage": "payload.input: no shards"})}
+            self.desc |= {
+                "status": "FAILED",
+                "error": "PayloadError",
+                "cause": json.dumps({"errorType": "PayloadError", "errorMessage": "payload.input: no shards"}),
+            }
             return {"executionArn": arn, "startDate": start}
         self.s3.clock += 1
         payload = RunPayload.parse(body)
@@ -115,7 +127,11 @@ class FakeSFN:
 def pipeline(monkeypatch: pytest.MonkeyPatch) -> tuple[MemoryS3, FakeSFN]:
     s3 = MemoryS3("data-bucket", "out-bucket")
     for i in range(4):
-        s3.put_object(Bucket="data-bucket", Key=f"in/s{i}.safetensors", Body=shard_to_bytes(build_shard(10, seed=i, id_start=10 * i)))
+        s3.put_object(
+            Bucket="data-bucket",
+            Key=f"in/s{i}.safetensors",
+            Body=shard_to_bytes(build_shard(10, seed=i, id_start=10 * i)),
+        )
     sfn = FakeSFN(s3)
     monkeypatch.setattr("cosmicai.runstore.s3_client", lambda **_: s3)
     monkeypatch.setattr(inv, "sfn_client", lambda: sfn)
@@ -124,12 +140,25 @@ def pipeline(monkeypatch: pytest.MonkeyPatch) -> tuple[MemoryS3, FakeSFN]:
 
 
 def _invoke(tmp_path: Path, payload: dict[str, Any], *extra: str) -> int:
-    return cli.main(["invoke", "--state-machine-arn", "arn:sm", "--payload", json.dumps(payload),
-                     "--out", str(tmp_path / "runs"), "--poll", "0.01", *extra])
+    return cli.main(
+        [
+            "invoke",
+            "--state-machine-arn",
+            "arn:sm",
+            "--payload",
+            json.dumps(payload),
+            "--out",
+            str(tmp_path / "runs"),
+            "--poll",
+            "0.01",
+            *extra,
+        ]
+    )
 
 
-def test_invoke_succeeded_writes_the_run_folder(tmp_path: Path, pipeline: tuple[MemoryS3, FakeSFN],
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_invoke_succeeded_writes_the_run_folder(
+    tmp_path: Path, pipeline: tuple[MemoryS3, FakeSFN], capsys: pytest.CaptureFixture[str]
+) -> None:
     s3, sfn = pipeline
     assert _invoke(tmp_path, BASE, "--run-id", "run-1") == 0
     assert sfn.started[0]["input"]["run_id"] == "run-1" and sfn.started[0]["name"].startswith("run-1-")
@@ -140,8 +169,9 @@ def test_invoke_succeeded_writes_the_run_folder(tmp_path: Path, pipeline: tuple[
     assert "SUCCEEDED" in out and "40 total = 40 predicted + 0 failed" in out and "catalog.parquet" in out
 
 
-def test_invoke_partial_exits_3_and_lists_the_failure(tmp_path: Path, pipeline: tuple[MemoryS3, FakeSFN],
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_invoke_partial_exits_3_and_lists_the_failure(
+    tmp_path: Path, pipeline: tuple[MemoryS3, FakeSFN], capsys: pytest.CaptureFixture[str]
+) -> None:
     s3, _ = pipeline
     s3.put_object(Bucket="data-bucket", Key="in/s1.safetensors", Body=b"garbage" * 10)
     assert _invoke(tmp_path, BASE | {"run_id": "run-p"}) == 3
@@ -149,16 +179,21 @@ def test_invoke_partial_exits_3_and_lists_the_failure(tmp_path: Path, pipeline: 
     assert "PARTIAL" in out and "in/s1.safetensors" in out
 
 
-def test_invoke_failed_execution_prints_error_and_cause(tmp_path: Path, pipeline: tuple[MemoryS3, FakeSFN],
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_invoke_failed_execution_prints_error_and_cause(
+    tmp_path: Path, pipeline: tuple[MemoryS3, FakeSFN], capsys: pytest.CaptureFixture[str]
+) -> None:
     pipeline[1].fail_init = True
     assert _invoke(tmp_path, BASE | {"run_id": "run-f"}) == 1
     out = capsys.readouterr().out
     assert "execution FAILED: PayloadError: payload.input: no shards" in out and "no report" in out
 
 
-def test_invalid_payload_starts_nothing(tmp_path: Path, pipeline: tuple[MemoryS3, FakeSFN],
-                                        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invalid_payload_starts_nothing(
+    tmp_path: Path,
+    pipeline: tuple[MemoryS3, FakeSFN],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     assert _invoke(tmp_path, BASE | {"max_concurrency": 0}) == 2
     assert _invoke(tmp_path, BASE | {"colour": "red"}) == 2
     monkeypatch.delenv(inv.ARN_ENV, raising=False)
@@ -171,22 +206,48 @@ def test_invalid_payload_starts_nothing(tmp_path: Path, pipeline: tuple[MemoryS3
 def test_tracker_counts_only_this_runs_fresh_reports(pipeline: tuple[MemoryS3, FakeSFN]) -> None:
     s3, _ = pipeline
     loc = RunLocation("out-bucket", "r/")
-    s3.put_object(Bucket="out-bucket", Key="r/workers/item-00000.json", Body=json.dumps({"run_id": "x", "item_id": "item-00000", "status": "failed"}).encode())
+    s3.put_object(
+        Bucket="out-bucket",
+        Key="r/workers/item-00000.json",
+        Body=json.dumps({"run_id": "x", "item_id": "item-00000", "status": "failed"}).encode(),
+    )
     s3.clock += 100
-    t = inv.Tracker(run_id="x", since=datetime.fromtimestamp(s3.clock, timezone.utc))
+    t = inv.Tracker(run_id="x", since=datetime.fromtimestamp(s3.clock, UTC))
     t.poll(s3, loc)
     assert (t.items, t.done, t.failed) == (None, 0, 0)  # older than the execution
-    s3.put_object(Bucket="out-bucket", Key="r/run.json", Body=json.dumps({"run_id": "x", "items": 3, "objects_planned": 30}).encode())
-    s3.put_object(Bucket="out-bucket", Key="r/workers/item-00001.json", Body=json.dumps({"run_id": "x", "item_id": "item-00001", "status": "succeeded", "objects": 10}).encode())
-    s3.put_object(Bucket="out-bucket", Key="r/workers/item-00002.json", Body=json.dumps({"run_id": "y", "item_id": "item-00002", "status": "succeeded", "objects": 10}).encode())
+    s3.put_object(
+        Bucket="out-bucket",
+        Key="r/run.json",
+        Body=json.dumps({"run_id": "x", "items": 3, "objects_planned": 30}).encode(),
+    )
+    s3.put_object(
+        Bucket="out-bucket",
+        Key="r/workers/item-00001.json",
+        Body=json.dumps({"run_id": "x", "item_id": "item-00001", "status": "succeeded", "objects": 10}).encode(),
+    )
+    s3.put_object(
+        Bucket="out-bucket",
+        Key="r/workers/item-00002.json",
+        Body=json.dumps({"run_id": "y", "item_id": "item-00002", "status": "succeeded", "objects": 10}).encode(),
+    )
     t.poll(s3, loc)
     assert (t.items, t.objects_planned, t.done, t.failed, t.objects) == (3, 30, 1, 0, 10)
 
 
-@pytest.mark.parametrize(("text", "size"), [
-    ("2GB", 2_000_000_000), ("2 gb", 2_000_000_000), ("500MB", 500_000_000), ("1.5GiB", int(1.5 * 1024**3)),
-    ("0", 0), ("123", 123), ("10kB", 10_000), ("none", None), ("unlimited", None),
-])
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("2GB", 2_000_000_000),
+        ("2 gb", 2_000_000_000),
+        ("500MB", 500_000_000),
+        ("1.5GiB", int(1.5 * 1024**3)),
+        ("0", 0),
+        ("123", 123),
+        ("10kB", 10_000),
+        ("none", None),
+        ("unlimited", None),
+    ],
+)
 def test_parse_size(text: str, size: int | None) -> None:
     assert inv.parse_size(text) == size
 
@@ -201,16 +262,29 @@ def test_catalog_limit_flag_default_and_errors(capsys: pytest.CaptureFixture[str
     assert info.value.code == 2 and "not a size like 2GB" in capsys.readouterr().err
 
 
-def test_invoke_over_the_catalog_limit_keeps_it_in_place(tmp_path: Path, pipeline: tuple[MemoryS3, FakeSFN],
-                                                         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invoke_over_the_catalog_limit_keeps_it_in_place(
+    tmp_path: Path,
+    pipeline: tuple[MemoryS3, FakeSFN],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     assert _invoke(tmp_path, BASE, "--run-id", "run-big", "--catalog-download-limit", "1kB") == 0
     run_dir = tmp_path / "runs" / "run-big"
     assert not (run_dir / "catalog.parquet").exists()
-    for name in ("summary.json", "report.md", "catalog.sample.parquet", "plots/workers.png", "plots/z_pred_vs_z_true.png"):
+    for name in (
+        "summary.json",
+        "report.md",
+        "catalog.sample.parquet",
+        "plots/workers.png",
+        "plots/z_pred_vs_z_true.png",
+    ):
         assert (run_dir / name).is_file(), name
     out = capsys.readouterr().out
-    assert "catalog: not downloaded (" in out and "> --catalog-download-limit 1.0 kB); query it in place at s3://out-bucket/r/predictions/" in out
+    assert (
+        "catalog: not downloaded (" in out
+        and "> --catalog-download-limit 1.0 kB); query it in place at s3://out-bucket/r/predictions/" in out
+    )
     assert "ds.dataset('out-bucket/r/predictions/', format=\"parquet\", filesystem=s3)" in out
     assert "40 total = 40 predicted + 0 failed" in out

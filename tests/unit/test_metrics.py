@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -14,8 +16,8 @@ from cosmicai.metrics import (
     PRECISION_ERROR_BOUND,
     MetricAccumulator,
     MetricPartial,
-    MetricState,
     MetricsError,
+    MetricState,
     PartialFormatError,
     ShardPartial,
     bin_centres,
@@ -81,7 +83,7 @@ def test_merge_of_shard_states_equals_whole():
     p = t + rng.normal(0, 0.05, t.size) + (rng.uniform(size=t.size) < 0.05) * 0.4
     whole = compute_metrics(t, p)
     cuts = [0, 3, 250, 251, 700, 1001]  # uneven shards, one of a single object
-    states = [MetricState().update(t[a:b], p[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+    states = [MetricState().update(t[a:b], p[a:b]) for a, b in itertools.pairwise(cuts)]
     merged = MetricState()
     for s in reversed(states):  # order must not matter
         merged.merge(s)
@@ -126,7 +128,8 @@ def test_empty_state_raises_and_formats():
 
 
 def _pairs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """float32 (z_true, z_pred) like a catalog: a good core, heavy (Cauchy) tails, deltas beyond +-1, a few beyond GRID_LIMIT."""
+    """float32 (z_true, z_pred) like a catalog: a good core, heavy (Cauchy) tails, deltas beyond +-1,
+    a few beyond GRID_LIMIT."""
     t = rng.uniform(0.0, 3.0, n).astype(np.float32)
     d = rng.normal(0.0, 0.02, n)
     tail = rng.uniform(size=n) < 0.08
@@ -148,11 +151,16 @@ def test_every_delta_is_within_the_bound_of_its_representative():
     rng = np.random.default_rng(3)
     k = rng.integers(-(2**25), 2**25, 20_000)
     edges = k * BIN_WIDTH - 1.0  # exact bin edges over +-16 (and the rounding just around them)
-    values = np.concatenate([
-        edges, np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf),
-        rng.uniform(-1, 1, 20_000), rng.uniform(-GRID_LIMIT, GRID_LIMIT, 20_000) * 0.999,
-        [-1.0, 1.0, 0.0, 1e-300, -1e-300, GRID_LIMIT * 0.999999, -GRID_LIMIT * 0.999999, np.nextafter(-1.0, 0.0)],
-    ])
+    values = np.concatenate(
+        [
+            edges,
+            np.nextafter(edges, np.inf),
+            np.nextafter(edges, -np.inf),
+            rng.uniform(-1, 1, 20_000),
+            rng.uniform(-GRID_LIMIT, GRID_LIMIT, 20_000) * 0.999,
+            [-1.0, 1.0, 0.0, 1e-300, -1e-300, GRID_LIMIT * 0.999999, -GRID_LIMIT * 0.999999, np.nextafter(-1.0, 0.0)],
+        ]
+    )
     err = np.abs(values - bin_centres(delta_bins(values)))
     assert err.max() <= DELTA_ERROR_BOUND < 1e-6
     # and the bound is nearly tight: values at a bin's lower edge are W/2 from its centre
@@ -268,8 +276,10 @@ def test_partial_file_round_trips_as_plain_json():
     import json
 
     rng = np.random.default_rng(12)
-    sections = [ShardPartial(f"in/part-{i}.safetensors", n, MetricPartial.from_pairs(*_pairs(rng, n)))
-                for i, n in enumerate((5000, 1, 700))]
+    sections = [
+        ShardPartial(f"in/part-{i}.safetensors", n, MetricPartial.from_pairs(*_pairs(rng, n)))
+        for i, n in enumerate((5000, 1, 700))
+    ]
     sections.append(ShardPartial("in/unlabelled.safetensors", 40, MetricPartial()))
     data = partials_to_bytes("run-x", "item-00003", sections)
     assert len(data) < 40_000  # ~6 KB per 5,000 objects: a small GET
@@ -282,7 +292,9 @@ def test_partial_file_round_trips_as_plain_json():
     for s in sections:
         back = doc.shards[s.key]
         assert back.rows == s.rows and back.partial.n == s.partial.n
-        assert np.array_equal(back.partial.bins, s.partial.bins) and np.array_equal(back.partial.counts, s.partial.counts)
+        assert np.array_equal(back.partial.bins, s.partial.bins) and np.array_equal(
+            back.partial.counts, s.partial.counts
+        )
         assert np.array_equal(back.partial.extremes, s.partial.extremes)
         if s.partial.n:
             assert back.partial.compute() == s.partial.compute()
@@ -294,7 +306,9 @@ def test_bad_partial_files_are_named_errors():
     import json
     import zlib
 
-    good = json.loads(partials_to_bytes("r", "i", [ShardPartial("k", 2, MetricPartial.from_pairs([0.1, 0.2], [0.1, 0.3]))]))
+    good = json.loads(
+        partials_to_bytes("r", "i", [ShardPartial("k", 2, MetricPartial.from_pairs([0.1, 0.2], [0.1, 0.3]))])
+    )
 
     def bad(change: dict, section: dict | None = None) -> bytes:
         doc = json.loads(json.dumps(good)) | change

@@ -29,10 +29,16 @@ def test_run_id_is_generated_once_and_kept() -> None:
 
 def test_reference_payload_is_mapped_and_download_keys_ignored_with_warnings() -> None:
     ref = {
-        "bucket": "result-bucket", "result_path": "result-partition-100MB/4GB/1",
-        "data_bucket": "data-bucket", "data_prefix": "100MB", "file_limit": "22",
-        "batch_size": 512, "object_type": "folder", "S3_object_name": "Anomaly Detection",
-        "script": "/tmp/Anomaly Detection/Inference/inference.py", "world_size": 4,
+        "bucket": "result-bucket",
+        "result_path": "result-partition-100MB/4GB/1",
+        "data_bucket": "data-bucket",
+        "data_prefix": "100MB",
+        "file_limit": "22",
+        "batch_size": 512,
+        "object_type": "folder",
+        "S3_object_name": "Anomaly Detection",
+        "script": "/tmp/Anomaly Detection/Inference/inference.py",
+        "world_size": 4,
     }
     p = RunPayload.parse(ref)
     assert p.input == "s3://data-bucket/100MB/"

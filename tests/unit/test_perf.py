@@ -17,9 +17,19 @@ from cosmicai.perf.worker_path import thread_scaling
 
 
 def _wp_row(runner: str, threads: int, batch: int, rate: float, dz: float | None) -> dict:
-    return {"runner": runner, "threads": threads, "batch_size": batch, "objects_per_s": rate / 2, "objects_per_cpu_s": rate,
-            "objects_per_s_per_thread": rate / threads, "rounds_objects_per_s": [rate], "ratio_vs_reference": 1.0,
-            "wall_ratio_vs_reference": 1.0, "max_abs_dz_vs_fp32": dz, "max_abs_dz_vs_reference": 0.0}
+    return {
+        "runner": runner,
+        "threads": threads,
+        "batch_size": batch,
+        "objects_per_s": rate / 2,
+        "objects_per_cpu_s": rate,
+        "objects_per_s_per_thread": rate / threads,
+        "rounds_objects_per_s": [rate],
+        "ratio_vs_reference": 1.0,
+        "wall_ratio_vs_reference": 1.0,
+        "max_abs_dz_vs_fp32": dz,
+        "max_abs_dz_vs_reference": 0.0,
+    }
 
 
 def test_e2e_target_is_two_integers() -> None:
@@ -47,8 +57,9 @@ def test_projection_row_by_hand() -> None:
     assert x86["components_per_million"]["lambda_compute"] == pytest.approx(per_m_infer, rel=2e-3)
     assert x86["wall_s"] == pytest.approx(billed, abs=0.01)
     arm_ratio = 0.0000133334 / 0.0000166667
-    assert arm["components_per_million"]["lambda_compute"] == pytest.approx(x86["components_per_million"]["lambda_compute"] * arm_ratio,
-                                                                            rel=1e-3)
+    assert arm["components_per_million"]["lambda_compute"] == pytest.approx(
+        x86["components_per_million"]["lambda_compute"] * arm_ratio, rel=1e-3
+    )
 
 
 def test_recommend_prefers_fast_among_near_cheapest() -> None:
@@ -76,23 +87,61 @@ def test_overhead_packs_workers_on_slots() -> None:
 def test_thread_scaling_efficiency() -> None:
     rows = [_wp_row("fp32", 1, 512, 100.0, 0.0), _wp_row("fp32", 2, 512, 170.0, 0.0), _wp_row("fp32", 1, 64, 90.0, 0.0)]
     rows[1]["objects_per_cpu_s"] = 85.0  # 2 threads: 170 objects/s of wall on 2 CPU-seconds per second
-    assert thread_scaling(rows, 512) == {"fp32": {"objects_per_cpu_s_t1": 100.0, "objects_per_s_t1": 50.0, "efficiency_t1": 1.0,
-                                                  "objects_per_cpu_s_t2": 85.0, "objects_per_s_t2": 85.0, "efficiency_t2": 0.85}}
+    assert thread_scaling(rows, 512) == {
+        "fp32": {
+            "objects_per_cpu_s_t1": 100.0,
+            "objects_per_s_t1": 50.0,
+            "efficiency_t1": 1.0,
+            "objects_per_cpu_s_t2": 85.0,
+            "objects_per_s_t2": 85.0,
+            "efficiency_t2": 0.85,
+        }
+    }
 
 
 def _results() -> dict:
-    rows = [_wp_row("reference_style", 1, 64, 40.0, 0.0), _wp_row("reference_style", 1, 512, 50.0, 0.0),
-            _wp_row("fp32", 1, 512, 140.0, 0.0), _wp_row("int8", 1, 512, 400.0, 0.02)]
+    rows = [
+        _wp_row("reference_style", 1, 64, 40.0, 0.0),
+        _wp_row("reference_style", 1, 512, 50.0, 0.0),
+        _wp_row("fp32", 1, 512, 140.0, 0.0),
+        _wp_row("int8", 1, 512, 400.0, 0.02),
+    ]
     grid = projection_grid({1: 140.0}, 3.0, memory_sizes=(1769, 3538), shard_mb=(25, 100))
     return {
         "machine": {"cpu_model": "test CPU", "cpus_available": 2, "load_avg_start": 1.0},
-        "worker_path": {"rows": rows, "objects": 64, "shard_bytes": 1_312_768, "method": "m", "config": {"scaling_batch": 512},
-                        "thread_scaling": {}},
-        "cold_start": {"probe": [{"precision": "fp32", "import_s": 0.5, "engine_s": 2.0, "first_prediction_s": 3.0,
-                                  "process_wall_s": 3.5, "peak_rss_mb": 500.0}]},
+        "worker_path": {
+            "rows": rows,
+            "objects": 64,
+            "shard_bytes": 1_312_768,
+            "method": "m",
+            "config": {"scaling_batch": 512},
+            "thread_scaling": {},
+        },
+        "cold_start": {
+            "probe": [
+                {
+                    "precision": "fp32",
+                    "import_s": 0.5,
+                    "engine_s": 2.0,
+                    "first_prediction_s": 3.0,
+                    "process_wall_s": 3.5,
+                    "peak_rss_mb": 500.0,
+                }
+            ]
+        },
         "end_to_end": {"not_measured": "pipeline not ready"},
-        "projection": {"inputs": {"mode": "fp32", "batch_size": 512, "objects_per_s_by_threads": {"1": 140.0}, "init_s": 3.0,
-                                  "concurrency": 1000, "assumptions": ["a"], "reference_usd_per_million": 1.78}, "rows": grid},
+        "projection": {
+            "inputs": {
+                "mode": "fp32",
+                "batch_size": 512,
+                "objects_per_s_by_threads": {"1": 140.0},
+                "init_s": 3.0,
+                "concurrency": 1000,
+                "assumptions": ["a"],
+                "reference_usd_per_million": 1.78,
+            },
+            "rows": grid,
+        },
         "recommendation": recommend(grid) | {"batch_size": 512, "precision": "fp32"},
     }
 
@@ -117,10 +166,17 @@ def test_report_renders_tables_and_plots(tmp_path: Path) -> None:
 
 
 def test_stack_env_fills_bench_and_costs_options(tmp_path: Path) -> None:
-    env = {"COSMICAI_TF_STATE_MACHINE_ARN": "arn:sm", "COSMICAI_TF_DATA_URI": "s3://data-b/shards/",
-           "COSMICAI_TF_RESULTS_URI": "s3://res-b/runs/",
-           "COSMICAI_TF_LOG_GROUP_NAMES": json.dumps({"infer": "/aws/lambda/i", "init": "/aws/lambda/n", "state_machine": "/sfn"})}
-    args = argparse.Namespace(state_machine_arn=None, data_uri=None, results_uri=None, infer_log_group=None, bucket=None)
+    env = {
+        "COSMICAI_TF_STATE_MACHINE_ARN": "arn:sm",
+        "COSMICAI_TF_DATA_URI": "s3://data-b/shards/",
+        "COSMICAI_TF_RESULTS_URI": "s3://res-b/runs/",
+        "COSMICAI_TF_LOG_GROUP_NAMES": json.dumps(
+            {"infer": "/aws/lambda/i", "init": "/aws/lambda/n", "state_machine": "/sfn"}
+        ),
+    }
+    args = argparse.Namespace(
+        state_machine_arn=None, data_uri=None, results_uri=None, infer_log_group=None, bucket=None
+    )
     apply_stack_env(args, env)
     assert (args.state_machine_arn, args.bucket, args.infer_log_group) == ("arn:sm", "data-b", "/aws/lambda/i")
     with pytest.raises(SystemExit, match="COSMICAI_TF_STATE_MACHINE_ARN"):
@@ -138,10 +194,20 @@ def test_stack_env_fills_bench_and_costs_options(tmp_path: Path) -> None:
 
 
 def test_local_cold_start_says_when_every_worker_was_warm() -> None:
-    cold = {"runs": [{"per_worker": [{"cold_start": True, "init_seconds": 0.3, "seconds": 5.0},
-                                     {"cold_start": False, "init_seconds": 0.0, "seconds": 2.0}]}]}
+    cold = {
+        "runs": [
+            {
+                "per_worker": [
+                    {"cold_start": True, "init_seconds": 0.3, "seconds": 5.0},
+                    {"cold_start": False, "init_seconds": 0.0, "seconds": 2.0},
+                ]
+            }
+        ]
+    }
     assert local_cold_start(cold, None) == {
-        "local_cloud": "1 cold workers: init (imports + weights) 0.30 s mean; cold worker wall 5.0 s mean (engine fold + its shard)"}
+        "local_cloud": "1 cold workers: init (imports + weights) 0.30 s mean; "
+        "cold worker wall 5.0 s mean (engine fold + its shard)"
+    }
     warm = {"runs": [{"per_worker": [{"cold_start": False, "init_seconds": 0.0, "seconds": 2.0}]}]}
     assert "still warm" in local_cold_start(warm, None)["local_cloud"]
     assert local_cold_start({}, None) == {"local_cloud_not_measured": "no cold worker in the end-to-end runs"}

@@ -30,7 +30,7 @@ pytest.importorskip("qp.metrics.point_estimate_metric_classes")
 def _merged(z_true: np.ndarray, z_pred: np.ndarray, parts: int, through_bytes: bool = True):
     """compute_with_rail of an accumulator fed `parts` partials (optionally written and read back as files)."""
     acc = MetricAccumulator()
-    for i, (t, p) in enumerate(zip(np.array_split(z_true, parts), np.array_split(z_pred, parts))):
+    for i, (t, p) in enumerate(zip(np.array_split(z_true, parts), np.array_split(z_pred, parts), strict=True)):
         partial = MetricPartial.from_pairs(t, p)
         if through_bytes:
             doc = partials_from_bytes(partials_to_bytes("run", f"item-{i}", [ShardPartial(f"s{i}", t.size, partial)]))
@@ -132,8 +132,12 @@ def test_summary_states_the_rail_bounds() -> None:
 def test_report_rows_and_plot_text_label_rail_metrics() -> None:
     from cosmicai.report import _metrics_text, summary_rows
 
-    metrics = {"n": 3, "mae": 0.1, "bias": 0.01, "rail": {"bias": 0.002, "sigma_iqr": 0.03, "sigma_mad": 0.031,
-                                                          "outlier_rate": 0.05}}
+    metrics = {
+        "n": 3,
+        "mae": 0.1,
+        "bias": 0.01,
+        "rail": {"bias": 0.002, "sigma_iqr": 0.03, "sigma_mad": 0.031, "outlier_rate": 0.05},
+    }
     rows = dict(summary_rows({"metrics": metrics}))
     assert rows["bias"] == "0.01" and rows["RAIL bias"] == "0.002" and rows["RAIL outlier_rate"] == "0.05"
     text = _metrics_text(metrics)

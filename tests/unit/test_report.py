@@ -48,22 +48,30 @@ class _TinyEngine:
 
 def _run(s3: MemoryS3, run_id: str, corrupt: bool = False) -> dict:
     for i in range(5):
-        s3.buckets["data-bucket"][f"in/s{i}.safetensors"] = shard_to_bytes(build_shard(20 + i, seed=i, id_start=100 * i))
+        s3.buckets["data-bucket"][f"in/s{i}.safetensors"] = shard_to_bytes(
+            build_shard(20 + i, seed=i, id_start=100 * i)
+        )
     if corrupt:
         s3.buckets["data-bucket"]["in/s2.safetensors"] = b"\x00" * 64
-    payload = RunPayload.parse({"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "world_size": 2,
-                                "run_id": run_id})
+    payload = RunPayload.parse(
+        {"input": "s3://data-bucket/in/", "output": "s3://out-bucket/r/", "world_size": 2, "run_id": run_id}
+    )
     prepare_run(s3, payload, started_at=1000.0)
     for n, item in enumerate(json.loads(s3.buckets["out-bucket"]["r/plan.json"])):
-        run_item(WorkItem.parse(item), s3, _TinyEngine, cold_start=n == 0, init_seconds=0.2, context={"memory_mb": 2048})
+        run_item(
+            WorkItem.parse(item), s3, _TinyEngine, cold_start=n == 0, init_seconds=0.2, context={"memory_mb": 2048}
+        )
     return summarize_run(s3, LOC, run_id, now=1005.0)
 
 
 def test_report_merges_only_predicted_catalogs_and_draws_plots(tmp_path: Path) -> None:
     s3 = MemoryS3("data-bucket", "out-bucket")
     # a stale catalog of an earlier run with a shard name not in this plan
-    s3.put_object(Bucket="out-bucket", Key=LOC.prediction_key("old"),
-                  Body=catalog_to_bytes(np.arange(3), np.zeros(3, np.float32), np.zeros(3, np.float32)))
+    s3.put_object(
+        Bucket="out-bucket",
+        Key=LOC.prediction_key("old"),
+        Body=catalog_to_bytes(np.arange(3), np.zeros(3, np.float32), np.zeros(3, np.float32)),
+    )
     summary = _run(s3, "run-r", corrupt=True)
     assert summary["status"] == "PARTIAL"
     files, plots, report = build_report(s3, LOC, tmp_path / "run-r", run_id="run-r")
@@ -102,7 +110,10 @@ def test_report_reads_every_failure_from_the_failures_file(tmp_path: Path, monke
     assert files.catalog_rows == summary["objects"]["predicted"]
     local = tmp_path / "run-f" / "summary"
     assert (local / "failures.jsonl").read_text().count("\n") == 1
-    assert [json.loads(x)["item_id"] for x in (local / "workers.jsonl").read_text().splitlines()] == ["item-00000", "item-00001"]
+    assert [json.loads(x)["item_id"] for x in (local / "workers.jsonl").read_text().splitlines()] == [
+        "item-00000",
+        "item-00001",
+    ]
 
 
 def test_report_refuses_a_summary_of_another_run(tmp_path: Path) -> None:
@@ -125,13 +136,23 @@ def test_rerun_report_is_identical(tmp_path: Path) -> None:
 
 
 def test_summary_rows_without_metrics() -> None:
-    rows = dict(summary_rows({"run_id": "x", "status": "FAILED", "objects": {"total": 3, "predicted": 0, "failed": 3},
-                              "shards": {"total": 1, "succeeded": 0, "failed": 1}, "metrics": None}))
+    rows = dict(
+        summary_rows(
+            {
+                "run_id": "x",
+                "status": "FAILED",
+                "objects": {"total": 3, "predicted": 0, "failed": 3},
+                "shards": {"total": 1, "succeeded": 0, "failed": 1},
+                "metrics": None,
+            }
+        )
+    )
     assert rows["objects"] == "3 total = 0 predicted + 3 failed"
     assert rows["metrics"].startswith("none") and rows["projected USD (run)"] == "-"
 
 
 # --- the catalog download limit ---
+
 
 def test_should_download_is_at_or_below_the_limit() -> None:
     assert should_download(0, 0) and should_download(2_000_000_000, DEFAULT_CATALOG_LIMIT_BYTES)
@@ -144,14 +165,25 @@ def test_listed_sizes_decide_before_anything_is_downloaded(tmp_path: Path) -> No
     summary = _run(s3, "run-l")
     keys = sorted(k for k in s3.buckets["out-bucket"] if k.startswith("r/predictions/"))
     listing = list_catalogs(s3, LOC, keys)
-    assert listing.bytes == sum(len(s3.buckets["out-bucket"][k]) for k in keys) and listing.uri == "s3://out-bucket/r/predictions/"
+    assert (
+        listing.bytes == sum(len(s3.buckets["out-bucket"][k]) for k in keys)
+        and listing.uri == "s3://out-bucket/r/predictions/"
+    )
     s3.calls.clear()
     files = fetch_run(s3, LOC, tmp_path / "l", "run-l", catalog_limit=listing.bytes - 1)
     assert not [c for c in s3.calls if c.startswith("get r/predictions/") and c.split()[1] not in sample_keys(listing)]
     ip = files.in_place
     assert files.catalog_path is None and ip is not None and not (tmp_path / "l" / CATALOG_FILE).exists()
-    assert (ip.uri, ip.bytes, ip.files, ip.limit) == ("s3://out-bucket/r/predictions/", listing.bytes, 5, listing.bytes - 1)
-    assert files.sample_path == tmp_path / "l" / SAMPLE_FILE and pq.read_table(files.sample_path).num_rows == ip.sample_rows > 0
+    assert (ip.uri, ip.bytes, ip.files, ip.limit) == (
+        "s3://out-bucket/r/predictions/",
+        listing.bytes,
+        5,
+        listing.bytes - 1,
+    )
+    assert (
+        files.sample_path == tmp_path / "l" / SAMPLE_FILE
+        and pq.read_table(files.sample_path).num_rows == ip.sample_rows > 0
+    )
     at_limit = fetch_run(s3, LOC, tmp_path / "l", "run-l", catalog_limit=listing.bytes)
     assert at_limit.in_place is None and at_limit.catalog_rows == summary["objects"]["predicted"]
     assert not (tmp_path / "l" / SAMPLE_FILE).exists()  # the earlier sample does not linger beside the whole catalog
@@ -168,7 +200,11 @@ def test_report_above_the_limit_says_how_to_query_in_place(tmp_path: Path, monke
     assert not (tmp_path / "big" / CATALOG_FILE).exists()  # a stale download must not pass for this run's catalog
     assert {p.name for p in plots} == {"z_pred_vs_z_true.png", "residuals.png", "workers.png"}  # from the sample
     text = report.read_text()
-    assert "## Catalog in S3" in text and "s3://out-bucket/r/predictions/" in text and "over the 1.0 kB download limit" in text
+    assert (
+        "## Catalog in S3" in text
+        and "s3://out-bucket/r/predictions/" in text
+        and "over the 1.0 kB download limit" in text
+    )
     assert "ds.dataset('out-bucket/r/predictions/', format=\"parquet\", filesystem=s3)" in text
     assert "endpoint_override='127.0.0.1:4566', scheme='http'" in text
 
@@ -186,11 +222,17 @@ def test_missing_catalog_is_a_named_report_error() -> None:
     s3 = MemoryS3("data-bucket", "out-bucket")
     _run(s3, "run-m")
     del s3.buckets["out-bucket"]["r/predictions/s3.parquet"]
-    with pytest.raises(ReportError, match=r"1 catalog\(s\) of predicted shards are not in s3://out-bucket/r/predictions/, e.g. r/predictions/s3.parquet"):
+    with pytest.raises(
+        ReportError,
+        match=r"1 catalog\(s\) of predicted shards are not in s3://out-bucket/r/predictions/, "
+        r"e.g. r/predictions/s3.parquet",
+    ):
         list_catalogs(s3, LOC, [LOC.prediction_key(f"s{i}") for i in range(5)])
 
 
-def test_merged_catalog_streams_into_few_row_groups_and_plot_points_stride(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_merged_catalog_streams_into_few_row_groups_and_plot_points_stride(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import cosmicai.report as rep
 
     monkeypatch.setattr(rep, "ROW_GROUP_ROWS", 50)
@@ -200,7 +242,8 @@ def test_merged_catalog_streams_into_few_row_groups_and_plot_points_stride(tmp_p
     meta = pq.ParquetFile(files.catalog_path).metadata
     assert meta.num_rows == 110 and meta.num_row_groups == 3  # 63 rows as 50 + 13, then 47: not one group per shard
     assert pq.read_table(files.catalog_path).column("object_id").to_pylist() == sorted(
-        100 * i + j for i in range(5) for j in range(20 + i))
+        100 * i + j for i in range(5) for j in range(20 + i)
+    )
     z_true, z_pred = plot_points(files.catalog_path, max_points=30)
     table = pq.read_table(files.catalog_path)
     assert len(z_true) == 28 and np.array_equal(z_pred, table.column("z_pred").to_numpy()[::4].astype(np.float64))

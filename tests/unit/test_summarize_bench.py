@@ -18,10 +18,15 @@ def test_synthetic_run_serves_real_partials_and_reports() -> None:
     assert (doc.run_id, doc.item_id) == (bench.RUN_ID, "item-00003")
     assert list(doc.shards) == ["in/part-000006.safetensors", "in/part-000007.safetensors"]
     assert all(s.partial.n == 400 for s in doc.shards.values())
-    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="b", Prefix=loc.key("metrics/"))
-            for o in page.get("Contents", [])]
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket="b", Prefix=loc.key("metrics/"))
+        for o in page.get("Contents", [])
+    ]
     assert keys == sorted(keys) and len(keys) == 12
-    assert s3.list_objects_v2(Bucket="b", Prefix=loc.key("plan.json"), MaxKeys=1)["Contents"][0]["Key"] == loc.key("plan.json")
+    assert s3.list_objects_v2(Bucket="b", Prefix=loc.key("plan.json"), MaxKeys=1)["Contents"][0]["Key"] == loc.key(
+        "plan.json"
+    )
 
 
 def test_both_modes_measure_the_whole_run() -> None:
@@ -35,11 +40,31 @@ def test_both_modes_measure_the_whole_run() -> None:
 
 
 def test_report_section_is_rendered_from_summarize_json(tmp_path: Path) -> None:
-    rows = [{"mode": m, "items": n, "objects": n * 10, "gets": n, "get_latency_ms": 0.0, "seconds": 1.0 + n / 1000,
-             "rss_before_mb": 38.0, "peak_rss_mb": p, "partial_bytes": 8800}
-            for m, n, p in (("merge", 1000, 110.0), ("merge", 40000, 118.0), ("summarize", 1000, 118.0), ("summarize", 40000, 287.0))]
-    doc = {"command": "python -m cosmicai.perf.summarize_merge", "rows": rows, "verdicts": bench.verdicts(rows),
-           "config": {"objects_per_item": 5000, "shards_per_item": 1, "pool": 64}}
+    rows = [
+        {
+            "mode": m,
+            "items": n,
+            "objects": n * 10,
+            "gets": n,
+            "get_latency_ms": 0.0,
+            "seconds": 1.0 + n / 1000,
+            "rss_before_mb": 38.0,
+            "peak_rss_mb": p,
+            "partial_bytes": 8800,
+        }
+        for m, n, p in (
+            ("merge", 1000, 110.0),
+            ("merge", 40000, 118.0),
+            ("summarize", 1000, 118.0),
+            ("summarize", 40000, 287.0),
+        )
+    ]
+    doc = {
+        "command": "python -m cosmicai.perf.summarize_merge",
+        "rows": rows,
+        "verdicts": bench.verdicts(rows),
+        "config": {"objects_per_item": 5000, "shards_per_item": 1, "pool": 64},
+    }
     assert doc["verdicts"]["merge"]["within_20_percent"] and not doc["verdicts"]["summarize"]["within_20_percent"]
     text = "\n".join(summarize_section(doc))
     assert "## Summarize at the limits" in text and "| merge | 40,000 |" in text
@@ -72,8 +97,10 @@ def test_summarize_holds_about_a_hundred_bytes_per_item() -> None:
 
 
 def test_verdicts_hold_at_every_latency() -> None:
-    rows = [{"mode": "summarize", "items": n, "get_latency_ms": ms, "seconds": 1.0, "peak_rss_mb": p}
-            for n, ms, p in ((1000, 0.0, 100.0), (40000, 0.0, 110.0), (1000, 25.0, 90.0), (40000, 25.0, 115.0))]
+    rows = [
+        {"mode": "summarize", "items": n, "get_latency_ms": ms, "seconds": 1.0, "peak_rss_mb": p}
+        for n, ms, p in ((1000, 0.0, 100.0), (40000, 0.0, 110.0), (1000, 25.0, 90.0), (40000, 25.0, 115.0))
+    ]
     v = bench.verdicts(rows)["summarize"]
     assert v["peak_ratio_by_latency_ms"] == {"0": 1.1, "25": 1.278} and v["peak_ratio"] == 1.278
     assert not v["within_20_percent"] and v["within_lambda"]

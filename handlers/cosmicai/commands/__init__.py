@@ -5,4 +5,19 @@ Each module here defines `register(subparsers)`, which adds its parser and sets
 inside the run function so `cosmicai --help` stays fast.
 """
 
-COMMAND_MODULES: tuple[str, ...] = ("convert_checkpoint", "inspect", "predict", "calibrate_uncertainty", "bench", "bench_system", "costs", "invoke", "make_dataset", "prepare", "partition", "export", "scale_test", "train")
+COMMAND_MODULES: tuple[str, ...] = (
+    "convert_checkpoint",
+    "inspect",
+    "predict",
+    "calibrate_uncertainty",
+    "bench",
+    "bench_system",
+    "costs",
+    "invoke",
+    "make_dataset",
+    "prepare",
+    "partition",
+    "export",
+    "scale_test",
+    "train",
+)

@@ -53,8 +53,17 @@ class InvokeError(ValueError):
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
-               "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
 NO_LIMIT = ("none", "unlimited", "inf")
 
 
@@ -77,25 +86,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--state-machine-arn", default=os.environ.get(ARN_ENV), metavar="ARN",
-                   help=f"the pipeline state machine (default: ${ARN_ENV}, set by `make invoke`)")
+    p.add_argument(
+        "--state-machine-arn",
+        default=os.environ.get(ARN_ENV),
+        metavar="ARN",
+        help=f"the pipeline state machine (default: ${ARN_ENV}, set by `make invoke`)",
+    )
     p.add_argument("--payload", metavar="JSON_OR_FILE", help="inline JSON or a path to a JSON file")
-    p.add_argument("--resume", metavar="RUN_ID", default=None,
-                   help="re-run only the shards of run RUN_ID without a successful result (payload: --payload, "
-                   "else <out>/RUN_ID/run.json); nothing to do on a SUCCEEDED run")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        default=None,
+        help="re-run only the shards of run RUN_ID without a successful result (payload: --payload, "
+        "else <out>/RUN_ID/run.json); nothing to do on a SUCCEEDED run",
+    )
     p.add_argument("--out", default="runs", type=Path, metavar="DIR", help="where runs/<run_id>/ goes (default runs)")
     p.add_argument("--run-id", default=None, metavar="ID", help="run id (overrides the payload's; default: a new one)")
     p.add_argument("--poll", type=float, default=2.0, metavar="S", help="seconds between progress polls (default 2)")
-    p.add_argument("--timeout", type=float, default=3600.0, metavar="S",
-                   help="stop waiting after S seconds, leaving the run going (default 3600; 0 waits forever)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="plan the run as Init would and print work items, objects, projected cost and wall time and the "
-                   "Lambda concurrency it needs; start nothing, write nothing (exit 0 if it would run, 2 if not)")
-    p.add_argument("--catalog-download-limit", type=parse_size, default=DEFAULT_CATALOG_LIMIT, metavar="SIZE",
-                   help="download the merged catalog only when the run's prediction objects add up to at most SIZE "
-                   "(default 2GB; 'none' always downloads); above it, print how to query it in S3")
-    p.add_argument("--bench-results", type=Path, default=BENCH_RESULTS, metavar="JSON",
-                   help=f"throughput figures for --dry-run (default {BENCH_RESULTS}; built-in figures when absent)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        metavar="S",
+        help="stop waiting after S seconds, leaving the run going (default 3600; 0 waits forever)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="plan the run as Init would and print work items, objects, projected cost and wall time and the "
+        "Lambda concurrency it needs; start nothing, write nothing (exit 0 if it would run, 2 if not)",
+    )
+    p.add_argument(
+        "--catalog-download-limit",
+        type=parse_size,
+        default=DEFAULT_CATALOG_LIMIT,
+        metavar="SIZE",
+        help="download the merged catalog only when the run's prediction objects add up to at most SIZE "
+        "(default 2GB; 'none' always downloads); above it, print how to query it in S3",
+    )
+    p.add_argument(
+        "--bench-results",
+        type=Path,
+        default=BENCH_RESULTS,
+        metavar="JSON",
+        help=f"throughput figures for --dry-run (default {BENCH_RESULTS}; built-in figures when absent)",
+    )
     p.set_defaults(run=run)
 
 
@@ -224,14 +259,20 @@ class Tracker:
         return sum(int(d.get("objects") or 0) for _, d in self.reports.values())
 
 
-def wait_for(sfn: Any, s3: Any, execution_arn: str, tracker: Tracker, loc: Any, console: Any,
-             poll: float, timeout: float) -> dict[str, Any]:
+def wait_for(
+    sfn: Any, s3: Any, execution_arn: str, tracker: Tracker, loc: Any, console: Any, poll: float, timeout: float
+) -> dict[str, Any]:
     """Poll until the execution ends (or `timeout`), drawing a progress bar; returns describe_execution."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     t0 = time.monotonic()
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("planning", total=None, detail="")
         while True:
@@ -242,9 +283,13 @@ def wait_for(sfn: Any, s3: Any, execution_arn: str, tracker: Tracker, loc: Any, 
                 bar.console.log(f"progress read failed (will retry): {exc}")
             elapsed = time.monotonic() - t0
             rate = tracker.objects / elapsed if elapsed > 0 else 0.0
-            bar.update(task, description="work items" if tracker.items is not None else "planning",
-                       total=tracker.items, completed=tracker.done + tracker.failed,
-                       detail=f"{tracker.failed} failed, {tracker.objects} objects, {rate:.0f} obj/s")
+            bar.update(
+                task,
+                description="work items" if tracker.items is not None else "planning",
+                total=tracker.items,
+                completed=tracker.done + tracker.failed,
+                detail=f"{tracker.failed} failed, {tracker.objects} objects, {rate:.0f} obj/s",
+            )
             if desc["status"] in TERMINAL:
                 return desc
             if timeout and elapsed > timeout:
@@ -269,8 +314,14 @@ def execution_error(sfn: Any, desc: dict[str, Any]) -> tuple[str, str]:
     return desc.get("status", "unknown"), "no error details in the execution history"
 
 
-def print_results(console: Any, summary: dict[str, Any], run_dir: Path, plots: list[Path], catalog: Path | None,
-                  in_place: CatalogInPlace | None = None) -> None:
+def print_results(
+    console: Any,
+    summary: dict[str, Any],
+    run_dir: Path,
+    plots: list[Path],
+    catalog: Path | None,
+    in_place: CatalogInPlace | None = None,
+) -> None:
     """The results table, failures and where the files are (or where the catalog stays in S3)."""
     from rich.table import Table
 
@@ -302,8 +353,11 @@ def print_in_place(console: Any, in_place: CatalogInPlace) -> None:
     """Where the catalog that was not downloaded is, and the Python that queries it there."""
     from cosmicai.report import client_endpoint, format_bytes, in_place_snippet
 
-    console.print(f"catalog: not downloaded ({format_bytes(in_place.bytes)} in {in_place.files} files > "
-                  f"--catalog-download-limit {format_bytes(in_place.limit)}); query it in place at {in_place.uri}", markup=False)
+    console.print(
+        f"catalog: not downloaded ({format_bytes(in_place.bytes)} in {in_place.files} files > "
+        f"--catalog-download-limit {format_bytes(in_place.limit)}); query it in place at {in_place.uri}",
+        markup=False,
+    )
     console.print(in_place_snippet(in_place.uri, *client_endpoint()), markup=False, highlight=False, soft_wrap=True)
 
 
@@ -337,16 +391,23 @@ def run(args: argparse.Namespace) -> int:
     loc = RunLocation(*payload.output_location)
     sfn, s3 = sfn_client(), s3_client()
     if payload.resume and already_succeeded(s3, loc, run_id):
-        console.print(f"run [bold]{run_id}[/] already SUCCEEDED ({loc.uri}summary.json): nothing to resume, nothing started")
+        console.print(
+            f"run [bold]{run_id}[/] already SUCCEEDED ({loc.uri}summary.json): nothing to resume, nothing started"
+        )
         return EXIT_OK
-    started = sfn.start_execution(stateMachineArn=args.state_machine_arn, name=execution_name(run_id), input=json.dumps(body))
+    started = sfn.start_execution(
+        stateMachineArn=args.state_machine_arn, name=execution_name(run_id), input=json.dumps(body)
+    )
     arn = started["executionArn"]
     console.print(f"run [bold]{run_id}[/]: execution {arn}")
     tracker = Tracker(run_id=run_id, since=started["startDate"])
     desc = wait_for(sfn, s3, arn, tracker, loc, console, args.poll, args.timeout)
     status = desc["status"]
     if status not in TERMINAL:
-        console.print(f"[yellow]still {status} after {args.timeout:.0f} s[/]; follow it with: aws stepfunctions describe-execution --execution-arn {arn}")
+        console.print(
+            f"[yellow]still {status} after {args.timeout:.0f} s[/]; follow it with: "
+            f"aws stepfunctions describe-execution --execution-arn {arn}"
+        )
         return EXIT_WAITING
     if status != "SUCCEEDED":
         error, cause = execution_error(sfn, desc)
@@ -365,8 +426,13 @@ def run(args: argparse.Namespace) -> int:
 
 # The stack's defaults (terraform/variables.tf) when its outputs are not in the environment.
 DEFAULT_MEMORY_MB, DEFAULT_ARCH = 1769, "x86_64"
-STACK_ENV = {"data": "COSMICAI_TF_DATA_URI", "results": "COSMICAI_TF_RESULTS_URI", "memory": "COSMICAI_TF_INFER_MEMORY_MB",
-             "arch": "COSMICAI_TF_ARCHITECTURE", "functions": "COSMICAI_TF_FUNCTION_NAMES"}
+STACK_ENV = {
+    "data": "COSMICAI_TF_DATA_URI",
+    "results": "COSMICAI_TF_RESULTS_URI",
+    "memory": "COSMICAI_TF_INFER_MEMORY_MB",
+    "arch": "COSMICAI_TF_ARCHITECTURE",
+    "functions": "COSMICAI_TF_FUNCTION_NAMES",
+}
 
 
 @dataclass(frozen=True)
@@ -395,8 +461,11 @@ def bench_throughput(results: Mapping[str, Any], precision: str, batch_size: int
     """The payload's precision at the measured batch size nearest its own, from bench results:
     objects per CPU-second at one thread (bench's projection basis), the two-thread efficiency
     when measured, and the cold start of that precision. None when nothing fits."""
-    rows = [r for r in (results.get("worker_path") or {}).get("rows") or []
-            if r.get("runner") == precision and r.get("threads") == 1 and r.get("objects_per_cpu_s")]
+    rows = [
+        r
+        for r in (results.get("worker_path") or {}).get("rows") or []
+        if r.get("runner") == precision and r.get("threads") == 1 and r.get("objects_per_cpu_s")
+    ]
     if not rows:
         return None
     row = min(rows, key=lambda r: (abs(math.log(r["batch_size"] / batch_size)), r["batch_size"]))
@@ -404,8 +473,10 @@ def bench_throughput(results: Mapping[str, Any], precision: str, batch_size: int
     eff = ((results["worker_path"].get("thread_scaling") or {}).get(precision) or {}).get("efficiency_t2")
     rates = {1: rate1} | ({2: 2 * rate1 * float(eff)} if eff else {})
     probes = (results.get("cold_start") or {}).get("probe") or []
-    init = next((p["first_prediction_s"] for p in probes if p.get("precision") == precision),
-                probes[0]["first_prediction_s"] if probes else MEASURED_INIT_S)
+    init = next(
+        (p["first_prediction_s"] for p in probes if p.get("precision") == precision),
+        probes[0]["first_prediction_s"] if probes else MEASURED_INIT_S,
+    )
     when = str(results.get("created_at") or "")[:16]
     return Throughput(rates, float(init), f"{source}, {when}, {precision} at batch {row['batch_size']}")
 
@@ -431,7 +502,11 @@ def stack_function(env: Mapping[str, str]) -> tuple[float, str, str]:
     memory, arch = env.get(STACK_ENV["memory"]), env.get(STACK_ENV["arch"])
     if memory and arch:
         return float(memory), arch, "the deployed stack's outputs"
-    return float(memory or DEFAULT_MEMORY_MB), arch or DEFAULT_ARCH, "the stack's defaults: no deployed stack outputs in the environment"
+    return (
+        float(memory or DEFAULT_MEMORY_MB),
+        arch or DEFAULT_ARCH,
+        "the stack's defaults: no deployed stack outputs in the environment",
+    )
 
 
 def check_stack_locations(payload: RunPayload, env: Mapping[str, str]) -> None:
@@ -442,8 +517,11 @@ def check_stack_locations(payload: RunPayload, env: Mapping[str, str]) -> None:
     for field_, uri, key in (("input", payload.input, "data"), ("output", payload.output, "results")):
         allowed = env.get(STACK_ENV[key])
         if allowed and not uri.startswith(allowed.rstrip("/") + "/"):
-            raise PayloadError(field_, f"{uri} is outside the stack's {key}_uri {allowed}; its functions may not "
-                               "reach it (Init would fail with AccessDenied)")
+            raise PayloadError(
+                field_,
+                f"{uri} is outside the stack's {key}_uri {allowed}; its functions may not "
+                "reach it (Init would fail with AccessDenied)",
+            )
 
 
 def estimate_objects(shards: Sequence[ShardInfo]) -> tuple[int, int]:
@@ -456,30 +534,58 @@ def estimate_objects(shards: Sequence[ShardInfo]) -> tuple[int, int]:
     return counted, sum(round(s.bytes * per_byte) for s in unknown)
 
 
-def project(objects: int, items: int, shards: int, concurrency: int, throughput: Throughput,
-            memory_mb: float, arch: str, shard_bytes: int = 0) -> dict[str, Any]:
+def project(
+    objects: int,
+    items: int,
+    shards: int,
+    concurrency: int,
+    throughput: Throughput,
+    memory_mb: float,
+    arch: str,
+    shard_bytes: int = 0,
+) -> dict[str, Any]:
     """Projected bill (run and per million objects) and worker wall time of this plan: costs.run_bill
     over its items and shards, INIT once per worker, every item a mean one, Init reading each shard's
     header (an upper bound: a manifest replaces those GETs with one)."""
-    from cosmicai.costs import Deployment, Rates, RunShape, item_seconds, lambda_usage, project_seconds, run_bill, throughput_at_memory
+    from cosmicai.costs import (
+        Deployment,
+        Rates,
+        RunShape,
+        item_seconds,
+        lambda_usage,
+        project_seconds,
+        run_bill,
+        throughput_at_memory,
+    )
 
     rate = throughput_at_memory(throughput.rates_by_threads, memory_mb)
-    rates = Rates(objects_per_s=rate, init_s=throughput.init_s,
-                  bytes_per_object=shard_bytes / objects if shard_bytes and objects else BYTES_PER_OBJECT)
+    rates = Rates(
+        objects_per_s=rate,
+        init_s=throughput.init_s,
+        bytes_per_object=shard_bytes / objects if shard_bytes and objects else BYTES_PER_OBJECT,
+    )
     one = item_seconds(objects / items, shards / items, rates)
     waves = math.ceil(items / concurrency)
     wall = throughput.init_s + waves * one.total_s
-    shape = RunShape(objects=objects, shards=shards, items=items, cold_starts=min(items, concurrency), manifest=False,
-                     wall_s=wall)
+    shape = RunShape(
+        objects=objects, shards=shards, items=items, cold_starts=min(items, concurrency), manifest=False, wall_s=wall
+    )
     deployment = Deployment(infer_memory_mb=memory_mb, arch=arch)
     bill = run_bill(shape, lambda_usage(shape, project_seconds(shape, rates), deployment, "projected"), deployment)
-    return {"objects_per_s": rate, "objects_per_item": max(1, math.ceil(objects / items)),
-            "usd_per_million_objects": bill.usd_per_million_objects, "run_usd": bill.usd, "components": bill.components,
-            "wall_s": wall, "waves": waves}
+    return {
+        "objects_per_s": rate,
+        "objects_per_item": max(1, math.ceil(objects / items)),
+        "usd_per_million_objects": bill.usd_per_million_objects,
+        "run_usd": bill.usd,
+        "components": bill.components,
+        "wall_s": wall,
+        "waves": waves,
+    }
 
 
-def lambda_concurrency(make_client: Callable[[], Any], needed: int, items: int, max_concurrency: int,
-                       infer_function: str | None) -> Concurrency:
+def lambda_concurrency(
+    make_client: Callable[[], Any], needed: int, items: int, max_concurrency: int, infer_function: str | None
+) -> Concurrency:
     """The account's concurrency (GetAccountSettings) and the infer function's reserved
     concurrency when set; unknown (with the reason) when Lambda cannot be asked."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -496,8 +602,12 @@ def lambda_concurrency(make_client: Callable[[], Any], needed: int, items: int, 
             reserved = lam.get_function_concurrency(FunctionName=infer_function).get("ReservedConcurrentExecutions")
         except (BotoCoreError, ClientError):
             reserved = None  # not deployed or not allowed: the account figures still stand
-    return replace(base, account_limit=limits.get("ConcurrentExecutions"), unreserved=limits.get("UnreservedConcurrentExecutions"),
-                   function_reserved=reserved)
+    return replace(
+        base,
+        account_limit=limits.get("ConcurrentExecutions"),
+        unreserved=limits.get("UnreservedConcurrentExecutions"),
+        function_reserved=reserved,
+    )
 
 
 def concurrency_text(c: Concurrency) -> str:
@@ -510,12 +620,16 @@ def concurrency_text(c: Concurrency) -> str:
         text += f", infer function reserved {c.function_reserved}"
     cap = min(x for x in (c.unreserved, c.function_reserved, c.account_limit) if x is not None)
     if c.needed > cap:
-        text += (f": at most {cap} run at once; Lambda throttles the rest and the Map retries them with backoff "
-                 "(longer wall time, and items fail when the retries run out): lower max_concurrency")
+        text += (
+            f": at most {cap} run at once; Lambda throttles the rest and the Map retries them with backoff "
+            "(longer wall time, and items fail when the retries run out): lower max_concurrency"
+        )
     return text
 
 
-def dry_run_rows(planned: RunPlan, throughput: Throughput, memory: tuple[float, str, str], concurrency: Concurrency) -> list[tuple[str, str]]:
+def dry_run_rows(
+    planned: RunPlan, throughput: Throughput, memory: tuple[float, str, str], concurrency: Concurrency
+) -> list[tuple[str, str]]:
     """(label, value) rows the dry run prints: the plan, its objects, cost, wall time and concurrency.
     With uncertainty tta8 the throughput is divided by its measured compute factor (~8x), said in a row."""
     from cosmicai.costs import throughput_at_memory
@@ -526,30 +640,69 @@ def dry_run_rows(planned: RunPlan, throughput: Throughput, memory: tuple[float, 
     objects = counted + estimated
     factor, factor_source = cost_factor(p.uncertainty)
     if factor != 1.0:
-        throughput = replace(throughput, rates_by_threads={k: v / factor for k, v in throughput.rates_by_threads.items()},
-                             source=f"{throughput.source}, / {factor:.2f} for uncertainty {p.uncertainty}")
-    rows = [("run", p.run_id), ("input", p.input), ("output", p.output),
-            ("work items", str(len(planned.items))),
-            ("shards", f"{len(planned.shards)} ({planned.shards_without_count} of unknown count)"),
-            ("objects", f"{counted}" + (f" counted + ~{estimated} estimated from the size of the "
-                                        f"{planned.shards_without_count} shards of unknown count" if planned.shards_without_count else "")),
-            ("precision, batch", f"{p.precision}, {p.batch_size}"),
-            ("uncertainty", p.uncertainty if factor == 1.0 else
-             f"{p.uncertainty}: {factor:.2f}x the compute of none ({factor_source}); throughput, cost and wall time below include it"),
-            ("infer function", f"{memory[0]:.0f} MB {memory[1]}: {memory[2]}"),
-            ("throughput", f"{throughput_at_memory(throughput.rates_by_threads, memory[0]):.0f} objects/s per worker, "
-                           f"init {throughput.init_s:.2f} s: {throughput.source}")]
+        throughput = replace(
+            throughput,
+            rates_by_threads={k: v / factor for k, v in throughput.rates_by_threads.items()},
+            source=f"{throughput.source}, / {factor:.2f} for uncertainty {p.uncertainty}",
+        )
+    rows = [
+        ("run", p.run_id),
+        ("input", p.input),
+        ("output", p.output),
+        ("work items", str(len(planned.items))),
+        ("shards", f"{len(planned.shards)} ({planned.shards_without_count} of unknown count)"),
+        (
+            "objects",
+            f"{counted}"
+            + (
+                f" counted + ~{estimated} estimated from the size of the "
+                f"{planned.shards_without_count} shards of unknown count"
+                if planned.shards_without_count
+                else ""
+            ),
+        ),
+        ("precision, batch", f"{p.precision}, {p.batch_size}"),
+        (
+            "uncertainty",
+            p.uncertainty
+            if factor == 1.0
+            else f"{p.uncertainty}: {factor:.2f}x the compute of none ({factor_source}); "
+            "throughput, cost and wall time below include it",
+        ),
+        ("infer function", f"{memory[0]:.0f} MB {memory[1]}: {memory[2]}"),
+        (
+            "throughput",
+            f"{throughput_at_memory(throughput.rates_by_threads, memory[0]):.0f} objects/s per worker, "
+            f"init {throughput.init_s:.2f} s: {throughput.source}",
+        ),
+    ]
     if objects:
-        pr = project(objects, len(planned.items), len(planned.shards), max(1, concurrency.needed), throughput, memory[0],
-                     memory[1], shard_bytes=sum(s.bytes for s in planned.shards))
+        pr = project(
+            objects,
+            len(planned.items),
+            len(planned.shards),
+            max(1, concurrency.needed),
+            throughput,
+            memory[0],
+            memory[1],
+            shard_bytes=sum(s.bytes for s in planned.shards),
+        )
         c = pr["components"]
-        rows += [("projected USD (run)", f"{pr['run_usd']:.6f}"),
-                 ("projected USD by charge", f"Lambda {c['lambda_compute']:.6f} + requests {c['lambda_requests']:.6f} + "
-                                             f"Step Functions {c['step_functions']:.6f} + S3 {c['s3_requests']:.6f} + "
-                                             f"logs {c['cloudwatch_logs']:.6f} (costs.run_bill)"),
-                 ("projected USD / 1M objects", f"{pr['usd_per_million_objects']:.4f}"),
-                 ("projected wall s", f"{pr['wall_s']:.1f} of workers: {pr['waves']} wave(s) of {concurrency.needed}, "
-                                      f"~{pr['objects_per_item']} objects per item (Init, Map start and Summarize not included)")]
+        rows += [
+            ("projected USD (run)", f"{pr['run_usd']:.6f}"),
+            (
+                "projected USD by charge",
+                f"Lambda {c['lambda_compute']:.6f} + requests {c['lambda_requests']:.6f} + "
+                f"Step Functions {c['step_functions']:.6f} + S3 {c['s3_requests']:.6f} + "
+                f"logs {c['cloudwatch_logs']:.6f} (costs.run_bill)",
+            ),
+            ("projected USD / 1M objects", f"{pr['usd_per_million_objects']:.4f}"),
+            (
+                "projected wall s",
+                f"{pr['wall_s']:.1f} of workers: {pr['waves']} wave(s) of {concurrency.needed}, "
+                f"~{pr['objects_per_item']} objects per item (Init, Map start and Summarize not included)",
+            ),
+        ]
     else:
         rows.append(("projection", "none: no object counted or estimated (empty shards?)"))
     rows.append(("concurrency", concurrency_text(concurrency)))
@@ -587,10 +740,15 @@ def dry_run(args: argparse.Namespace) -> int:
     needed = min(len(planned.items), planned.payload.max_concurrency)
     # A quick answer or none: the account figures are advice, not worth 8 retries of a dead endpoint.
     quick = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=10)
-    concurrency = lambda_concurrency(lambda: aws_client("lambda", quick), needed, len(planned.items),
-                                     planned.payload.max_concurrency, infer)
-    rows = dry_run_rows(planned, load_throughput(args.bench_results, payload.precision, payload.batch_size),
-                        stack_function(env), concurrency)
+    concurrency = lambda_concurrency(
+        lambda: aws_client("lambda", quick), needed, len(planned.items), planned.payload.max_concurrency, infer
+    )
+    rows = dry_run_rows(
+        planned,
+        load_throughput(args.bench_results, payload.precision, payload.batch_size),
+        stack_function(env),
+        concurrency,
+    )
     table = Table(title="cosmic-ai dry run: nothing started, nothing written", show_header=False)
     table.add_column(style="bold")
     table.add_column()

@@ -66,7 +66,13 @@ def run_once(sfn: Any, s3: Any, arn: str, payload: dict[str, Any], timeout_s: fl
         workers = list(iter_json_lines(s3, loc.bucket, loc.key(SUMMARY_WORKERS_FILE)))
     except Exception as exc:  # a run that never reached Summarize: report the status, not a crash
         summary, workers = {"error": f"no summary.json: {exc}"}, []
-    return {"status": desc["status"], "wall_s": round(wall, 3), "window": window, "summary": summary, "workers": workers}
+    return {
+        "status": desc["status"],
+        "wall_s": round(wall, 3),
+        "window": window,
+        "summary": summary,
+        "workers": workers,
+    }
 
 
 def overhead(wall_s: float, worker_s: Sequence[float], slots: int) -> tuple[float, float]:
@@ -82,10 +88,17 @@ def _row(kind: str, mb: float, n_shards: int, per_shard: int, conc: int, res: di
     workers = res["workers"]
     busy = [float(w.get("seconds") or 0) + float(w.get("init_seconds") or 0) for w in workers]
     row: dict[str, Any] = {
-        "kind": kind, "shard_mb": mb, "shards": n_shards, "shard_objects": per_shard, "objects": n_shards * per_shard,
-        "concurrency": conc, "status": res["status"], "wall_s": res["wall_s"],
+        "kind": kind,
+        "shard_mb": mb,
+        "shards": n_shards,
+        "shard_objects": per_shard,
+        "objects": n_shards * per_shard,
+        "concurrency": conc,
+        "status": res["status"],
+        "wall_s": res["wall_s"],
         "predicted": ((res["summary"] or {}).get("objects") or {}).get("predicted"),
-        "cold_starts": perf.get("cold_starts"), "per_worker": workers,
+        "cold_starts": perf.get("cold_starts"),
+        "per_worker": workers,
     }
     if busy:
         ideal, ratio = overhead(res["wall_s"], busy, min(conc, len(busy)))
@@ -95,14 +108,24 @@ def _row(kind: str, mb: float, n_shards: int, per_shard: int, conc: int, res: di
         if starts and ends and res.get("window"):
             # Where the rest of the wall went: before the first worker (Init, Map start, process start)
             # and after the last one (Map close, Summarize).
-            row |= {"before_first_worker_s": round(min(starts) - res["window"][0], 2),
-                    "after_last_worker_s": round(res["window"][1] - max(ends), 2)}
+            row |= {
+                "before_first_worker_s": round(min(starts) - res["window"][0], 2),
+                "after_last_worker_s": round(res["window"][1] - max(ends), 2),
+            }
     return row
 
 
 def sweep(
-    arn: str, data_uri: str, results_uri: str, *, total_objects: int, shard_mb: Sequence[int], concurrency: Sequence[int],
-    precision: str, batch_size: int, target: tuple[int, int] = (TARGET_SHARDS, TARGET_SHARD_OBJECTS),
+    arn: str,
+    data_uri: str,
+    results_uri: str,
+    *,
+    total_objects: int,
+    shard_mb: Sequence[int],
+    concurrency: Sequence[int],
+    precision: str,
+    batch_size: int,
+    target: tuple[int, int] = (TARGET_SHARDS, TARGET_SHARD_OBJECTS),
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Runs over each shard size at each concurrency, then the overhead case (`target` = shards, objects per
@@ -116,13 +139,27 @@ def sweep(
     for kind, mb, n_shards, per_shard in [*cases, target_case]:
         uri = upload_set(s3, data_uri, kind, n_shards, per_shard)
         # With no more shards than the lowest level, every level runs the same schedule: run it once.
-        levels = [max(concurrency)] if kind == target_case[0] else [c for c in concurrency if c == min(concurrency) or n_shards > min(concurrency)]
+        levels = (
+            [max(concurrency)]
+            if kind == target_case[0]
+            else [c for c in concurrency if c == min(concurrency) or n_shards > min(concurrency)]
+        )
         for conc in levels:
             run_id = f"bench-{stamp}-{kind}-c{conc}"
-            payload = {"input": uri, "output": f"{results_uri}{run_id}/", "batch_size": batch_size, "precision": precision,
-                       "shards_per_worker": 1, "max_concurrency": conc, "run_id": run_id}
+            payload = {
+                "input": uri,
+                "output": f"{results_uri}{run_id}/",
+                "batch_size": batch_size,
+                "precision": precision,
+                "shards_per_worker": 1,
+                "max_concurrency": conc,
+                "run_id": run_id,
+            }
             progress(f"end-to-end {kind}: {n_shards} shards x {per_shard} objects, concurrency {conc} ...")
-            row = _row(kind, mb, n_shards, per_shard, conc, run_once(sfn, s3, arn, payload)) | {"run_id": run_id, "output": payload["output"]}
+            row = _row(kind, mb, n_shards, per_shard, conc, run_once(sfn, s3, arn, payload)) | {
+                "run_id": run_id,
+                "output": payload["output"],
+            }
             progress(f"  {row['status']} in {row['wall_s']:.1f} s, overhead {row.get('overhead')}")
             if kind == target_case[0]:
                 target_row = row
@@ -131,7 +168,10 @@ def sweep(
     return {
         "method": "Step Functions execution wall (startDate..stopDate) vs ideal = max(longest worker, sum of worker "
         "(init + wall) seconds / concurrency); synthetic shards uploaded before each set; one shard per work item",
-        "precision": precision, "batch_size": batch_size, "runs": runs, "target_run": target_row,
+        "precision": precision,
+        "batch_size": batch_size,
+        "runs": runs,
+        "target_run": target_row,
     }
 
 
@@ -141,9 +181,11 @@ def local_cold_start(e2e: dict[str, Any], infer_log_group: str | None) -> dict[s
     out: dict[str, Any] = {}
     if cold:
         first = [float(w.get("init_seconds") or 0) for w in cold]
-        out["local_cloud"] = (f"{len(cold)} cold workers: init (imports + weights) {sum(first) / len(first):.2f} s mean; "
-                              f"cold worker wall {sum(float(w.get('seconds') or 0) for w in cold) / len(cold):.1f} s mean "
-                              "(engine fold + its shard)")
+        out["local_cloud"] = (
+            f"{len(cold)} cold workers: init (imports + weights) {sum(first) / len(first):.2f} s mean; "
+            f"cold worker wall {sum(float(w.get('seconds') or 0) for w in cold) / len(cold):.1f} s mean "
+            "(engine fold + its shard)"
+        )
     elif e2e.get("runs"):
         out["local_cloud"] = "no cold worker in these runs (execution environments still warm from an earlier run)"
     if infer_log_group:
@@ -152,9 +194,15 @@ def local_cold_start(e2e: dict[str, Any], infer_log_group: str | None) -> dict[s
         reports = dedupe(fetch_report_lines(aws_client("logs"), infer_log_group))
         inits = [r.init_duration_ms for r in reports if r.init_duration_ms]
         if inits:
-            out["local_cloud_report_init_ms"] = {"n": len(inits), "mean": round(sum(inits) / len(inits), 1), "max": round(max(inits), 1)}
-            out["local_cloud"] = (out.get("local_cloud", "") + f"; REPORT Init Duration mean {sum(inits) / len(inits):.0f} ms "
-                                  f"over {len(inits)} cold starts in the log group").lstrip("; ")
+            out["local_cloud_report_init_ms"] = {
+                "n": len(inits),
+                "mean": round(sum(inits) / len(inits), 1),
+                "max": round(max(inits), 1),
+            }
+            out["local_cloud"] = (
+                out.get("local_cloud", "") + f"; REPORT Init Duration mean {sum(inits) / len(inits):.0f} ms "
+                f"over {len(inits)} cold starts in the log group"
+            ).lstrip("; ")
     if not out:
         out["local_cloud_not_measured"] = "no cold worker in the end-to-end runs"
     return out

@@ -155,18 +155,25 @@ def _init_limit_rows(limit: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _duration_and_memory(fn: dict[str, Any]) -> str:
+    """'<s> s / <used> MB of <size> MB' of a function's REPORT figures."""
+    return f"{fn.get('max_duration_s')} s / {fn.get('max_memory_used_mb')} MB of {fn.get('memory_size_mb')} MB"
+
+
 def render_section(figures: dict[str, Any]) -> str:
     """The REPORT.md section of a rehearsal (`<bench>/scale.json`) and its 10^9-object projection."""
     init, summ, states = figures.get("init", {}), figures.get("summarize", {}), figures.get("states_s", {})
     ok = figures.get("execution_status") == "SUCCEEDED" and not figures.get("accounting_problems")
+    problems = "; ".join(figures.get("accounting_problems", []))
+    accounting = "exact (every object predicted once)" if ok else f"FAILED: {problems}"
     lines = [
         "## Scale rehearsal (`make scale-test`)",
         "",
         f"Run {figures.get('created_at')} on the local cloud (`{figures.get('command')}`): "
         f"{figures['shards']:,} shards of {figures['per_shard']} objects ({figures['objects']:,} objects) in "
         f"{figures['items']:,} work items of {figures['shards_per_worker']} shards, max_concurrency "
-        f"{figures['max_concurrency']}; execution {figures['execution_status']}, summary {figures.get('summary_status')}, "
-        f"accounting {'exact (every object predicted once)' if ok else 'FAILED: ' + '; '.join(figures.get('accounting_problems', []))}.",
+        f"{figures['max_concurrency']}; execution {figures['execution_status']}, "
+        f"summary {figures.get('summary_status')}, accounting {accounting}.",
         "",
         "| measure | value |",
         "|---|---|",
@@ -177,8 +184,8 @@ def render_section(figures: dict[str, Any]) -> str:
             for name, sec in states.items()
             if name in ("Init", "Infer all items", "Summarize")
         ],
-        f"| Init: Duration / Max Memory Used (REPORT) | {init.get('max_duration_s')} s / {init.get('max_memory_used_mb')} MB of {init.get('memory_size_mb')} MB |",
-        f"| Summarize: Duration / Max Memory Used (REPORT) | {summ.get('max_duration_s')} s / {summ.get('max_memory_used_mb')} MB of {summ.get('memory_size_mb')} MB |",
+        f"| Init: Duration / Max Memory Used (REPORT) | {_duration_and_memory(init)} |",
+        f"| Summarize: Duration / Max Memory Used (REPORT) | {_duration_and_memory(summ)} |",
         f"| load average at the end (2 cores) | {figures.get('load_avg_end')} |",
         *_init_limit_rows(figures.get("init_limit")),
         "",
@@ -186,7 +193,8 @@ def render_section(figures: dict[str, Any]) -> str:
         f"{PROJECTION_SHARD_OBJECTS:,} objects; every charge counted by `costs.run_bill`, recomputed from the stored "
         "inputs whenever the report renders; a projection, not a bill):",
         "",
-        "| concurrent workers | shards per work item | work items | waves | wall time | run cost | per million objects |",
+        "| concurrent workers | shards per work item | work items | waves | wall time | run cost "
+        "| per million objects |",
         "|---|---|---|---|---|---|---|",
     ]
     stored = (figures.get("projection_1e9") or [{}])[0]

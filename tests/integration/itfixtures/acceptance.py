@@ -83,8 +83,11 @@ class Area:
 
     def put_manifest(self, counts: dict[str, int]) -> None:
         """manifest.json with the true object count of each shard (so broken shards keep their count)."""
-        doc = {"format": "cosmicai.manifest", "version": 1,
-               "shards": [{"key": k, "count": n, "bytes": 0, "sha256": ""} for k, n in sorted(counts.items())]}
+        doc = {
+            "format": "cosmicai.manifest",
+            "version": 1,
+            "shards": [{"key": k, "count": n, "bytes": 0, "sha256": ""} for k, n in sorted(counts.items())],
+        }
         self.put("manifest.json", json.dumps(doc).encode())
 
     def result(self, name: str) -> Any:
@@ -97,8 +100,11 @@ class Area:
 
     def result_keys(self, sub: str = "") -> list[str]:
         """Keys under the run's output prefix (+ sub)."""
-        pages = client("s3").get_paginator("list_objects_v2").paginate(
-            Bucket=self.results_bucket, Prefix=self.output_prefix + sub)
+        pages = (
+            client("s3")
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self.results_bucket, Prefix=self.output_prefix + sub)
+        )
         return [o["Key"] for p in pages for o in p.get("Contents", [])]
 
     def result_bytes(self, key: str) -> bytes:
@@ -113,11 +119,13 @@ def new_area(stack: dict[str, Any], label: str) -> Area:
 def start(stack: dict[str, Any], payload: dict[str, Any]) -> str:
     """StartExecution of the stack's state machine; returns the execution ARN."""
     return client("stepfunctions").start_execution(
-        stateMachineArn=stack["state_machine_arn"], input=json.dumps(payload))["executionArn"]
+        stateMachineArn=stack["state_machine_arn"], input=json.dumps(payload)
+    )["executionArn"]
 
 
-def wait(arn: str, timeout_s: float = 300, poll_s: float = 0.5,
-         until: Callable[[], bool] | None = None) -> dict[str, Any]:
+def wait(
+    arn: str, timeout_s: float = 300, poll_s: float = 0.5, until: Callable[[], bool] | None = None
+) -> dict[str, Any]:
     """Describe the execution until it ends (or `until()` is true); returns the description."""
     return wait_execution(client("stepfunctions"), arn, timeout_s, poll_s, until)
 

@@ -10,8 +10,16 @@ from typing import Any
 
 __all__ = ["scoped_role"]
 
-TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {
-    "Service": ["lambda.amazonaws.com", "states.amazonaws.com"]}}]}
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+        }
+    ],
+}
 
 
 @contextmanager
@@ -21,8 +29,11 @@ def scoped_role(iam: Any, name: str, statements: list[dict[str, Any]]) -> Iterat
         arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
     except iam.exceptions.EntityAlreadyExistsException:
         arn = iam.get_role(RoleName=name)["Role"]["Arn"]
-    iam.put_role_policy(RoleName=name, PolicyName="test-access",
-                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    iam.put_role_policy(
+        RoleName=name,
+        PolicyName="test-access",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+    )
     try:
         yield arn
     finally:

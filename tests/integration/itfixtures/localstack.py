@@ -48,7 +48,10 @@ def _launcher(*args: str) -> subprocess.CompletedProcess:
         subprocess.run(["make", "-s", "localstack-install"], cwd=ROOT, check=True)
     return subprocess.run(
         [str(LS_PYTHON), "-m", "cosmicai_localstack.launcher", *args],
-        cwd=ROOT, text=True, capture_output=True, timeout=180,
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=180,
     )
 
 
@@ -67,10 +70,17 @@ def localstack() -> Iterator[LocalStack]:
     state_dir = ROOT / f".state/test-localstack-{port}"
     where = ["--port", str(port), "--state-dir", str(state_dir)]
     started = _launcher(
-        "up", *where, "--mode", os.environ.get("COSMICAI_TEST_EXECUTOR", "process"),
+        "up",
+        *where,
+        "--mode",
+        os.environ.get("COSMICAI_TEST_EXECUTOR", "process"),
         # the Makefile's opt-out, for debugging a policy only (test_aws_conformance fails without it)
-        "--enforce-iam", os.environ.get("ENFORCE_IAM", "1"),
-        "--project-root", str(ROOT), "--function-python", str(PROJECT_PYTHON),
+        "--enforce-iam",
+        os.environ.get("ENFORCE_IAM", "1"),
+        "--project-root",
+        str(ROOT),
+        "--function-python",
+        str(PROJECT_PYTHON),
     )
     if started.returncode != 0:
         pytest.fail(f"LocalStack did not start:\n{started.stdout}\n{started.stderr}", pytrace=False)

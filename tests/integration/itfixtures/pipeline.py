@@ -25,8 +25,17 @@ from cosmicai.payload import split_s3_uri
 from cosmicai.runstore import PREDICTIONS_DIR, SUMMARY_FILE, RunLocation, get_json, list_objects
 from cosmicai.shards import Shard, shard_to_bytes
 
-__all__ = ["PipelineClients", "RunResult", "clients_for", "pipeline_clients", "run_on", "run_pipeline",
-           "upload_shards", "upload_to", "wait_execution"]
+__all__ = [
+    "PipelineClients",
+    "RunResult",
+    "clients_for",
+    "pipeline_clients",
+    "run_on",
+    "run_pipeline",
+    "upload_shards",
+    "upload_to",
+    "wait_execution",
+]
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
@@ -82,10 +91,15 @@ def clients_for(endpoint: str, outputs: Mapping[str, Any]) -> PipelineClients:
     from botocore.config import Config
 
     cfg = Config(retries={"mode": "standard", "max_attempts": 8}, s3={"addressing_style": "path"})
-    kw = {"endpoint_url": endpoint, "region_name": "us-east-1",
-          "aws_access_key_id": "test", "aws_secret_access_key": "test"}
-    return PipelineClients(boto3.client("s3", config=cfg, **kw), boto3.client("stepfunctions", config=cfg, **kw),
-                           outputs)
+    kw = {
+        "endpoint_url": endpoint,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "test",
+        "aws_secret_access_key": "test",
+    }
+    return PipelineClients(
+        boto3.client("s3", config=cfg, **kw), boto3.client("stepfunctions", config=cfg, **kw), outputs
+    )
 
 
 @pytest.fixture(scope="session")
@@ -170,8 +184,9 @@ def run_on(
             body.setdefault("output", f"{clients.outputs['results_uri']}{body['run_id']}/")
         run_id = str(body.get("run_id") or run_id)
     name = f"{''.join(c for c in run_id if c.isalnum() or c in '-_')[:60]}-{uuid.uuid4().hex[:8]}"
-    arn = sfn.start_execution(stateMachineArn=clients.state_machine_arn, name=name,
-                              input=json.dumps(body))["executionArn"]
+    arn = sfn.start_execution(stateMachineArn=clients.state_machine_arn, name=name, input=json.dumps(body))[
+        "executionArn"
+    ]
     try:
         desc = wait_execution(sfn, arn, timeout_s, poll_s)
     except TimeoutError as exc:
@@ -197,6 +212,6 @@ def run_on(
         summary = doc if doc.get("run_id") == run_id else None
     except Exception:  # noqa: BLE001 - no summary (invalid output, Init failed): the result says so
         summary = None
-    return RunResult(desc["status"], run_id, summary, output, arn, error, cause,
-                     body if isinstance(body, dict) else {}, s3)
-
+    return RunResult(
+        desc["status"], run_id, summary, output, arn, error, cause, body if isinstance(body, dict) else {}, s3
+    )

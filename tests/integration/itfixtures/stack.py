@@ -52,9 +52,22 @@ class StackCli:
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run one deploy.stack command; output is captured and shown on failure."""
         cmd = [
-            sys.executable, "-m", "deploy.stack", "--target", "local", "--region", self.region,
-            "--endpoint", self.endpoint, "--state-dir", str(self.state_dir),
-            "--var-file", str(self.var_file), "--plugin-mirror", plugin_mirror(), *args,
+            sys.executable,
+            "-m",
+            "deploy.stack",
+            "--target",
+            "local",
+            "--region",
+            self.region,
+            "--endpoint",
+            self.endpoint,
+            "--state-dir",
+            str(self.state_dir),
+            "--var-file",
+            str(self.var_file),
+            "--plugin-mirror",
+            plugin_mirror(),
+            *args,
         ]
         env = {**os.environ, "PYTHONPATH": str(ROOT / "scripts"), **self.env}
         proc = subprocess.run(cmd, cwd=ROOT, env=env, text=True, capture_output=True, timeout=self.timeout_s)
@@ -88,19 +101,33 @@ def leftovers(endpoint: str, outputs: dict) -> list[str]:
     kw = {"endpoint_url": endpoint, "region_name": outputs.get("region", "us-east-1")}
     lam, s3, sfn = boto3.client("lambda", **kw), boto3.client("s3", **kw), boto3.client("stepfunctions", **kw)
     iam, logs, ecr = boto3.client("iam", **kw), boto3.client("logs", **kw), boto3.client("ecr", **kw)
-    left = [f"function {f['FunctionName']}" for f in lam.list_functions()["Functions"]
-            if f["FunctionName"] in outputs["function_names"].values()]
-    left += [f"bucket {b['Name']}" for b in s3.list_buckets()["Buckets"]
-             if b["Name"] in (outputs["data_bucket"], outputs["results_bucket"])]
-    left += [f"state machine {m['name']}" for m in sfn.list_state_machines()["stateMachines"]
-             if m["stateMachineArn"] == outputs["state_machine_arn"]]
+    left = [
+        f"function {f['FunctionName']}"
+        for f in lam.list_functions()["Functions"]
+        if f["FunctionName"] in outputs["function_names"].values()
+    ]
+    left += [
+        f"bucket {b['Name']}"
+        for b in s3.list_buckets()["Buckets"]
+        if b["Name"] in (outputs["data_bucket"], outputs["results_bucket"])
+    ]
+    left += [
+        f"state machine {m['name']}"
+        for m in sfn.list_state_machines()["stateMachines"]
+        if m["stateMachineArn"] == outputs["state_machine_arn"]
+    ]
     prefix = outputs["state_machine_name"].removesuffix("-pipeline")
     left += [f"role {r['RoleName']}" for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"{prefix}-")]
     groups = set(outputs["log_group_names"].values())
-    left += [f"log group {g['logGroupName']}" for g in logs.describe_log_groups()["logGroups"] if g["logGroupName"] in groups]
+    left += [
+        f"log group {g['logGroupName']}" for g in logs.describe_log_groups()["logGroups"] if g["logGroupName"] in groups
+    ]
     repos = {url.split("/", 1)[1] for url in outputs["ecr_repository_urls"].values()}
-    left += [f"repository {r['repositoryName']}" for r in ecr.describe_repositories()["repositories"]
-             if r["repositoryName"] in repos]
+    left += [
+        f"repository {r['repositoryName']}"
+        for r in ecr.describe_repositories()["repositories"]
+        if r["repositoryName"] in repos
+    ]
     return left
 
 
