@@ -177,9 +177,9 @@ def write_catalog(
     """Write a catalog to a path (atomically) or a binary file object; return the bytes written."""
     data = catalog_to_bytes(object_ids, z_pred, z_true, fmt, ra=ra, dec=dec, uncertainty=uncertainty)
     if hasattr(dst, "write"):
-        dst.write(data)  # type: ignore[union-attr]
+        dst.write(data)
         return len(data)
-    path = Path(dst)  # type: ignore[arg-type]
+    path = Path(dst)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)

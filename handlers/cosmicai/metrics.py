@@ -814,7 +814,7 @@ def _read_section(sec: Any) -> ShardPartial:
     """One section, checked (ValueError/KeyError/TypeError on anything malformed)."""
     n, rows, outliers = (int(sec[k]) for k in ("n", "rows", "outliers"))
     with_err, hits = int(sec.get("with_err", 0)), int(sec.get("covered", 0))
-    sums = [float(sec[k]) for k in ("sum_abs_err", "sum_sq_err", "sum_delta")]
+    sum_abs_err, sum_sq_err, sum_delta = sums = [float(sec[k]) for k in ("sum_abs_err", "sum_sq_err", "sum_delta")]
     counts_ok = n >= 0 and rows >= n and 0 <= outliers <= n and 0 <= hits <= with_err <= n
     if not counts_ok or not all(map(math.isfinite, sums)):
         raise ValueError(f"n {n}, rows {rows}, outliers {outliers}, sums {sums}, covered {hits} of {with_err}")
@@ -835,7 +835,9 @@ def _read_section(sec: Any) -> ShardPartial:
     partial = MetricPartial(
         n,
         outliers,
-        *sums,
+        sum_abs_err,
+        sum_sq_err,
+        sum_delta,
         truth=truth,
         bins=bins,
         counts=counts,
@@ -858,12 +860,13 @@ def partials_from_bytes(data: bytes, source: str = "metric partial") -> PartialF
     if doc.get("grid") != _GRID:
         raise PartialFormatError(f"{source}: delta grid {doc.get('grid')} is not this version's {_GRID}")
     shards: dict[str, ShardPartial] = {}
-    for i, sec in enumerate(doc.get("shards") if isinstance(doc.get("shards"), list) else [None]):
+    sections: list[Any] = doc["shards"] if isinstance(doc.get("shards"), list) else [None]
+    for i, sec in enumerate(sections):
         try:
-            got = _read_section(sec)
+            section = _read_section(sec)
         except (ValueError, KeyError, TypeError, zlib.error, binascii.Error) as exc:
             raise PartialFormatError(f"{source}: section {i} is inconsistent ({type(exc).__name__}: {exc})") from exc
-        shards[got.key] = got
+        shards[section.key] = section
     return PartialFile(str(doc.get("run_id")), str(doc.get("item_id")), shards)
 
 

@@ -313,7 +313,9 @@ def plot_points(path: Path, max_points: int = PLOT_MAX_POINTS) -> tuple[np.ndarr
 
     f = pq.ParquetFile(path)
     stride = max(1, -(-f.metadata.num_rows // max_points))
-    true_parts, pred_parts, offset = [], [], 0
+    true_parts: list[np.ndarray] = []
+    pred_parts: list[np.ndarray] = []
+    offset = 0
     for batch in f.iter_batches(columns=["z_true", "z_pred"], batch_size=65_536):
         first = (-offset) % stride  # keep rows whose catalog index is a multiple of the stride
         for name, parts in (("z_true", true_parts), ("z_pred", pred_parts)):

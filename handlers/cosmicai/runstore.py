@@ -14,9 +14,13 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from botocore.config import Config
+    from mypy_boto3_s3 import S3Client
 
 RUN_FILE = "run.json"
 PLAN_FILE = "plan.json"
@@ -40,21 +44,27 @@ class RunStoreError(RuntimeError):
     """An S3 object of the run is missing or not what it should be."""
 
 
-def aws_client(service: str, config: Any = None, **overrides: Any) -> Any:
-    """A boto3 client with standard retries (8 attempts); the endpoint comes from AWS_ENDPOINT_URL."""
+def aws_client(service: str, config: Config | None = None, **overrides: Any) -> Any:
+    """A boto3 client with standard retries (8 attempts); the endpoint comes from AWS_ENDPOINT_URL.
+
+    boto3-stubs types a client by a literal service name; this takes any name, so it returns Any
+    and typed wrappers (s3_client) say what they hand out."""
     import boto3
     from botocore.config import Config
 
     cfg = Config(retries={"mode": "standard", "max_attempts": 8})
-    return boto3.client(service, config=cfg.merge(config) if config else cfg, **overrides)
+    make: Callable[..., Any] = boto3.client
+    return make(service, config=cfg.merge(config) if config else cfg, **overrides)
 
 
-def s3_client(**overrides: Any) -> Any:
+def s3_client(**overrides: Any) -> S3Client:
     """An S3 client with standard retries; honours AWS_ENDPOINT_URL (path-style there)."""
     from botocore.config import Config
 
-    style = "path" if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3") else "auto"
-    return aws_client("s3", Config(s3={"addressing_style": style}), **overrides)
+    local = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
+    style: Literal["path", "auto"] = "path" if local else "auto"
+    client: S3Client = aws_client("s3", Config(s3={"addressing_style": style}), **overrides)
+    return client
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def ensure_base(client: docker.DockerClient, ref: str, platform: str, log: Any) 
     try:
         image = client.images.get(ref)
         if image.attrs.get("Architecture") == want_arch:
-            return image.attrs
+            return dict(image.attrs)
     except ImageNotFound:
         image = None
     if ref.startswith(OWN_BASE_PREFIX):
@@ -125,7 +125,7 @@ def ensure_base(client: docker.DockerClient, ref: str, platform: str, log: Any) 
         ) from exc
     if pulled.attrs.get("Architecture") != want_arch:
         raise BaseImageError(f"{ref} has no {platform} variant (got {pulled.attrs.get('Architecture')})")
-    return pulled.attrs
+    return dict(pulled.attrs)
 
 
 def resolved_pins(spec: ImageSpec, architecture: str = "x86_64") -> list[Pin]:
@@ -145,7 +145,7 @@ def resolved_pins(spec: ImageSpec, architecture: str = "x86_64") -> list[Pin]:
 def base_identity(client: docker.DockerClient, base: str) -> str:
     """The local image id of `base` when present (so a rebuilt base changes tags), else its name."""
     try:
-        return client.images.get(base).id
+        return str(client.images.get(base).id)
     except ImageNotFound:
         return base
 

@@ -67,7 +67,7 @@ def index_reachable(url: str, timeout_s: float = 5.0) -> bool:
         return Path(urlparse(url).path).is_dir()
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/torch/", timeout=timeout_s) as resp:
-            return resp.status < 400
+            return bool(resp.status < 400)
     except (urllib.error.URLError, OSError, ValueError):
         return False
 

@@ -78,7 +78,7 @@ def parse_size(text: str) -> int | None:
     return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the invoke parser."""
     p = subparsers.add_parser(
         "invoke",
@@ -165,6 +165,13 @@ def prepare_payload(raw: dict[str, Any], run_id: str | None = None) -> tuple[dic
     return body, payload
 
 
+def run_id_of(payload: RunPayload) -> str:
+    """The run id prepare_payload gave the payload."""
+    if payload.run_id is None:
+        raise InvokeError("the payload has no run_id (prepare_payload gives it one)")
+    return payload.run_id
+
+
 def resume_body(run_id: str, out_dir: Path, payload_text: str | None) -> dict[str, Any]:
     """The payload of a resumed run: the run's own (from --payload or the run folder's run.json),
     with its run id and `resume` set. InvokeError when neither gives one."""
@@ -223,7 +230,7 @@ class Tracker:
 
     def _fresh(self, obj: dict[str, Any]) -> bool:
         # Reports of earlier runs under the same prefix are older than this execution.
-        return obj["LastModified"].timestamp() >= self.since.timestamp() - 1.0
+        return bool(obj["LastModified"].timestamp() >= self.since.timestamp() - 1.0)
 
     def poll(self, s3: Any, loc: Any) -> None:
         """Read run.json until it is ours, then any new or changed worker report."""
@@ -276,7 +283,7 @@ def wait_for(
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("planning", total=None, detail="")
         while True:
-            desc = sfn.describe_execution(executionArn=execution_arn)
+            desc: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
             try:
                 tracker.poll(s3, loc)
             except Exception as exc:  # noqa: BLE001 - a slow or flaky listing must not stop the wait
@@ -387,7 +394,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for w in payload.warnings:
         console.print(f"[yellow]warning:[/] {w}")
-    run_id = payload.run_id
+    run_id = run_id_of(payload)
     loc = RunLocation(*payload.output_location)
     sfn, s3 = sfn_client(), s3_client()
     if payload.resume and already_succeeded(s3, loc, run_id):
@@ -646,7 +653,7 @@ def dry_run_rows(
             source=f"{throughput.source}, / {factor:.2f} for uncertainty {p.uncertainty}",
         )
     rows = [
-        ("run", p.run_id),
+        ("run", p.run_id or "(a new id when the run starts)"),
         ("input", p.input),
         ("output", p.output),
         ("work items", str(len(planned.items))),

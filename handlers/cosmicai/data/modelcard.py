@@ -42,12 +42,12 @@ def _best(info: dict[str, Any]) -> str:
 
 
 def metrics_table(columns: dict[str, dict[str, Any] | None]) -> str:
-    """Markdown table: one row per metric, one column per named metric dict."""
-    names = [k for k, v in columns.items() if v]
-    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    lines.append("| objects | " + " | ".join(str(columns[n]["n"]) for n in names) + " |")
+    """Markdown table: one row per metric, one column per named metric dict (empty ones left out)."""
+    present = {k: v for k, v in columns.items() if v}
+    lines = ["| metric | " + " | ".join(present) + " |", "|---|" + "---|" * len(present)]
+    lines.append("| objects | " + " | ".join(str(m["n"]) for m in present.values()) + " |")
     for label, key in METRIC_ROWS:
-        lines.append(f"| {label} | " + " | ".join(_fmt(columns[n].get(key)) for n in names) + " |")
+        lines.append(f"| {label} | " + " | ".join(_fmt(m.get(key)) for m in present.values()) + " |")
     return "\n".join(lines)
 
 
