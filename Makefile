@@ -25,7 +25,7 @@ $(VENV)/.installed: requirements/lock.txt handlers/pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e 'handlers[cli,infer,report,data,dev]'
 	touch $@
 
-test: setup localstack-install asl-tools ## Run the whole suite (unit + integration): the CI command
+test: setup localstack-install asl-tools lint ## Lint, then the whole suite (unit + integration): the CI command
 	@$(PY) -m pytest tests --durations=15 $(PYTEST_ARGS) \
 	  && echo "make test: PASSED" || { rc=$$?; echo "make test: FAILED (pytest exit $$rc)"; exit $$rc; }
 
