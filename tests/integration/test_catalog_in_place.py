@@ -9,10 +9,8 @@ S3 as one dataset (labelled and unlabelled shards mixed), every predicted object
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -37,27 +35,6 @@ LABELLED = sum(s.n for i, s in enumerate(SHARDS.values()) if i < 4)
 
 
 pytestmark = pytest.mark.skipif(bool(demo_weights_missing()), reason=demo_weights_missing() or "weights present")
-
-
-def _make_invoke(
-    stack_cli: Any, localstack: Any, payload: dict[str, Any], *variables: str
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            "make",
-            "-s",
-            "invoke",
-            f"PAYLOAD={json.dumps(payload)}",
-            f"STATE_DIR={stack_cli.state_dir}",
-            f"LOCALSTACK_PORT={localstack.port}",
-            *variables,
-        ],
-        cwd=ROOT,
-        text=True,
-        capture_output=True,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "250"},
-    )
 
 
 def _rows(out: str) -> dict[str, str]:
@@ -87,7 +64,7 @@ def test_dry_run_prints_the_plan_and_starts_nothing(
     output = f"{deployed_stack['results_uri']}{run_id}/"
     payload = {"input": mixed_input, "output": output, "run_id": run_id, "shards_per_worker": 2, "max_concurrency": 3}
     before = _executions(deployed_stack["state_machine_arn"])
-    proc = _make_invoke(stack_cli, localstack, payload, "DRY_RUN=1")
+    proc = stack_cli.make("invoke", localstack.port, f"PAYLOAD={json.dumps(payload)}", "DRY_RUN=1", timeout_s=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     rows = _rows(proc.stdout)
@@ -101,7 +78,13 @@ def test_dry_run_prints_the_plan_and_starts_nothing(
     bucket, _, prefix = output.removeprefix("s3://").partition("/")
     assert client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount", 0) == 0  # nothing written
 
-    bad = _make_invoke(stack_cli, localstack, payload | {"output": mixed_input + "out/"}, "DRY_RUN=1")
+    bad = stack_cli.make(
+        "invoke",
+        localstack.port,
+        f"PAYLOAD={json.dumps(payload | {'output': mixed_input + 'out/'})}",
+        "DRY_RUN=1",
+        timeout_s=300,
+    )
     assert bad.returncode == 2 and "Error 2" in bad.stderr and "it would not run" in bad.stdout, bad.stdout[-3000:]
     assert _executions(deployed_stack["state_machine_arn"]) == before
 
@@ -114,7 +97,9 @@ def test_catalog_over_the_limit_is_queried_in_place(
     payload = {"input": mixed_input, "output": output, "run_id": run_id, "shards_per_worker": 2, "batch_size": 32}
     run_dir = ROOT / "runs" / run_id
     try:
-        proc = _make_invoke(stack_cli, localstack, payload, "CATALOG_DOWNLOAD_LIMIT=1kB")
+        proc = stack_cli.make(
+            "invoke", localstack.port, f"PAYLOAD={json.dumps(payload)}", "CATALOG_DOWNLOAD_LIMIT=1kB", timeout_s=300
+        )
         out = proc.stdout + proc.stderr
         assert proc.returncode == 0, out[-4000:]
         uri = f"{output}predictions/"

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -190,21 +188,7 @@ def test_make_invoke_with_a_corrupt_shard_is_partial(upload_shards, deployed_sta
     payload = {"input": uri, "output": f"{deployed_stack['results_uri']}{run_id}/", "run_id": run_id}
     run_dir = ROOT / "runs" / run_id
     try:
-        proc = subprocess.run(
-            [
-                "make",
-                "-s",
-                "invoke",
-                f"PAYLOAD={json.dumps(payload)}",
-                f"STATE_DIR={stack_cli.state_dir}",
-                f"LOCALSTACK_PORT={localstack.port}",
-            ],
-            cwd=ROOT,
-            text=True,
-            capture_output=True,
-            timeout=300,
-            env={**os.environ, "COLUMNS": "200"},
-        )
+        proc = stack_cli.make("invoke", localstack.port, f"PAYLOAD={json.dumps(payload)}", timeout_s=300)
         out = proc.stdout + proc.stderr
         # make exits 2 for any failed recipe; the recipe's own code (3 = PARTIAL) is in its message
         assert proc.returncode == 2 and "Error 3" in proc.stderr, out[-4000:]

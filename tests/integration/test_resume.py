@@ -8,9 +8,7 @@ shard of the run, every object once. A second `make resume` on the SUCCEEDED run
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +20,6 @@ from tests.conftest import build_shard
 ROOT = Path(__file__).resolve().parents[2]
 SHARDS = [build_shard(20 + i, seed=300 + i, id_start=1000 * i) for i in range(6)]
 BROKEN = (3, 4)  # item 1 = shards 2, 3 (one broken); item 2 = shards 4, 5 (one broken)
-
-
-def _make(target: str, stack_cli: Any, localstack: Any, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["make", "-s", target, *args, f"STATE_DIR={stack_cli.state_dir}", f"LOCALSTACK_PORT={localstack.port}"],
-        cwd=ROOT,
-        text=True,
-        capture_output=True,
-        timeout=400,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 def _catalogs(s3: Any, bucket: str, prefix: str) -> dict[str, tuple[str, float]]:
@@ -51,7 +38,7 @@ def test_resume_reruns_only_failed_shards_and_ends_succeeded(
     payload = {"input": uri, "output": output, "run_id": run_id, "shards_per_worker": 2, "batch_size": 32}
     out_bucket, out_prefix = split_s3_uri(output, "output")
     try:
-        first = _make("invoke", stack_cli, localstack, f"PAYLOAD={json.dumps(payload)}")
+        first = stack_cli.make("invoke", localstack.port, f"PAYLOAD={json.dumps(payload)}")
         assert first.returncode == 2 and "Error 3" in first.stderr, (first.stdout + first.stderr)[-3000:]  # PARTIAL
         before = _catalogs(s3, out_bucket, out_prefix)
         assert len(before) == 4
@@ -61,7 +48,7 @@ def test_resume_reruns_only_failed_shards_and_ends_succeeded(
             s3.put_object(Bucket=in_bucket, Key=f"{in_prefix}part-{i:05d}.safetensors", Body=shard_to_bytes(SHARDS[i]))
         plan_before = s3.get_object(Bucket=out_bucket, Key=out_prefix + "plan.json")["Body"].read()
 
-        second = _make("resume", stack_cli, localstack, f"RUN_ID={run_id}")
+        second = stack_cli.make("resume", localstack.port, f"RUN_ID={run_id}")
         assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
         summary = json.loads(s3.get_object(Bucket=out_bucket, Key=out_prefix + "summary.json")["Body"].read())
         total = sum(s.n for s in SHARDS)
@@ -82,7 +69,7 @@ def test_resume_reruns_only_failed_shards_and_ends_succeeded(
         assert len(ids) == len(set(ids)) == total
 
         executions = len(sfn.list_executions(stateMachineArn=deployed_stack["state_machine_arn"])["executions"])
-        third = _make("resume", stack_cli, localstack, f"RUN_ID={run_id}")
+        third = stack_cli.make("resume", localstack.port, f"RUN_ID={run_id}")
         assert third.returncode == 0 and "nothing to resume" in third.stdout, third.stdout[-2000:]
         assert len(sfn.list_executions(stateMachineArn=deployed_stack["state_machine_arn"])["executions"]) == executions
     finally:

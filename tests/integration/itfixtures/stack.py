@@ -78,6 +78,18 @@ class StackCli:
             )
         return proc
 
+    def make(self, target: str, port: int, *variables: str, timeout_s: float = 400) -> subprocess.CompletedProcess:
+        """`make -s <target> VAR=...` against this stack on the LocalStack at `port`, as a user runs it
+        (output captured; a wide terminal so rich does not wrap the lines tests read)."""
+        return subprocess.run(
+            ["make", "-s", target, *variables, f"STATE_DIR={self.state_dir}", f"LOCALSTACK_PORT={port}"],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            timeout=timeout_s,
+            env={**os.environ, "COLUMNS": "250"},
+        )
+
     def deploy(self) -> subprocess.CompletedProcess:
         return self.run("deploy")
 
