@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from cosmicai.contracts import PRECISIONS
 from cosmicai.engine import EngineError
 from cosmicai.weightsfile import sidecar, weights_sha256
 
@@ -175,7 +176,7 @@ class OpenVINOModel:
     @property
     def precisions(self) -> tuple[str, ...]:
         """Precisions this IR can run: fp32 and bf16 always, int8 when `blocks_int8` was written."""
-        return ("fp32", "bf16", "int8") if INT8_PART in self.parts else ("fp32", "bf16")
+        return PRECISIONS if INT8_PART in self.parts else tuple(p for p in PRECISIONS if p != "int8")
 
 
 def save(

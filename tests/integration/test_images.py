@@ -32,7 +32,8 @@ ENGINE = ROOT / "scripts/docker/engine.sh"
 MANIFEST = ROOT / "build/images.json"
 LS_PYTHON = ROOT / ".venv-localstack/bin/python"
 # Not the session LocalStack's port: this one runs the docker executor mode.
-DOCKER_LS_PORT = int(os.environ.get("COSMICAI_IMAGES_TEST_PORT", "4598"))
+# its own default port: test_localstack_launcher.py's LocalStack is on 4598 (COSMICAI_TEST_LAUNCHER_PORT)
+DOCKER_LS_PORT = int(os.environ.get("COSMICAI_IMAGES_TEST_PORT", "4597"))
 REGISTRY = "000000000000.dkr.ecr.us-east-1.localhost.localstack.cloud:4566"
 ROLE = "arn:aws:iam::000000000000:role/cosmicai-images-test"
 BUILD_TIMEOUT_S = 720  # a first build on 2 cores: base, wheels, both images

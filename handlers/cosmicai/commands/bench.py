@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cosmicai.contracts import BACKENDS
+
 ACCURACY_LIMIT = 2e-3  # max |dz| vs fp32 for a mode to count as accurate (issue 2)
 OBJECTS_PER_INVOCATION = 5113  # the reference's 100 MB partition
 
@@ -61,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--backend",
-        choices=("torch", "openvino"),
+        choices=BACKENDS,
         default="torch",
         help="torch: the torch modes; openvino: the OpenVINO modes too, side by side (default torch)",
     )
