@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .iam_policy import AuthzRequest, Decision, Policy, PolicyError, evaluate, parse_policy
+from .iam_policy import AuthzRequest, Decision, Policy, PolicyError, PolicyKind, evaluate, parse_policy
 from .iam_requests import Authorization, Where, access_denied_message, authorizations, s3_bucket_arn
 
 LOG = logging.getLogger(__name__)
@@ -51,13 +51,13 @@ _MISSING_KEY_OPERATIONS = ("GetObject", "HeadObject")
 
 
 @functools.lru_cache(maxsize=512)
-def _parsed(doc: str, kind: str, name: str) -> Policy:
+def _parsed(doc: str, kind: PolicyKind, name: str) -> Policy:
     """parse_policy of a stored document, once per distinct text: every S3 call of every function
     is authorized, and the same few role and bucket policies are read each time."""
-    return parse_policy(doc, kind=kind, name=name)  # type: ignore[arg-type]
+    return parse_policy(doc, kind=kind, name=name)
 
 
-def _policy(doc: Any, kind: str = "identity", name: str = "") -> Policy:
+def _policy(doc: Any, kind: PolicyKind = "identity", name: str = "") -> Policy:
     return _parsed(doc if isinstance(doc, str) else json.dumps(doc, sort_keys=True), kind, name)
 
 

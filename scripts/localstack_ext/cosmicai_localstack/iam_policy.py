@@ -24,6 +24,8 @@ from typing import Any, Literal
 from urllib.parse import unquote, unquote_plus
 
 Tri = bool | None
+# identity policies (a role's) name no Principal; resource policies (a bucket's) must
+PolicyKind = Literal["identity", "resource"]
 # A request's condition-key value: text as AWS sends it, or a bool or number given by a caller
 # (stringified as AWS would: true/false, str()), or several values for a multivalued key.
 ContextValue = str | bool | int | float | Sequence[str]
@@ -145,7 +147,7 @@ class Statement:
 class Policy:
     statements: tuple[Statement, ...]
     version: str = "2008-10-17"
-    kind: Literal["identity", "resource"] = "identity"
+    kind: PolicyKind = "identity"
     name: str | None = None
 
     @property
@@ -217,7 +219,7 @@ def _principals(value: Any, where: str) -> Principals:
     return tuple(out)
 
 
-def _statement(i: int, st: Any, kind: str, variables: bool) -> Statement:
+def _statement(i: int, st: Any, kind: PolicyKind, variables: bool) -> Statement:
     sid = st.get("Sid") if isinstance(st, dict) else None
     where = f"Statement[{i}]" + (f" (Sid {sid!r})" if sid else "")
     _check(isinstance(st, dict), where, "must be an object")
@@ -259,7 +261,7 @@ def _statement(i: int, st: Any, kind: str, variables: bool) -> Statement:
 
 
 def parse_policy(
-    doc: str | bytes | Mapping[str, Any], *, kind: Literal["identity", "resource"] = "identity", name: str | None = None
+    doc: str | bytes | Mapping[str, Any], *, kind: PolicyKind = "identity", name: str | None = None
 ) -> Policy:
     """Parse and validate a policy given as a dict, JSON text, or URL-encoded JSON text (as IAM
     returns documents). kind="identity" requires Resource and forbids Principal; kind="resource"
