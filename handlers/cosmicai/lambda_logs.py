@@ -15,9 +15,12 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cosmicai.costs import DEFAULT_PRICES, Prices
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency: annotations only
+    from mypy_boto3_logs import CloudWatchLogsClient
 
 REPORT_FILTER_PATTERN = '?"REPORT RequestId" ?"platform.report"'
 
@@ -178,7 +181,7 @@ def parse_report_lines(lines: Iterable[str], where: str = "log") -> list[ReportL
 
 
 def fetch_report_lines(
-    logs: Any,
+    logs: CloudWatchLogsClient,
     group: str,
     *,
     start_ms: int | None = None,

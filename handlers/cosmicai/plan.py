@@ -14,11 +14,14 @@ import posixpath
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cosmicai.contracts import InitResult, PlanLocation, PlannedShard, WorkItem
 from cosmicai.payload import MAX_WORKERS, PayloadError, RunPayload
 from cosmicai.runstore import list_objects
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency: annotations only
+    from mypy_boto3_s3 import S3Client
 
 SHARD_SUFFIXES = (".safetensors", ".npz", ".pt", ".pth")
 MANIFEST_NAME = "manifest.json"
@@ -50,10 +53,12 @@ def shard_name(key: str, prefix: str) -> str:
     return stem.replace("/", "__")
 
 
-def list_shards(s3: Any, bucket: str, prefix: str) -> tuple[list[dict[str, Any]], list[str], bool]:
+def list_shards(s3: S3Client, bucket: str, prefix: str) -> tuple[list[dict[str, Any]], list[str], bool]:
     """Shard objects under the prefix in key order, the keys of other objects ignored, and
     whether the prefix holds a manifest (known from the listing: see runstore.object_exists)."""
-    shards, other, has_manifest = [], [], False
+    shards: list[dict[str, Any]] = []
+    other: list[str] = []
+    has_manifest = False
     for obj in list_objects(s3, bucket, prefix):
         key = obj["Key"]
         if key.endswith("/"):
@@ -80,7 +85,7 @@ def unique_names(keys: Sequence[str], prefix: str) -> list[str]:
     ]
 
 
-def read_manifest(s3: Any, bucket: str, prefix: str) -> dict[str, dict[str, Any]]:
+def read_manifest(s3: S3Client, bucket: str, prefix: str) -> dict[str, dict[str, Any]]:
     """Entries of `<prefix>manifest.json` by full key; PlanError names what is wrong with it."""
     body = s3.get_object(Bucket=bucket, Key=prefix + MANIFEST_NAME)["Body"].read()
     where = f"s3://{bucket}/{prefix}{MANIFEST_NAME}"
@@ -98,7 +103,7 @@ def read_manifest(s3: Any, bucket: str, prefix: str) -> dict[str, dict[str, Any]
     return entries
 
 
-def probe_count(s3: Any, bucket: str, key: str, size: int) -> tuple[int | None, str | None]:
+def probe_count(s3: S3Client, bucket: str, key: str, size: int) -> tuple[int | None, str | None]:
     """Object count from the shard's header (ranged GET); (None, error code) if it cannot be read.
 
     Never raises for one object: whatever its size or bytes, a shard is planned and its worker
@@ -127,7 +132,7 @@ def probe_count(s3: Any, bucket: str, key: str, size: int) -> tuple[int | None, 
 
 
 def collect_shards(
-    s3: Any, bucket: str, prefix: str, max_shards: int | None = None
+    s3: S3Client, bucket: str, prefix: str, max_shards: int | None = None
 ) -> tuple[list[ShardInfo], list[str]]:
     """Shards to process with counts, plus warnings (ignored objects, manifest mismatches)."""
     listed, other, has_manifest = list_shards(s3, bucket, prefix)
@@ -225,7 +230,7 @@ def check_locations(payload: RunPayload) -> None:
         raise PayloadError("output", f"{payload.output} overlaps the input {payload.input}; use a separate prefix")
 
 
-def _require_location(s3: Any, bucket: str, prefix: str, field: str) -> None:
+def _require_location(s3: S3Client, bucket: str, prefix: str, field: str) -> None:
     """The bucket exists and the role may list the prefix: one ListObjectsV2 under it.
 
     Not HeadBucket: AWS authorizes it as s3:ListBucket without an s3:prefix, which a role whose
@@ -270,7 +275,7 @@ class RunPlan:
         return sum(1 for s in self.shards if s.count is None)
 
 
-def plan_run(s3: Any, payload: RunPayload) -> RunPlan:
+def plan_run(s3: S3Client, payload: RunPayload) -> RunPlan:
     """Validate the locations on S3 and plan the run; reads only, writes nothing.
 
     Raises PayloadError for missing buckets, an empty input or overlapping locations, and
@@ -301,7 +306,7 @@ def plan_run(s3: Any, payload: RunPayload) -> RunPlan:
     return RunPlan(payload=payload, shards=shards, items=items, warnings=warnings)
 
 
-def prepare_run(s3: Any, payload: RunPayload, started_at: float) -> InitResult:
+def prepare_run(s3: S3Client, payload: RunPayload, started_at: float) -> InitResult:
     """Plan the run (plan_run), write plan.json and run.json; return small data.
 
     Raises PayloadError for missing buckets, an empty input or overlapping locations.

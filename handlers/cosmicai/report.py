@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from cosmicai.runstore import (
     iter_json_lines,
     list_objects,
 )
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency: annotations only
+    from mypy_boto3_s3 import S3Client
 
 READ_THREADS = 16
 CATALOG_FILE = "catalog.parquet"
@@ -118,7 +121,7 @@ def should_download(catalog_bytes: int, limit: int | None) -> bool:
     return limit is None or catalog_bytes <= limit
 
 
-def list_catalogs(s3: Any, loc: RunLocation, keys: Sequence[str]) -> CatalogListing:
+def list_catalogs(s3: S3Client, loc: RunLocation, keys: Sequence[str]) -> CatalogListing:
     """Sizes of the catalogs at `keys` from one listing of `predictions/` (no object is read);
     ReportError if one of them is not there."""
     listed = {o["Key"]: int(o["Size"]) for o in list_objects(s3, loc.bucket, loc.key(PREDICTIONS_DIR))}
@@ -167,7 +170,7 @@ def _save_json(path: Path, doc: Any) -> None:
 
 
 def fetch_run(
-    s3: Any,
+    s3: S3Client,
     loc: RunLocation,
     run_dir: Path,
     run_id: str | None = None,
@@ -234,7 +237,7 @@ def fetch_run(
     return files
 
 
-def _failures(s3: Any, loc: RunLocation, summary: dict[str, Any], run_dir: Path) -> list[dict[str, Any]]:
+def _failures(s3: S3Client, loc: RunLocation, summary: dict[str, Any], run_dir: Path) -> list[dict[str, Any]]:
     """Every failed shard: summary.json lists the first FAILURES_LISTED, `shards.failures_file` all of
     them (saved beside summary.json, as are the per-worker rows). A summary without that file (older
     runs) listed all of them itself."""
@@ -266,7 +269,7 @@ def _read_in_order(read: Callable[[str], Any], keys: Sequence[str], window: int 
             yield result
 
 
-def _merge_catalogs(s3: Any, bucket: str, keys: Sequence[str], dst: Path) -> int:
+def _merge_catalogs(s3: S3Client, bucket: str, keys: Sequence[str], dst: Path) -> int:
     """Stream the catalogs at `keys` (in key order) into one Parquet file at `dst`; returns
     its rows. Writes nothing for no keys."""
     import pyarrow as pa
@@ -549,7 +552,7 @@ def client_endpoint() -> tuple[str | None, str | None]:
 
 
 def build_report(
-    s3: Any,
+    s3: S3Client,
     loc: RunLocation,
     run_dir: Path,
     run_id: str | None = None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cosmicai.contracts import InitResult, ShardOutcome, WorkItem
 from cosmicai.payload import PayloadError, RunPayload
@@ -28,6 +28,9 @@ from cosmicai.runstore import (
     put_json,
 )
 
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency: annotations only
+    from mypy_boto3_s3 import S3Client
+
 
 def unfinished_item(item: WorkItem, outcomes: Iterable[ShardOutcome]) -> WorkItem | None:
     """`item` restricted to its shards whose outcome is not `succeeded`; None when all succeeded."""
@@ -36,7 +39,7 @@ def unfinished_item(item: WorkItem, outcomes: Iterable[ShardOutcome]) -> WorkIte
     return item.model_copy(update={"shards": todo, "objects": None, "resume": True}) if todo else None
 
 
-def prepare_resume(s3: Any, payload: RunPayload, started_at: float) -> InitResult:
+def prepare_resume(s3: S3Client, payload: RunPayload, started_at: float) -> InitResult:
     """Write `resume.json` for the run named by the payload; return Init's small result.
 
     Raises PayloadError when the output holds no such run.

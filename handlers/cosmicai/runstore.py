@@ -16,11 +16,15 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 if TYPE_CHECKING:
     from botocore.config import Config
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectTypeDef
+    from mypy_boto3_stepfunctions import SFNClient
 
 RUN_FILE = "run.json"
 PLAN_FILE = "plan.json"
@@ -44,11 +48,25 @@ class RunStoreError(RuntimeError):
     """An S3 object of the run is missing or not what it should be."""
 
 
-def aws_client(service: str, config: Config | None = None, **overrides: Any) -> Any:
+# The services the package makes clients for, each typed by its boto3-stubs client.
+AwsService = Literal["lambda", "logs", "s3", "stepfunctions"]
+
+
+@overload
+def aws_client(service: Literal["lambda"], config: Config | None = None, **overrides: Any) -> LambdaClient: ...
+@overload
+def aws_client(service: Literal["logs"], config: Config | None = None, **overrides: Any) -> CloudWatchLogsClient: ...
+@overload
+def aws_client(service: Literal["s3"], config: Config | None = None, **overrides: Any) -> S3Client: ...
+@overload
+def aws_client(service: Literal["stepfunctions"], config: Config | None = None, **overrides: Any) -> SFNClient: ...
+
+
+def aws_client(service: AwsService, config: Config | None = None, **overrides: Any) -> Any:
     """A boto3 client with standard retries (8 attempts); the endpoint comes from AWS_ENDPOINT_URL.
 
-    boto3-stubs types a client by a literal service name; this takes any name, so it returns Any
-    and typed wrappers (s3_client) say what they hand out."""
+    Typed per service by the overloads above; boto3-stubs cannot pick its own overload for a
+    service name that is a union with `**overrides`, so the call itself goes through Any."""
     import boto3
     from botocore.config import Config
 
@@ -63,8 +81,7 @@ def s3_client(**overrides: Any) -> S3Client:
 
     local = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
     style: Literal["path", "auto"] = "path" if local else "auto"
-    client: S3Client = aws_client("s3", Config(s3={"addressing_style": style}), **overrides)
-    return client
+    return aws_client("s3", Config(s3={"addressing_style": style}), **overrides)
 
 
 @dataclass(frozen=True)
@@ -96,14 +113,14 @@ class RunLocation:
         return f"s3://{self.bucket}/{self.prefix}"
 
 
-def put_json(s3: Any, bucket: str, key: str, obj: Any) -> int:
+def put_json(s3: S3Client, bucket: str, key: str, obj: Any) -> int:
     """Write `obj` as JSON; returns the byte count."""
     body = json.dumps(obj, indent=None, separators=(",", ":"), allow_nan=False).encode()
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
     return len(body)
 
 
-def get_json(s3: Any, bucket: str, key: str) -> Any:
+def get_json(s3: S3Client, bucket: str, key: str) -> Any:
     """Read and parse one JSON object; RunStoreError names the object if it is not JSON."""
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     try:
@@ -112,7 +129,7 @@ def get_json(s3: Any, bucket: str, key: str) -> Any:
         raise RunStoreError(f"s3://{bucket}/{key}: not valid JSON ({exc})") from exc
 
 
-def object_exists(s3: Any, bucket: str, key: str) -> bool:
+def object_exists(s3: S3Client, bucket: str, key: str) -> bool:
     """Whether `key` exists, learned by listing `Prefix=key` (the key itself sorts first).
 
     Not by GET/HEAD: AWS answers those with 403 AccessDenied, not 404, for a missing key when the
@@ -123,12 +140,12 @@ def object_exists(s3: Any, bucket: str, key: str) -> bool:
     return any(o["Key"] == key for o in page.get("Contents", []))
 
 
-def get_json_if_exists(s3: Any, bucket: str, key: str) -> Any | None:
+def get_json_if_exists(s3: S3Client, bucket: str, key: str) -> Any | None:
     """`get_json` of an optional object; None when it does not exist (see object_exists)."""
     return get_json(s3, bucket, key) if object_exists(s3, bucket, key) else None
 
 
-def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+def list_objects(s3: S3Client, bucket: str, prefix: str) -> Iterator[ObjectTypeDef]:
     """Every object under `prefix` (paginated: any number of keys), as ListObjectsV2 entries."""
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
@@ -140,7 +157,7 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
 STREAM_CHUNK_BYTES = 64 * 1024
 
 
-def _text_chunks(s3: Any, bucket: str, key: str, chunk_bytes: int) -> Iterator[str]:
+def _text_chunks(s3: S3Client, bucket: str, key: str, chunk_bytes: int) -> Iterator[str]:
     """The object's body as UTF-8 text, one read at a time (a character split between reads is kept whole)."""
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     decoder = codecs.getincrementaldecoder("utf-8")()
@@ -152,7 +169,7 @@ def _text_chunks(s3: Any, bucket: str, key: str, chunk_bytes: int) -> Iterator[s
         raise RunStoreError(f"s3://{bucket}/{key}: not UTF-8 ({exc})") from exc
 
 
-def iter_json_array(s3: Any, bucket: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES) -> Iterator[Any]:
+def iter_json_array(s3: S3Client, bucket: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES) -> Iterator[Any]:
     """The elements of the JSON array stored at `key`, parsed as its body streams in.
 
     Memory holds one read and one element, not the array: Summarize reads a 40,000-item plan.json
@@ -212,7 +229,7 @@ def iter_json_array(s3: Any, bucket: str, key: str, chunk_bytes: int = STREAM_CH
         raise RunStoreError(f"{where}: data after the JSON array")
 
 
-def iter_json_lines(s3: Any, bucket: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES) -> Iterator[Any]:
+def iter_json_lines(s3: S3Client, bucket: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES) -> Iterator[Any]:
     """The documents of the JSON Lines object at `key` (JsonLinesSpool's uploads), one line at a time."""
     rest = ""
     for chunk in _text_chunks(s3, bucket, key, chunk_bytes):
@@ -242,7 +259,7 @@ class JsonLinesSpool:
         self._file.write(json.dumps(doc, separators=(",", ":"), allow_nan=False).encode() + b"\n")
         self.rows += 1
 
-    def upload(self, s3: Any, bucket: str, key: str) -> int:
+    def upload(self, s3: S3Client, bucket: str, key: str) -> int:
         """PUT the lines written so far (the body streams from the file); returns the byte count."""
         size = self._file.tell()
         self._file.seek(0)
@@ -268,7 +285,7 @@ class ListedKeys:
 
     _DTYPE = [("hi", ">u8"), ("lo", ">u8")]
 
-    def __init__(self, s3: Any, bucket: str, prefix: str, suffix: str = "") -> None:
+    def __init__(self, s3: S3Client, bucket: str, prefix: str, suffix: str = "") -> None:
         import numpy as np
 
         raw = bytearray()
@@ -309,7 +326,7 @@ class ListedKeys:
     def untaken(self) -> int:
         return int(len(self.taken) - self.taken.sum())
 
-    def untaken_keys(self, s3: Any) -> Iterator[str]:
+    def untaken_keys(self, s3: S3Client) -> Iterator[str]:
         """The listed keys not taken, by listing the prefix again (the digests cannot be read back)."""
         for o in list_objects(s3, self.bucket, self.prefix):
             i = self._index(o["Key"]) if o["Key"].endswith(self.suffix) else None

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from pydantic import ValidationError
@@ -61,6 +61,9 @@ from cosmicai.runstore import (
     put_json,
 )
 from cosmicai.summary_tally import PerformanceTally, ProvenanceTally, WorkerTotals
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency: annotations only
+    from mypy_boto3_s3 import S3Client
 
 # S3 GETs are latency-bound (~20-50 ms each): 16 in flight keeps Summarize's reads of 40,000
 # reports and 40,000 partials to about a minute, while its memory holds at most 32 partials.
@@ -162,7 +165,7 @@ class RunReports:
     stale, this run's are yielded). `warnings()` names unreadable and stale reports.
     """
 
-    def __init__(self, s3: Any, loc: RunLocation, run_id: str) -> None:
+    def __init__(self, s3: S3Client, loc: RunLocation, run_id: str) -> None:
         self.s3, self.loc, self.run_id = s3, loc, run_id
         self.listed = ListedKeys(s3, loc.bucket, loc.key(WORKERS_DIR), suffix=".json")
         self.catalogs = ListedKeys(s3, loc.bucket, loc.key(PREDICTIONS_DIR))
@@ -246,10 +249,12 @@ def stream_map(
             yield result
 
 
-def _catalog_partial(s3: Any, loc: RunLocation, o: ShardOutcome) -> ShardPartial:
+def _catalog_partial(s3: S3Client, loc: RunLocation, o: ShardOutcome) -> ShardPartial:
     """A shard's partial from its catalog: the fallback for a shard whose item left no usable partial."""
     from cosmicai.catalog import read_catalog
 
+    if o.prediction_key is None:  # never: only succeeded shards are read, and each has its catalog key
+        raise ValueError(f"shard {o.key} has no catalog to read its metrics from")
     table = read_catalog(s3.get_object(Bucket=loc.bucket, Key=o.prediction_key)["Body"].read())
     z_true = table.column("z_true").to_numpy(zero_copy_only=False).astype(np.float64)
     z_pred = table.column("z_pred").to_numpy(zero_copy_only=False)
@@ -259,7 +264,7 @@ def _catalog_partial(s3: Any, loc: RunLocation, o: ShardOutcome) -> ShardPartial
 
 
 def _item_partials(
-    s3: Any, loc: RunLocation, run_id: str, item_id: str, wanted: list[ShardOutcome], present: bool
+    s3: S3Client, loc: RunLocation, run_id: str, item_id: str, wanted: list[ShardOutcome], present: bool
 ) -> tuple[list[ShardPartial], str | None]:
     """The sections of `wanted` (succeeded outcomes of one item): from the item's partial file, and
     from catalogs for any shard the file does not cover; with the reason when a fallback was needed."""
@@ -291,7 +296,7 @@ class PartialMerge:
     accumulator and the presence of the partials (ListedKeys), nothing per item.
     """
 
-    def __init__(self, s3: Any, loc: RunLocation, run_id: str) -> None:
+    def __init__(self, s3: S3Client, loc: RunLocation, run_id: str) -> None:
         self.s3, self.loc, self.run_id = s3, loc, run_id
         # One listing, not a GET per item: absent keys answer 403 to our role, and 40 pages are cheap.
         self.present = ListedKeys(s3, loc.bucket, loc.key(METRICS_DIR))
@@ -436,7 +441,7 @@ def _cost(totals: WorkerTotals, items: int, shards: int, predicted: int, arch: s
 
 
 def summarize_run(
-    s3: Any,
+    s3: S3Client,
     loc: RunLocation,
     run_id: str | None = None,
     map_error: dict[str, Any] | None = None,

@@ -36,6 +36,8 @@ from cosmicai.procstats import peak_rss_mb
 from cosmicai.runstore import RunLocation, put_json
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
     from cosmicai.metrics import ShardPartial
 
 _LOG = get_logger("cosmicai.worker")
@@ -93,7 +95,7 @@ def max_shard_bytes(memory_mb: int | None) -> int:
 
 
 def _download(
-    s3: Any, bucket: str, shard: PlannedShard, max_bytes: int
+    s3: S3Client, bucket: str, shard: PlannedShard, max_bytes: int
 ) -> tuple[bytes | None, float, tuple[str, str] | None]:
     """(bytes, seconds, (error code, message)); errors are returned so one shard fails alone."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -138,7 +140,7 @@ def shard_partial(
     return ShardPartial(key, int(z_pred.size), partial)
 
 
-def _with_previous(s3: Any, item: WorkItem, sections: list[ShardPartial]) -> list[ShardPartial]:
+def _with_previous(s3: S3Client, item: WorkItem, sections: list[ShardPartial]) -> list[ShardPartial]:
     """`sections` plus this run's earlier sections of this item for shards not in `sections`."""
     from cosmicai.metrics import PartialFormatError, partials_from_bytes
     from cosmicai.runstore import object_exists
@@ -165,7 +167,7 @@ def _with_previous(s3: Any, item: WorkItem, sections: list[ShardPartial]) -> lis
     return [s for k, s in old.shards.items() if k not in fresh] + sections
 
 
-def write_partials(s3: Any, item: WorkItem, sections: list[ShardPartial], *, keep_previous: bool = False) -> float:
+def write_partials(s3: S3Client, item: WorkItem, sections: list[ShardPartial], *, keep_previous: bool = False) -> float:
     """PUT the item's metric partial (`metrics/<item_id>.json`); returns the seconds it took.
 
     `keep_previous` is for an item that re-runs only some of its shards (a resumed run): the
@@ -236,7 +238,7 @@ def shard_predictor(engine: Predictor, item: WorkItem) -> Callable[[Any], ShardP
 
 def run_item(
     item: WorkItem,
-    s3: Any,
+    s3: S3Client,
     predictor: Callable[[], Predictor],
     *,
     cold_start: bool,
@@ -384,7 +386,7 @@ def read_report(doc: Any) -> WorkerReport | None:
         return None
 
 
-def with_previous_report(s3: Any, loc: RunLocation, report: WorkerReport) -> WorkerReport:
+def with_previous_report(s3: S3Client, loc: RunLocation, report: WorkerReport) -> WorkerReport:
     """A resumed item's report: this run's earlier entries for the shards it did not re-run, then
     the new ones, so the item's one report still lists every shard. `status` and `errors` cover
     all of them; `objects` and the timings stay this invocation's (the performance figures)."""

@@ -22,6 +22,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # typing only: the command's imports stay lazy so `cosmicai --help` is quick
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
+
     from cosmicai.costs import Bill
     from cosmicai.lambda_logs import ReportLine
 
@@ -94,7 +97,7 @@ def parse_time_ms(value: str | None, option: str, now: float | None = None) -> i
     return int(dt.timestamp() * 1000)
 
 
-def function_arch(lambda_client: Any, group: str) -> str | None:
+def function_arch(lambda_client: LambdaClient, group: str) -> str | None:
     """The architecture of the function behind `/aws/lambda/<name>`, None if unknown."""
     if not group.startswith("/aws/lambda/"):
         return None
@@ -119,7 +122,7 @@ class RunFacts:
     finished_at: float
 
 
-def run_requests(s3: Any, output: str, run_id: str) -> RunFacts:
+def run_requests(s3: S3Client, output: str, run_id: str) -> RunFacts:
     """The run's facts from its worker reports under `output`."""
     from cosmicai.payload import split_s3_uri
     from cosmicai.runstore import WORKERS_DIR, get_json, list_objects

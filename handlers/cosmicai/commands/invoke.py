@@ -37,9 +37,16 @@ from typing import TYPE_CHECKING, Any
 from cosmicai.costs import BYTES_PER_OBJECT, MEASURED_INIT_S, MEASURED_OBJECTS_PER_S, MEASURED_SOURCE
 
 if TYPE_CHECKING:  # typing only: the command's imports stay lazy so `cosmicai --help` is quick
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectTypeDef
+    from mypy_boto3_stepfunctions import SFNClient
+    from mypy_boto3_stepfunctions.type_defs import DescribeExecutionOutputTypeDef
+    from rich.console import Console
+
     from cosmicai.payload import RunPayload
     from cosmicai.plan import RunPlan, ShardInfo
     from cosmicai.report import CatalogInPlace
+    from cosmicai.runstore import RunLocation
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_WAITING = 0, 1, 2, 3, 4
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -185,7 +192,7 @@ def resume_body(run_id: str, out_dir: Path, payload_text: str | None) -> dict[st
     return raw | {"run_id": run_id, "resume": True}
 
 
-def already_succeeded(s3: Any, loc: Any, run_id: str) -> bool:
+def already_succeeded(s3: S3Client, loc: RunLocation, run_id: str) -> bool:
     """Whether the run's summary in S3 says SUCCEEDED (then a resume has nothing to do)."""
     from cosmicai.runstore import SUMMARY_FILE, get_json_if_exists
 
@@ -211,7 +218,7 @@ def exit_code(execution_status: str, summary_status: str | None) -> int:
     return EXIT_OK if summary_status == "SUCCEEDED" else EXIT_FAILED
 
 
-def sfn_client() -> Any:
+def sfn_client() -> SFNClient:
     """A Step Functions client with standard retries (AWS_ENDPOINT_URL honoured by boto3)."""
     from cosmicai.runstore import aws_client
 
@@ -228,11 +235,11 @@ class Tracker:
     objects_planned: int | None = None
     reports: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
-    def _fresh(self, obj: dict[str, Any]) -> bool:
+    def _fresh(self, obj: ObjectTypeDef) -> bool:
         # Reports of earlier runs under the same prefix are older than this execution.
         return bool(obj["LastModified"].timestamp() >= self.since.timestamp() - 1.0)
 
-    def poll(self, s3: Any, loc: Any) -> None:
+    def poll(self, s3: S3Client, loc: RunLocation) -> None:
         """Read run.json until it is ours, then any new or changed worker report."""
         from cosmicai.runstore import RUN_FILE, WORKERS_DIR, get_json, list_objects
 
@@ -267,8 +274,15 @@ class Tracker:
 
 
 def wait_for(
-    sfn: Any, s3: Any, execution_arn: str, tracker: Tracker, loc: Any, console: Any, poll: float, timeout: float
-) -> dict[str, Any]:
+    sfn: SFNClient,
+    s3: S3Client,
+    execution_arn: str,
+    tracker: Tracker,
+    loc: RunLocation,
+    console: Console,
+    poll: float,
+    timeout: float,
+) -> DescribeExecutionOutputTypeDef:
     """Poll until the execution ends (or `timeout`), drawing a progress bar; returns describe_execution."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -283,7 +297,7 @@ def wait_for(
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("planning", total=None, detail="")
         while True:
-            desc: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+            desc = sfn.describe_execution(executionArn=execution_arn)
             try:
                 tracker.poll(s3, loc)
             except Exception as exc:  # noqa: BLE001 - a slow or flaky listing must not stop the wait
@@ -304,7 +318,7 @@ def wait_for(
             time.sleep(poll)
 
 
-def execution_error(sfn: Any, desc: dict[str, Any]) -> tuple[str, str]:
+def execution_error(sfn: SFNClient, desc: DescribeExecutionOutputTypeDef) -> tuple[str, str]:
     """(error, cause) of an ended execution, from describe_execution or else its history."""
     from cosmicai.summary import parse_cause
 
@@ -322,7 +336,7 @@ def execution_error(sfn: Any, desc: dict[str, Any]) -> tuple[str, str]:
 
 
 def print_results(
-    console: Any,
+    console: Console,
     summary: dict[str, Any],
     run_dir: Path,
     plots: list[Path],
@@ -356,7 +370,7 @@ def print_results(
         console.print(f"plots: {', '.join(str(p) for p in plots)}")
 
 
-def print_in_place(console: Any, in_place: CatalogInPlace) -> None:
+def print_in_place(console: Console, in_place: CatalogInPlace) -> None:
     """Where the catalog that was not downloaded is, and the Python that queries it there."""
     from cosmicai.report import client_endpoint, format_bytes, in_place_snippet
 

@@ -13,7 +13,10 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency: annotations only
+    from mypy_boto3_s3 import S3Client
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
@@ -59,7 +62,7 @@ def _stack() -> dict[str, Any]:
     }
 
 
-def _delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
+def _delete_prefix(s3: S3Client, bucket: str, prefix: str) -> None:
     from cosmicai.runstore import list_objects
 
     keys = [o["Key"] for o in list_objects(s3, bucket, prefix)]

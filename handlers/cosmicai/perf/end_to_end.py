@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cosmicai.payload import split_s3_uri
 from cosmicai.perf.projection import shard_objects
@@ -25,6 +25,10 @@ from cosmicai.runstore import (
 )
 from cosmicai.shards import shard_to_bytes
 
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency: annotations only
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_stepfunctions import SFNClient
+
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 TARGET_SHARDS, TARGET_SHARD_OBJECTS = 16, 2048  # issue 8's overhead case
 
@@ -33,7 +37,7 @@ class EndToEndError(RuntimeError):
     """A benchmark run could not be started or did not finish (message names the run)."""
 
 
-def upload_set(s3: Any, data_uri: str, name: str, shards: int, objects_per_shard: int) -> str:
+def upload_set(s3: S3Client, data_uri: str, name: str, shards: int, objects_per_shard: int) -> str:
     """Write `shards` synthetic shards under <data_uri>bench-e2e/<name>/; returns that input URI."""
     bucket, prefix = split_s3_uri(data_uri, "--data-uri")
     key_prefix = f"{prefix}bench-e2e/{name}/"
@@ -43,7 +47,7 @@ def upload_set(s3: Any, data_uri: str, name: str, shards: int, objects_per_shard
     return f"s3://{bucket}/{key_prefix}"
 
 
-def run_once(sfn: Any, s3: Any, arn: str, payload: dict[str, Any], timeout_s: float = 900) -> dict[str, Any]:
+def run_once(sfn: SFNClient, s3: S3Client, arn: str, payload: dict[str, Any], timeout_s: float = 900) -> dict[str, Any]:
     """Start one execution, wait for it, return (status, wall from Step Functions' own dates, summary.json and
     its per-worker rows, summary/workers.jsonl)."""
     import json

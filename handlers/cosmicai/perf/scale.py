@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cosmicai.costs import MEASURED_INIT_S, MEASURED_OBJECTS_PER_S, project_run
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency: annotations only
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_stepfunctions import SFNClient
+    from mypy_boto3_stepfunctions.type_defs import HistoryEventTypeDef
 
 UPLOAD_THREADS = 16
 BILLION = 1_000_000_000
@@ -41,7 +49,7 @@ def synthetic_shard(n: int, seed: int = 1, id_start: int = 0) -> Any:
     )
 
 
-def upload(s3: Any, bucket: str, prefix: str, shards: int, per_shard: int) -> dict[str, Any]:
+def upload(s3: S3Client, bucket: str, prefix: str, shards: int, per_shard: int) -> dict[str, Any]:
     """Write `shards` synthetic shards of `per_shard` objects and their manifest; returns counts and seconds."""
     from cosmicai.shards import shard_to_bytes
 
@@ -60,7 +68,7 @@ def upload(s3: Any, bucket: str, prefix: str, shards: int, per_shard: int) -> di
     return {"shards": shards, "objects": shards * per_shard, "upload_s": round(time.monotonic() - t0, 1)}
 
 
-def state_seconds(history: list[dict[str, Any]]) -> dict[str, float]:
+def state_seconds(history: Sequence[HistoryEventTypeDef]) -> dict[str, float]:
     """Seconds from each run-level state's entry to its exit (names as in the ASL)."""
     entered: dict[str, float] = {}
     out: dict[str, float] = {}
@@ -75,7 +83,7 @@ def state_seconds(history: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def function_reports(logs: Any, group: str, start_ms: int, end_ms: int) -> dict[str, Any]:
+def function_reports(logs: CloudWatchLogsClient, group: str, start_ms: int, end_ms: int) -> dict[str, Any]:
     """Duration and Max Memory Used of a function's invocations in the window (its REPORT lines)."""
     from cosmicai.lambda_logs import dedupe, fetch_report_lines
 
@@ -90,9 +98,9 @@ def function_reports(logs: Any, group: str, start_ms: int, end_ms: int) -> dict[
     }
 
 
-def history(sfn: Any, arn: str) -> list[dict[str, Any]]:
+def history(sfn: SFNClient, arn: str) -> list[HistoryEventTypeDef]:
     """The execution's whole history (all pages)."""
-    events: list[dict[str, Any]] = []
+    events: list[HistoryEventTypeDef] = []
     for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
         events += page["events"]
     return events
@@ -222,7 +230,7 @@ def _shards_per_worker_for(shards: int) -> int:
     return max(1, -(-shards // MAX_WORKERS))
 
 
-def upload_listing(s3: Any, bucket: str, prefix: str, shards: int, count: int = 5113) -> float:
+def upload_listing(s3: S3Client, bucket: str, prefix: str, shards: int, count: int = 5113) -> float:
     """N placeholder objects and a manifest giving each a count: what Init lists and plans from.
 
     Init never reads a shard listed in the manifest, so 1-byte objects give the same listing and
@@ -238,7 +246,7 @@ def upload_listing(s3: Any, bucket: str, prefix: str, shards: int, count: int = 
     return round(time.monotonic() - t0, 1)
 
 
-def invoke_init(lam: Any, function: str, payload: dict[str, Any]) -> dict[str, Any]:
+def invoke_init(lam: LambdaClient, function: str, payload: dict[str, Any]) -> dict[str, Any]:
     """Invoke Init once (synchronously) and read its REPORT line from the log tail."""
     import base64
 

@@ -21,7 +21,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from cosmicai.model import AstroMAE
 from cosmicai.perf.refloop import partition_bytes, reference_style_predict
 from cosmicai.shards import Shard, shard_to_bytes
 from cosmicai.worker import PlannedShard, WorkItem, run_item
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency: annotations only
+    from mypy_boto3_s3 import S3Client
 
 REFERENCE = "reference_style"
 OPENVINO_PREFIX = "openvino-"
@@ -80,7 +83,7 @@ class WorkerPathBench:
     """Uploads one shard twice (safetensors and reference `.pt`) and times the runners on it."""
 
     def __init__(
-        self, s3: Any, bucket: str, prefix: str, model: AstroMAE, shard: Shard, openvino_model: Any = None
+        self, s3: S3Client, bucket: str, prefix: str, model: AstroMAE, shard: Shard, openvino_model: Any = None
     ) -> None:
         self.s3, self.bucket, self.prefix, self.model, self.shard = s3, bucket, prefix, model, shard
         self.openvino_model = openvino_model  # an engine_openvino.OpenVINOModel, or None: no OpenVINO rows
