@@ -108,16 +108,19 @@ class WorkerPathBench:
     def _worker_run(self, name: str, threads: int, batch: int) -> tuple[np.ndarray, float, float]:
         engine = self._engine(name, threads, batch)
         backend, precision = split_runner(name)
-        item = WorkItem(
-            item_id=f"bench-{name}-t{threads}-b{batch}",
-            run_id="bench",
-            input_bucket=self.bucket,
-            output=f"s3://{self.bucket}/{self.prefix}out/{name}-t{threads}-b{batch}/",
-            batch_size=batch,
-            precision=precision,  # type: ignore[arg-type]  # one of PRECISIONS (split_runner of a known name)
-            backend=backend,  # type: ignore[arg-type]
-            objects=self.shard.n,
-            shards=[PlannedShard(key=self.shard_key, name="bench", bytes=self.shard_bytes, count=self.shard.n)],
+        # validated as the worker parses a planned item: split_runner's strings become the Literals
+        item = WorkItem.model_validate(
+            {
+                "item_id": f"bench-{name}-t{threads}-b{batch}",
+                "run_id": "bench",
+                "input_bucket": self.bucket,
+                "output": f"s3://{self.bucket}/{self.prefix}out/{name}-t{threads}-b{batch}/",
+                "batch_size": batch,
+                "precision": precision,
+                "backend": backend,
+                "objects": self.shard.n,
+                "shards": [PlannedShard(key=self.shard_key, name="bench", bytes=self.shard_bytes, count=self.shard.n)],
+            }
         )
         t0, c0 = time.perf_counter(), time.process_time()
         report = run_item(item, self.s3, lambda: engine, cold_start=False, init_seconds=0.0)
