@@ -182,6 +182,11 @@ def group_sizes(n_shards: int, shards_per_worker: int = 1, workers: int | None =
     return sizes
 
 
+def min_shards_per_item(shards: int) -> int:
+    """The fewest shards per work item that keep `shards` within one run's Map (MAX_WORKERS items)."""
+    return max(1, math.ceil(shards / MAX_WORKERS))
+
+
 def plan_work_items(payload: RunPayload, shards: Sequence[ShardInfo]) -> list[WorkItem]:
     """The work items of a run; raises PlanError if one is too large for a state."""
     bucket, _ = payload.input_location
@@ -189,7 +194,7 @@ def plan_work_items(payload: RunPayload, shards: Sequence[ShardInfo]) -> list[Wo
         raise PlanError("the payload has no run_id yet (plan_run gives it one)")
     sizes = group_sizes(len(shards), payload.shards_per_worker, payload.workers)
     if len(sizes) > MAX_WORKERS:
-        needed = math.ceil(len(shards) / MAX_WORKERS)
+        needed = min_shards_per_item(len(shards))
         raise PlanError(
             f"{len(shards)} shards make {len(sizes)} work items, over the {MAX_WORKERS} one run's Map can "
             f"collect within the state size limit: set shards_per_worker to {needed} or more (or use larger shards)"

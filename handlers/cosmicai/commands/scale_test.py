@@ -76,6 +76,7 @@ def init_limit(stack: dict[str, Any], shards: int, log: Any = print) -> dict[str
 
     from cosmicai.payload import split_s3_uri
     from cosmicai.perf import scale
+    from cosmicai.plan import min_shards_per_item
     from cosmicai.runstore import aws_client, s3_client
 
     tag = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:4]
@@ -85,7 +86,7 @@ def init_limit(stack: dict[str, Any], shards: int, log: Any = print) -> dict[str
     s3 = s3_client()
     log(f"scale-test: uploading {shards:,} listed objects and a manifest for Init to plan")
     upload_s = scale.upload_listing(s3, data_bucket, in_prefix, shards)
-    spw = scale._shards_per_worker_for(shards)
+    spw = min_shards_per_item(shards)
     payload = {
         "input": f"s3://{data_bucket}/{in_prefix}",
         "output": f"s3://{out_bucket}/{run_prefix}",

@@ -26,6 +26,7 @@ from cosmicai.costs import (
     project_run,
     throughput_at_memory,
 )
+from cosmicai.plan import min_shards_per_item
 
 REFERENCE_OBJECTS = 659_817  # the reference's 12.6 GB data set
 REFERENCE_USD_PER_MILLION = 1.78  # from its own logs (REFERENCE.md section 3)
@@ -42,7 +43,6 @@ ITEM_LIMIT_S = 600.0
 WORKER_BASE_MEMORY_MB = 512
 CPU_CLASSES = ("host", "avx2")
 BILLION = 1_000_000_000
-MAP_ITEM_LIMIT = 40_000  # payload.MAX_WORKERS: the work items one run's Map collects
 
 ASSUMPTIONS = (
     "objects/s per vCPU on Lambda equals the worker path's objects per wall second at one thread measured on the "
@@ -330,8 +330,8 @@ def class_projection(results: dict[str, Any], cpu_class: str, min_memory_mb: flo
             "s3_mb_per_s": variant.s3_mb_per_s,
             "usd_per_million_objects": round(p["cost"]["usd_per_million_objects"], 5),
         }
-    # Survey scale: 10^9 objects at the recommended row (a Map takes at most 40,000 items: payload.MAX_WORKERS)
-    per_item = max(r["shards_per_item"], math.ceil(BILLION / r["shard_objects"] / MAP_ITEM_LIMIT))
+    # Survey scale: 10^9 objects at the recommended row, in as few items as one run's Map allows
+    per_item = max(r["shards_per_item"], min_shards_per_item(math.ceil(BILLION / r["shard_objects"])))
     big = project_run(
         objects_per_s=r["objects_per_s"],
         memory_mb=r["memory_mb"],

@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from cosmicai.costs import MEASURED_INIT_S, MEASURED_OBJECTS_PER_S, project_run
+from cosmicai.perf.projection import BILLION
+from cosmicai.plan import min_shards_per_item
 
 if TYPE_CHECKING:  # boto3-stubs, a dev dependency: annotations only
     from mypy_boto3_lambda import LambdaClient
@@ -25,7 +27,6 @@ if TYPE_CHECKING:  # boto3-stubs, a dev dependency: annotations only
     from mypy_boto3_stepfunctions.type_defs import HistoryEventTypeDef
 
 UPLOAD_THREADS = 16
-BILLION = 1_000_000_000
 PROJECTION_CONCURRENCY = (1000, 10_000)
 # Without bench/results.json: the int8 worker path per vCPU and the init of the last `make bench`.
 DEFAULT_OBJECTS_PER_S = MEASURED_OBJECTS_PER_S["int8"]
@@ -110,7 +111,7 @@ def projection(objects_per_s: float = DEFAULT_OBJECTS_PER_S, init_s: float = DEF
     """10^9 objects at the deployed recommendation (100 MB shards, 1,769 MB x86_64): the bill (costs.run_bill
     through project_run) and wall time, with as few shards per work item as one run's Map allows."""
     shards = -(-BILLION // PROJECTION_SHARD_OBJECTS)
-    per_item = _shards_per_worker_for(shards)
+    per_item = min_shards_per_item(shards)
     rows = []
     for concurrency in PROJECTION_CONCURRENCY:
         p = project_run(
@@ -221,13 +222,6 @@ def render_section(figures: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-# One run's Map takes at most this many work items (payload.MAX_WORKERS).
-def _shards_per_worker_for(shards: int) -> int:
-    from cosmicai.payload import MAX_WORKERS
-
-    return max(1, -(-shards // MAX_WORKERS))
 
 
 def upload_listing(s3: S3Client, bucket: str, prefix: str, shards: int, count: int = 5113) -> float:
